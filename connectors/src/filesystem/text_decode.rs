@@ -1,0 +1,577 @@
+//! Decoding CSV and newline-delimited JSON files into typed Arrow batches,
+//! with Flink's parse-error policy (`csv.ignore-parse-errors`,
+//! `json.ignore-parse-errors`).
+//!
+//! Why our own loop around arrow-csv and arrow-json instead of DataFusion's
+//! CSV/JSON scans: DataFusion stops at the first bad value and its error names
+//! neither the file nor a line in it, and it has no way to skip bad rows.
+//! Here:
+//!
+//! * **CSV** is read by arrow-csv with every column as text, then cast to the
+//!   declared types with Arrow's `cast` kernel; a value that is not empty but
+//!   casts to NULL is malformed. Both steps are vectorized. With
+//!   `csv.ignore-parse-errors` the file is split into records by the `csv`
+//!   crate instead, because arrow-csv cannot step over a record with the
+//!   wrong number of fields; that slower path runs only when asked for.
+//! * **JSON** lines are decoded by arrow-json a chunk of lines at a time; only
+//!   a chunk that fails is decoded again line by line, to find the bad line
+//!   and keep the good ones.
+//!
+//! Line numbers are 1-based physical lines of the file (the CSV header counts
+//! as line 1). For CSV they assume no record spans lines inside quotes.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, StringBuilder};
+use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
+use arrow::compute::{and, filter_record_batch, is_not_null, is_null, not, or};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::ConnectorError;
+
+/// Rows per decoded batch.
+pub const BATCH_ROWS: usize = 8192;
+
+/// What to do with a row that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorPolicy {
+    /// Stop the query with an error naming the file and line (Flink's default).
+    Fail,
+    /// Skip the row and count it (`*.ignore-parse-errors = 'true'`).
+    Skip,
+}
+
+/// CSV dialect options, from Flink's `csv.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvDialect {
+    /// `csv.field-delimiter`, default `,`.
+    pub delimiter: u8,
+    /// `csv.quote-character`, default `"`.
+    pub quote: u8,
+    /// `csv.escape-character`, default none.
+    pub escape: Option<u8>,
+    /// `csv.allow-comments`: lines starting with `#` are skipped.
+    pub allow_comments: bool,
+    /// `csv.header`: the first line holds the column names (Tributary's key;
+    /// Flink has none). Default true.
+    pub header: bool,
+}
+
+/// Called with each decoded batch; returns false to stop reading (the
+/// consumer went away).
+pub type BatchSink<'a> = dyn FnMut(RecordBatch) -> bool + 'a;
+
+/// Decodes one CSV file into batches of `schema`, passing each to `sink`.
+/// Returns the number of rows skipped under [`ParseErrorPolicy::Skip`].
+///
+/// # Errors
+/// [`ConnectorError::Malformed`] (file and line) for a bad row under
+/// [`ParseErrorPolicy::Fail`]; [`ConnectorError::Io`] if the file cannot be read.
+pub fn decode_csv_file(
+    path: &Path,
+    dialect: &CsvDialect,
+    schema: &SchemaRef,
+    policy: ParseErrorPolicy,
+    sink: &mut BatchSink<'_>,
+) -> Result<u64, ConnectorError> {
+    match policy {
+        ParseErrorPolicy::Skip => decode_csv_records(path, dialect, schema, policy, sink),
+        ParseErrorPolicy::Fail => match decode_csv_fast(path, dialect, schema, sink) {
+            // arrow-csv finds a record with the wrong number of fields while
+            // splitting a whole batch, before the values of earlier rows in
+            // that batch are checked. Report the first bad row of the file:
+            // read it again record by record (the query fails either way).
+            Err(structural @ ConnectorError::Malformed { .. }) if is_structural(&structural) => {
+                decode_csv_records(path, dialect, schema, policy, &mut |_| true)?;
+                Err(structural)
+            }
+            other => other,
+        },
+    }
+}
+
+fn is_structural(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Malformed { message, .. } if message.starts_with("malformed CSV row"))
+}
+
+/// The vectorized path: arrow-csv decodes whole batches of text columns.
+fn decode_csv_fast(
+    path: &Path,
+    dialect: &CsvDialect,
+    schema: &SchemaRef,
+    sink: &mut BatchSink<'_>,
+) -> Result<u64, ConnectorError> {
+    let file = File::open(path).map_err(|source| io_error(path, source))?;
+    let header_lines = u64::from(dialect.header);
+    let mut decoder = arrow::csv::ReaderBuilder::new(all_text(schema))
+        .with_header(dialect.header)
+        .with_delimiter(dialect.delimiter)
+        .with_quote(dialect.quote)
+        .with_batch_size(BATCH_ROWS);
+    if let Some(e) = dialect.escape {
+        decoder = decoder.with_escape(e);
+    }
+    if dialect.allow_comments {
+        decoder = decoder.with_comment(b'#');
+    }
+    let mut decoder = decoder.build_decoder();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut rows_before = 0u64; // data records of this file already decoded
+    loop {
+        let mut done = false;
+        loop {
+            let buf = reader.fill_buf().map_err(|source| io_error(path, source))?;
+            if buf.is_empty() {
+                done = true;
+            }
+            let decoded = decoder.decode(buf).map_err(|e| csv_structure_error(path, e, rows_before, header_lines))?;
+            reader.consume(decoded);
+            if decoded == 0 || decoder.capacity() == 0 {
+                break;
+            }
+        }
+        match decoder.flush().map_err(|e| csv_structure_error(path, e, rows_before, header_lines))? {
+            Some(raw) => {
+                let first = rows_before;
+                rows_before += raw.num_rows() as u64;
+                let lines = |row: usize| first + row as u64 + 1 + header_lines;
+                let typed = cast_checked(&raw, schema, path, &lines, ParseErrorPolicy::Fail)?;
+                if typed.batch.num_rows() > 0 && !sink(typed.batch) {
+                    return Ok(0);
+                }
+            }
+            None if done => return Ok(0),
+            None => {}
+        }
+    }
+}
+
+/// The record-by-record path, for skipping malformed rows: the `csv` crate
+/// splits records (it can step over one with the wrong number of fields),
+/// the values are still cast a batch at a time.
+fn decode_csv_records(
+    path: &Path,
+    dialect: &CsvDialect,
+    schema: &SchemaRef,
+    policy: ParseErrorPolicy,
+    sink: &mut BatchSink<'_>,
+) -> Result<u64, ConnectorError> {
+    let file = File::open(path).map_err(|source| io_error(path, source))?;
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .has_headers(dialect.header)
+        .delimiter(dialect.delimiter)
+        .quote(dialect.quote)
+        .escape(dialect.escape)
+        .flexible(true);
+    if dialect.allow_comments {
+        builder.comment(Some(b'#'));
+    }
+    let mut reader = builder.from_reader(BufReader::with_capacity(1 << 20, file));
+    let width = schema.fields().len();
+    let mut columns: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+    let mut lines: Vec<u64> = Vec::with_capacity(BATCH_ROWS);
+    let mut record = csv::ByteRecord::new();
+    let mut skipped = 0;
+    // Casts the rows gathered so far and hands them on; false to stop.
+    let mut flush = |columns: &mut Vec<StringBuilder>, lines: &mut Vec<u64>, skipped: &mut u64| {
+        if lines.is_empty() {
+            return Ok::<bool, ConnectorError>(true);
+        }
+        let arrays: Vec<ArrayRef> = columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let raw = RecordBatch::try_new_with_options(
+            all_text(schema),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(lines.len())),
+        )?;
+        let batch_lines = std::mem::take(lines);
+        let typed = cast_checked(&raw, schema, path, &|row| batch_lines[row], policy)?;
+        *skipped += typed.skipped;
+        Ok(typed.batch.num_rows() == 0 || sink(typed.batch))
+    };
+    loop {
+        let line = reader.position().line();
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                // An unreadable record (e.g. invalid UTF-8 in a quoted field).
+                if policy == ParseErrorPolicy::Fail {
+                    flush(&mut columns, &mut lines, &mut skipped)?;
+                    return Err(malformed_csv(path, line, &e.to_string()));
+                }
+                skipped += 1;
+                continue;
+            }
+        };
+        if !more {
+            flush(&mut columns, &mut lines, &mut skipped)?;
+            return Ok(skipped);
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        let utf8 = std::str::from_utf8(record.as_slice()).is_ok();
+        if utf8 && record.len() == width {
+            for (builder, field) in columns.iter_mut().zip(record.iter()) {
+                let field = std::str::from_utf8(field).unwrap_or_default();
+                if field.is_empty() { builder.append_null() } else { builder.append_value(field) }
+            }
+            lines.push(line);
+            if lines.len() == BATCH_ROWS && !flush(&mut columns, &mut lines, &mut skipped)? {
+                return Ok(skipped);
+            }
+        } else if policy == ParseErrorPolicy::Fail {
+            // Rows before this one may hold an earlier error: check them first.
+            flush(&mut columns, &mut lines, &mut skipped)?;
+            let what = if utf8 {
+                format!("incorrect number of fields, expected {width} got {}", record.len())
+            } else {
+                "invalid UTF-8".to_string()
+            };
+            return Err(malformed_csv(path, line, &what));
+        } else {
+            skipped += 1;
+        }
+    }
+}
+
+fn malformed_csv(path: &Path, line: u64, what: &str) -> ConnectorError {
+    ConnectorError::Malformed {
+        file: path.display().to_string(),
+        line,
+        message: format!("malformed CSV row: {what}"),
+        hint: Some("fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+    }
+}
+
+/// Decodes one newline-delimited JSON file into batches of `schema`.
+/// Returns the number of rows skipped under [`ParseErrorPolicy::Skip`].
+///
+/// # Errors
+/// [`ConnectorError::Malformed`] (file and line) for a bad line under
+/// [`ParseErrorPolicy::Fail`]; [`ConnectorError::Io`] if the file cannot be read.
+pub fn decode_json_file(
+    path: &Path,
+    schema: &SchemaRef,
+    policy: ParseErrorPolicy,
+    sink: &mut BatchSink<'_>,
+) -> Result<u64, ConnectorError> {
+    let file = File::open(path).map_err(|source| io_error(path, source))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut skipped = 0;
+    let mut chunk: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut line_ends: Vec<usize> = Vec::with_capacity(BATCH_ROWS); // end offset of each line in `chunk`
+    let mut first_line = 1u64; // line number of the chunk's first line
+    loop {
+        let n = reader.read_until(b'\n', &mut chunk).map_err(|source| io_error(path, source))?;
+        if n > 0 {
+            line_ends.push(chunk.len());
+        }
+        let full = line_ends.len() == BATCH_ROWS || chunk.len() >= (4 << 20);
+        if (n == 0 || full) && !line_ends.is_empty() {
+            let batch = decode_json_chunk(path, schema, policy, &chunk, &line_ends, first_line, &mut skipped)?;
+            if batch.num_rows() > 0 && !sink(batch) {
+                return Ok(skipped);
+            }
+            first_line += line_ends.len() as u64;
+            chunk.clear();
+            line_ends.clear();
+        }
+        if n == 0 {
+            return Ok(skipped);
+        }
+    }
+}
+
+fn json_decoder(schema: &SchemaRef, rows: usize) -> Result<arrow::json::reader::Decoder, ConnectorError> {
+    Ok(arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(rows.max(1)).build_decoder()?)
+}
+
+/// Decodes the whole chunk at once; if that fails, line by line.
+fn decode_json_chunk(
+    path: &Path,
+    schema: &SchemaRef,
+    policy: ParseErrorPolicy,
+    chunk: &[u8],
+    line_ends: &[usize],
+    first_line: u64,
+    skipped: &mut u64,
+) -> Result<RecordBatch, ConnectorError> {
+    let whole = (|| {
+        let mut decoder = json_decoder(schema, line_ends.len())?;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let used = decoder.decode(rest)?;
+            if used == 0 {
+                break;
+            }
+            rest = &rest[used..];
+        }
+        Ok::<_, ConnectorError>(decoder.flush()?)
+    })();
+    if let Ok(batch) = whole {
+        return Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())));
+    }
+    // Slow path: find the bad lines.
+    let mut good = Vec::new();
+    let mut start = 0;
+    for (i, &end) in line_ends.iter().enumerate() {
+        let line = &chunk[start..end];
+        start = end;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let one = (|| {
+            let mut decoder = json_decoder(schema, 1)?;
+            decoder.decode(line)?;
+            if decoder.has_partial_record() {
+                return Err(ConnectorError::from(arrow::error::ArrowError::JsonError(
+                    "incomplete JSON value".into(),
+                )));
+            }
+            Ok::<_, ConnectorError>(decoder.flush()?)
+        })();
+        match (one, policy) {
+            (Ok(Some(batch)), _) => good.push(batch),
+            (Ok(None), _) => {}
+            (Err(_), ParseErrorPolicy::Skip) => *skipped += 1,
+            (Err(e), ParseErrorPolicy::Fail) => {
+                return Err(ConnectorError::Malformed {
+                    file: path.display().to_string(),
+                    line: first_line + i as u64,
+                    message: format!("malformed JSON row: {}", arrow_message(&e)),
+                    hint: Some("set 'json.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+                });
+            }
+        }
+    }
+    Ok(arrow::compute::concat_batches(schema, &good)?)
+}
+
+struct Checked {
+    batch: RecordBatch,
+    skipped: u64,
+}
+
+/// Casts each text column of `raw` to its type in `schema`; a value that is
+/// not NULL as text but NULL after the cast did not parse.
+fn cast_checked(
+    raw: &RecordBatch,
+    schema: &SchemaRef,
+    path: &Path,
+    line_of_row: &dyn Fn(usize) -> u64,
+    policy: ParseErrorPolicy,
+) -> Result<Checked, ConnectorError> {
+    let options = CastOptions { safe: true, ..Default::default() };
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    let mut bad: Option<BooleanArray> = None;
+    // Under Fail: the first bad (row, column), rows first, so the error names
+    // the first bad line of the file.
+    let mut first_bad: Option<(usize, usize)> = None;
+    for (col, (field, text)) in schema.fields().iter().zip(raw.columns()).enumerate() {
+        let typed = cast_with_options(text, field.data_type(), &options)?;
+        if !is_text(field.data_type()) {
+            let failed = and(&is_not_null(text)?, &is_null(&typed)?)?;
+            if failed.true_count() > 0 {
+                if policy == ParseErrorPolicy::Fail {
+                    let row = failed.iter().position(|b| b == Some(true)).unwrap_or(0);
+                    if first_bad.is_none_or(|(r, _)| row < r) {
+                        first_bad = Some((row, col));
+                    }
+                }
+                bad = Some(match bad {
+                    None => failed,
+                    Some(b) => or(&b, &failed)?,
+                });
+            }
+        }
+        columns.push(typed);
+    }
+    if let Some((row, col)) = first_bad {
+        let field = schema.field(col);
+        let value = ArrayFormatter::try_new(raw.column(col).as_ref(), &FormatOptions::default())?.value(row).to_string();
+        return Err(ConnectorError::Malformed {
+            file: path.display().to_string(),
+            line: line_of_row(row),
+            message: format!("cannot parse '{value}' as {} for column '{}'", sql_type_name(field.data_type()), field.name()),
+            hint: Some("fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+        });
+    }
+    let batch = RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(raw.num_rows())),
+    )?;
+    match bad {
+        None => Ok(Checked { batch, skipped: 0 }),
+        Some(bad) => {
+            let skipped = bad.true_count() as u64;
+            Ok(Checked { batch: filter_record_batch(&batch, &not(&bad)?)?, skipped })
+        }
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// `schema` with every column as nullable text, for the raw CSV decode.
+fn all_text(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
+    ))
+}
+
+fn csv_structure_error(path: &Path, e: arrow::error::ArrowError, rows_before: u64, header_lines: u64) -> ConnectorError {
+    // arrow-csv numbers records from 1 since the start of the file, header
+    // included, in "incorrect number of fields for line N".
+    let message = arrow_message(&ConnectorError::from(e));
+    let line = message
+        .split("line ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|n| n.max(rows_before + header_lines))
+        .unwrap_or(rows_before + 1 + header_lines);
+    let message = message.replace(&format!(" for line {line}"), "");
+    malformed_csv(path, line, &message)
+}
+
+fn arrow_message(e: &ConnectorError) -> String {
+    let s = e.to_string();
+    for prefix in ["Arrow error: ", "Csv error: ", "Json error: ", "Parser error: "] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            return rest.strip_prefix("Csv error: ").or_else(|| rest.strip_prefix("Json error: ")).unwrap_or(rest).to_string();
+        }
+    }
+    s
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ConnectorError {
+    ConnectorError::Io { path: path.display().to_string(), source }
+}
+
+/// The SQL name of an Arrow type, as `DESCRIBE` and error messages show it
+/// (Flink's names: `INT`, `BIGINT`, `STRING`, `TIMESTAMP(3)`, ...).
+pub fn sql_type_name(t: &DataType) -> String {
+    use arrow::datatypes::TimeUnit;
+    match t {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "TINYINT UNSIGNED".into(),
+        DataType::UInt16 => "SMALLINT UNSIGNED".into(),
+        DataType::UInt32 => "INT UNSIGNED".into(),
+        DataType::UInt64 => "BIGINT UNSIGNED".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Timestamp(unit, tz) => {
+            let p = match unit {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            };
+            if tz.is_some() { format!("TIMESTAMP_LTZ({p})") } else { format!("TIMESTAMP({p})") }
+        }
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
+        DataType::Null => "NULL".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use std::io::Write;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    fn write(content: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        f
+    }
+
+    fn dialect() -> CsvDialect {
+        CsvDialect { delimiter: b',', quote: b'"', escape: None, allow_comments: false, header: true }
+    }
+
+    fn collect_csv(content: &str, policy: ParseErrorPolicy) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
+        let f = write(content);
+        let mut out = Vec::new();
+        let skipped = decode_csv_file(f.path(), &dialect(), &schema(), policy, &mut |b| {
+            out.push(b);
+            true
+        })?;
+        Ok((out, skipped))
+    }
+
+    #[test]
+    fn csv_values_are_typed() {
+        let (batches, skipped) = collect_csv("id,name\n1,a\n2,\n,c\n", ParseErrorPolicy::Fail).unwrap();
+        assert_eq!(skipped, 0);
+        let b = &batches[0];
+        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ids.iter().collect::<Vec<_>>(), vec![Some(1), Some(2), None]);
+        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "a");
+    }
+
+    #[test]
+    fn csv_bad_value_names_file_and_line() {
+        let err = collect_csv("id,name\n1,a\nx,b\n", ParseErrorPolicy::Fail).unwrap_err().to_string();
+        assert!(err.contains(":3: cannot parse 'x' as BIGINT for column 'id'"), "{err}");
+        assert!(err.contains("csv.ignore-parse-errors"), "{err}");
+    }
+
+    #[test]
+    fn csv_wrong_field_count_names_the_line() {
+        let err = collect_csv("id,name\n1,a\n2,b,extra\n", ParseErrorPolicy::Fail).unwrap_err().to_string();
+        assert!(err.contains(":3: malformed CSV row"), "{err}");
+    }
+
+    #[test]
+    fn csv_skip_policy_counts_bad_rows() {
+        let (batches, skipped) =
+            collect_csv("id,name\n1,a\nx,b\n3,c,extra\n4,d\n", ParseErrorPolicy::Skip).unwrap();
+        assert_eq!(skipped, 2);
+        let ids: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().iter().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(ids, vec![Some(1), Some(4)]);
+    }
+
+    #[test]
+    fn json_bad_line_fails_or_is_skipped() {
+        let f = write("{\"id\": 1, \"name\": \"a\"}\n{\"id\": \"oops\"}\n{\"id\": 3}\nnot json\n");
+        let err = decode_json_file(f.path(), &schema(), ParseErrorPolicy::Fail, &mut |_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2: malformed JSON row"), "{err}");
+        let mut rows = 0;
+        let skipped = decode_json_file(f.path(), &schema(), ParseErrorPolicy::Skip, &mut |b| {
+            rows += b.num_rows();
+            true
+        })
+        .unwrap();
+        assert_eq!((rows, skipped), (2, 2));
+    }
+}

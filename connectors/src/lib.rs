@@ -1,0 +1,89 @@
+//! Sources and sinks for Tributary.
+//!
+//! A table declared with `CREATE TABLE t (...) WITH ('connector' = ..., ...)`
+//! becomes a DataFusion [`TableProvider`] built here from its `WITH` options.
+//! The option keys are Flink's (`connector`, `path`, `format`,
+//! `csv.field-delimiter`, `json.ignore-parse-errors`, ...), so a Flink DDL
+//! statement works unchanged wherever Tributary supports the connector.
+//!
+//! Connectors available now:
+//!
+//! | `connector` | bounded | reads | writes |
+//! |---|---|---|---|
+//! | `filesystem` | yes | CSV, newline-delimited JSON, Parquet; a file or a directory | `INSERT INTO` adds files to the directory |
+//!
+//! Every connector reports its [`Boundedness`], which the planner uses to pick
+//! the runtime mode (`execution.runtime-mode = automatic`).
+//!
+//! [`TableProvider`]: datafusion::catalog::TableProvider
+
+pub mod error;
+pub mod filesystem;
+pub mod options;
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+
+pub use error::ConnectorError;
+pub use filesystem::FileSystemTable;
+pub use filesystem::text_decode::sql_type_name;
+pub use options::TableOptions;
+
+/// Whether a source ends. Bounded sources can run in BATCH mode; unbounded
+/// ones only in STREAMING (Flink's `Boundedness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundedness {
+    /// The source holds a finite set of rows and then ends.
+    Bounded,
+    /// The source may produce rows forever (e.g. a monitored directory).
+    Unbounded,
+}
+
+/// The connectors that `'connector' = '...'` accepts, in the order shown in
+/// error messages.
+pub const CONNECTORS: &[&str] = &["filesystem"];
+
+/// Builds the table provider for a `CREATE TABLE ... WITH (...)` statement.
+///
+/// * `name` – the table's name, used in error messages.
+/// * `schema` – the declared columns, or `None` when the column list was left
+///   out and must be inferred from the data (Parquet footer, CSV header and
+///   sample, JSON sample).
+/// * `options` – the `WITH` options; `connector` picks the connector.
+///
+/// # Errors
+/// [`ConnectorError::MissingOption`] without `connector`,
+/// [`ConnectorError::UnknownConnector`] for a connector not in [`CONNECTORS`]
+/// (the message lists the valid ones), and whatever the connector reports for
+/// its own options (unknown or invalid keys, a path that does not exist when
+/// the schema must be inferred).
+pub async fn create_table(
+    name: &str,
+    schema: Option<SchemaRef>,
+    options: TableOptions,
+) -> Result<Arc<dyn TableProvider>, ConnectorError> {
+    let connector = options.get("connector").ok_or_else(|| ConnectorError::MissingOption {
+        table: name.to_string(),
+        key: "connector".into(),
+        hint: format!("add 'connector' = '<one of: {}>' to the WITH clause", CONNECTORS.join(", ")),
+    })?;
+    match connector.to_ascii_lowercase().as_str() {
+        "filesystem" => Ok(Arc::new(FileSystemTable::try_new(name, schema, options).await?)),
+        other => Err(ConnectorError::UnknownConnector {
+            table: name.to_string(),
+            connector: other.to_string(),
+            valid: CONNECTORS.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
+}
+
+/// The boundedness of a table provider built by this crate; tables from
+/// elsewhere (in-memory tables, views over them) are bounded.
+pub fn boundedness_of(table: &dyn TableProvider) -> Boundedness {
+    match table.downcast_ref::<FileSystemTable>() {
+        Some(t) => t.boundedness(),
+        None => Boundedness::Bounded,
+    }
+}

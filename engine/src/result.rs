@@ -1,0 +1,166 @@
+//! The result of a statement: a stream of Arrow record batches.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{Stream, StreamExt};
+
+use tributary_connectors::FileSystemTable;
+use tributary_planner::{Error, ResolvedMode, Result};
+
+/// The result of one statement: a `Stream` of `Result<RecordBatch>` with a
+/// known [`schema`](QueryResult::schema).
+///
+/// * A query or `INSERT` yields its rows (`INSERT` yields one row with the
+///   column `count`: rows written). [`mode`](QueryResult::mode) says which
+///   runtime mode it ran in.
+/// * A statement that only changes the session (`CREATE`, `DROP`, `SET 'k' =
+///   'v'`, ...) yields no batches, an empty schema, and a
+///   [`status`](QueryResult::status) message.
+///
+/// Dropping the stream cancels the query. After the stream has ended,
+/// [`notices`](QueryResult::notices) tells what the user should know about
+/// the run (e.g. malformed rows skipped).
+pub struct QueryResult {
+    schema: SchemaRef,
+    stream: Option<SendableRecordBatchStream>,
+    status: Option<String>,
+    mode: Option<ResolvedMode>,
+    watched: Vec<(Arc<dyn TableProvider>, u64)>,
+    notices: Vec<String>,
+    finished: bool,
+}
+
+impl QueryResult {
+    /// A result that streams rows.
+    pub(crate) fn rows(stream: SendableRecordBatchStream, mode: Option<ResolvedMode>) -> Self {
+        Self {
+            schema: stream.schema(),
+            stream: Some(stream),
+            status: None,
+            mode,
+            watched: vec![],
+            notices: vec![],
+            finished: false,
+        }
+    }
+
+    /// A result with fixed, already computed batches.
+    pub(crate) fn batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream);
+        Self::rows(Box::pin(stream), None)
+    }
+
+    /// A result with only a status message.
+    pub(crate) fn status(message: impl Into<String>) -> Self {
+        Self {
+            schema: Arc::new(Schema::empty()),
+            stream: None,
+            status: Some(message.into()),
+            mode: None,
+            watched: vec![],
+            notices: vec![],
+            finished: true,
+        }
+    }
+
+    /// Watches the skipped-row counters of the tables a query scans, to
+    /// report the rows it skipped.
+    pub(crate) fn watch(mut self, tables: Vec<Arc<dyn TableProvider>>) -> Self {
+        self.watched = tables
+            .into_iter()
+            .filter_map(|t| {
+                let before = t.downcast_ref::<FileSystemTable>()?.skipped_rows();
+                Some((t, before))
+            })
+            .collect();
+        self
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The status message of a statement that returns no rows, such as
+    /// `Table 't' created.`; `None` for queries.
+    pub fn status_message(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    /// The runtime mode the statement ran in, for queries and `INSERT`.
+    pub fn mode(&self) -> Option<&ResolvedMode> {
+        self.mode.as_ref()
+    }
+
+    /// What the user should know about the run, available once the stream
+    /// has ended: one sentence each, e.g. `3 malformed rows skipped in table
+    /// 'bids' ('csv.ignore-parse-errors' = 'true')`.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Reads the whole stream into memory.
+    ///
+    /// # Errors
+    /// The first error of the query.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        while let Some(batch) = self.next().await {
+            out.push(batch?);
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        for (table, before) in &self.watched {
+            if let Some(t) = table.downcast_ref::<FileSystemTable>() {
+                let skipped = t.skipped_rows().saturating_sub(*before);
+                if skipped > 0 {
+                    self.notices.push(format!(
+                        "{skipped} malformed row{} skipped in table '{}' ('{}' = 'true')",
+                        if skipped == 1 { "" } else { "s" },
+                        t.name(),
+                        t.ignore_parse_errors_key().unwrap_or("ignore-parse-errors"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Stream for QueryResult {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(stream) = self.stream.as_mut() else { return Poll::Ready(None) };
+        match stream.poll_next_unpin(cx) {
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item.map_err(Error::from))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl std::fmt::Debug for QueryResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryResult")
+            .field("schema", &self.schema)
+            .field("status", &self.status)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}

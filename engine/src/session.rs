@@ -1,0 +1,574 @@
+//! The session: a catalog of tables and views, the configuration, and the
+//! entry point that runs SQL.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::config::ConfigOptions;
+use datafusion::datasource::{TableType, source_as_provider};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use sqlparser::ast::ObjectName;
+
+use tributary_connectors::{TableOptions, sql_type_name};
+use tributary_planner::parser::CreateConnectorTable;
+use tributary_planner::schema::columns_to_schema;
+use tributary_planner::{
+    Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, Result, RuntimeMode, Statement, TributaryConfig,
+    create_physical_plan, parse_sql,
+};
+
+use crate::QueryResult;
+use crate::hints::{add_hints, nearest};
+
+/// The catalog and database every table lives in (Flink's default names).
+pub const DEFAULT_CATALOG: &str = "default_catalog";
+/// See [`DEFAULT_CATALOG`].
+pub const DEFAULT_DATABASE: &str = "default_database";
+
+/// Builds a [`Session`] with configuration set up front.
+///
+/// ```
+/// # use tributary_engine::{Session, RuntimeMode};
+/// let session = Session::builder()
+///     .runtime_mode(RuntimeMode::Batch)
+///     .parallelism(2)
+///     .config("datafusion.execution.batch_size", "4096")
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Debug, Default)]
+pub struct SessionBuilder {
+    settings: Vec<(String, String)>,
+}
+
+impl SessionBuilder {
+    /// Sets `execution.runtime-mode`.
+    pub fn runtime_mode(self, mode: RuntimeMode) -> Self {
+        self.config(tributary_planner::config::RUNTIME_MODE, &mode.to_string())
+    }
+
+    /// Sets `parallelism.default` (tasks per operator, ≥ 1).
+    pub fn parallelism(self, n: usize) -> Self {
+        self.config(tributary_planner::config::PARALLELISM, &n.to_string())
+    }
+
+    /// Sets any key `SET` accepts (Tributary's or a `datafusion.*` key).
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.settings.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Builds the session.
+    ///
+    /// # Errors
+    /// An unknown key or an invalid value, as [`Session::set`] reports it.
+    pub fn build(self) -> Result<Session> {
+        let session = Session::new();
+        for (k, v) in &self.settings {
+            session.set(k, v)?;
+        }
+        Ok(session)
+    }
+}
+
+/// A Tributary session: tables, views and settings, and [`Session::sql`] to
+/// run statements.
+///
+/// A session is cheap to clone; clones share the catalog and settings.
+#[derive(Clone)]
+pub struct Session {
+    ctx: SessionContext,
+    config: Arc<std::sync::RwLock<TributaryConfig>>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("config", &self.tributary_config()).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session with the default settings: `execution.runtime-mode =
+    /// automatic`, `parallelism.default` = the number of cores.
+    pub fn new() -> Self {
+        let config = TributaryConfig::default();
+        let mut df = SessionConfig::new()
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_DATABASE)
+            .with_information_schema(true)
+            .with_target_partitions(config.parallelism);
+        // Spans on identifiers let planning errors point at the SQL text.
+        df.options_mut().sql_parser.collect_spans = true;
+        Self { ctx: SessionContext::new_with_config(df), config: Arc::new(std::sync::RwLock::new(config)) }
+    }
+
+    /// A [`SessionBuilder`].
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
+    }
+
+    /// The DataFusion context underneath, for registering functions or
+    /// tables from Rust.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Tributary's own settings now.
+    pub fn tributary_config(&self) -> TributaryConfig {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Runs every statement in `sql`, in order, and returns the result of the
+    /// last one. Results of earlier statements are run to completion and
+    /// dropped (use [`Session::parse`] and [`Session::execute`] to see each).
+    ///
+    /// # Errors
+    /// A syntax error anywhere in `sql` (nothing runs then), or the first
+    /// statement that fails (the ones before it have run). Errors carry the
+    /// line and column in `sql` where known.
+    pub async fn sql(&self, sql: &str) -> Result<QueryResult> {
+        let statements = self.parse(sql)?;
+        let count = statements.len();
+        let mut last = None;
+        for (i, statement) in statements.into_iter().enumerate() {
+            let result = self.execute(&statement).await?;
+            if i + 1 < count {
+                result.collect().await?;
+            } else {
+                last = Some(result);
+            }
+        }
+        Ok(last.unwrap_or_else(|| QueryResult::status("No statement to run.")))
+    }
+
+    /// Splits `sql` into statements and parses them, without running any.
+    ///
+    /// # Errors
+    /// The first syntax error, with its location.
+    pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        parse_sql(sql)
+    }
+
+    /// Runs one parsed statement.
+    ///
+    /// # Errors
+    /// Planning errors (unknown table or column, with the nearest name as a
+    /// hint), connector errors, configuration errors; execution errors come
+    /// through the returned stream.
+    pub async fn execute(&self, statement: &ParsedStatement) -> Result<QueryResult> {
+        let at = Some(statement.location);
+        let result = match &statement.statement {
+            Statement::CreateConnectorTable(create) => self.create_connector_table(create).await,
+            Statement::Set { key: None, .. } => Ok(self.list_settings()),
+            Statement::Set { key: Some(k), value } => {
+                self.set(k, value.as_deref().unwrap_or_default()).map(|()| QueryResult::status(format!("Set '{k}'.")))
+            }
+            Statement::Reset { key } => self.reset(key.as_deref()).map(|()| QueryResult::status("Reset.")),
+            Statement::ShowTables => self.show_tables(false),
+            Statement::ShowViews => self.show_tables(true),
+            Statement::Describe { name } => self.describe(name).await,
+            Statement::Explain { statement } => self.explain(statement).await,
+            Statement::Sql(sql) => self.run_datafusion((**sql).clone()).await,
+        };
+        result.map_err(|e| add_hints(e, self).at(at))
+    }
+
+    /// Sets a configuration key, as `SET 'key' = 'value'` does: Tributary's
+    /// keys (`execution.runtime-mode`, `parallelism.default`) or any
+    /// DataFusion key (`datafusion.execution.batch_size`, ...).
+    ///
+    /// # Errors
+    /// An unknown key (with the nearest known key) or an invalid value.
+    pub fn set(&self, key: &str, value: &str) -> Result<()> {
+        let mut config = self.config.write().expect("config lock");
+        if config.set(key, value)? {
+            if key == tributary_planner::config::PARALLELISM {
+                let state = self.ctx.state_ref();
+                state.write().config_mut().options_mut().execution.target_partitions = config.parallelism;
+            }
+            return Ok(());
+        }
+        if key.starts_with("datafusion.") {
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            return state.config_mut().options_mut().set(key, value).map_err(|e| {
+                let mut err = Error::from(e);
+                err.kind = ErrorKind::Config;
+                err
+            });
+        }
+        Err(unknown_key(key))
+    }
+
+    /// Resets one key (or every key, with `None`) to its default.
+    ///
+    /// # Errors
+    /// An unknown key.
+    pub fn reset(&self, key: Option<&str>) -> Result<()> {
+        let mut config = self.config.write().expect("config lock");
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        match key {
+            None => {
+                *config = TributaryConfig::default();
+                let defaults = SessionConfig::new();
+                let options = state.config_mut().options_mut();
+                for entry in defaults.options().entries() {
+                    if let Some(v) = entry.value {
+                        let _ = options.set(&entry.key, &v);
+                    }
+                }
+                options.sql_parser.collect_spans = true;
+                options.execution.target_partitions = config.parallelism;
+                options.catalog.information_schema = true;
+            }
+            Some(k) if config.reset(k) => {
+                state.config_mut().options_mut().execution.target_partitions = config.parallelism;
+            }
+            Some(k) if k.starts_with("datafusion.") => {
+                let default = ConfigOptions::default()
+                    .entries()
+                    .into_iter()
+                    .find(|e| e.key == k)
+                    .ok_or_else(|| unknown_key(k))?;
+                if let Some(v) = default.value {
+                    state.config_mut().options_mut().set(k, &v)?;
+                }
+            }
+            Some(k) => return Err(unknown_key(k)),
+        }
+        Ok(())
+    }
+
+    fn list_settings(&self) -> QueryResult {
+        let mut entries = self.tributary_config().entries();
+        let state = self.ctx.state();
+        let defaults: std::collections::HashMap<String, Option<String>> =
+            ConfigOptions::default().entries().into_iter().map(|e| (e.key, e.value)).collect();
+        for e in state.config().options().entries() {
+            let ours = matches!(e.key.as_str(), "datafusion.sql_parser.collect_spans" | "datafusion.catalog.information_schema"
+                | "datafusion.catalog.default_catalog" | "datafusion.catalog.default_schema" | "datafusion.execution.target_partitions");
+            if !ours && defaults.get(&e.key) != Some(&e.value) {
+                entries.insert(e.key, e.value.unwrap_or_default());
+            }
+        }
+        let (keys, values): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+        string_batch(&["key", "value"], vec![keys, values])
+    }
+
+    async fn create_connector_table(&self, create: &CreateConnectorTable) -> Result<QueryResult> {
+        let at = Some(create.name_location);
+        let name = table_reference(&create.name);
+        if self.ctx.table_exist(name.clone())? {
+            if create.if_not_exists {
+                return Ok(QueryResult::status(format!("Table '{name}' already exists.")));
+            }
+            return Err(Error::plan(format!("table '{name}' already exists"))
+                .at(at)
+                .with_hint("DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS"));
+        }
+        if !create.constraints.is_empty() {
+            return Err(Error::not_supported("table constraints (PRIMARY KEY, UNIQUE, ...) are not supported yet").at(at));
+        }
+        let schema = if create.columns.is_empty() {
+            None
+        } else {
+            Some(columns_to_schema(&create.columns, self.ctx.state().config().options())?)
+        };
+        let options = TableOptions::new(create.options.iter().cloned());
+        let provider = tributary_connectors::create_table(name.table(), schema, options).await.map_err(|e| Error::from(e).at(at))?;
+        self.ctx.register_table(name.clone(), provider)?;
+        Ok(QueryResult::status(format!("Table '{name}' created.")))
+    }
+
+    /// The names of the tables (or only the views), sorted.
+    pub fn table_names(&self, views_only: bool) -> Result<Vec<String>> {
+        let catalog = self.ctx.catalog(DEFAULT_CATALOG).ok_or_else(|| Error::plan("default catalog missing"))?;
+        let schema = catalog.schema(DEFAULT_DATABASE).ok_or_else(|| Error::plan("default database missing"))?;
+        let mut names = Vec::new();
+        for name in schema.table_names() {
+            // The in-memory schema answers at once; no runtime is needed to wait.
+            let is_view = futures::executor::block_on(schema.table_type(&name)).ok().flatten() == Some(TableType::View);
+            if !views_only || is_view {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn show_tables(&self, views_only: bool) -> Result<QueryResult> {
+        let names = self.table_names(views_only)?;
+        let column = if views_only { "view_name" } else { "table_name" };
+        Ok(string_batch(&[column], vec![names]))
+    }
+
+    async fn describe(&self, name: &ObjectName) -> Result<QueryResult> {
+        let reference = table_reference(name);
+        let table = self.ctx.table_provider(reference.clone()).await.map_err(|_| table_not_found(self, &reference))?;
+        let schema = table.schema();
+        let mut cols: Vec<Vec<String>> = vec![vec![]; 3];
+        for f in schema.fields() {
+            cols[0].push(f.name().clone());
+            cols[1].push(sql_type_name(f.data_type()));
+            cols[2].push(if f.is_nullable() { "TRUE" } else { "FALSE" }.into());
+        }
+        Ok(string_batch(&["name", "type", "null"], cols))
+    }
+
+    async fn explain(&self, inner: &ParsedStatement) -> Result<QueryResult> {
+        let Statement::Sql(sql) = &inner.statement else {
+            return Err(Error::not_supported("EXPLAIN supports queries and INSERT statements").at(Some(inner.location)));
+        };
+        let plan = self.logical_plan((**sql).clone()).await?;
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            return Err(Error::not_supported("EXPLAIN supports queries and INSERT statements").at(Some(inner.location)));
+        }
+        let query = self.physical_plan(&plan).await?;
+        let physical = datafusion::physical_plan::displayable(query.plan.as_ref()).indent(true).to_string();
+        let rows = vec![
+            ("runtime_mode", format!("{} ({})", query.mode.mode.to_string().to_uppercase(), query.mode.reason)),
+            ("logical_plan", query.logical.display_indent().to_string()),
+            ("physical_plan", physical.trim_end().to_string()),
+        ];
+        let (types, plans): (Vec<_>, Vec<_>) = rows.into_iter().map(|(a, b)| (a.to_string(), b)).unzip();
+        Ok(string_batch(&["plan_type", "plan"], vec![types, plans]))
+    }
+
+    async fn logical_plan(&self, statement: sqlparser::ast::Statement) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        Ok(state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await?)
+    }
+
+    async fn physical_plan(&self, plan: &LogicalPlan) -> Result<PhysicalQuery> {
+        let state: SessionState = self.ctx.state();
+        let mode = self.tributary_config().runtime_mode;
+        create_physical_plan(&state, plan, mode).await
+    }
+
+    async fn run_datafusion(&self, statement: sqlparser::ast::Statement) -> Result<QueryResult> {
+        let plan = self.logical_plan(statement).await?;
+        match plan {
+            LogicalPlan::Ddl(ddl) => {
+                let status = ddl_status(&ddl);
+                self.ctx.execute_logical_plan(LogicalPlan::Ddl(ddl)).await?.collect().await?;
+                Ok(QueryResult::status(status))
+            }
+            LogicalPlan::Statement(_) => {
+                Err(Error::not_supported("this statement is not supported by Tributary"))
+            }
+            plan => {
+                let query = self.physical_plan(&plan).await?;
+                let tables = scanned_tables(&query.logical);
+                let stream = execute_stream(query.plan.clone(), self.ctx.task_ctx())?;
+                Ok(QueryResult::rows(stream, Some(query.mode)).watch(tables))
+            }
+        }
+    }
+}
+
+fn ddl_status(ddl: &datafusion::logical_expr::DdlStatement) -> String {
+    use datafusion::logical_expr::DdlStatement as D;
+    match ddl {
+        D::CreateMemoryTable(t) => format!("Table '{}' created.", t.name),
+        D::CreateView(v) => format!("View '{}' created.", v.name),
+        D::DropTable(t) => format!("Table '{}' dropped.", t.name),
+        D::DropView(v) => format!("View '{}' dropped.", v.name),
+        other => format!("{} succeeded.", other.name()),
+    }
+}
+
+/// The table providers `plan` scans (views already inlined by the analyzer).
+fn scanned_tables(plan: &LogicalPlan) -> Vec<Arc<dyn TableProvider>> {
+    let mut out = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(p) = source_as_provider(&scan.source)
+        {
+            out.push(p);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// A table reference from an SQL name, normalized as DataFusion does
+/// (unquoted parts lower-cased).
+pub(crate) fn table_reference(name: &ObjectName) -> TableReference {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(id) if id.quote_style.is_some() => id.value.clone(),
+            Some(id) => id.value.to_lowercase(),
+            None => p.to_string(),
+        })
+        .collect();
+    match parts.as_slice() {
+        [t] => TableReference::bare(t.clone()),
+        [s, t] => TableReference::partial(s.clone(), t.clone()),
+        [c, s, t] => TableReference::full(c.clone(), s.clone(), t.clone()),
+        _ => TableReference::bare(name.to_string()),
+    }
+}
+
+pub(crate) fn table_not_found(session: &Session, name: &TableReference) -> Error {
+    let mut e = Error::plan(format!("table '{name}' not found"));
+    let names = session.table_names(false).unwrap_or_default();
+    e.hint = Some(match nearest(name.table(), &names) {
+        Some(n) => format!("did you mean '{n}'?"),
+        None if names.is_empty() => "no tables exist yet; create one with CREATE TABLE".into(),
+        None => format!("SHOW TABLES lists the tables: {}", names.join(", ")),
+    });
+    e
+}
+
+fn unknown_key(key: &str) -> Error {
+    let ours: Vec<String> = tributary_planner::config::KEYS.iter().map(|k| k.key.to_string()).collect();
+    let mut all = ours.clone();
+    all.extend(ConfigOptions::default().entries().into_iter().map(|e| e.key));
+    let e = Error::config(format!("unknown configuration key '{key}'"));
+    match nearest(key, &all) {
+        Some(n) => e.with_hint(format!("did you mean '{n}'? Tributary's keys: {}", ours.join(", "))),
+        None => e.with_hint(format!("Tributary's keys: {}; DataFusion's keys start with 'datafusion.'", ours.join(", "))),
+    }
+}
+
+/// A batch of string columns.
+fn string_batch(names: &[&str], columns: Vec<Vec<String>>) -> QueryResult {
+    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
+    let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema");
+    QueryResult::batches(schema, vec![batch])
+}
+
+#[allow(dead_code)]
+fn _location_is_public(_: Location) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn rows(session: &Session, sql: &str) -> Vec<RecordBatch> {
+        session.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+
+    fn text(batches: &[RecordBatch]) -> String {
+        arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn statements_run_in_order_and_the_last_result_is_returned() {
+        let s = Session::new();
+        let out = rows(&s, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2); SELECT SUM(a) AS s FROM t").await;
+        assert!(text(&out).contains("| 3 |"), "{}", text(&out));
+        let status = s.sql("DROP TABLE t").await.unwrap();
+        assert_eq!(status.status_message(), Some("Table 't' dropped."));
+        assert_eq!(status.schema().fields().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn result_stream_has_schema_and_mode() {
+        let s = Session::new();
+        let mut r = s.sql("SELECT 1 AS one, 'x' AS two").await.unwrap();
+        assert_eq!(r.schema().field(0).name(), "one");
+        assert_eq!(r.mode().unwrap().mode, RuntimeMode::Batch);
+        let batch = r.next().await.unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert!(r.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn explain_names_the_mode_and_why() {
+        let s = Session::new();
+        let out = text(&rows(&s, "CREATE TABLE t (a INT); EXPLAIN SELECT a, COUNT(*) FROM t GROUP BY a").await);
+        assert!(out.contains("BATCH (execution.runtime-mode = automatic and every source is bounded)"), "{out}");
+        assert!(out.contains("AggregateExec"), "{out}");
+        let out = text(&rows(&s, "SET 'execution.runtime-mode' = 'batch'; EXPLAIN PLAN FOR SELECT 1").await);
+        assert!(out.contains("BATCH (execution.runtime-mode = batch)"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn streaming_is_refused_with_a_hint() {
+        let s = Session::builder().runtime_mode(RuntimeMode::Streaming).build().unwrap();
+        let e = s.sql("SELECT 1").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotSupported);
+        assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
+    }
+
+    #[tokio::test]
+    async fn unknown_table_points_at_the_name_and_suggests_one() {
+        let s = Session::new();
+        rows(&s, "CREATE TABLE flights (carrier STRING)").await;
+        let e = s.sql("SELECT carrier\nFROM fligths").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Plan);
+        assert_eq!(e.location, Some(Location { line: 2, column: 6 }));
+        assert_eq!(e.hint.as_deref(), Some("did you mean 'flights'?"));
+    }
+
+    #[tokio::test]
+    async fn unknown_column_suggests_the_nearest() {
+        let s = Session::new();
+        rows(&s, "CREATE TABLE flights (carrier STRING, dep_delay DOUBLE)").await;
+        let e = s.sql("SELECT dep_dlay FROM flights").await.unwrap_err();
+        assert!(e.message.contains("column 'dep_dlay' not found"), "{e}");
+        assert_eq!(e.location, Some(Location { line: 1, column: 8 }));
+        assert!(e.hint.unwrap().contains("dep_delay"));
+    }
+
+    #[tokio::test]
+    async fn syntax_error_anywhere_runs_nothing() {
+        let s = Session::new();
+        let e = s.sql("CREATE TABLE t (a INT);\nSELEC 1").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert_eq!(e.location.map(|l| l.line), Some(2));
+        assert!(s.table_names(false).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn set_passes_datafusion_keys_through_and_rejects_unknown_ones() {
+        let s = Session::new();
+        s.set("datafusion.execution.batch_size", "100").unwrap();
+        assert_eq!(s.context().state().config().batch_size(), 100);
+        let e = s.set("parallelism.defualt", "2").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.hint.unwrap().contains("did you mean 'parallelism.default'"));
+        s.set("parallelism.default", "3").unwrap();
+        assert_eq!(s.context().state().config().target_partitions(), 3);
+    }
+
+    #[tokio::test]
+    async fn skipped_malformed_rows_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, "a,b\n1,2\nzz,3\n4,5\n").unwrap();
+        let s = Session::new();
+        let sql = format!(
+            "CREATE TABLE x (a INT, b INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', 'csv.ignore-parse-errors' = 'true')",
+            path.display()
+        );
+        rows(&s, &sql).await;
+        let mut r = s.sql("SELECT SUM(a) AS s FROM x").await.unwrap();
+        let mut batches = vec![];
+        while let Some(b) = r.next().await {
+            batches.push(b.unwrap());
+        }
+        assert!(text(&batches).contains("| 5 |"));
+        assert_eq!(r.notices(), ["1 malformed row skipped in table 'x' ('csv.ignore-parse-errors' = 'true')"]);
+    }
+}

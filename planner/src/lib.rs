@@ -1,0 +1,25 @@
+//! Tributary's planner: the SQL dialect, runtime-mode resolution and the
+//! mode-aware physical planner.
+//!
+//! ```text
+//! SQL text ─ parser::parse_sql ─▶ Statement
+//!   └─ DataFusion SqlToRel ─▶ LogicalPlan
+//!        └─ physical::create_physical_plan(mode) ─▶ PhysicalQuery { mode, plan }
+//! ```
+//!
+//! The planner never runs anything: the engine (`tributary-engine`) owns the
+//! session and execution.
+
+pub mod config;
+pub mod error;
+pub mod insert_types;
+pub mod mode;
+pub mod parser;
+pub mod physical;
+pub mod schema;
+
+pub use config::TributaryConfig;
+pub use error::{Error, ErrorKind, Location, Result};
+pub use mode::{ResolvedMode, RuntimeMode, resolve_mode};
+pub use parser::{ParsedStatement, Statement, parse_sql};
+pub use physical::{PhysicalQuery, create_physical_plan};

@@ -1,0 +1,372 @@
+//! Tributary's SQL front end: splits a text into statements and parses each.
+//!
+//! sqlparser (with DataFusion's generic dialect) parses the statements
+//! DataFusion plans: queries, `INSERT`, `CREATE TABLE` without `WITH`, `CREATE
+//! TABLE AS`, `CREATE VIEW`, `DROP`. The statements that take Flink's forms,
+//! which sqlparser does not parse as Flink writes them, are recognised here by
+//! their leading keywords and parsed with sqlparser's own `Parser` methods on
+//! the same tokens:
+//!
+//! * `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] t [(cols)] WITH ('k' = 'v', ...)`
+//! * `SET`, `SET 'key' = 'value'`, `RESET`, `RESET 'key'`
+//! * `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE t` / `DESC t`
+//! * `EXPLAIN [PLAN FOR] <statement>`
+//!
+//! Every token keeps its line and column in the whole text, so errors point
+//! into the text the user typed, whichever statement they are in.
+
+use sqlparser::ast::{ColumnDef, ObjectName, Statement as SqlStatement, TableConstraint};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::error::{Error, Location, Result};
+
+/// One parsed statement and where it starts in the text.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The statement.
+    pub statement: Statement,
+    /// Line and column of its first token.
+    pub location: Location,
+    /// The statement's text, without the trailing `;`.
+    pub text: String,
+}
+
+/// A statement of Tributary's dialect.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// `CREATE TABLE ... WITH (...)`: a connector table.
+    CreateConnectorTable(CreateConnectorTable),
+    /// `SET` (list every key) or `SET 'key' = 'value'`.
+    Set { key: Option<String>, value: Option<String> },
+    /// `RESET` (every key) or `RESET 'key'`.
+    Reset { key: Option<String> },
+    /// `SHOW TABLES`: tables and views.
+    ShowTables,
+    /// `SHOW VIEWS`.
+    ShowViews,
+    /// `DESCRIBE t`.
+    Describe { name: ObjectName },
+    /// `EXPLAIN [PLAN FOR] <statement>`.
+    Explain { statement: Box<ParsedStatement> },
+    /// Any other statement, planned by DataFusion.
+    Sql(Box<SqlStatement>),
+}
+
+/// `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name [(columns)] WITH (options)`.
+#[derive(Debug, Clone)]
+pub struct CreateConnectorTable {
+    /// The table's name.
+    pub name: ObjectName,
+    /// The declared columns; empty when left out (inferred from the data).
+    pub columns: Vec<ColumnDef>,
+    /// Table constraints (`PRIMARY KEY (...) NOT ENFORCED`).
+    pub constraints: Vec<TableConstraint>,
+    /// The `WITH` options in the order written.
+    pub options: Vec<(String, String)>,
+    /// `IF NOT EXISTS`.
+    pub if_not_exists: bool,
+    /// `TEMPORARY` (every table lives as long as its session either way).
+    pub temporary: bool,
+    /// Where the table name is.
+    pub name_location: Location,
+}
+
+/// Parses `sql` into its statements, in order. Empty statements (`;;`) and
+/// comments are skipped.
+///
+/// # Errors
+/// The first syntax error, with its line and column in `sql`.
+pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).with_unescape(true).tokenize_with_location()?;
+    let mut out = Vec::new();
+    for chunk in tokens.split(|t| t.token == Token::SemiColon) {
+        let Some(first) = chunk.iter().find(|t| !is_trivia(&t.token)) else { continue };
+        let last = chunk.iter().rev().find(|t| !is_trivia(&t.token)).unwrap_or(first);
+        let location = loc(first);
+        let text = slice(sql, location, Location { line: last.span.end.line, column: last.span.end.column });
+        let end = Location { line: last.span.end.line, column: last.span.end.column };
+        // An error at the end of input (sqlparser's EOF has no position)
+        // points just past the statement's last token.
+        let statement =
+            parse_statement(chunk.iter().filter(|t| !is_trivia(&t.token)).cloned().collect()).map_err(|e| e.at(Some(end)))?;
+        out.push(ParsedStatement { statement, location, text });
+    }
+    Ok(out)
+}
+
+fn is_trivia(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn loc(t: &TokenWithSpan) -> Location {
+    Location { line: t.span.start.line, column: t.span.start.column }
+}
+
+/// The text between two locations (end exclusive).
+fn slice(sql: &str, start: Location, end: Location) -> String {
+    let offset = |l: Location| -> usize {
+        let mut line_start = 0;
+        for _ in 1..l.line {
+            line_start += sql[line_start..].find('\n').map(|i| i + 1).unwrap_or(sql.len() - line_start);
+        }
+        let rest = &sql[line_start..];
+        line_start + rest.char_indices().nth(l.column.saturating_sub(1) as usize).map(|(i, _)| i).unwrap_or(rest.len())
+    };
+    let (a, b) = (offset(start), offset(end));
+    sql.get(a..b.max(a)).unwrap_or_default().to_string()
+}
+
+fn keyword(t: Option<&TokenWithSpan>) -> Option<Keyword> {
+    match t.map(|t| &t.token) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    }
+}
+
+/// Parses the tokens of one statement (whitespace removed).
+fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
+    let kw = |i: usize| keyword(tokens.get(i));
+    match kw(0) {
+        Some(Keyword::SET) => parse_set(&tokens[1..]),
+        Some(Keyword::RESET) => {
+            let key = if tokens.len() > 1 { Some(setting_text(&tokens[1..])) } else { None };
+            Ok(Statement::Reset { key })
+        }
+        Some(Keyword::SHOW) => match kw(1) {
+            Some(Keyword::TABLES) if tokens.len() == 2 => Ok(Statement::ShowTables),
+            Some(Keyword::VIEWS) if tokens.len() == 2 => Ok(Statement::ShowViews),
+            _ => Err(Error::not_supported("this SHOW statement is not supported")
+                .at(tokens.get(1).map(loc))
+                .with_hint("supported: SHOW TABLES, SHOW VIEWS")),
+        },
+        Some(Keyword::DESCRIBE) | Some(Keyword::DESC) => {
+            let mut parser = parser(tokens[1..].to_vec());
+            let name = parser.parse_object_name(false)?;
+            expect_end(&parser)?;
+            Ok(Statement::Describe { name })
+        }
+        Some(Keyword::EXPLAIN) => {
+            let mut rest = 1;
+            if kw(1) == Some(Keyword::PLAN) && kw(2) == Some(Keyword::FOR) {
+                rest = 3;
+            }
+            let inner_tokens = tokens[rest..].to_vec();
+            let Some(first) = inner_tokens.first() else {
+                return Err(Error::syntax("EXPLAIN needs a statement to explain").at(tokens.last().map(loc)));
+            };
+            let location = loc(first);
+            let inner = parse_statement(inner_tokens)?;
+            if matches!(inner, Statement::Explain { .. }) {
+                return Err(Error::syntax("EXPLAIN of an EXPLAIN").at(Some(location)));
+            }
+            Ok(Statement::Explain {
+                statement: Box::new(ParsedStatement { statement: inner, location, text: String::new() }),
+            })
+        }
+        Some(Keyword::CREATE) => {
+            if let Some(create) = try_parse_connector_table(&tokens)? {
+                return Ok(Statement::CreateConnectorTable(create));
+            }
+            parse_datafusion(tokens)
+        }
+        _ => parse_datafusion(tokens),
+    }
+}
+
+fn parser(tokens: Vec<TokenWithSpan>) -> Parser<'static> {
+    static DIALECT: GenericDialect = GenericDialect {};
+    Parser::new(&DIALECT).with_tokens_with_locations(tokens)
+}
+
+fn expect_end(parser: &Parser) -> Result<()> {
+    let next = parser.peek_token();
+    if next.token == Token::EOF {
+        Ok(())
+    } else {
+        Err(Error::syntax(format!("unexpected '{}' after the end of the statement", next.token)).at(Some(loc(&next))))
+    }
+}
+
+fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
+    let mut parser = parser(tokens);
+    let mut statement = parser.parse_statement()?;
+    expect_end(&parser)?;
+    // Every table lives as long as the session, so TEMPORARY changes nothing;
+    // DataFusion refuses the keyword, so drop it.
+    match &mut statement {
+        SqlStatement::CreateTable(create) => create.temporary = false,
+        SqlStatement::CreateView(view) => view.temporary = false,
+        _ => {}
+    }
+    Ok(Statement::Sql(Box::new(statement)))
+}
+
+/// `SET` / `SET 'k' = 'v'` / `SET k = v` / `SET k TO v`.
+fn parse_set(tokens: &[TokenWithSpan]) -> Result<Statement> {
+    if tokens.is_empty() {
+        return Ok(Statement::Set { key: None, value: None });
+    }
+    let split = tokens
+        .iter()
+        .position(|t| t.token == Token::Eq || keyword(Some(t)) == Some(Keyword::TO))
+        .ok_or_else(|| {
+            Error::syntax("expected SET 'key' = 'value'").at(tokens.last().map(loc)).with_hint("e.g. SET 'execution.runtime-mode' = 'batch'")
+        })?;
+    if split == 0 || split + 1 >= tokens.len() {
+        return Err(Error::syntax("expected SET 'key' = 'value'")
+            .at(Some(loc(&tokens[split.min(tokens.len() - 1)])))
+            .with_hint("e.g. SET 'execution.runtime-mode' = 'batch'"));
+    }
+    Ok(Statement::Set { key: Some(setting_text(&tokens[..split])), value: Some(setting_text(&tokens[split + 1..])) })
+}
+
+/// The text of a key or value: a quoted string's content, or the tokens
+/// joined (so `datafusion.execution.batch_size` and `8192` work unquoted).
+fn setting_text(tokens: &[TokenWithSpan]) -> String {
+    match tokens {
+        [t] => match &t.token {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s.clone(),
+            Token::Word(w) => w.value.clone(),
+            other => other.to_string(),
+        },
+        _ => tokens.iter().map(|t| t.token.to_string()).collect(),
+    }
+}
+
+/// Parses `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name [(cols)] WITH (...)`;
+/// `None` if the statement is some other CREATE (left to DataFusion).
+fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateConnectorTable>> {
+    let mut i = 1;
+    let temporary = matches!(keyword(tokens.get(i)), Some(Keyword::TEMPORARY) | Some(Keyword::TEMP));
+    if temporary {
+        i += 1;
+    }
+    if keyword(tokens.get(i)) != Some(Keyword::TABLE) {
+        return Ok(None);
+    }
+    // Only a WITH followed by '(' and a quoted key makes this a connector table.
+    let has_with = tokens.windows(3).any(|w| {
+        keyword(Some(&w[0])) == Some(Keyword::WITH)
+            && w[1].token == Token::LParen
+            && matches!(w[2].token, Token::SingleQuotedString(_))
+    });
+    if !has_with {
+        return Ok(None);
+    }
+    let mut parser = parser(tokens[i + 1..].to_vec());
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name_location = loc(&parser.peek_token());
+    let name = parser.parse_object_name(false)?;
+    let (columns, constraints) =
+        if parser.peek_token().token == Token::LParen { parser.parse_columns()? } else { (vec![], vec![]) };
+    parser.expect_keyword(Keyword::WITH)?;
+    parser.expect_token(&Token::LParen)?;
+    let mut options = Vec::new();
+    loop {
+        let key_token = parser.next_token();
+        let key = match key_token.token.clone() {
+            Token::SingleQuotedString(s) => s,
+            other => {
+                return Err(Error::syntax(format!("expected a quoted option key, found '{other}'"))
+                    .at(Some(loc(&key_token)))
+                    .with_hint("options are written 'key' = 'value', e.g. 'connector' = 'filesystem'"));
+            }
+        };
+        parser.expect_token(&Token::Eq)?;
+        let value_token = parser.next_token();
+        let value = match value_token.token.clone() {
+            Token::SingleQuotedString(s) => s,
+            Token::Number(n, _) => n,
+            Token::Word(w) if w.quote_style.is_none() && matches!(w.keyword, Keyword::TRUE | Keyword::FALSE) => w.value,
+            other => {
+                return Err(Error::syntax(format!("expected a quoted value for option '{key}', found '{other}'"))
+                    .at(Some(loc(&value_token)))
+                    .with_hint(format!("write '{key}' = '<value>'")));
+            }
+        };
+        options.push((key, value));
+        let sep = parser.next_token();
+        match sep.token.clone() {
+            Token::Comma => continue,
+            Token::RParen => break,
+            other => {
+                return Err(Error::syntax(format!("expected ',' or ')' in the WITH options, found '{other}'"))
+                    .at(Some(loc(&sep))));
+            }
+        }
+    }
+    expect_end(&parser)?;
+    Ok(Some(CreateConnectorTable { name, columns, constraints, options, if_not_exists, temporary, name_location }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Statement {
+        let mut v = parse_sql(sql).unwrap();
+        assert_eq!(v.len(), 1, "{sql}");
+        v.remove(0).statement
+    }
+
+    #[test]
+    fn splits_statements_and_keeps_locations() {
+        let v = parse_sql("SELECT 1;\n-- a comment\n  SELECT ';' ;;").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].location, Location { line: 3, column: 3 });
+        assert_eq!(v[1].text, "SELECT ';'");
+    }
+
+    #[test]
+    fn connector_table_with_and_without_columns() {
+        let Statement::CreateConnectorTable(c) = one(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS t (a BIGINT, b STRING) WITH ('connector' = 'filesystem', 'path' = '/x')",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.name.to_string(), "t");
+        assert_eq!(c.columns.len(), 2);
+        assert!(c.if_not_exists && c.temporary);
+        assert_eq!(c.options[1], ("path".to_string(), "/x".to_string()));
+        let Statement::CreateConnectorTable(c) = one("CREATE TABLE f WITH ('format' = 'parquet')") else { panic!() };
+        assert!(c.columns.is_empty());
+    }
+
+    #[test]
+    fn plain_create_table_goes_to_datafusion() {
+        assert!(matches!(one("CREATE TABLE t (a INT)"), Statement::Sql(_)));
+        assert!(matches!(one("CREATE TEMPORARY TABLE t AS SELECT 1"), Statement::Sql(_)));
+    }
+
+    #[test]
+    fn set_forms() {
+        let s = |sql| match one(sql) {
+            Statement::Set { key, value } => (key, value),
+            _ => panic!(),
+        };
+        assert_eq!(s("SET"), (None, None));
+        assert_eq!(s("SET 'execution.runtime-mode' = 'batch'"), (Some("execution.runtime-mode".into()), Some("batch".into())));
+        assert_eq!(s("SET datafusion.execution.batch_size = 100"), (Some("datafusion.execution.batch_size".into()), Some("100".into())));
+        assert!(matches!(one("RESET 'a.b'"), Statement::Reset { key: Some(k) } if k == "a.b"));
+    }
+
+    #[test]
+    fn explain_plan_for() {
+        let Statement::Explain { statement } = one("EXPLAIN PLAN FOR SELECT 1") else { panic!() };
+        assert!(matches!(statement.statement, Statement::Sql(_)));
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse_sql("SELECT 1;\nSELEC 2").unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Syntax);
+        assert_eq!(e.location.map(|l| l.line), Some(2));
+        let e = parse_sql("CREATE TABLE t (a INT) WITH ('k' = v)").unwrap_err();
+        assert!(e.message.contains("expected a quoted value for option 'k'"), "{e}");
+        assert_eq!(e.location, Some(Location { line: 1, column: 36 }));
+    }
+}

@@ -1,0 +1,1 @@
+SELECT carrier, AVG(dep_delay) AS avg_dep_delay, AVG(arr_delay) AS avg_arr_delay, SUM(arr_delay) AS sum_arr_delay, MIN(arr_delay) AS min_arr_delay, MAX(arr_delay) AS max_arr_delay FROM flights GROUP BY carrier ORDER BY carrier

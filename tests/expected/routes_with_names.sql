@@ -1,0 +1,1 @@
+SELECT f.origin, f.dest, a.name AS airline, COUNT(*) AS flights FROM flights f JOIN airlines a ON f.carrier = a.carrier JOIN airports d ON f.dest = d.faa GROUP BY f.origin, f.dest, a.name ORDER BY flights DESC, f.origin, f.dest, airline LIMIT 20

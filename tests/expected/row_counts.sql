@@ -1,0 +1,1 @@
+SELECT 'airlines' AS t, COUNT(*) AS n FROM airlines UNION ALL SELECT 'airports', COUNT(*) FROM airports UNION ALL SELECT 'flights', COUNT(*) FROM flights UNION ALL SELECT 'planes', COUNT(*) FROM planes UNION ALL SELECT 'weather', COUNT(*) FROM weather ORDER BY t

@@ -1,0 +1,1 @@
+//! Product-level tests live in the `[[test]]` targets of this crate.
