@@ -17,7 +17,7 @@ JOIN airports d ON f.dest = d.faa
 WHERE f.arr_delay IS NOT NULL
 GROUP BY f.origin, o.name, f.dest, d.name, a.name
 HAVING COUNT(*) >= 300
-ORDER BY avg_arr_delay_min DESC
+ORDER BY avg_arr_delay_min DESC, flights DESC, f.origin, f.dest
 LIMIT 10;
 
 -- Average delay by scheduled hour of departure: delays build up over the day.
@@ -35,4 +35,4 @@ SELECT f.carrier, a.name AS airline, COUNT(*) AS flights,
 FROM flights f
 JOIN airlines a ON f.carrier = a.carrier
 GROUP BY f.carrier, a.name
-ORDER BY cancelled_pct DESC;
+ORDER BY cancelled_pct DESC, f.carrier;

@@ -38,4 +38,4 @@ mod session;
 
 pub use result::QueryResult;
 pub use session::{DEFAULT_CATALOG, DEFAULT_DATABASE, Session, SessionBuilder};
-pub use tributary_planner::{Error, ErrorKind, Location, ResolvedMode, Result, RuntimeMode};
+pub use tributary_planner::{Error, ErrorKind, Location, ParsedStatement, ResolvedMode, Result, RuntimeMode, Statement};

@@ -34,6 +34,7 @@ pub struct QueryResult {
     watched: Vec<(Arc<dyn TableProvider>, u64)>,
     notices: Vec<String>,
     finished: bool,
+    insert: bool,
 }
 
 impl QueryResult {
@@ -47,6 +48,7 @@ impl QueryResult {
             watched: vec![],
             notices: vec![],
             finished: false,
+            insert: false,
         }
     }
 
@@ -67,6 +69,7 @@ impl QueryResult {
             watched: vec![],
             notices: vec![],
             finished: true,
+            insert: false,
         }
     }
 
@@ -81,6 +84,18 @@ impl QueryResult {
             })
             .collect();
         self
+    }
+
+    /// Marks the result of an `INSERT` (one row, column `count`).
+    pub(crate) fn of_insert(mut self) -> Self {
+        self.insert = true;
+        self
+    }
+
+    /// Whether this is the result of an `INSERT`: one row with the column
+    /// `count` (UInt64), the rows written.
+    pub fn is_insert(&self) -> bool {
+        self.insert
     }
 
     /// The schema of the batches.

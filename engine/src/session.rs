@@ -374,8 +374,10 @@ impl Session {
             plan => {
                 let query = self.physical_plan(&plan).await?;
                 let tables = scanned_tables(&query.logical);
+                let is_insert = matches!(&plan, LogicalPlan::Dml(_));
                 let stream = execute_stream(query.plan.clone(), self.ctx.task_ctx())?;
-                Ok(QueryResult::rows(stream, Some(query.mode)).watch(tables))
+                let result = QueryResult::rows(stream, Some(query.mode)).watch(tables);
+                Ok(if is_insert { result.of_insert() } else { result })
             }
         }
     }

@@ -27,7 +27,6 @@ use arrow::util::display::FormatOptions;
 use futures::StreamExt;
 use tributary_engine::{Error, ErrorKind, QueryResult};
 
-use crate::sql_text::first_word;
 
 /// The output format of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -108,18 +107,18 @@ impl Printer {
         Ok(())
     }
 
-    /// Prints one statement's result; `text` is the statement (an `INSERT`
-    /// prints how many rows it wrote, not a table), `started` is when the
-    /// statement started, for the timing of the `table` format.
+    /// Prints one statement's result (an `INSERT` prints how many rows it
+    /// wrote, not a table); `started` is when the statement started, for the
+    /// timing of the `table` format.
     ///
     /// # Errors
     /// The query's error, or a failure to write the output.
-    pub async fn print(&mut self, mut result: QueryResult, text: &str, started: Instant) -> Result<(), PrintError> {
+    pub async fn print(&mut self, mut result: QueryResult, started: Instant) -> Result<(), PrintError> {
         if let Some(status) = result.status_message() {
             let line = format!("{status}\n");
             return self.status(&line);
         }
-        if is_insert_count(text, &result) {
+        if is_insert_count(&result) {
             let inserted = inserted_rows(&collect(&mut result).await?);
             let rows = if inserted == 1 { "row" } else { "rows" };
             let line = match self.format {
@@ -204,9 +203,9 @@ impl Printer {
 
 /// Whether `result` is the row count of an `INSERT` (one `count` column),
 /// which is shown as a message rather than as rows.
-fn is_insert_count(text: &str, result: &QueryResult) -> bool {
+fn is_insert_count(result: &QueryResult) -> bool {
     let schema = result.schema();
-    first_word(text).eq_ignore_ascii_case("INSERT") && schema.fields().len() == 1 && schema.field(0).name() == "count"
+    result.is_insert() && schema.fields().len() == 1 && schema.field(0).name() == "count"
 }
 
 /// The sum of the `count` column of an `INSERT`'s result.
@@ -283,7 +282,7 @@ mod tests {
         }
         let (mut p, out, err) = printer(format);
         let result = session.sql(query).await.unwrap();
-        p.print(result, query, Instant::now()).await.unwrap();
+        p.print(result, Instant::now()).await.unwrap();
         (out.text(), err.text())
     }
 

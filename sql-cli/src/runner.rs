@@ -74,7 +74,7 @@ impl Runner {
         };
         for statement in &statements {
             let session = self.session.clone();
-            let outcome = self.run_statement(session.execute(statement), &statement.text, text, origin).await;
+            let outcome = self.run_statement(session.execute(statement), text, origin).await;
             if outcome != Outcome::Success {
                 return outcome;
             }
@@ -88,13 +88,12 @@ impl Runner {
         }
     }
 
-    /// Runs one statement (`execute` plans and starts it; `statement` is
-    /// its text) and prints its result, unless Ctrl-C comes first. `text`
+    /// Runs one statement (`execute` plans and starts it) and prints its
+    /// result, unless Ctrl-C comes first. `text`
     /// is the whole text the statement came from, for error locations.
     async fn run_statement(
         &mut self,
         execute: impl Future<Output = Result<QueryResult>>,
-        statement: &str,
         text: &str,
         origin: &Origin,
     ) -> Outcome {
@@ -102,7 +101,7 @@ impl Runner {
         let printer = &mut self.printer;
         let work = async move {
             let result = execute.await.map_err(PrintError::Query)?;
-            printer.print(result, statement, started).await
+            printer.print(result, started).await
         };
         let finished = tokio::select! {
             r = work => Some(r),

@@ -162,43 +162,6 @@ pub fn ends_in_code(text: &str) -> bool {
     !scan(text).ends_in_literal_or_comment
 }
 
-/// The first word of `text` outside blanks and comments (empty if none).
-pub fn first_word(text: &str) -> &str {
-    let mut rest = text.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.find('\n').map_or("", |i| &after[i + 1..]).trim_start();
-        } else if rest.starts_with("/*") {
-            let end = scan_block_comment_end(rest);
-            rest = rest[end..].trim_start();
-        } else {
-            break;
-        }
-    }
-    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
-    &rest[..end]
-}
-
-/// The byte offset just past the (nested) block comment `text` starts with.
-fn scan_block_comment_end(text: &str) -> usize {
-    let mut depth = 0u32;
-    let mut i = 0;
-    while i < text.len() {
-        if text[i..].starts_with("/*") {
-            depth += 1;
-            i += 2;
-        } else if text[i..].starts_with("*/") {
-            depth = depth.saturating_sub(1);
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += text[i..].chars().next().map_or(1, char::len_utf8);
-        }
-    }
-    text.len()
-}
 
 /// The byte offset where every statement ending at or before `offset` ends
 /// (just past its `;`), if any statement does.
@@ -275,14 +238,6 @@ mod tests {
         assert!(!is_blank("SELECT"));
     }
 
-    #[test]
-    fn first_words_skip_comments() {
-        assert_eq!(first_word("INSERT INTO t"), "INSERT");
-        assert_eq!(first_word("  -- x\n /* a /* b */ c */ insert(1)"), "insert");
-        assert_eq!(first_word("-- only"), "");
-        assert_eq!(first_word("/* open"), "");
-        assert_eq!(first_word(""), "");
-    }
 
     #[test]
     fn code_ends_outside_quotes_and_comments() {
