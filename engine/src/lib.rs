@@ -32,9 +32,11 @@
 //! default), which picks BATCH when every source is bounded. `streaming` is
 //! refused with a clear error until the STREAMING runtime lands.
 
+pub mod changelog;
 mod hints;
 mod result;
 mod session;
+pub mod streaming;
 
 pub use result::QueryResult;
 pub use session::{DEFAULT_CATALOG, DEFAULT_DATABASE, Session, SessionBuilder};

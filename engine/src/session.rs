@@ -22,7 +22,7 @@ use tributary_connectors::{TableOptions, sql_type_name};
 use tributary_planner::parser::CreateConnectorTable;
 use tributary_planner::schema::columns_to_schema;
 use tributary_planner::{
-    Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, Result, RuntimeMode, Statement, TributaryConfig,
+    Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, QueryPlan, Result, RuntimeMode, Statement, TributaryConfig,
     create_physical_plan, parse_sql,
 };
 
@@ -339,7 +339,10 @@ impl Session {
             return Err(Error::not_supported("EXPLAIN supports queries and INSERT statements").at(Some(inner.location)));
         }
         let query = self.physical_plan(&plan).await?;
-        let physical = datafusion::physical_plan::displayable(query.plan.as_ref()).indent(true).to_string();
+        let physical = match &query.plan {
+            QueryPlan::Batch(plan) => datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string(),
+            QueryPlan::Streaming(plan) => plan.display_indent(),
+        };
         let rows = vec![
             ("runtime_mode", format!("{} ({})", query.mode.mode.to_string().to_uppercase(), query.mode.reason)),
             ("logical_plan", query.logical.display_indent().to_string()),
@@ -375,7 +378,12 @@ impl Session {
                 let query = self.physical_plan(&plan).await?;
                 let tables = scanned_tables(&query.logical);
                 let is_insert = matches!(&plan, LogicalPlan::Dml(_));
-                let stream = execute_stream(query.plan.clone(), self.ctx.task_ctx())?;
+                let stream = match &query.plan {
+                    QueryPlan::Batch(plan) => execute_stream(plan.clone(), self.ctx.task_ctx())?,
+                    QueryPlan::Streaming(plan) => {
+                        crate::streaming::execute(plan, self.ctx.task_ctx(), self.tributary_config().parallelism)?
+                    }
+                };
                 let result = QueryResult::rows(stream, Some(query.mode)).watch(tables);
                 Ok(if is_insert { result.of_insert() } else { result })
             }

@@ -5,11 +5,14 @@
 //! SQL text ─ parser::parse_sql ─▶ Statement
 //!   └─ DataFusion SqlToRel ─▶ LogicalPlan
 //!        └─ physical::create_physical_plan(mode) ─▶ PhysicalQuery { mode, plan }
+//!             ├─ BATCH: DataFusion's ExecutionPlan
+//!             └─ STREAMING: streaming::StreamPlan (incremental operators)
 //! ```
 //!
 //! The planner never runs anything: the engine (`tributary-engine`) owns the
 //! session and execution.
 
+pub mod changelog;
 pub mod config;
 pub mod error;
 pub mod insert_types;
@@ -17,9 +20,12 @@ pub mod mode;
 pub mod parser;
 pub mod physical;
 pub mod schema;
+pub mod streaming;
 
 pub use config::TributaryConfig;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use mode::{ResolvedMode, RuntimeMode, resolve_mode};
 pub use parser::{ParsedStatement, Statement, parse_sql};
-pub use physical::{PhysicalQuery, create_physical_plan};
+pub use changelog::{ChangelogMode, OP_COLUMN, RowKind};
+pub use physical::{PhysicalQuery, QueryPlan, create_physical_plan};
+pub use streaming::StreamPlan;

@@ -61,11 +61,8 @@ pub struct ResolvedMode {
 /// the plan scans is bounded, else STREAMING.
 ///
 /// # Errors
-/// STREAMING is not supported yet: asking for it — explicitly, or through
-/// AUTOMATIC over an unbounded source — is an [`ErrorKind::NotSupported`]
-/// error that suggests BATCH.
-///
-/// [`ErrorKind::NotSupported`]: crate::ErrorKind::NotSupported
+/// BATCH over an unbounded table (Flink: "Querying an unbounded table ... in
+/// batch mode is not allowed").
 pub fn resolve_mode(requested: RuntimeMode, plan: &LogicalPlan) -> Result<ResolvedMode> {
     let unbounded = unbounded_tables(plan);
     let resolved = match requested {
@@ -90,13 +87,6 @@ pub fn resolve_mode(requested: RuntimeMode, plan: &LogicalPlan) -> Result<Resolv
             ResolvedMode { mode: RuntimeMode::Streaming, reason: "execution.runtime-mode = streaming".into() }
         }
     };
-    if resolved.mode == RuntimeMode::Streaming {
-        return Err(Error::not_supported(format!(
-            "STREAMING mode is not supported yet ({})",
-            resolved.reason
-        ))
-        .with_hint("SET 'execution.runtime-mode' = 'batch' to run the query over the data present now"));
-    }
     Ok(resolved)
 }
 
@@ -135,10 +125,9 @@ mod tests {
     }
 
     #[test]
-    fn streaming_is_not_supported_yet() {
+    fn streaming_is_streaming() {
         let plan = LogicalPlanBuilder::empty(true).build().unwrap();
-        let e = resolve_mode(RuntimeMode::Streaming, &plan).unwrap_err();
-        assert_eq!(e.kind, crate::ErrorKind::NotSupported);
-        assert!(e.to_string().contains("STREAMING mode is not supported yet"));
+        let r = resolve_mode(RuntimeMode::Streaming, &plan).unwrap();
+        assert_eq!(r.mode, RuntimeMode::Streaming);
     }
 }

@@ -2,8 +2,8 @@
 //! logical plan into something to run, in the runtime mode asked for.
 //!
 //! BATCH lowers to DataFusion's physical plan (hash aggregate, hash join,
-//! sort). STREAMING lowers to incremental operators — not built yet, so it is
-//! refused by [`resolve_mode`] with a clear error.
+//! sort). STREAMING lowers to Tributary's incremental operators
+//! ([`crate::streaming`]).
 
 use std::sync::Arc;
 
@@ -14,24 +14,34 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::error::Result;
 use crate::insert_types::check_insert_types;
 use crate::mode::{ResolvedMode, RuntimeMode, resolve_mode};
+use crate::streaming::{StreamPlan, plan_streaming};
 
-/// A statement ready to run: its physical plan and the mode it runs in.
+/// The plan of a query in its mode.
+#[derive(Debug, Clone)]
+pub enum QueryPlan {
+    /// DataFusion's physical plan, run to completion.
+    Batch(Arc<dyn ExecutionPlan>),
+    /// Incremental operators emitting a changelog.
+    Streaming(StreamPlan),
+}
+
+/// A statement ready to run: its plan and the mode it runs in.
 #[derive(Debug, Clone)]
 pub struct PhysicalQuery {
     /// The mode, and why it was chosen.
     pub mode: ResolvedMode,
     /// The optimized logical plan the physical plan was made from.
     pub logical: LogicalPlan,
-    /// The physical plan (DataFusion's, in BATCH).
-    pub plan: Arc<dyn ExecutionPlan>,
+    /// What to run.
+    pub plan: QueryPlan,
 }
 
 /// Plans `logical` in the `requested` mode.
 ///
 /// # Errors
-/// Whatever [`resolve_mode`] refuses (STREAMING for now; BATCH over an
-/// unbounded source), and DataFusion's optimizer and physical planner
-/// errors.
+/// Whatever [`resolve_mode`] refuses (BATCH over an unbounded source), an
+/// `INSERT` whose types do not match its sink, constructs STREAMING does not
+/// support yet, and DataFusion's optimizer and physical planner errors.
 pub async fn create_physical_plan(
     state: &SessionState,
     logical: &LogicalPlan,
@@ -42,6 +52,9 @@ pub async fn create_physical_plan(
         check_insert_types(dml)?;
     }
     let optimized = state.optimize(logical)?;
-    let plan = state.query_planner().create_physical_plan(&optimized, state).await?;
+    let plan = match mode.mode {
+        RuntimeMode::Streaming => QueryPlan::Streaming(plan_streaming(state, &optimized).await?),
+        _ => QueryPlan::Batch(state.query_planner().create_physical_plan(&optimized, state).await?),
+    };
     Ok(PhysicalQuery { mode, logical: optimized, plan })
 }

@@ -1,0 +1,306 @@
+//! Non-windowed `GROUP BY` aggregation over a changelog (Flink's
+//! `GroupAggregate`): one set of accumulators per key; each input batch
+//! updates them — `+I`/`+U` rows with `update_batch`, `-U`/`-D` rows with
+//! `retract_batch` — and then, for every key the batch touched, the operator
+//! emits what changed: `+I` for a new key, `-U` old / `+U` new for a changed
+//! result, `-D` when a key's last row is retracted. A key whose result did
+//! not change emits nothing. (This is Flink's mini-batch aggregation, with a
+//! mini-batch per input batch.)
+//!
+//! Rows of a batch are grouped by their arrow-row key and each aggregate is
+//! fed the `take`n rows of a key at once. A global aggregate (no `GROUP BY`)
+//! has one key, never deletes it, and emits its empty result at the end of
+//! an input that had no rows, as BATCH does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::compute::{cast, take};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+use tokio::task::JoinSet;
+
+use tributary_planner::RowKind;
+use tributary_planner::streaming::{Retraction, StreamAggregate};
+
+use super::min_max::MinMaxMultiset;
+use super::{ChangeBatch, Receiver, channel, send};
+
+/// Starts one instance of the operator on `input`.
+pub(super) fn start(
+    mut input: Receiver,
+    group: Vec<Arc<dyn PhysicalExpr>>,
+    aggregates: Vec<StreamAggregate>,
+    schema: SchemaRef,
+    tasks: &mut JoinSet<()>,
+) -> Result<Receiver> {
+    let (tx, rx) = channel();
+    let mut op = GroupAggregate::try_new(group, aggregates, schema)?;
+    tasks.spawn(async move {
+        while let Some(item) = input.recv().await {
+            match item.and_then(|change| op.process(&change)) {
+                Ok(None) => {}
+                Ok(Some(out)) => {
+                    if !send(&tx, Ok(out)).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = send(&tx, Err(e)).await;
+                    return;
+                }
+            }
+        }
+        match op.finish() {
+            Ok(Some(out)) => {
+                let _ = send(&tx, Ok(out)).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = send(&tx, Err(e)).await;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The state of one aggregate for one key.
+enum AggState {
+    Accumulator(Box<dyn Accumulator>),
+    MinMax(MinMaxMultiset),
+}
+
+impl AggState {
+    fn update(&mut self, args: &[ArrayRef]) -> Result<()> {
+        match self {
+            AggState::Accumulator(a) => a.update_batch(args),
+            AggState::MinMax(m) => m.update(&args[0]),
+        }
+    }
+
+    fn retract(&mut self, args: &[ArrayRef]) -> Result<()> {
+        match self {
+            AggState::Accumulator(a) => a.retract_batch(args),
+            AggState::MinMax(m) => m.retract(&args[0]),
+        }
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        match self {
+            AggState::Accumulator(a) => a.evaluate(),
+            AggState::MinMax(m) => m.evaluate(),
+        }
+    }
+}
+
+/// One key's state.
+struct Group {
+    states: Vec<AggState>,
+    /// Rows of the key now in the input (inserted minus retracted).
+    rows: i64,
+    /// The aggregate values last emitted, if any.
+    emitted: Option<Vec<ScalarValue>>,
+}
+
+struct GroupAggregate {
+    group: Vec<Arc<dyn PhysicalExpr>>,
+    aggregates: Vec<StreamAggregate>,
+    schema: SchemaRef,
+    /// Encodes the key columns (None for a global aggregate).
+    keys: Option<RowConverter>,
+    /// Shared by the keys of each MIN/MAX aggregate.
+    min_max_converters: Vec<Option<Arc<RowConverter>>>,
+    groups: HashMap<Vec<u8>, Group>,
+    /// A global aggregate emitted at least once.
+    emitted_any: bool,
+}
+
+impl GroupAggregate {
+    fn try_new(group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate>, schema: SchemaRef) -> Result<Self> {
+        let keys = if group.is_empty() {
+            None
+        } else {
+            let fields = schema.fields()[..group.len()].iter().map(|f| SortField::new(f.data_type().clone())).collect();
+            Some(RowConverter::new(fields)?)
+        };
+        let min_max_converters = aggregates
+            .iter()
+            .map(|a| match a.retraction {
+                Retraction::MinMax { .. } => Ok(Some(MinMaxMultiset::converter(a.expr.field().data_type())?)),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { group, aggregates, schema, keys, min_max_converters, groups: HashMap::new(), emitted_any: false })
+    }
+
+    fn new_group(&self) -> Result<Group> {
+        let states = self
+            .aggregates
+            .iter()
+            .zip(&self.min_max_converters)
+            .map(|(a, conv)| {
+                Ok(match (a.retraction, conv) {
+                    (Retraction::MinMax { min }, Some(conv)) => {
+                        AggState::MinMax(MinMaxMultiset::new(min, a.expr.field().data_type().clone(), conv.clone()))
+                    }
+                    (Retraction::NotNeeded, _) => AggState::Accumulator(a.expr.create_accumulator()?),
+                    _ => AggState::Accumulator(a.expr.create_sliding_accumulator()?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Group { states, rows: 0, emitted: None })
+    }
+
+    /// Applies one input batch; returns the changes it caused.
+    fn process(&mut self, change: &ChangeBatch) -> Result<Option<ChangeBatch>> {
+        let n = change.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let key_rows = match &self.keys {
+            Some(conv) => {
+                let columns = self.group.iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>()?;
+                Some(conv.convert_columns(&columns)?)
+            }
+            None => None,
+        };
+        let args = self
+            .aggregates
+            .iter()
+            .map(|a| a.expr.expressions().iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        let filters = self
+            .aggregates
+            .iter()
+            .map(|a| match &a.filter {
+                None => Ok(None),
+                Some(f) => {
+                    let mask = f.evaluate(&change.data)?.into_array(n)?;
+                    Ok(Some(mask.as_any().downcast_ref::<BooleanArray>().cloned().ok_or_else(|| {
+                        DataFusionError::Internal("aggregate FILTER is not boolean".into())
+                    })?))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        // Rows of each key, inserts and retractions apart, keys in first-seen order.
+        let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
+        let mut touched: Vec<(Vec<u8>, Vec<u32>, Vec<u32>)> = Vec::new();
+        for (i, kind) in change.kinds().enumerate() {
+            let key: &[u8] = match &key_rows {
+                Some(rows) => rows.row(i).data(),
+                None => &[],
+            };
+            let slot = *slot_of.entry(key).or_insert_with(|| {
+                touched.push((key.to_vec(), Vec::new(), Vec::new()));
+                touched.len() - 1
+            });
+            if kind.is_retraction() { touched[slot].2.push(i as u32) } else { touched[slot].1.push(i as u32) }
+        }
+        drop(slot_of);
+
+        let mut out_keys: Vec<Vec<u8>> = Vec::new();
+        let mut out_kinds: Vec<RowKind> = Vec::new();
+        let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
+        for (key, inserts, retracts) in touched {
+            if !self.groups.contains_key(&key) {
+                if inserts.is_empty() {
+                    return Err(DataFusionError::Execution(
+                        "GROUP BY received a retraction for a key it has no rows of".into(),
+                    ));
+                }
+                let g = self.new_group()?;
+                self.groups.insert(key.clone(), g);
+            }
+            let group = self.groups.get_mut(&key).expect("inserted above");
+            for (j, state) in group.states.iter_mut().enumerate() {
+                for (rows, retract) in [(&inserts, false), (&retracts, true)] {
+                    let rows: Vec<u32> = match &filters[j] {
+                        Some(mask) => rows.iter().copied().filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize)).collect(),
+                        None => rows.clone(),
+                    };
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let indices = UInt32Array::from(rows);
+                    let taken = args[j].iter().map(|a| take(a.as_ref(), &indices, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+                    if retract { state.retract(&taken)? } else { state.update(&taken)? }
+                }
+            }
+            group.rows += inserts.len() as i64 - retracts.len() as i64;
+            if group.rows < 0 {
+                return Err(DataFusionError::Execution("GROUP BY retracted more rows of a key than it received".into()));
+            }
+            if group.rows == 0 && self.keys.is_some() {
+                if let Some(old) = group.emitted.take() {
+                    out_keys.push(key.clone());
+                    out_kinds.push(RowKind::Delete);
+                    out_values.push(old);
+                }
+                self.groups.remove(&key);
+                continue;
+            }
+            let new = group.states.iter_mut().map(AggState::evaluate).collect::<Result<Vec<_>>>()?;
+            match group.emitted.take() {
+                None => {
+                    out_keys.push(key.clone());
+                    out_kinds.push(RowKind::Insert);
+                    out_values.push(new.clone());
+                }
+                Some(old) if old != new => {
+                    out_keys.push(key.clone());
+                    out_kinds.push(RowKind::UpdateBefore);
+                    out_values.push(old);
+                    out_keys.push(key.clone());
+                    out_kinds.push(RowKind::UpdateAfter);
+                    out_values.push(new.clone());
+                }
+                Some(_) => {}
+            }
+            group.emitted = Some(new);
+        }
+        self.emitted_any |= !out_kinds.is_empty();
+        self.output(out_keys, out_kinds, out_values)
+    }
+
+    /// At the end of the input: a global aggregate over no rows still has a
+    /// result (COUNT 0, SUM NULL), as in BATCH.
+    fn finish(&mut self) -> Result<Option<ChangeBatch>> {
+        if self.keys.is_some() || self.emitted_any {
+            return Ok(None);
+        }
+        let mut group = self.new_group()?;
+        let values = group.states.iter_mut().map(AggState::evaluate).collect::<Result<Vec<_>>>()?;
+        self.emitted_any = true;
+        self.output(vec![vec![]], vec![RowKind::Insert], vec![values])
+    }
+
+    fn output(&self, keys: Vec<Vec<u8>>, kinds: Vec<RowKind>, values: Vec<Vec<ScalarValue>>) -> Result<Option<ChangeBatch>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let rows = kinds.len();
+        let mut columns: Vec<ArrayRef> = match &self.keys {
+            Some(conv) => {
+                let parser = conv.parser();
+                conv.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+            }
+            None => vec![],
+        };
+        let offset = columns.len();
+        for j in 0..self.aggregates.len() {
+            let array = ScalarValue::iter_to_array(values.iter().map(|v| v[j].clone()))?;
+            let want = self.schema.field(offset + j).data_type();
+            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+        }
+        let data = RecordBatch::try_new_with_options(self.schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+        let ops = Arc::new(arrow::array::Int8Array::from_iter_values(kinds.iter().map(|k| k.code())));
+        Ok(Some(ChangeBatch { ops, data }))
+    }
+}

@@ -1,0 +1,118 @@
+//! MIN and MAX that take retractions: the values of a group kept as a
+//! multiset (an ordered map from value to count), so removing the current
+//! minimum reveals the next one. DataFusion's sliding MIN/MAX assume values
+//! leave in arrival order (a window's), which a changelog does not promise.
+//!
+//! Values are keyed by their arrow-row encoding, which orders like the
+//! values themselves, so the map's first and last keys are MIN and MAX.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::DataType;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+
+/// The multiset state of one group's MIN or MAX.
+#[derive(Debug)]
+pub(crate) struct MinMaxMultiset {
+    min: bool,
+    data_type: DataType,
+    converter: Arc<RowConverter>,
+    values: BTreeMap<OwnedRow, u64>,
+}
+
+impl MinMaxMultiset {
+    /// A state for values of `data_type`; `converter` is shared by the
+    /// groups of one aggregate.
+    pub fn new(min: bool, data_type: DataType, converter: Arc<RowConverter>) -> Self {
+        Self { min, data_type, converter, values: BTreeMap::new() }
+    }
+
+    /// A converter for values of `data_type`.
+    pub fn converter(data_type: &DataType) -> Result<Arc<RowConverter>> {
+        Ok(Arc::new(RowConverter::new(vec![SortField::new(data_type.clone())])?))
+    }
+
+    /// Adds the non-NULL values of `values`.
+    pub fn update(&mut self, values: &ArrayRef) -> Result<()> {
+        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        for i in 0..values.len() {
+            if values.is_valid(i) {
+                *self.values.entry(rows.row(i).owned()).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one copy of each non-NULL value of `values`.
+    ///
+    /// # Errors
+    /// If a value is not in the multiset: the changelog retracted a row that
+    /// was never added.
+    pub fn retract(&mut self, values: &ArrayRef) -> Result<()> {
+        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        for i in 0..values.len() {
+            if values.is_null(i) {
+                continue;
+            }
+            let key = rows.row(i).owned();
+            match self.values.get_mut(&key) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    self.values.remove(&key);
+                }
+                None => {
+                    return Err(DataFusionError::Execution(format!(
+                        "{} retracted a value it never saw",
+                        if self.min { "MIN" } else { "MAX" }
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The current MIN or MAX; NULL when empty.
+    pub fn evaluate(&self) -> Result<ScalarValue> {
+        let key = if self.min { self.values.keys().next() } else { self.values.keys().next_back() };
+        match key {
+            None => ScalarValue::try_from(&self.data_type),
+            Some(row) => {
+                let arrays = self.converter.convert_rows([row.row()])?;
+                ScalarValue::try_from_array(&arrays[0], 0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn array(v: &[Option<i64>]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn retracting_the_minimum_reveals_the_next() {
+        let conv = MinMaxMultiset::converter(&DataType::Int64).unwrap();
+        let mut min = MinMaxMultiset::new(true, DataType::Int64, conv.clone());
+        let mut max = MinMaxMultiset::new(false, DataType::Int64, conv);
+        for m in [&mut min, &mut max] {
+            m.update(&array(&[Some(5), Some(-3), None, Some(9), Some(-3)])).unwrap();
+        }
+        assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(-3)));
+        assert_eq!(max.evaluate().unwrap(), ScalarValue::Int64(Some(9)));
+        min.retract(&array(&[Some(-3)])).unwrap();
+        assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(-3)), "one -3 is left");
+        min.retract(&array(&[Some(-3)])).unwrap();
+        assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(5)));
+        max.retract(&array(&[Some(9), Some(5), Some(-3), Some(-3)])).unwrap();
+        assert_eq!(max.evaluate().unwrap(), ScalarValue::Int64(None));
+        assert!(max.retract(&array(&[Some(1)])).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Filter and projection over changelog rows: each row keeps its kind, so
+//! they work on append-only and updating streams alike. One task per input
+//! partition; expressions are DataFusion `PhysicalExpr`s evaluated on whole
+//! batches.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use tokio::task::JoinSet;
+
+use super::{ChangeBatch, Receiver, channel, send};
+
+/// Starts a filter per input partition.
+pub(super) fn start_filter(inputs: Vec<Receiver>, predicate: Arc<dyn PhysicalExpr>, tasks: &mut JoinSet<()>) -> Vec<Receiver> {
+    map_each(inputs, tasks, move |change| {
+        let mask = predicate.evaluate(&change.data)?.into_array(change.num_rows())?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| DataFusionError::Internal(format!("filter predicate is {}, not boolean", mask.data_type())))?;
+        change.filter(mask)
+    })
+}
+
+/// Starts a projection per input partition.
+pub(super) fn start_project(
+    inputs: Vec<Receiver>,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+    tasks: &mut JoinSet<()>,
+) -> Vec<Receiver> {
+    map_each(inputs, tasks, move |change| {
+        let rows = change.num_rows();
+        let columns = exprs
+            .iter()
+            .map(|e| e.evaluate(&change.data)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let data = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+        Ok(ChangeBatch { ops: change.ops, data })
+    })
+}
+
+/// Runs `f` over every batch of every input, one task per input.
+fn map_each(
+    inputs: Vec<Receiver>,
+    tasks: &mut JoinSet<()>,
+    f: impl Fn(ChangeBatch) -> Result<ChangeBatch> + Send + Sync + 'static,
+) -> Vec<Receiver> {
+    let f = Arc::new(f);
+    inputs
+        .into_iter()
+        .map(|mut input| {
+            let (tx, rx) = channel();
+            let f = f.clone();
+            tasks.spawn(async move {
+                while let Some(item) = input.recv().await {
+                    let out = item.and_then(|c| f(c));
+                    let failed = out.is_err();
+                    if matches!(&out, Ok(c) if c.num_rows() == 0) {
+                        continue;
+                    }
+                    if !send(&tx, out).await || failed {
+                        return;
+                    }
+                }
+            });
+            rx
+        })
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! The STREAMING physical planner: lowers an optimized DataFusion logical
+//! plan to a tree of incremental operators, and knows for each operator
+//! whether its output is append-only or updating (Flink's changelog mode).
+//!
+//! Supported now: table scans (any bounded source, read as a stream),
+//! projection, filter, `UNION ALL`, and non-windowed `GROUP BY` aggregation
+//! (also `DISTINCT`, `HAVING`, `FILTER (WHERE ...)`, and aggregation over an
+//! updating input). Anything else is a plan-time error that names the
+//! construct and suggests BATCH.
+//!
+//! Expressions are DataFusion `PhysicalExpr`s and aggregates DataFusion
+//! `AggregateFunctionExpr`s, so every scalar function works in both modes.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_plan::ExecutionPlan;
+#[allow(deprecated)]
+use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
+
+use crate::changelog::ChangelogMode;
+use crate::error::{Error, Result};
+
+/// An operator of a streaming plan, with its output schema (without the
+/// `op` column) and changelog mode.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    /// What the operator does.
+    pub node: StreamNode,
+    /// The schema of its rows.
+    pub schema: SchemaRef,
+    /// Whether its output is append-only or updating.
+    pub changelog: ChangelogMode,
+}
+
+/// The operators.
+#[derive(Debug, Clone)]
+pub enum StreamNode {
+    /// Reads a table: the partitions of DataFusion's scan of it, each row `+I`.
+    Source { table: String, scan: Arc<dyn ExecutionPlan> },
+    /// Keeps the rows (of any kind) for which `predicate` is true.
+    Filter { input: Box<StreamPlan>, predicate: Arc<dyn PhysicalExpr> },
+    /// Computes `exprs` over each row, keeping its kind.
+    Project { input: Box<StreamPlan>, exprs: Vec<Arc<dyn PhysicalExpr>> },
+    /// Merges its inputs (`UNION ALL`).
+    Union { inputs: Vec<StreamPlan> },
+    /// Non-windowed `GROUP BY`: keeps one accumulator set per key, consumes
+    /// retractions, and emits `+I` / `-U` `+U` / `-D` as a key's result changes.
+    GroupAggregate { input: Box<StreamPlan>, group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate> },
+}
+
+/// One aggregate of a [`StreamNode::GroupAggregate`].
+#[derive(Debug, Clone)]
+pub struct StreamAggregate {
+    /// DataFusion's aggregate (function, arguments, output field).
+    pub expr: Arc<AggregateFunctionExpr>,
+    /// `FILTER (WHERE ...)`, if any.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// How its state takes retractions.
+    pub retraction: Retraction,
+}
+
+/// How an aggregate's state handles a retracted row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retraction {
+    /// The accumulator's own `retract_batch` (COUNT, SUM, AVG).
+    Accumulator,
+    /// A multiset of values, because MIN/MAX cannot undo a value (MIN if true).
+    MinMax { min: bool },
+    /// The input is append-only: nothing is ever retracted.
+    NotNeeded,
+}
+
+/// Aggregate functions whose DataFusion sliding accumulator retracts rows in
+/// any order.
+const RETRACTABLE: &[&str] = &["count", "sum", "avg", "mean"];
+
+/// Lowers `plan` (optimized) to a streaming plan.
+///
+/// # Errors
+/// A [`NotSupported`](crate::ErrorKind::NotSupported) error naming the first
+/// construct STREAMING cannot run yet, with a hint to use BATCH.
+pub async fn plan_streaming(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
+    Box::pin(lower(state, plan)).await
+}
+
+async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let physical = state.query_planner().create_physical_plan(plan, state).await?;
+            Ok(StreamPlan {
+                node: StreamNode::Source { table: scan.table_name.to_string(), scan: physical },
+                schema,
+                changelog: ChangelogMode::AppendOnly,
+            })
+        }
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            let physical = state.query_planner().create_physical_plan(plan, state).await?;
+            Ok(StreamPlan {
+                node: StreamNode::Source { table: "VALUES".into(), scan: physical },
+                schema,
+                changelog: ChangelogMode::AppendOnly,
+            })
+        }
+        LogicalPlan::Filter(filter) => {
+            let input = Box::pin(lower(state, &filter.input)).await?;
+            let predicate = state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
+            let changelog = input.changelog;
+            Ok(StreamPlan { node: StreamNode::Filter { input: Box::new(input), predicate }, schema, changelog })
+        }
+        LogicalPlan::Projection(projection) => {
+            let input = Box::pin(lower(state, &projection.input)).await?;
+            let exprs = projection
+                .expr
+                .iter()
+                .map(|e| state.create_physical_expr(e.clone(), projection.input.schema()))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            let changelog = input.changelog;
+            Ok(StreamPlan { node: StreamNode::Project { input: Box::new(input), exprs }, schema, changelog })
+        }
+        LogicalPlan::SubqueryAlias(alias) => {
+            let mut input = Box::pin(lower(state, &alias.input)).await?;
+            input.schema = schema;
+            Ok(input)
+        }
+        LogicalPlan::Union(union) => {
+            let mut inputs = Vec::with_capacity(union.inputs.len());
+            for i in &union.inputs {
+                inputs.push(Box::pin(lower(state, i)).await?);
+            }
+            let changelog = if inputs.iter().all(|i| i.changelog == ChangelogMode::AppendOnly) {
+                ChangelogMode::AppendOnly
+            } else {
+                ChangelogMode::Updating
+            };
+            Ok(StreamPlan { node: StreamNode::Union { inputs }, schema, changelog })
+        }
+        LogicalPlan::Aggregate(aggregate) => lower_aggregate(state, aggregate, schema).await,
+        LogicalPlan::Sort(_) => Err(unsupported(
+            "ORDER BY",
+            "a streaming result has no final order until the input ends",
+        )),
+        LogicalPlan::Limit(_) => Err(unsupported("LIMIT", "a streaming result has no final order to cut")),
+        LogicalPlan::Join(_) => Err(unsupported("joins", "streaming joins are not built yet")),
+        LogicalPlan::Window(_) => Err(unsupported("OVER window functions", "streaming OVER aggregation is not built yet")),
+        LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON", "it is not built yet")),
+        LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE", "it cannot run incrementally")),
+        LogicalPlan::Unnest(_) => Err(unsupported("UNNEST", "it is not built yet")),
+        LogicalPlan::Dml(_) => Err(unsupported("INSERT", "streaming sinks are not built yet")),
+        other => Err(unsupported(other.display().to_string().split(':').next().unwrap_or("this operator"), "it is not built yet")),
+    }
+}
+
+async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: SchemaRef) -> Result<StreamPlan> {
+    if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        return Err(unsupported("GROUPING SETS / ROLLUP / CUBE", "they are not built yet"));
+    }
+    let input = Box::pin(lower(state, &aggregate.input)).await?;
+    let input_schema = aggregate.input.schema();
+    let group = aggregate
+        .group_expr
+        .iter()
+        .map(|e| state.create_physical_expr(e.clone(), input_schema))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let physical_input_schema = input_schema.as_arrow();
+    let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+    for e in &aggregate.aggr_expr {
+        // DataFusion 55 deprecates this helper for its LoweredAggregateBuilder,
+        // which is not exported; the helper does the same lowering.
+        #[allow(deprecated)]
+        let (expr, filter, order) =
+            create_aggregate_expr_and_maybe_filter(e, input_schema, physical_input_schema, state.execution_props())?;
+        if !order.is_empty() {
+            return Err(unsupported("ordered aggregates (... ORDER BY inside an aggregate)", "they are not built yet"));
+        }
+        let name = expr.fun().name().to_ascii_lowercase();
+        let retraction = if input.changelog == ChangelogMode::AppendOnly {
+            Retraction::NotNeeded
+        } else if expr.is_distinct() {
+            return Err(unsupported(
+                &format!("{}(DISTINCT ...) over an updating input", name.to_uppercase()),
+                "its state cannot take retractions yet",
+            ));
+        } else if name == "min" || name == "max" {
+            Retraction::MinMax { min: name == "min" }
+        } else if RETRACTABLE.contains(&name.as_str()) {
+            Retraction::Accumulator
+        } else {
+            return Err(unsupported(
+                &format!("{}() over an updating input", name.to_uppercase()),
+                "its state cannot take retractions",
+            ));
+        };
+        aggregates.push(StreamAggregate { expr, filter, retraction });
+    }
+    Ok(StreamPlan {
+        node: StreamNode::GroupAggregate { input: Box::new(input), group, aggregates },
+        schema,
+        changelog: ChangelogMode::Updating,
+    })
+}
+
+fn unsupported(construct: &str, why: &str) -> Error {
+    Error::not_supported(format!("{construct} is not supported in STREAMING mode yet: {why}"))
+        .with_hint("SET 'execution.runtime-mode' = 'batch' to run this query over the data present now")
+}
+
+impl StreamPlan {
+    /// An indented description of the operator tree with each operator's
+    /// changelog mode, for `EXPLAIN`.
+    pub fn display_indent(&self) -> String {
+        let mut out = String::new();
+        self.fmt_indent(0, &mut out);
+        out.trim_end().to_string()
+    }
+
+    fn fmt_indent(&self, depth: usize, out: &mut String) {
+        let pad = "  ".repeat(depth);
+        let _ = match &self.node {
+            StreamNode::Source { table, .. } => writeln!(out, "{pad}Source: table={table}, changelogMode={}", self.changelog),
+            StreamNode::Filter { predicate, .. } => {
+                writeln!(out, "{pad}Filter: {predicate}, changelogMode={}", self.changelog)
+            }
+            StreamNode::Project { exprs, .. } => {
+                let e: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+                writeln!(out, "{pad}Project: [{}], changelogMode={}", e.join(", "), self.changelog)
+            }
+            StreamNode::Union { .. } => writeln!(out, "{pad}Union: changelogMode={}", self.changelog),
+            StreamNode::GroupAggregate { group, aggregates, .. } => {
+                let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
+                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+                writeln!(
+                    out,
+                    "{pad}GroupAggregate: group=[{}], aggregates=[{}], changelogMode={}",
+                    g.join(", "),
+                    a.join(", "),
+                    self.changelog
+                )
+            }
+        };
+        match &self.node {
+            StreamNode::Source { .. } => {}
+            StreamNode::Filter { input, .. } | StreamNode::Project { input, .. } | StreamNode::GroupAggregate { input, .. } => {
+                input.fmt_indent(depth + 1, out)
+            }
+            StreamNode::Union { inputs } => inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out)),
+        }
+    }
+}
