@@ -11,12 +11,14 @@
 //! | `connector` | bounded | reads | writes |
 //! |---|---|---|---|
 //! | `filesystem` | yes | CSV, newline-delimited JSON, Parquet; a file or a directory | `INSERT INTO` adds files to the directory |
+//! | `datagen` | with `number-of-rows` or a sequence column | made-up rows: random or sequence values per column, paced at `rows-per-second` | no |
 //!
 //! Every connector reports its [`Boundedness`], which the planner uses to pick
 //! the runtime mode (`execution.runtime-mode = automatic`).
 //!
 //! [`TableProvider`]: datafusion::catalog::TableProvider
 
+pub mod datagen;
 pub mod error;
 pub mod filesystem;
 pub mod options;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 
+pub use datagen::DataGenTable;
 pub use error::ConnectorError;
 pub use filesystem::FileSystemTable;
 pub use filesystem::text_decode::sql_type_name;
@@ -43,7 +46,7 @@ pub enum Boundedness {
 
 /// The connectors that `'connector' = '...'` accepts, in the order shown in
 /// error messages.
-pub const CONNECTORS: &[&str] = &["filesystem"];
+pub const CONNECTORS: &[&str] = &["filesystem", "datagen"];
 
 /// Builds the table provider for a `CREATE TABLE ... WITH (...)` statement.
 ///
@@ -71,6 +74,7 @@ pub async fn create_table(
     })?;
     match connector.to_ascii_lowercase().as_str() {
         "filesystem" => Ok(Arc::new(FileSystemTable::try_new(name, schema, options).await?)),
+        "datagen" => Ok(Arc::new(DataGenTable::try_new(name, schema, options)?)),
         other => Err(ConnectorError::UnknownConnector {
             table: name.to_string(),
             connector: other.to_string(),
@@ -82,8 +86,11 @@ pub async fn create_table(
 /// The boundedness of a table provider built by this crate; tables from
 /// elsewhere (in-memory tables, views over them) are bounded.
 pub fn boundedness_of(table: &dyn TableProvider) -> Boundedness {
-    match table.downcast_ref::<FileSystemTable>() {
-        Some(t) => t.boundedness(),
-        None => Boundedness::Bounded,
+    if let Some(t) = table.downcast_ref::<FileSystemTable>() {
+        return t.boundedness();
     }
+    if let Some(t) = table.downcast_ref::<DataGenTable>() {
+        return t.boundedness();
+    }
+    Boundedness::Bounded
 }

@@ -381,7 +381,8 @@ impl Session {
                 let stream = match &query.plan {
                     QueryPlan::Batch(plan) => execute_stream(plan.clone(), self.ctx.task_ctx())?,
                     QueryPlan::Streaming(plan) => {
-                        crate::streaming::execute(plan, self.ctx.task_ctx(), self.tributary_config().parallelism)?
+                        let state = self.ctx.state();
+                        crate::streaming::execute(plan, &state, self.ctx.task_ctx(), self.tributary_config().parallelism).await?
                     }
                 };
                 let result = QueryResult::rows(stream, Some(query.mode)).watch(tables);

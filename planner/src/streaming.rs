@@ -2,10 +2,10 @@
 //! plan to a tree of incremental operators, and knows for each operator
 //! whether its output is append-only or updating (Flink's changelog mode).
 //!
-//! Supported now: table scans (any bounded source, read as a stream),
-//! projection, filter, `UNION ALL`, and non-windowed `GROUP BY` aggregation
-//! (also `DISTINCT`, `HAVING`, `FILTER (WHERE ...)`, and aggregation over an
-//! updating input). Anything else is a plan-time error that names the
+//! Supported now: table scans (any source, read as a stream), projection,
+//! filter, `UNION ALL`, non-windowed `GROUP BY` aggregation (also `DISTINCT`,
+//! `HAVING`, `FILTER (WHERE ...)`, and aggregation over an updating input),
+//! and `INSERT INTO` of an append-only result. Anything else is a plan-time error that names the
 //! construct and suggests BATCH.
 //!
 //! Expressions are DataFusion `PhysicalExpr`s and aggregates DataFusion
@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -52,6 +55,9 @@ pub enum StreamNode {
     /// Non-windowed `GROUP BY`: keeps one accumulator set per key, consumes
     /// retractions, and emits `+I` / `-U` `+U` / `-D` as a key's result changes.
     GroupAggregate { input: Box<StreamPlan>, group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate> },
+    /// `INSERT INTO table`: appends the (append-only) input to the table
+    /// through the table's own sink; emits one row, `count`, at the end.
+    Sink { input: Box<StreamPlan>, table: String, target: Arc<dyn TableProvider> },
 }
 
 /// One aggregate of a [`StreamNode::GroupAggregate`].
@@ -152,7 +158,25 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON", "it is not built yet")),
         LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE", "it cannot run incrementally")),
         LogicalPlan::Unnest(_) => Err(unsupported("UNNEST", "it is not built yet")),
-        LogicalPlan::Dml(_) => Err(unsupported("INSERT", "streaming sinks are not built yet")),
+        LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(InsertOp::Append)) => {
+            let input = Box::pin(lower(state, &dml.input)).await?;
+            if input.changelog == ChangelogMode::Updating {
+                return Err(Error::plan(format!(
+                    "cannot INSERT INTO {}: the query produces an updating changelog {} (it revises rows it emitted), \
+                     but the table's sink only appends rows",
+                    dml.table_name,
+                    input.changelog
+                ))
+                .with_hint("run the INSERT in BATCH mode, where the result is final, or make the query append-only"));
+            }
+            let target = source_as_provider(&dml.target)?;
+            Ok(StreamPlan {
+                node: StreamNode::Sink { input: Box::new(input), table: dml.table_name.to_string(), target },
+                schema,
+                changelog: ChangelogMode::AppendOnly,
+            })
+        }
+        LogicalPlan::Dml(_) => Err(unsupported("INSERT OVERWRITE, UPDATE and DELETE", "only INSERT INTO appends")),
         other => Err(unsupported(other.display().to_string().split(':').next().unwrap_or("this operator"), "it is not built yet")),
     }
 }
@@ -232,6 +256,7 @@ impl StreamPlan {
                 writeln!(out, "{pad}Project: [{}], changelogMode={}", e.join(", "), self.changelog)
             }
             StreamNode::Union { .. } => writeln!(out, "{pad}Union: changelogMode={}", self.changelog),
+            StreamNode::Sink { table, .. } => writeln!(out, "{pad}Sink: table={table}, changelogMode={}", self.changelog),
             StreamNode::GroupAggregate { group, aggregates, .. } => {
                 let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
                 let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
@@ -246,7 +271,10 @@ impl StreamPlan {
         };
         match &self.node {
             StreamNode::Source { .. } => {}
-            StreamNode::Filter { input, .. } | StreamNode::Project { input, .. } | StreamNode::GroupAggregate { input, .. } => {
+            StreamNode::Filter { input, .. }
+            | StreamNode::Project { input, .. }
+            | StreamNode::GroupAggregate { input, .. }
+            | StreamNode::Sink { input, .. } => {
                 input.fmt_indent(depth + 1, out)
             }
             StreamNode::Union { inputs } => inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out)),

@@ -201,18 +201,18 @@ impl Printer {
     }
 }
 
-/// Whether `result` is the row count of an `INSERT` (one `count` column),
-/// which is shown as a message rather than as rows.
+/// Whether `result` is the row count of an `INSERT` (a `count` column, after
+/// the `op` column in STREAMING), which is shown as a message, not as rows.
 fn is_insert_count(result: &QueryResult) -> bool {
     let schema = result.schema();
-    result.is_insert() && schema.fields().len() == 1 && schema.field(0).name() == "count"
+    result.is_insert() && schema.fields().last().is_some_and(|f| f.name() == "count")
 }
 
 /// The sum of the `count` column of an `INSERT`'s result.
 fn inserted_rows(batches: &[RecordBatch]) -> u64 {
     let mut total = 0u64;
     for batch in batches {
-        let column = batch.column(0);
+        let Some(column) = batch.columns().last() else { continue };
         let Ok(counts) = arrow::compute::cast(column, &arrow::datatypes::DataType::UInt64) else { continue };
         if let Some(counts) = counts.as_any().downcast_ref::<arrow::array::UInt64Array>() {
             total = total.saturating_add(counts.iter().flatten().sum::<u64>());

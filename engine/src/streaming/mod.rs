@@ -15,6 +15,7 @@ mod change_batch;
 mod exchange;
 mod group_aggregate;
 mod min_max;
+mod sink;
 mod source;
 mod stateless;
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -52,9 +53,14 @@ pub(crate) fn channel() -> (Sender, Receiver) {
 ///
 /// # Errors
 /// Errors starting a source; errors while running come through the stream.
-pub fn execute(plan: &StreamPlan, ctx: Arc<TaskContext>, parallelism: usize) -> Result<SendableRecordBatchStream> {
+pub async fn execute(
+    plan: &StreamPlan,
+    state: &SessionState,
+    ctx: Arc<TaskContext>,
+    parallelism: usize,
+) -> Result<SendableRecordBatchStream> {
     let mut tasks = JoinSet::new();
-    let outputs = build(plan, &ctx, parallelism.max(1), &mut tasks)?;
+    let outputs = build(plan, state, &ctx, parallelism.max(1), &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
     let out_schema = schema.clone();
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
@@ -79,36 +85,42 @@ fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> 
 }
 
 /// Starts the operators of `plan` and returns its output partitions.
-fn build(
+async fn build(
     plan: &StreamPlan,
+    state: &SessionState,
     ctx: &Arc<TaskContext>,
     parallelism: usize,
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<Receiver>> {
+    let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| Box::pin(build(input, state, ctx, parallelism, tasks)).await;
     match &plan.node {
         StreamNode::Source { scan, .. } => source::start(scan.clone(), ctx.clone(), tasks),
         StreamNode::Filter { input, predicate } => {
-            let inputs = build(input, ctx, parallelism, tasks)?;
+            let inputs = inputs_of(input, tasks).await?;
             Ok(stateless::start_filter(inputs, predicate.clone(), tasks))
         }
         StreamNode::Project { input, exprs } => {
-            let inputs = build(input, ctx, parallelism, tasks)?;
+            let inputs = inputs_of(input, tasks).await?;
             Ok(stateless::start_project(inputs, exprs.clone(), plan.schema.clone(), tasks))
         }
         StreamNode::Union { inputs } => {
             let mut out = Vec::new();
             for i in inputs {
-                out.extend(build(i, ctx, parallelism, tasks)?);
+                out.extend(inputs_of(i, tasks).await?);
             }
             Ok(out)
         }
         StreamNode::GroupAggregate { input, group, aggregates } => {
-            let inputs = build(input, ctx, parallelism, tasks)?;
+            let inputs = inputs_of(input, tasks).await?;
             let instances = exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
             instances
                 .into_iter()
                 .map(|rx| group_aggregate::start(rx, group.clone(), aggregates.clone(), plan.schema.clone(), tasks))
                 .collect()
+        }
+        StreamNode::Sink { input, target, .. } => {
+            let inputs = inputs_of(input, tasks).await?;
+            sink::start(inputs, input.schema.clone(), target.clone(), state, ctx.clone(), tasks).await
         }
     }
 }

@@ -1,0 +1,77 @@
+//! The sink of a streaming `INSERT INTO`: hands the append-only stream to
+//! the target table's own DataFusion sink (`TableProvider::insert_into`), so
+//! a filesystem table writes files in its format and an in-memory table
+//! appends batches, exactly as a BATCH `INSERT` does.
+//!
+//! The running operators feed a one-partition `StreamingTableExec`, which is
+//! the sink plan's input; the sink's `count` row comes out when the input
+//! ends (never, for an unbounded source).
+
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::StreamExt;
+use tokio::task::JoinSet;
+
+use super::{ChangeBatch, Receiver, channel, send};
+
+/// Starts the sink: returns one receiver that yields the `count` row.
+pub(super) async fn start(
+    inputs: Vec<Receiver>,
+    input_schema: SchemaRef,
+    target: Arc<dyn TableProvider>,
+    state: &dyn Session,
+    ctx: Arc<TaskContext>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<Receiver>> {
+    let partition = Arc::new(ChannelPartition { schema: input_schema.clone(), inputs: Mutex::new(Some(inputs)) });
+    let input = Arc::new(StreamingTableExec::try_new(input_schema, vec![partition], None, vec![], false, None)?);
+    let plan = target.insert_into(state, input, InsertOp::Append).await?;
+    let (tx, rx) = channel();
+    let mut stream = plan.execute(0, ctx)?;
+    tasks.spawn(async move {
+        while let Some(batch) = stream.next().await {
+            let item = batch.map(ChangeBatch::inserts);
+            let failed = item.is_err();
+            if !send(&tx, item).await || failed {
+                return;
+            }
+        }
+    });
+    Ok(vec![rx])
+}
+
+/// The rows of the running operators as one DataFusion partition.
+#[derive(Debug)]
+struct ChannelPartition {
+    schema: SchemaRef,
+    inputs: Mutex<Option<Vec<Receiver>>>,
+}
+
+impl PartitionStream for ChannelPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let inputs = self.inputs.lock().map(|mut g| g.take()).ok().flatten();
+        let schema = self.schema.clone();
+        let Some(inputs) = inputs else {
+            let error = futures::stream::once(async {
+                Err(DataFusionError::Internal("a streaming sink's input can be read once".into()))
+            });
+            return Box::pin(RecordBatchStreamAdapter::new(schema, error));
+        };
+        let merged = futures::stream::select_all(inputs.into_iter().map(|rx| {
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        }));
+        // The planner only lets append-only input reach a sink, so every row is +I.
+        Box::pin(RecordBatchStreamAdapter::new(schema, merged.map(|item| item.map(|change| change.data))))
+    }
+}

@@ -1,0 +1,149 @@
+//! The cross-mode contract on the flight data: folding the STREAMING
+//! changelog of a query gives exactly its BATCH result, whatever the
+//! parallelism.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use tributary_engine::changelog::fold;
+use tributary_engine::{RuntimeMode, Session};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+async fn session(mode: RuntimeMode, parallelism: usize) -> Session {
+    let ddl = std::fs::read_to_string(root().join("examples/flights_tables.sql")).unwrap();
+    let ddl = ddl.replace("'examples/data/", &format!("'{}/examples/data/", root().display()));
+    let session = Session::builder().runtime_mode(mode).parallelism(parallelism).build().unwrap();
+    session.sql(&ddl).await.unwrap().collect().await.unwrap();
+    session
+}
+
+/// Rows as sorted text; floats rounded to 9 significant digits, since a sum
+/// depends on the order rows arrive in.
+fn sorted_rows(batch: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for b in batch {
+        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| {
+                    let s = f.value(r).to_string();
+                    if c.data_type().is_floating() {
+                        s.parse::<f64>().map(|v| format!("{v:.9e}")).unwrap_or(s)
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+async fn check(sql: &str) {
+    let batch = session(RuntimeMode::Batch, 2).await;
+    let expected = sorted_rows(&batch.sql(sql).await.unwrap().collect().await.unwrap());
+    assert!(!expected.is_empty(), "{sql}: BATCH gave no rows");
+    for parallelism in [1, 4] {
+        let streaming = session(RuntimeMode::Streaming, parallelism).await;
+        let result = streaming.sql(sql).await.unwrap();
+        assert_eq!(result.mode().unwrap().mode, RuntimeMode::Streaming);
+        let schema = result.schema();
+        assert_eq!(schema.field(0).name(), "op");
+        let changelog = result.collect().await.unwrap();
+        let folded = fold(&schema, &changelog).unwrap();
+        assert_eq!(sorted_rows(&[folded]), expected, "{sql}: STREAMING at parallelism {parallelism}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_and_filter() {
+    check("SELECT carrier, flight, dep_delay * 60 AS delay_s, UPPER(dest) FROM flights WHERE month = 3 AND dep_delay > 120").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updating_aggregate_per_carrier() {
+    check(
+        "SELECT carrier, COUNT(*) AS flights, COUNT(dep_time) AS departed, SUM(distance) AS miles,
+                AVG(arr_delay) AS avg_delay, MIN(dep_delay) AS best, MAX(dep_delay) AS worst
+         FROM flights GROUP BY carrier",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_clause_having_and_expressions_of_keys() {
+    check(
+        "SELECT origin, month % 4 AS season, COUNT(*) FILTER (WHERE dep_time IS NULL) AS cancelled
+         FROM flights GROUP BY origin, month % 4 HAVING COUNT(*) > 1000",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_over_an_updating_aggregate() {
+    // How many carriers fly each number of distinct destinations: the inner
+    // counts change as rows arrive, and the outer count takes the retractions.
+    check(
+        "SELECT n, COUNT(*) AS carriers, MIN(carrier) AS first, MAX(carrier) AS last
+         FROM (SELECT carrier, COUNT(DISTINCT dest) AS n FROM flights GROUP BY carrier) GROUP BY n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_union_all_and_global_aggregates() {
+    check("SELECT DISTINCT origin, carrier FROM flights WHERE month = 1").await;
+    check("SELECT origin AS airport FROM flights WHERE day = 1 UNION ALL SELECT dest FROM flights WHERE day = 2").await;
+    check("SELECT COUNT(*), SUM(air_time), MAX(time_hour) FROM flights").await;
+    check("SELECT COUNT(*), SUM(air_time) FROM flights WHERE carrier = 'none'").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_insert_appends_and_updating_insert_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(RuntimeMode::Streaming, 2).await;
+    let ddl = format!(
+        "CREATE TABLE very_late (carrier STRING, flight INT, dep_delay DOUBLE) WITH ('connector' = 'filesystem', 'path' = '{}/very_late/', 'format' = 'csv')",
+        dir.path().display()
+    );
+    s.sql(&ddl).await.unwrap().collect().await.unwrap();
+    let result = s.sql("INSERT INTO very_late SELECT carrier, flight, dep_delay FROM flights WHERE dep_delay > 600").await.unwrap();
+    assert!(result.is_insert());
+    let schema = result.schema();
+    let folded = fold(&schema, &result.collect().await.unwrap()).unwrap();
+    assert_eq!(sorted_rows(&[folded]), vec!["40"]);
+    // The files are there for BATCH to read.
+    let b = session(RuntimeMode::Batch, 2).await;
+    b.sql(&ddl).await.unwrap().collect().await.unwrap();
+    let n = b.sql("SELECT COUNT(*), MIN(dep_delay) FROM very_late").await.unwrap().collect().await.unwrap();
+    assert_eq!(sorted_rows(&n), vec!["40|6.020000000e2"]);
+
+    s.sql("CREATE TABLE per_carrier (carrier STRING, n BIGINT)").await.unwrap();
+    let e = s.sql("INSERT INTO per_carrier SELECT carrier, COUNT(*) FROM flights GROUP BY carrier").await.unwrap_err();
+    assert!(e.message.contains("produces an updating changelog"), "{e}");
+    assert!(e.hint.unwrap().contains("BATCH"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_constructs_name_themselves_and_suggest_batch() {
+    let s = session(RuntimeMode::Streaming, 2).await;
+    for (sql, construct) in [
+        ("SELECT carrier FROM flights ORDER BY carrier", "ORDER BY"),
+        ("SELECT f.carrier FROM flights f JOIN airlines a ON f.carrier = a.carrier", "joins"),
+        ("SELECT carrier, ROW_NUMBER() OVER (ORDER BY dep_delay) FROM flights", "OVER window functions"),
+    ] {
+        let e = s.sql(sql).await.unwrap_err();
+        assert!(e.message.starts_with(construct), "{sql}: {e}");
+        assert!(e.message.contains("not supported in STREAMING mode yet"), "{e}");
+        assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
+    }
+}
