@@ -665,6 +665,9 @@ impl SplitMix64 {
     /// Uniform in `[0, max]` (rejection sampling under a bit mask: unbiased,
     /// fewer than two draws on average).
     fn up_to(&mut self, max: u128) -> u128 {
+        if max == 0 {
+            return 0;
+        }
         if max <= u64::MAX as u128 {
             let max = max as u64;
             let mask = u64::MAX >> max.leading_zeros();
@@ -1021,7 +1024,7 @@ mod tests {
         batches.iter().map(RecordBatch::num_rows).sum()
     }
 
-    fn column<'a>(batches: &'a [RecordBatch], i: usize) -> Vec<&'a ArrayRef> {
+    fn column(batches: &[RecordBatch], i: usize) -> Vec<&ArrayRef> {
         batches.iter().map(|b| b.column(i)).collect()
     }
 
@@ -1366,7 +1369,8 @@ mod tests {
     #[test]
     fn invalid_values_name_the_key_and_what_is_expected() {
         let i = [("v", DataType::Int8)];
-        let cases: &[(&[(&str, DataType)], &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a [(&'a str, DataType)], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (&i, &[("rows-per-second", "fast")], "invalid value 'fast' for option 'rows-per-second': expected a positive integer"),
             (&i, &[("rows-per-second", "0")], "invalid value '0' for option 'rows-per-second': expected a positive integer"),
             (&i, &[("number-of-rows", "-1")], "invalid value '-1' for option 'number-of-rows': expected a non-negative integer"),

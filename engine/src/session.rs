@@ -20,7 +20,8 @@ use sqlparser::ast::ObjectName;
 
 use tributary_connectors::{TableOptions, sql_type_name};
 use tributary_planner::parser::CreateConnectorTable;
-use tributary_planner::schema::columns_to_schema;
+use tributary_planner::schema::{columns_to_schema, constant};
+use tributary_planner::watermark::{WATERMARK_EXPR, apply_watermark, interval_to_ms};
 use tributary_planner::{
     Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, QueryPlan, Result, RuntimeMode, Statement, TributaryConfig,
     create_physical_plan, parse_sql,
@@ -284,13 +285,25 @@ impl Session {
         if !create.constraints.is_empty() {
             return Err(Error::not_supported("table constraints (PRIMARY KEY, UNIQUE, ...) are not supported yet").at(at));
         }
-        let schema = if create.columns.is_empty() {
-            None
+        let state = self.ctx.state();
+        let options = state.config().options();
+        let mut schema = if create.columns.is_empty() { None } else { Some(columns_to_schema(&create.columns, options)?) };
+        if let Some(def) = &create.watermark {
+            let Some(declared) = &schema else {
+                return Err(Error::plan("WATERMARK needs the columns declared").at(Some(def.location)).with_hint("list the table's columns before the WATERMARK clause"));
+            };
+            let interval_ms = |e: &sqlparser::ast::Expr| -> Result<i64> {
+                interval_to_ms(&constant(e, options).map_err(|err| err.at(Some(def.location)))?).map_err(|err| err.at(Some(def.location)))
+            };
+            schema = Some(apply_watermark(declared, def, interval_ms)?);
+        }
+        let provider: Arc<dyn TableProvider> = if create.options.is_empty() {
+            let schema = schema.expect("an in-memory table has declared columns");
+            Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?)
         } else {
-            Some(columns_to_schema(&create.columns, self.ctx.state().config().options())?)
+            let options = TableOptions::new(create.options.iter().cloned());
+            tributary_connectors::create_table(name.table(), schema, options).await.map_err(|e| Error::from(e).at(at))?
         };
-        let options = TableOptions::new(create.options.iter().cloned());
-        let provider = tributary_connectors::create_table(name.table(), schema, options).await.map_err(|e| Error::from(e).at(at))?;
         self.ctx.register_table(name.clone(), provider)?;
         Ok(QueryResult::status(format!("Table '{name}' created.")))
     }
@@ -321,13 +334,16 @@ impl Session {
         let reference = table_reference(name);
         let table = self.ctx.table_provider(reference.clone()).await.map_err(|_| table_not_found(self, &reference))?;
         let schema = table.schema();
-        let mut cols: Vec<Vec<String>> = vec![vec![]; 3];
+        let mut cols: Vec<Vec<String>> = vec![vec![]; 4];
         for f in schema.fields() {
             cols[0].push(f.name().clone());
-            cols[1].push(sql_type_name(f.data_type()));
+            let watermark = f.metadata().get(WATERMARK_EXPR);
+            // Flink marks an event-time column's type with *ROWTIME*.
+            cols[1].push(format!("{}{}", sql_type_name(f.data_type()), if watermark.is_some() { " *ROWTIME*" } else { "" }));
             cols[2].push(if f.is_nullable() { "TRUE" } else { "FALSE" }.into());
+            cols[3].push(watermark.cloned().unwrap_or_default());
         }
-        Ok(string_batch(&["name", "type", "null"], cols))
+        Ok(string_batch(&["name", "type", "null", "watermark"], cols))
     }
 
     async fn explain(&self, inner: &ParsedStatement) -> Result<QueryResult> {

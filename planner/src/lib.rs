@@ -21,6 +21,7 @@ pub mod parser;
 pub mod physical;
 pub mod schema;
 pub mod streaming;
+pub mod watermark;
 
 pub use config::TributaryConfig;
 pub use error::{Error, ErrorKind, Location, Result};
@@ -29,3 +30,8 @@ pub use parser::{ParsedStatement, Statement, parse_sql};
 pub use changelog::{ChangelogMode, OP_COLUMN, RowKind};
 pub use physical::{PhysicalQuery, QueryPlan, create_physical_plan};
 pub use streaming::StreamPlan;
+
+/// The SQL name of an Arrow type (`BIGINT`, `STRING`, `TIMESTAMP(3)`, ...).
+pub fn sql_type(t: &arrow::datatypes::DataType) -> String {
+    tributary_connectors::sql_type_name(t)
+}

@@ -22,6 +22,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Location, Result};
+use crate::watermark::WatermarkDef;
 
 /// One parsed statement and where it starts in the text.
 #[derive(Debug, Clone)]
@@ -55,7 +56,8 @@ pub enum Statement {
     Sql(Box<SqlStatement>),
 }
 
-/// `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name [(columns)] WITH (options)`.
+/// `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name [(columns [, WATERMARK FOR c AS e])] [WITH (options)]`:
+/// a connector table, or (without `WITH`) an in-memory table with a watermark.
 #[derive(Debug, Clone)]
 pub struct CreateConnectorTable {
     /// The table's name.
@@ -64,12 +66,14 @@ pub struct CreateConnectorTable {
     pub columns: Vec<ColumnDef>,
     /// Table constraints (`PRIMARY KEY (...) NOT ENFORCED`).
     pub constraints: Vec<TableConstraint>,
-    /// The `WITH` options in the order written.
+    /// The `WITH` options in the order written; empty for an in-memory table.
     pub options: Vec<(String, String)>,
     /// `IF NOT EXISTS`.
     pub if_not_exists: bool,
     /// `TEMPORARY` (every table lives as long as its session either way).
     pub temporary: bool,
+    /// `WATERMARK FOR column AS expr`, if declared.
+    pub watermark: Option<WatermarkDef>,
     /// Where the table name is.
     pub name_location: Location,
 }
@@ -248,13 +252,15 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
     if keyword(tokens.get(i)) != Some(Keyword::TABLE) {
         return Ok(None);
     }
-    // Only a WITH followed by '(' and a quoted key makes this a connector table.
+    let (tokens, watermark) = extract_watermark(tokens)?;
+    // A WITH followed by '(' and a quoted key makes this a connector table;
+    // a WATERMARK makes it ours too (DataFusion has no such clause).
     let has_with = tokens.windows(3).any(|w| {
         keyword(Some(&w[0])) == Some(Keyword::WITH)
             && w[1].token == Token::LParen
             && matches!(w[2].token, Token::SingleQuotedString(_))
     });
-    if !has_with {
+    if !has_with && watermark.is_none() {
         return Ok(None);
     }
     let mut parser = parser(tokens[i + 1..].to_vec());
@@ -263,9 +269,25 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
     let name = parser.parse_object_name(false)?;
     let (columns, constraints) =
         if parser.peek_token().token == Token::LParen { parser.parse_columns()? } else { (vec![], vec![]) };
+    let mut options = Vec::new();
+    if !has_with {
+        expect_end(&parser)?;
+        if columns.is_empty() {
+            return Err(Error::syntax("an in-memory table needs its columns declared").at(Some(name_location)));
+        }
+        return Ok(Some(CreateConnectorTable {
+            name,
+            columns,
+            constraints,
+            options,
+            if_not_exists,
+            temporary,
+            name_location,
+            watermark,
+        }));
+    }
     parser.expect_keyword(Keyword::WITH)?;
     parser.expect_token(&Token::LParen)?;
-    let mut options = Vec::new();
     loop {
         let key_token = parser.next_token();
         let key = match key_token.token.clone() {
@@ -300,7 +322,69 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         }
     }
     expect_end(&parser)?;
-    Ok(Some(CreateConnectorTable { name, columns, constraints, options, if_not_exists, temporary, name_location }))
+    Ok(Some(CreateConnectorTable { name, columns, constraints, options, if_not_exists, temporary, name_location, watermark }))
+}
+
+/// Takes `WATERMARK FOR column AS expr` out of a CREATE TABLE's column list
+/// (sqlparser does not know it) and parses it; returns the remaining tokens.
+fn extract_watermark(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Option<WatermarkDef>)> {
+    let Some(open) = tokens.iter().position(|t| t.token == Token::LParen) else { return Ok((tokens.to_vec(), None)) };
+    // The column list must come right after the name (not `AS SELECT (...)`).
+    if tokens[..open].iter().any(|t| keyword(Some(t)) == Some(Keyword::AS)) {
+        return Ok((tokens.to_vec(), None));
+    }
+    let mut depth = 0;
+    let mut element_start = open + 1;
+    let mut found: Option<(usize, usize)> = None; // token range of the element, comma included
+    for (j, t) in tokens.iter().enumerate().skip(open) {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    if is_watermark(&tokens[element_start..j]) {
+                        // the last element: drop the comma before it
+                        let start = if element_start > open + 1 { element_start - 1 } else { element_start };
+                        found = Some((start, j));
+                    }
+                    break;
+                }
+            }
+            Token::Comma if depth == 1 => {
+                if is_watermark(&tokens[element_start..j]) {
+                    found = Some((element_start, j + 1));
+                    break;
+                }
+                element_start = j + 1;
+            }
+            _ => {}
+        }
+    }
+    let Some((start, end)) = found else { return Ok((tokens.to_vec(), None)) };
+    // The element without its separating comma (before or after it).
+    let mut element: Vec<TokenWithSpan> = tokens[start..end].iter().skip_while(|t| t.token == Token::Comma).cloned().collect();
+    if element.last().is_some_and(|t| t.token == Token::Comma) {
+        element.pop();
+    }
+    let location = loc(&element[0]);
+    let mut p = parser(element);
+    p.next_token(); // WATERMARK
+    p.expect_keyword(Keyword::FOR)?;
+    let column = p.parse_identifier()?;
+    p.expect_keyword(Keyword::AS)?;
+    let expr = p.parse_expr()?;
+    let rest = p.peek_token();
+    if rest.token != Token::EOF && rest.token != Token::Comma {
+        return Err(Error::syntax(format!("unexpected '{}' in the WATERMARK clause", rest.token)).at(Some(loc(&rest))));
+    }
+    let mut remaining = tokens[..start].to_vec();
+    remaining.extend_from_slice(&tokens[end..]);
+    Ok((remaining, Some(WatermarkDef { column, expr, location })))
+}
+
+fn is_watermark(element: &[TokenWithSpan]) -> bool {
+    matches!(element.first().map(|t| &t.token), Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("WATERMARK"))
+        && keyword(element.get(1)) == Some(Keyword::FOR)
 }
 
 #[cfg(test)]
@@ -334,6 +418,23 @@ mod tests {
         assert_eq!(c.options[1], ("path".to_string(), "/x".to_string()));
         let Statement::CreateConnectorTable(c) = one("CREATE TABLE f WITH ('format' = 'parquet')") else { panic!() };
         assert!(c.columns.is_empty());
+    }
+
+    #[test]
+    fn watermark_is_taken_out_of_the_column_list() {
+        let Statement::CreateConnectorTable(c) = one(
+            "CREATE TABLE bids (auction BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '4' SECOND, price BIGINT) WITH ('connector' = 'x')",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.columns.iter().map(|c| c.name.value.as_str()).collect::<Vec<_>>(), ["auction", "ts", "price"]);
+        let w = c.watermark.unwrap();
+        assert_eq!(w.column.value, "ts");
+        assert_eq!(w.expr.to_string(), "ts - INTERVAL '4' SECOND");
+        assert_eq!(w.location, Location { line: 1, column: 53 });
+        // last element, and an in-memory table
+        let Statement::CreateConnectorTable(c) = one("CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts)") else { panic!() };
+        assert!(c.options.is_empty() && c.columns.len() == 1 && c.watermark.is_some());
     }
 
     #[test]

@@ -27,6 +27,21 @@ pub fn columns_to_schema(columns: &[ColumnDef], options: &ConfigOptions) -> Resu
     Ok(Arc::new(planner.build_schema(columns.to_vec())?))
 }
 
+/// The value of a constant SQL expression such as `INTERVAL '4' SECOND`.
+///
+/// # Errors
+/// An expression that is not a literal constant.
+pub fn constant(expr: &sqlparser::ast::Expr, options: &ConfigOptions) -> Result<datafusion::common::ScalarValue> {
+    let provider = TypesOnly { options: options.clone() };
+    let planner = SqlToRel::new_with_options(&provider, ParserOptions::from(&options.sql_parser));
+    let schema = datafusion::common::DFSchema::empty();
+    let logical = planner.sql_to_expr(expr.clone(), &schema, &mut datafusion::sql::planner::PlannerContext::new())?;
+    match logical {
+        datafusion::logical_expr::Expr::Literal(value, _) => Ok(value),
+        other => Err(crate::Error::plan(format!("expected a constant, found '{other}'"))),
+    }
+}
+
 /// A context provider that knows no tables or functions: enough to map
 /// column types.
 struct TypesOnly {
