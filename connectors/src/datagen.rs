@@ -93,15 +93,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, PrimitiveArray, RecordBatch,
-    RecordBatchOptions, StringViewArray,
+    ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, PrimitiveArray, RecordBatch, RecordBatchOptions,
+    StringViewArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
+    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -128,8 +127,7 @@ pub const DEFAULT_STRING_LENGTH: usize = 100;
 const TABLE_KEYS: &[&str] = &["connector", "rows-per-second", "number-of-rows", "seed"];
 
 /// The types a datagen column can have, for error messages.
-const SUPPORTED_TYPES: &str =
-    "TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s) with p <= 38, BOOLEAN, STRING/VARCHAR, DATE, TIMESTAMP(p)";
+const SUPPORTED_TYPES: &str = "TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s) with p <= 38, BOOLEAN, STRING/VARCHAR, DATE, TIMESTAMP(p)";
 
 /// At most this many bytes of string data per column per batch, so one batch
 /// of long strings stays of a sane size (and within i32 offsets).
@@ -171,26 +169,47 @@ enum Kind {
 #[derive(Debug, Clone)]
 enum RandomSpec {
     /// Integers in `[min, max]`; for decimals the unscaled values.
-    Integer { min: i128, max: i128 },
+    Integer {
+        min: i128,
+        max: i128,
+    },
     /// Floats in `[min, max]`.
-    Float { min: f64, max: f64 },
+    Float {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// Hex strings of `length` characters (`1..=length` with `var_len`).
-    Str { length: usize, var_len: bool },
+    Str {
+        length: usize,
+        var_len: bool,
+    },
     /// Instants in `[now - max_past_ns, now]`, written as a timestamp or a date.
-    Time { max_past_ns: i64 },
+    Time {
+        max_past_ns: i64,
+    },
 }
 
 /// What a column's type allows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum TypeClass {
     /// An integer type and its range.
-    Integer { min: i128, max: i128 },
+    Integer {
+        min: i128,
+        max: i128,
+    },
     /// FLOAT or DOUBLE; `exact` is the largest magnitude up to which every
     /// integer is exact (for sequences).
-    Float { exact: i64, max: f64, min_positive: f64 },
+    Float {
+        exact: i64,
+        max: f64,
+        min_positive: f64,
+    },
     /// A decimal: precision and scale.
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Bool,
     Str,
     Timestamp,
@@ -395,8 +414,9 @@ impl TableProvider for DataGenTable {
 
     /// One partition generating only the projected columns, in batches of at
     /// most `datafusion.execution.batch_size` and `rows-per-second` rows. A
-    /// `limit` caps the rows generated. Numeric sequence columns are declared
-    /// sorted ascending.
+    /// `limit` caps the rows generated (and makes the plan bounded, so
+    /// DataFusion accepts pipeline breakers above it). Numeric sequence
+    /// columns are declared sorted ascending.
     async fn scan(
         &self,
         state: &dyn Session,
@@ -416,7 +436,9 @@ impl TableProvider for DataGenTable {
         let mut orderings = Vec::new();
         for (position, &index) in indices.iter().enumerate() {
             let column = &self.columns[index];
-            if matches!(column.kind, Kind::Sequence { .. }) && !matches!(TypeClass::of(&column.data_type), Some(TypeClass::Str)) {
+            if matches!(column.kind, Kind::Sequence { .. })
+                && !matches!(TypeClass::of(&column.data_type), Some(TypeClass::Str))
+            {
                 let expr = Arc::new(Column::new(schema.field(position).name(), position));
                 orderings.extend(LexOrdering::new([PhysicalSortExpr::new_default(expr)]));
             }
@@ -585,7 +607,10 @@ impl Opts<'_> {
                         _ => return Err(invalid(self.table, &key, v, "a non-negative integer (characters)")),
                     },
                 };
-                RandomSpec::Str { length, var_len: self.options.bool(self.table, &field_key(column, "var-len"), false)? }
+                RandomSpec::Str {
+                    length,
+                    var_len: self.options.bool(self.table, &field_key(column, "var-len"), false)?,
+                }
             }
             TypeClass::Timestamp | TypeClass::Date => {
                 let key = field_key(column, "max-past");
@@ -856,13 +881,15 @@ fn generate(
                     }),
                     validity,
                 )),
-                RandomSpec::Bool => {
-                    Ok(Arc::new(BooleanArray::new(BooleanBuffer::collect_bool(n, |_| values.next_u64() >> 63 == 1), validity)))
-                }
+                RandomSpec::Bool => Ok(Arc::new(BooleanArray::new(
+                    BooleanBuffer::collect_bool(n, |_| values.next_u64() >> 63 == 1),
+                    validity,
+                ))),
                 RandomSpec::Str { length, var_len } => {
                     let (length, var_len) = (*length, *var_len);
                     string_array(t, n, validity, move |out: &mut Vec<u8>| {
-                        let len = if var_len && length > 0 { values.between(1, length as i128) as usize } else { length };
+                        let len =
+                            if var_len && length > 0 { values.between(1, length as i128) as usize } else { length };
                         hex(values, len, out)
                     })
                 }
@@ -970,7 +997,11 @@ fn string_array(
                 DataFusionError::Execution("datagen: a batch of strings is too large for its offsets".into())
             })?);
         }
-        Ok(GenericStringArray::<O>::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)), Buffer::from_vec(bytes), nulls)?)
+        Ok(GenericStringArray::<O>::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(bytes),
+            nulls,
+        )?)
     }
     Ok(match t {
         DataType::LargeUtf8 => Arc::new(build::<i64>(&ends, bytes, nulls)?),
@@ -1039,14 +1070,18 @@ mod tests {
         let config = SessionConfig::new().with_batch_size(7);
         let batches = collect_with(t, None, None, config).await;
         assert!(batches.iter().all(|b| b.num_rows() <= 7));
-        let ids: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        let ids: Vec<i64> =
+            batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
         assert_eq!(ids, (1..=100).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn number_of_rows_and_sequences_end_the_source_at_the_first_limit() {
         let seq = [("fields.id.kind", "sequence"), ("fields.id.start", "10"), ("fields.id.end", "19")];
-        let t = table(&[("id", DataType::Int32), ("v", DataType::Int64)], &[seq[0], seq[1], seq[2], ("number-of-rows", "4")]);
+        let t = table(
+            &[("id", DataType::Int32), ("v", DataType::Int64)],
+            &[seq[0], seq[1], seq[2], ("number-of-rows", "4")],
+        );
         assert_eq!(t.total_rows(), Some(4));
         let batches = collect(t, None, None).await;
         let ids = batches[0].column(0).as_primitive::<Int32Type>().values().to_vec();
@@ -1071,7 +1106,8 @@ mod tests {
             DataType::Utf8,
             DataType::Utf8View,
         ];
-        let cols: Vec<(String, DataType)> = types.iter().enumerate().map(|(i, t)| (format!("c{i}"), t.clone())).collect();
+        let cols: Vec<(String, DataType)> =
+            types.iter().enumerate().map(|(i, t)| (format!("c{i}"), t.clone())).collect();
         let keys: Vec<(String, String)> = (0..types.len())
             .flat_map(|i| {
                 [("kind", "sequence"), ("start", "98"), ("end", "101")]
@@ -1102,7 +1138,12 @@ mod tests {
     #[tokio::test]
     async fn random_numbers_stay_within_bounds() {
         let t = table(
-            &[("i", DataType::Int16), ("f", DataType::Float64), ("d", DataType::Decimal128(5, 2)), ("u", DataType::UInt64)],
+            &[
+                ("i", DataType::Int16),
+                ("f", DataType::Float64),
+                ("d", DataType::Decimal128(5, 2)),
+                ("u", DataType::UInt64),
+            ],
             &[
                 ("number-of-rows", "5000"),
                 ("fields.i.min", "-3"),
@@ -1132,7 +1173,11 @@ mod tests {
         }
         assert_eq!(seen_i.len(), 7, "every value of a small range shows up");
         // The whole range of BIGINT UNSIGNED by default: values above i64::MAX appear.
-        let high = column(&batches, 3).iter().flat_map(|a| a.as_primitive::<UInt64Type>().values().to_vec()).filter(|v| *v > i64::MAX as u64).count();
+        let high = column(&batches, 3)
+            .iter()
+            .flat_map(|a| a.as_primitive::<UInt64Type>().values().to_vec())
+            .filter(|v| *v > i64::MAX as u64)
+            .count();
         assert!(high > 1000, "{high}");
     }
 
@@ -1155,7 +1200,12 @@ mod tests {
     async fn strings_have_the_asked_length_and_declared_type() {
         let t = table(
             &[("s", DataType::Utf8), ("v", DataType::Utf8View), ("l", DataType::LargeUtf8), ("r", DataType::Utf8)],
-            &[("number-of-rows", "300"), ("fields.s.length", "10"), ("fields.r.length", "5"), ("fields.r.var-len", "true")],
+            &[
+                ("number-of-rows", "300"),
+                ("fields.s.length", "10"),
+                ("fields.r.length", "5"),
+                ("fields.r.var-len", "true"),
+            ],
         );
         let batches = collect(t, None, None).await;
         let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
@@ -1165,7 +1215,8 @@ mod tests {
         assert!(b.column(0).as_string::<i32>().iter().all(|s| s.unwrap().bytes().all(|c| c.is_ascii_hexdigit())));
         assert!(b.column(1).as_string_view().iter().all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH));
         assert!(b.column(2).as_string::<i64>().iter().all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH));
-        let lens: std::collections::BTreeSet<usize> = b.column(3).as_string::<i32>().iter().map(|s| s.unwrap().len()).collect();
+        let lens: std::collections::BTreeSet<usize> =
+            b.column(3).as_string::<i32>().iter().map(|s| s.unwrap().len()).collect();
         assert_eq!(lens, (1..=5).collect());
     }
 
@@ -1177,33 +1228,43 @@ mod tests {
             ("s", DataType::Timestamp(TimeUnit::Second, None)),
             ("d", DataType::Date32),
         ];
-        let t = table(&cols, &[("number-of-rows", "1000"), ("fields.ms.max-past", "1 h"), ("fields.d.max-past", "3 d")]);
+        let t =
+            table(&cols, &[("number-of-rows", "1000"), ("fields.ms.max-past", "1 h"), ("fields.d.max-past", "3 d")]);
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let batches = collect(t, None, None).await;
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let (lo, hi) = (before.as_millis() as i64 - 3_600_000, after.as_millis() as i64);
-        let ms: Vec<i64> =
-            column(&batches, 0).iter().flat_map(|a| a.as_primitive::<TimestampMillisecondType>().values().to_vec()).collect();
+        let ms: Vec<i64> = column(&batches, 0)
+            .iter()
+            .flat_map(|a| a.as_primitive::<TimestampMillisecondType>().values().to_vec())
+            .collect();
         assert!(ms.iter().all(|v| (lo..=hi).contains(v)));
         assert!(ms.iter().any(|v| *v < hi - 60_000), "spread over the hour");
-        let ns: Vec<i64> =
-            column(&batches, 1).iter().flat_map(|a| a.as_primitive::<TimestampNanosecondType>().values().to_vec()).collect();
+        let ns: Vec<i64> = column(&batches, 1)
+            .iter()
+            .flat_map(|a| a.as_primitive::<TimestampNanosecondType>().values().to_vec())
+            .collect();
         assert!(ns.iter().all(|v| (before.as_nanos() as i64..=after.as_nanos() as i64).contains(v)), "max-past 0: now");
         assert_eq!(batches[0].column(1).data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())));
-        let s: Vec<i64> =
-            column(&batches, 2).iter().flat_map(|a| a.as_primitive::<TimestampSecondType>().values().to_vec()).collect();
+        let s: Vec<i64> = column(&batches, 2)
+            .iter()
+            .flat_map(|a| a.as_primitive::<TimestampSecondType>().values().to_vec())
+            .collect();
         assert!(s.iter().all(|v| (before.as_secs() as i64..=after.as_secs() as i64).contains(v)));
         let today = (after.as_secs() / 86_400) as i32;
-        let d: Vec<i32> = column(&batches, 3).iter().flat_map(|a| a.as_primitive::<Date32Type>().values().to_vec()).collect();
+        let d: Vec<i32> =
+            column(&batches, 3).iter().flat_map(|a| a.as_primitive::<Date32Type>().values().to_vec()).collect();
         assert!(d.iter().all(|v| (today - 4..=today).contains(v)));
     }
 
     #[tokio::test]
     async fn a_seed_repeats_the_rows_whatever_the_projection_and_batch_size() {
         let cols = [("a", DataType::Int64), ("b", DataType::Utf8), ("c", DataType::Float64)];
-        let pairs = [("number-of-rows", "500"), ("seed", "42"), ("fields.b.length", "6"), ("fields.a.null-rate", "0.3")];
+        let pairs =
+            [("number-of-rows", "500"), ("seed", "42"), ("fields.b.length", "6"), ("fields.a.null-rate", "0.3")];
         let full = collect(table(&cols, &pairs), None, None).await;
-        let small = collect_with(table(&cols, &pairs), Some(vec![2, 0]), None, SessionConfig::new().with_batch_size(33)).await;
+        let small =
+            collect_with(table(&cols, &pairs), Some(vec![2, 0]), None, SessionConfig::new().with_batch_size(33)).await;
         let full = arrow::compute::concat_batches(&full[0].schema(), &full).unwrap();
         let small = arrow::compute::concat_batches(&small[0].schema(), &small).unwrap();
         assert_eq!(full.column(0), small.column(1));
@@ -1243,10 +1304,11 @@ mod tests {
         let ctx = SessionContext::new();
         // Through scan with a pushed limit.
         let plan = t.scan(&ctx.state(), None, &[], Some(5)).await.unwrap();
-        let batches = tokio::time::timeout(Duration::from_secs(10), datafusion::physical_plan::collect(plan, ctx.task_ctx()))
-            .await
-            .expect("a LIMIT ends the scan")
-            .unwrap();
+        let batches =
+            tokio::time::timeout(Duration::from_secs(10), datafusion::physical_plan::collect(plan, ctx.task_ctx()))
+                .await
+                .expect("a LIMIT ends the scan")
+                .unwrap();
         assert_eq!(rows(&batches), 5);
         // An unbounded scan, dropped after a few batches.
         let plan = t.scan(&ctx.state(), None, &[], None).await.unwrap();
@@ -1273,11 +1335,23 @@ mod tests {
     async fn sql_aggregates_over_a_sequence() {
         let t = table(
             &[("id", DataType::Int64), ("v", DataType::Int32)],
-            &[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "1000"), ("fields.v.min", "1"), ("fields.v.max", "1")],
+            &[
+                ("fields.id.kind", "sequence"),
+                ("fields.id.start", "1"),
+                ("fields.id.end", "1000"),
+                ("fields.v.min", "1"),
+                ("fields.v.max", "1"),
+            ],
         );
         let ctx = SessionContext::new();
         ctx.register_table("t", Arc::new(t)).unwrap();
-        let batches = ctx.sql("SELECT COUNT(*), MIN(id), MAX(id), SUM(id), SUM(v) FROM t").await.unwrap().collect().await.unwrap();
+        let batches = ctx
+            .sql("SELECT COUNT(*), MIN(id), MAX(id), SUM(id), SUM(v) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let b = &batches[0];
         let get = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0);
         assert_eq!((get(0), get(1), get(2), get(3), get(4)), (1000, 1, 1000, 500_500, 1000));
@@ -1285,7 +1359,10 @@ mod tests {
 
     #[test]
     fn keys_may_name_a_column_in_another_case() {
-        let t = table(&[("id", DataType::Int64)], &[("fields.ID.kind", "sequence"), ("fields.Id.start", "1"), ("fields.id.end", "3")]);
+        let t = table(
+            &[("id", DataType::Int64)],
+            &[("fields.ID.kind", "sequence"), ("fields.Id.start", "1"), ("fields.id.end", "3")],
+        );
         assert_eq!(t.total_rows(), Some(3));
         assert_eq!(t.options().get("fields.id.start"), Some("1"));
     }
@@ -1348,18 +1425,30 @@ mod tests {
     fn unknown_keys_and_columns_list_the_valid_ones() {
         let cols = [("id", DataType::Int64), ("name", DataType::Utf8)];
         let e = error(&cols, &[("rows-per-secnd", "5")]);
-        assert!(e.contains("unsupported option 'rows-per-secnd' for connector 'datagen' (did you mean 'rows-per-second'?)"), "{e}");
+        assert!(
+            e.contains("unsupported option 'rows-per-secnd' for connector 'datagen' (did you mean 'rows-per-second'?)"),
+            "{e}"
+        );
         assert!(
             e.contains("valid options are: connector, rows-per-second, number-of-rows, seed, fields.id.kind, fields.id.min, fields.id.max, fields.id.null-rate, fields.name.kind, fields.name.length"),
             "{e}"
         );
         let e = error(&cols, &[("fields.nme.length", "5")]);
-        assert!(e.contains("unsupported option 'fields.nme.length'") && e.contains("did you mean 'fields.name.length'"), "{e}");
+        assert!(
+            e.contains("unsupported option 'fields.nme.length'") && e.contains("did you mean 'fields.name.length'"),
+            "{e}"
+        );
         // A property that the column's type or kind does not take.
         let e = error(&cols, &[("fields.id.length", "5")]);
         assert!(e.contains("unsupported option 'fields.id.length'"), "{e}");
-        let e = error(&cols, &[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "2"), ("fields.id.min", "1")]);
-        assert!(e.contains("unsupported option 'fields.id.min'") && e.contains("fields.id.start, fields.id.end"), "{e}");
+        let e = error(
+            &cols,
+            &[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "2"), ("fields.id.min", "1")],
+        );
+        assert!(
+            e.contains("unsupported option 'fields.id.min'") && e.contains("fields.id.start, fields.id.end"),
+            "{e}"
+        );
         let e = error(&cols, &[("fields.name.max-past", "5")]);
         assert!(e.contains("unsupported option 'fields.name.max-past'"), "{e}");
         let e = error(&cols, &[("scan.parallelism", "2")]);
@@ -1371,27 +1460,99 @@ mod tests {
         let i = [("v", DataType::Int8)];
         type Case<'a> = (&'a [(&'a str, DataType)], &'a [(&'a str, &'a str)], &'a str);
         let cases: &[Case] = &[
-            (&i, &[("rows-per-second", "fast")], "invalid value 'fast' for option 'rows-per-second': expected a positive integer"),
-            (&i, &[("rows-per-second", "0")], "invalid value '0' for option 'rows-per-second': expected a positive integer"),
-            (&i, &[("number-of-rows", "-1")], "invalid value '-1' for option 'number-of-rows': expected a non-negative integer"),
+            (
+                &i,
+                &[("rows-per-second", "fast")],
+                "invalid value 'fast' for option 'rows-per-second': expected a positive integer",
+            ),
+            (
+                &i,
+                &[("rows-per-second", "0")],
+                "invalid value '0' for option 'rows-per-second': expected a positive integer",
+            ),
+            (
+                &i,
+                &[("number-of-rows", "-1")],
+                "invalid value '-1' for option 'number-of-rows': expected a non-negative integer",
+            ),
             (&i, &[("seed", "x")], "invalid value 'x' for option 'seed': expected an unsigned 64-bit integer"),
-            (&i, &[("fields.v.kind", "randm")], "invalid value 'randm' for option 'fields.v.kind': expected 'random' or 'sequence'"),
-            (&i, &[("fields.v.min", "abc")], "invalid value 'abc' for option 'fields.v.min': expected an integer in [-128, 127] (the range of TINYINT)"),
-            (&i, &[("fields.v.max", "300")], "invalid value '300' for option 'fields.v.max': expected an integer in [-128, 127]"),
-            (&i, &[("fields.v.min", "5"), ("fields.v.max", "4")], "invalid value '4' for option 'fields.v.max': expected a value no less than 'fields.v.min' (5)"),
-            (&i, &[("fields.v.null-rate", "1.5")], "invalid value '1.5' for option 'fields.v.null-rate': expected a number between 0 and 1"),
-            (&i, &[("fields.v.kind", "sequence"), ("fields.v.end", "5")], "missing option 'fields.v.start'; a sequence column needs 'fields.v.start' and 'fields.v.end'"),
+            (
+                &i,
+                &[("fields.v.kind", "randm")],
+                "invalid value 'randm' for option 'fields.v.kind': expected 'random' or 'sequence'",
+            ),
+            (
+                &i,
+                &[("fields.v.min", "abc")],
+                "invalid value 'abc' for option 'fields.v.min': expected an integer in [-128, 127] (the range of TINYINT)",
+            ),
+            (
+                &i,
+                &[("fields.v.max", "300")],
+                "invalid value '300' for option 'fields.v.max': expected an integer in [-128, 127]",
+            ),
+            (
+                &i,
+                &[("fields.v.min", "5"), ("fields.v.max", "4")],
+                "invalid value '4' for option 'fields.v.max': expected a value no less than 'fields.v.min' (5)",
+            ),
+            (
+                &i,
+                &[("fields.v.null-rate", "1.5")],
+                "invalid value '1.5' for option 'fields.v.null-rate': expected a number between 0 and 1",
+            ),
+            (
+                &i,
+                &[("fields.v.kind", "sequence"), ("fields.v.end", "5")],
+                "missing option 'fields.v.start'; a sequence column needs 'fields.v.start' and 'fields.v.end'",
+            ),
             (&i, &[("fields.v.kind", "sequence"), ("fields.v.start", "5")], "missing option 'fields.v.end'"),
-            (&i, &[("fields.v.kind", "sequence"), ("fields.v.start", "5"), ("fields.v.end", "1")], "invalid value '1' for option 'fields.v.end': expected an integer no less than 'fields.v.start' (5)"),
-            (&i, &[("fields.v.kind", "sequence"), ("fields.v.start", "0"), ("fields.v.end", "1000")], "invalid value '1000' for option 'fields.v.end': expected an integer in [-128, 127]"),
-            (&[("d", DataType::Decimal128(4, 2))], &[("fields.d.max", "123.45")], "invalid value '123.45' for option 'fields.d.max': expected a decimal number that fits DECIMAL(4, 2)"),
-            (&[("d", DataType::Decimal128(4, 2))], &[("fields.d.min", "1.5"), ("fields.d.max", "1.25")], "expected a value no less than 'fields.d.min' (1.5)"),
-            (&[("f", DataType::Float32)], &[("fields.f.max", "1e39")], "invalid value '1e39' for option 'fields.f.max': expected a finite number within the range of FLOAT"),
+            (
+                &i,
+                &[("fields.v.kind", "sequence"), ("fields.v.start", "5"), ("fields.v.end", "1")],
+                "invalid value '1' for option 'fields.v.end': expected an integer no less than 'fields.v.start' (5)",
+            ),
+            (
+                &i,
+                &[("fields.v.kind", "sequence"), ("fields.v.start", "0"), ("fields.v.end", "1000")],
+                "invalid value '1000' for option 'fields.v.end': expected an integer in [-128, 127]",
+            ),
+            (
+                &[("d", DataType::Decimal128(4, 2))],
+                &[("fields.d.max", "123.45")],
+                "invalid value '123.45' for option 'fields.d.max': expected a decimal number that fits DECIMAL(4, 2)",
+            ),
+            (
+                &[("d", DataType::Decimal128(4, 2))],
+                &[("fields.d.min", "1.5"), ("fields.d.max", "1.25")],
+                "expected a value no less than 'fields.d.min' (1.5)",
+            ),
+            (
+                &[("f", DataType::Float32)],
+                &[("fields.f.max", "1e39")],
+                "invalid value '1e39' for option 'fields.f.max': expected a finite number within the range of FLOAT",
+            ),
             (&[("f", DataType::Float64)], &[("fields.f.min", "NaN")], "invalid value 'NaN' for option 'fields.f.min'"),
-            (&[("s", DataType::Utf8)], &[("fields.s.length", "-2")], "invalid value '-2' for option 'fields.s.length': expected a non-negative integer"),
-            (&[("s", DataType::Utf8)], &[("fields.s.var-len", "maybe")], "invalid value 'maybe' for option 'fields.s.var-len': expected 'true' or 'false'"),
-            (&[("ts", DataType::Timestamp(TimeUnit::Millisecond, None))], &[("fields.ts.max-past", "ages")], "invalid value 'ages' for option 'fields.ts.max-past': expected a duration"),
-            (&[("ts", DataType::Timestamp(TimeUnit::Millisecond, None))], &[("fields.ts.kind", "sequence")], "invalid value 'sequence' for option 'fields.ts.kind': expected 'random': a TIMESTAMP(3) column cannot be a sequence"),
+            (
+                &[("s", DataType::Utf8)],
+                &[("fields.s.length", "-2")],
+                "invalid value '-2' for option 'fields.s.length': expected a non-negative integer",
+            ),
+            (
+                &[("s", DataType::Utf8)],
+                &[("fields.s.var-len", "maybe")],
+                "invalid value 'maybe' for option 'fields.s.var-len': expected 'true' or 'false'",
+            ),
+            (
+                &[("ts", DataType::Timestamp(TimeUnit::Millisecond, None))],
+                &[("fields.ts.max-past", "ages")],
+                "invalid value 'ages' for option 'fields.ts.max-past': expected a duration",
+            ),
+            (
+                &[("ts", DataType::Timestamp(TimeUnit::Millisecond, None))],
+                &[("fields.ts.kind", "sequence")],
+                "invalid value 'sequence' for option 'fields.ts.kind': expected 'random': a TIMESTAMP(3) column cannot be a sequence",
+            ),
             (&[("b", DataType::Boolean)], &[("fields.b.kind", "sequence")], "a BOOLEAN column cannot be a sequence"),
         ];
         for (cols, pairs, expected) in cases {

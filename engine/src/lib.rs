@@ -37,6 +37,7 @@ mod hints;
 mod result;
 mod session;
 pub mod streaming;
+pub mod window_assign;
 
 pub use result::QueryResult;
 pub use session::{DEFAULT_CATALOG, DEFAULT_DATABASE, Session, SessionBuilder};

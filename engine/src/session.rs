@@ -12,6 +12,12 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::{TableType, source_as_provider};
 use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use tributary_planner::window_tvf::WindowTvfPlanner;
+
+use crate::window_assign::TributaryExtensionPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -114,7 +120,15 @@ impl Session {
             .with_target_partitions(config.parallelism);
         // Spans on identifiers let planning errors point at the SQL text.
         df.options_mut().sql_parser.collect_spans = true;
-        Self { ctx: SessionContext::new_with_config(df), config: Arc::new(std::sync::RwLock::new(config)) }
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(TributaryExtensionPlanner)]);
+        let state = SessionStateBuilder::new()
+            .with_config(df)
+            .with_default_features()
+            .with_query_planner(Arc::new(TributaryQueryPlanner(planner)))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_relation_planner(Arc::new(WindowTvfPlanner)).expect("registering a relation planner cannot fail");
+        Self { ctx, config: Arc::new(std::sync::RwLock::new(config)) }
     }
 
     /// A [`SessionBuilder`].
@@ -405,6 +419,27 @@ impl Session {
                 Ok(if is_insert { result.of_insert() } else { result })
             }
         }
+    }
+}
+
+/// DataFusion's physical planner with Tributary's extension planners
+/// (window TVFs) for BATCH.
+struct TributaryQueryPlanner(DefaultPhysicalPlanner);
+
+impl std::fmt::Debug for TributaryQueryPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TributaryQueryPlanner")
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for TributaryQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.0.create_physical_plan(plan, session).await
     }
 }
 

@@ -22,6 +22,7 @@ pub mod physical;
 pub mod schema;
 pub mod streaming;
 pub mod watermark;
+pub mod window_tvf;
 
 pub use config::TributaryConfig;
 pub use error::{Error, ErrorKind, Location, Result};

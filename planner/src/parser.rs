@@ -196,7 +196,7 @@ fn expect_end(parser: &Parser) -> Result<()> {
 }
 
 fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
-    let mut parser = parser(tokens);
+    let mut parser = parser(drop_tvf_table_keyword(tokens));
     let mut statement = parser.parse_statement()?;
     expect_end(&parser)?;
     // Every table lives as long as the session, so TEMPORARY changes nothing;
@@ -207,6 +207,39 @@ fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
         _ => {}
     }
     Ok(Statement::Sql(Box::new(statement)))
+}
+
+/// `TUMBLE(TABLE t, ...)` → `TUMBLE((SELECT * FROM t), ...)`: sqlparser
+/// cannot parse `TABLE t` as a function argument, and a subquery keeps `t` a
+/// table reference that DataFusion resolves before planning. The window TVF
+/// planner plans the subquery as the TVF's input (see `window_tvf`).
+fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len() + 8);
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let after_tvf_paren = out.len() >= 2
+            && out[out.len() - 1].token == Token::LParen
+            && matches!(&out[out.len() - 2].token, Token::Word(w) if w.quote_style.is_none()
+                && crate::window_tvf::WINDOW_TVFS.iter().any(|f| w.value.eq_ignore_ascii_case(f)));
+        if after_tvf_paren && keyword(Some(t)) == Some(Keyword::TABLE) {
+            // The (possibly dotted) name that follows.
+            let mut end = i + 1;
+            while end < tokens.len() && matches!(tokens[end].token, Token::Word(_) | Token::Period) {
+                end += 1;
+            }
+            let at = |token: Token| TokenWithSpan { token, span: t.span };
+            let word = |w: &str| at(Token::make_word(w, None));
+            out.extend([at(Token::LParen), word("SELECT"), at(Token::Mul), word("FROM")]);
+            out.extend_from_slice(&tokens[i + 1..end]);
+            out.push(at(Token::RParen));
+            i = end;
+            continue;
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    out
 }
 
 /// `SET` / `SET 'k' = 'v'` / `SET k = v` / `SET k TO v`.
