@@ -35,6 +35,7 @@ pub struct QueryResult {
     notices: Vec<String>,
     finished: bool,
     insert: bool,
+    metrics: Option<Arc<crate::streaming::StreamMetrics>>,
 }
 
 impl QueryResult {
@@ -49,6 +50,7 @@ impl QueryResult {
             notices: vec![],
             finished: false,
             insert: false,
+            metrics: None,
         }
     }
 
@@ -70,6 +72,7 @@ impl QueryResult {
             notices: vec![],
             finished: true,
             insert: false,
+            metrics: None,
         }
     }
 
@@ -84,6 +87,19 @@ impl QueryResult {
             })
             .collect();
         self
+    }
+
+    /// Attaches the counters of a streaming run.
+    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<crate::streaming::StreamMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Rows that arrived behind the watermark and were dropped, per operator:
+    /// `(operator, rows)`; only operators that dropped any. STREAMING only;
+    /// counts so far while the stream runs, final once it has ended.
+    pub fn late_rows(&self) -> Vec<(String, u64)> {
+        self.metrics.as_ref().map(|m| m.late_rows()).unwrap_or_default()
     }
 
     /// Marks the result of an `INSERT` (one row, column `count`).
@@ -138,6 +154,12 @@ impl QueryResult {
             return;
         }
         self.finished = true;
+        for (operator, rows) in self.late_rows() {
+            self.notices.push(format!(
+                "{rows} late row{} dropped by the {operator}: they arrived after the watermark had closed their window",
+                if rows == 1 { "" } else { "s" }
+            ));
+        }
         for (table, before) in &self.watched {
             if let Some(t) = table.downcast_ref::<FileSystemTable>() {
                 let skipped = t.skipped_rows().saturating_sub(*before);

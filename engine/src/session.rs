@@ -408,14 +408,19 @@ impl Session {
                 let query = self.physical_plan(&plan).await?;
                 let tables = scanned_tables(&query.logical);
                 let is_insert = matches!(&plan, LogicalPlan::Dml(_));
+                let mut metrics = None;
                 let stream = match &query.plan {
                     QueryPlan::Batch(plan) => execute_stream(plan.clone(), self.ctx.task_ctx())?,
                     QueryPlan::Streaming(plan) => {
                         let state = self.ctx.state();
-                        crate::streaming::execute(plan, &state, self.ctx.task_ctx(), self.tributary_config().parallelism).await?
+                        let (stream, stream_metrics) =
+                            crate::streaming::execute(plan, &state, self.ctx.task_ctx(), self.tributary_config().parallelism)
+                                .await?;
+                        metrics = Some(stream_metrics);
+                        stream
                     }
                 };
-                let result = QueryResult::rows(stream, Some(query.mode)).watch(tables);
+                let result = QueryResult::rows(stream, Some(query.mode)).watch(tables).with_metrics(metrics);
                 Ok(if is_insert { result.of_insert() } else { result })
             }
         }

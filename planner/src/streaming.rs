@@ -28,6 +28,8 @@ use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 
 use crate::changelog::ChangelogMode;
 use crate::error::{Error, Result};
+use crate::watermark::watermark_delay_ms;
+use crate::window_tvf::{WINDOW_COLUMN, WindowKind, WindowTvfNode};
 
 /// An operator of a streaming plan, with its output schema (without the
 /// `op` column) and changelog mode.
@@ -45,7 +47,23 @@ pub struct StreamPlan {
 #[derive(Debug, Clone)]
 pub enum StreamNode {
     /// Reads a table: the partitions of DataFusion's scan of it, each row `+I`.
-    Source { table: String, scan: Arc<dyn ExecutionPlan> },
+    /// With an event-time column, each partition emits watermarks: the
+    /// largest time it has read minus the declared delay.
+    Source { table: String, scan: Arc<dyn ExecutionPlan>, watermark: Option<SourceWatermark> },
+    /// A window TVF: each row once per window it falls in, with
+    /// `window_start`, `window_end`, `window_time` appended.
+    WindowAssign { input: Box<StreamPlan>, time_index: usize, kind: WindowKind, offset: i64 },
+    /// `GROUP BY window_start, window_end, ...` over a window TVF: keeps each
+    /// window's accumulators until the watermark passes its end, then emits
+    /// its rows once (append-only) and frees the state. Rows for a window
+    /// already emitted are late: counted and dropped.
+    WindowAggregate {
+        input: Box<StreamPlan>,
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggregates: Vec<StreamAggregate>,
+        /// Which group expression is `window_end`.
+        window_end: usize,
+    },
     /// Keeps the rows (of any kind) for which `predicate` is true.
     Filter { input: Box<StreamPlan>, predicate: Arc<dyn PhysicalExpr> },
     /// Computes `exprs` over each row, keeping its kind.
@@ -58,6 +76,15 @@ pub enum StreamNode {
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink; emits one row, `count`, at the end.
     Sink { input: Box<StreamPlan>, table: String, target: Arc<dyn TableProvider> },
+}
+
+/// Where a source's event time is and how far watermarks trail it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceWatermark {
+    /// The event-time column's index in the scan's output.
+    pub column: usize,
+    /// The declared delay (`ts - INTERVAL ...`), ms.
+    pub delay_ms: i64,
 }
 
 /// One aggregate of a [`StreamNode::GroupAggregate`].
@@ -100,8 +127,13 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let physical = state.query_planner().create_physical_plan(plan, state).await?;
+            let watermark = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .find_map(|(column, f)| watermark_delay_ms(f).map(|delay_ms| SourceWatermark { column, delay_ms }));
             Ok(StreamPlan {
-                node: StreamNode::Source { table: scan.table_name.to_string(), scan: physical },
+                node: StreamNode::Source { table: scan.table_name.to_string(), scan: physical, watermark },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
@@ -109,7 +141,22 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
             let physical = state.query_planner().create_physical_plan(plan, state).await?;
             Ok(StreamPlan {
-                node: StreamNode::Source { table: "VALUES".into(), scan: physical },
+                node: StreamNode::Source { table: "VALUES".into(), scan: physical, watermark: None },
+                schema,
+                changelog: ChangelogMode::AppendOnly,
+            })
+        }
+        LogicalPlan::Extension(extension) => {
+            let Some(tvf) = extension.node.as_any().downcast_ref::<WindowTvfNode>() else {
+                return Err(unsupported(extension.node.name(), "it is not built yet"));
+            };
+            let input = Box::pin(lower(state, &tvf.input)).await?;
+            if input.changelog == ChangelogMode::Updating {
+                return Err(unsupported("a window TVF over an updating input", "windows take append-only rows"));
+            }
+            let time_index = tvf.time_index()?;
+            Ok(StreamPlan {
+                node: StreamNode::WindowAssign { input: Box::new(input), time_index, kind: tvf.kind, offset: tvf.offset },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
@@ -223,6 +270,27 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
         };
         aggregates.push(StreamAggregate { expr, filter, retraction });
     }
+    // GROUP BY window_start, window_end (of a window TVF): a window aggregate.
+    let window_role = |e: &Expr| match e {
+        Expr::Column(c) => input_schema
+            .field_with_unqualified_name(&c.name)
+            .ok()
+            .and_then(|f| f.metadata().get(WINDOW_COLUMN).cloned()),
+        _ => None,
+    };
+    let roles: Vec<Option<String>> = aggregate.group_expr.iter().map(window_role).collect();
+    let window_end = roles.iter().position(|r| r.as_deref() == Some("end"));
+    let has_start = roles.iter().any(|r| r.as_deref() == Some("start"));
+    if let (Some(window_end), true) = (window_end, has_start) {
+        if input.changelog == ChangelogMode::Updating {
+            return Err(unsupported("a window aggregate over an updating input", "windows take append-only rows"));
+        }
+        return Ok(StreamPlan {
+            node: StreamNode::WindowAggregate { input: Box::new(input), group, aggregates, window_end },
+            schema,
+            changelog: ChangelogMode::AppendOnly,
+        });
+    }
     Ok(StreamPlan {
         node: StreamNode::GroupAggregate { input: Box::new(input), group, aggregates },
         schema,
@@ -247,7 +315,24 @@ impl StreamPlan {
     fn fmt_indent(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
         let _ = match &self.node {
-            StreamNode::Source { table, .. } => writeln!(out, "{pad}Source: table={table}, changelogMode={}", self.changelog),
+            StreamNode::Source { table, watermark, .. } => {
+                let wm = watermark.map(|w| format!(", watermark=column {} - {}ms", w.column, w.delay_ms)).unwrap_or_default();
+                writeln!(out, "{pad}Source: table={table}{wm}, changelogMode={}", self.changelog)
+            }
+            StreamNode::WindowAssign { kind, time_index, offset, .. } => {
+                writeln!(out, "{pad}WindowAssign: {kind} on column {time_index}, offset={offset}ms, changelogMode={}", self.changelog)
+            }
+            StreamNode::WindowAggregate { group, aggregates, .. } => {
+                let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
+                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+                writeln!(
+                    out,
+                    "{pad}WindowAggregate: group=[{}], aggregates=[{}], emit=on watermark, changelogMode={}",
+                    g.join(", "),
+                    a.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::Filter { predicate, .. } => {
                 writeln!(out, "{pad}Filter: {predicate}, changelogMode={}", self.changelog)
             }
@@ -274,6 +359,8 @@ impl StreamPlan {
             StreamNode::Filter { input, .. }
             | StreamNode::Project { input, .. }
             | StreamNode::GroupAggregate { input, .. }
+            | StreamNode::WindowAssign { input, .. }
+            | StreamNode::WindowAggregate { input, .. }
             | StreamNode::Sink { input, .. } => {
                 input.fmt_indent(depth + 1, out)
             }

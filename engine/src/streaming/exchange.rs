@@ -13,11 +13,14 @@ use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::task::JoinSet;
 
-use super::{ChangeBatch, Receiver, Sender, channel, send};
+use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, Sender, channel, send};
 
 /// Starts one router task per input and returns `instances` receivers, one
 /// per instance of the keyed operator. With no key, every row goes to
-/// instance 0 (a global aggregate has one state).
+/// instance 0 (a global aggregate has one state). Watermarks go to every
+/// instance, tagged with the router's index so an instance can take the
+/// minimum over its inputs; at the end of its input a router sends the
+/// final watermark.
 pub(super) fn start_hash_exchange(
     inputs: Vec<Receiver>,
     key: Vec<Arc<dyn PhysicalExpr>>,
@@ -26,17 +29,34 @@ pub(super) fn start_hash_exchange(
 ) -> Vec<Receiver> {
     let instances = if key.is_empty() { 1 } else { instances };
     let (senders, receivers): (Vec<Sender>, Vec<Receiver>) = (0..instances).map(|_| channel()).unzip();
-    for mut input in inputs {
+    for (router, mut input) in inputs.into_iter().enumerate() {
         let senders = senders.clone();
         let key = key.clone();
         tasks.spawn(async move {
+            let mut ended = false;
             while let Some(item) = input.recv().await {
-                let routed = item.and_then(|change| route(&change, &key, senders.len()));
+                let change = match item {
+                    Ok(Message::Data(change)) => change,
+                    Ok(Message::Watermark { ts, .. }) => {
+                        ended |= ts == END_OF_INPUT;
+                        for tx in &senders {
+                            if !send(tx, Ok(Message::Watermark { from: router, ts })).await {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = send(&senders[0], Err(e)).await;
+                        return;
+                    }
+                };
+                let routed = route(&change, &key, senders.len());
                 match routed {
                     Ok(parts) => {
                         for (instance, part) in parts.into_iter().enumerate() {
                             if let Some(part) = part
-                                && !send(&senders[instance], Ok(part)).await
+                                && !send(&senders[instance], Ok(Message::Data(part))).await
                             {
                                 return;
                             }
@@ -46,6 +66,11 @@ pub(super) fn start_hash_exchange(
                         let _ = send(&senders[0], Err(e)).await;
                         return;
                     }
+                }
+            }
+            if !ended {
+                for tx in &senders {
+                    let _ = send(tx, Ok(Message::Watermark { from: router, ts: END_OF_INPUT })).await;
                 }
             }
         });

@@ -30,7 +30,7 @@ use tributary_planner::RowKind;
 use tributary_planner::streaming::{Retraction, StreamAggregate};
 
 use super::min_max::MinMaxMultiset;
-use super::{ChangeBatch, Receiver, channel, send};
+use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// Starts one instance of the operator on `input`.
 pub(super) fn start(
@@ -43,11 +43,18 @@ pub(super) fn start(
     let (tx, rx) = channel();
     let mut op = GroupAggregate::try_new(group, aggregates, schema)?;
     tasks.spawn(async move {
+        // Watermarks stop here: the result of a non-windowed aggregate has no
+        // event time.
         while let Some(item) = input.recv().await {
-            match item.and_then(|change| op.process(&change)) {
+            let out = match item {
+                Ok(Message::Data(change)) => op.process(&change),
+                Ok(Message::Watermark { .. }) => continue,
+                Err(e) => Err(e),
+            };
+            match out {
                 Ok(None) => {}
                 Ok(Some(out)) => {
-                    if !send(&tx, Ok(out)).await {
+                    if !send_data(&tx, Ok(out)).await {
                         return;
                     }
                 }
@@ -59,7 +66,7 @@ pub(super) fn start(
         }
         match op.finish() {
             Ok(Some(out)) => {
-                let _ = send(&tx, Ok(out)).await;
+                let _ = send_data(&tx, Ok(out)).await;
             }
             Ok(None) => {}
             Err(e) => {

@@ -1,9 +1,12 @@
 //! The STREAMING runtime: runs a [`StreamPlan`] as tokio tasks connected by
 //! bounded channels, each carrying changelog batches.
 //!
-//! Every operator consumes and produces [`ChangeBatch`]es — an Arrow record
-//! batch plus an `Int8` array of row kinds — so a slow operator
-//! back-pressures its inputs through the bounded channels. Stateless
+//! Every operator consumes and produces [`Message`]s: [`ChangeBatch`]es — an
+//! Arrow record batch plus an `Int8` array of row kinds — and watermarks.
+//! Channels are bounded, so a slow operator back-pressures its inputs.
+//! Sources emit watermarks per partition; an operator that merges inputs
+//! (after a hash exchange) takes the minimum over them; at the end of an
+//! input its watermark jumps to +infinity (`i64::MAX`), so every window fires. Stateless
 //! operators run once per input partition; keyed operators run
 //! `parallelism.default` instances, each fed the rows of its share of the
 //! keys by a hash [`exchange`]. The sink merges the outputs and turns the row
@@ -18,6 +21,7 @@ mod min_max;
 mod sink;
 mod source;
 mod stateless;
+mod window_aggregate;
 
 use std::sync::Arc;
 
@@ -38,10 +42,53 @@ pub(crate) use change_batch::ChangeBatch;
 /// Batches in flight between two operators, per channel.
 const CHANNEL_CAPACITY: usize = 4;
 
+/// What flows between operators.
+#[derive(Debug, Clone)]
+pub(crate) enum Message {
+    /// Changelog rows.
+    Data(ChangeBatch),
+    /// No row with an event time at or before `ts` (ms) will follow from
+    /// input `from` (the router index after an exchange; 0 elsewhere).
+    Watermark { from: usize, ts: i64 },
+}
+
+/// The watermark that ends an input: every window closes.
+pub(crate) const END_OF_INPUT: i64 = i64::MAX;
+
 /// The receiving end of an operator's output partition.
-pub(crate) type Receiver = mpsc::Receiver<Result<ChangeBatch>>;
+pub(crate) type Receiver = mpsc::Receiver<Result<Message>>;
 /// The sending end of an operator's output partition.
-pub(crate) type Sender = mpsc::Sender<Result<ChangeBatch>>;
+pub(crate) type Sender = mpsc::Sender<Result<Message>>;
+
+/// Counters an operator keeps for the user: late rows dropped.
+#[derive(Debug, Default)]
+pub struct StreamMetrics {
+    late_rows: std::sync::Mutex<Vec<(String, Arc<std::sync::atomic::AtomicU64>)>>,
+}
+
+impl StreamMetrics {
+    /// A counter of late rows for the operator described by `name`.
+    pub(crate) fn late_rows_counter(&self, name: String) -> Arc<std::sync::atomic::AtomicU64> {
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        self.late_rows.lock().expect("metrics lock").push((name, counter.clone()));
+        counter
+    }
+
+    /// Late rows dropped so far, per operator with any: (operator, rows).
+    pub fn late_rows(&self) -> Vec<(String, u64)> {
+        let counters = self.late_rows.lock().expect("metrics lock");
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (name, c) in counters.iter() {
+            let n = c.load(std::sync::atomic::Ordering::Relaxed);
+            match out.iter_mut().find(|(o, _)| o == name) {
+                Some((_, total)) => *total += n,
+                None => out.push((name.clone(), n)),
+            }
+        }
+        out.retain(|(_, n)| *n > 0);
+        out
+    }
+}
 
 /// A bounded channel between two operators.
 pub(crate) fn channel() -> (Sender, Receiver) {
@@ -58,9 +105,11 @@ pub async fn execute(
     state: &SessionState,
     ctx: Arc<TaskContext>,
     parallelism: usize,
-) -> Result<SendableRecordBatchStream> {
+) -> Result<(SendableRecordBatchStream, Arc<StreamMetrics>)> {
     let mut tasks = JoinSet::new();
-    let outputs = build(plan, state, &ctx, parallelism.max(1), &mut tasks).await?;
+    let metrics = Arc::new(StreamMetrics::default());
+    let env = Env { state, ctx: &ctx, parallelism: parallelism.max(1), metrics: &metrics };
+    let outputs = build(plan, &env, &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
     let out_schema = schema.clone();
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
@@ -68,12 +117,23 @@ pub async fn execute(
     }));
     // The tasks live as long as the stream: dropping it aborts them.
     let stream = merged
-        .map(move |item| {
+        .filter_map(move |item| {
             let _keep_alive = &tasks;
-            item.and_then(|change| with_op_column(&out_schema, change))
-        })
-        .filter(|item| futures::future::ready(!matches!(item, Ok(b) if b.num_rows() == 0)));
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+            futures::future::ready(match item {
+                Ok(Message::Data(change)) if change.num_rows() > 0 => Some(with_op_column(&out_schema, change)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+    Ok((Box::pin(RecordBatchStreamAdapter::new(schema, stream)), metrics))
+}
+
+/// What every operator may need while starting.
+struct Env<'a> {
+    state: &'a SessionState,
+    ctx: &'a Arc<TaskContext>,
+    parallelism: usize,
+    metrics: &'a Arc<StreamMetrics>,
 }
 
 fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> Result<RecordBatch> {
@@ -85,16 +145,40 @@ fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> 
 }
 
 /// Starts the operators of `plan` and returns its output partitions.
-async fn build(
-    plan: &StreamPlan,
-    state: &SessionState,
-    ctx: &Arc<TaskContext>,
-    parallelism: usize,
-    tasks: &mut JoinSet<()>,
-) -> Result<Vec<Receiver>> {
-    let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| Box::pin(build(input, state, ctx, parallelism, tasks)).await;
+async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
+    let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| Box::pin(build(input, env, tasks)).await;
+    let (ctx, parallelism) = (env.ctx, env.parallelism);
     match &plan.node {
-        StreamNode::Source { scan, .. } => source::start(scan.clone(), ctx.clone(), tasks),
+        StreamNode::Source { scan, watermark, .. } => source::start(scan.clone(), *watermark, ctx.clone(), tasks),
+        StreamNode::WindowAssign { input, time_index, kind, offset } => {
+            let inputs = inputs_of(input, tasks).await?;
+            let assigner = crate::window_assign::WindowAssigner { time_index: *time_index, kind: *kind, offset: *offset };
+            Ok(stateless::start_window_assign(inputs, assigner, plan.schema.clone(), tasks))
+        }
+        StreamNode::WindowAggregate { input, group, aggregates, window_end } => {
+            let inputs = inputs_of(input, tasks).await?;
+            let routers = inputs.len();
+            let instances = exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+            let late = env.metrics.late_rows_counter(format!(
+                "window aggregate GROUP BY {}",
+                group.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+            instances
+                .into_iter()
+                .map(|rx| {
+                    window_aggregate::start(
+                        rx,
+                        routers,
+                        group.clone(),
+                        aggregates.clone(),
+                        *window_end,
+                        plan.schema.clone(),
+                        late.clone(),
+                        tasks,
+                    )
+                })
+                .collect()
+        }
         StreamNode::Filter { input, predicate } => {
             let inputs = inputs_of(input, tasks).await?;
             Ok(stateless::start_filter(inputs, predicate.clone(), tasks))
@@ -120,15 +204,23 @@ async fn build(
         }
         StreamNode::Sink { input, target, .. } => {
             let inputs = inputs_of(input, tasks).await?;
-            sink::start(inputs, input.schema.clone(), target.clone(), state, ctx.clone(), tasks).await
+            sink::start(inputs, input.schema.clone(), target.clone(), env.state, ctx.clone(), tasks).await
         }
     }
 }
 
 /// Sends `result` downstream; false if the receiver is gone (the query was
 /// cancelled or failed elsewhere), so the task should stop.
-pub(crate) async fn send(tx: &Sender, result: Result<ChangeBatch>) -> bool {
+pub(crate) async fn send(tx: &Sender, result: Result<Message>) -> bool {
     tx.send(result).await.is_ok()
+}
+
+/// Sends changelog rows (nothing if there are none).
+pub(crate) async fn send_data(tx: &Sender, result: Result<ChangeBatch>) -> bool {
+    match result {
+        Ok(c) if c.num_rows() == 0 => true,
+        other => send(tx, other.map(Message::Data)).await,
+    }
 }
 
 /// The error a task reports when it panicked or was torn down.

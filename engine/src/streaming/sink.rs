@@ -19,7 +19,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::{ChangeBatch, Receiver, channel, send};
+use super::{ChangeBatch, Message, Receiver, channel, send_data};
 
 /// Starts the sink: returns one receiver that yields the `count` row.
 pub(super) async fn start(
@@ -39,7 +39,7 @@ pub(super) async fn start(
         while let Some(batch) = stream.next().await {
             let item = batch.map(ChangeBatch::inserts);
             let failed = item.is_err();
-            if !send(&tx, item).await || failed {
+            if !send_data(&tx, item).await || failed {
                 return;
             }
         }
@@ -72,6 +72,13 @@ impl PartitionStream for ChannelPartition {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
         }));
         // The planner only lets append-only input reach a sink, so every row is +I.
-        Box::pin(RecordBatchStreamAdapter::new(schema, merged.map(|item| item.map(|change| change.data))))
+        let rows = merged.filter_map(|item| {
+            futures::future::ready(match item {
+                Ok(Message::Data(change)) => Some(Ok(change.data)),
+                Ok(Message::Watermark { .. }) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, rows))
     }
 }

@@ -1,36 +1,88 @@
 //! The source operator: runs each partition of DataFusion's scan of a table
-//! and emits its rows as `+I`.
+//! and emits its rows as `+I`, followed — when the table declares an event
+//! time — by a watermark: the largest event time the partition has read,
+//! minus the declared delay (Flink's bounded out-of-orderness). At the end
+//! of the partition the watermark goes to +infinity.
 //!
 //! Any table a BATCH query can scan can be read as a stream this way; an
 //! unbounded source's scan simply never ends.
 
 use std::sync::Arc;
 
+use arrow::array::{Array, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::{ChangeBatch, Receiver, channel, send};
+use tributary_planner::streaming::SourceWatermark;
+
+use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
 
 /// Starts one task per partition of `scan`.
-pub(super) fn start(scan: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
+pub(super) fn start(
+    scan: Arc<dyn ExecutionPlan>,
+    watermark: Option<SourceWatermark>,
+    ctx: Arc<TaskContext>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<Receiver>> {
     let partitions = scan.properties().partitioning.partition_count().max(1);
     let mut outputs = Vec::with_capacity(partitions);
     for p in 0..partitions {
         let (tx, rx) = channel();
         let mut stream = scan.execute(p, ctx.clone())?;
         tasks.spawn(async move {
+            let mut current = i64::MIN;
             while let Some(batch) = stream.next().await {
-                let item = batch.map(ChangeBatch::inserts);
-                let failed = item.is_err();
-                if !send(&tx, item).await || failed {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = send(&tx, Err(e)).await;
+                        return;
+                    }
+                };
+                let next = match watermark {
+                    Some(w) => match max_event_time(&batch, w.column) {
+                        Ok(Some(max)) => Some(max.saturating_sub(w.delay_ms)),
+                        Ok(None) => None,
+                        Err(e) => {
+                            let _ = send(&tx, Err(e)).await;
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                if !send_data(&tx, Ok(ChangeBatch::inserts(batch))).await {
                     return;
                 }
+                if let Some(ts) = next
+                    && ts > current
+                {
+                    current = ts;
+                    if !send(&tx, Ok(Message::Watermark { from: 0, ts })).await {
+                        return;
+                    }
+                }
             }
+            let _ = send(&tx, Ok(Message::Watermark { from: 0, ts: END_OF_INPUT })).await;
         });
         outputs.push(rx);
     }
     Ok(outputs)
+}
+
+/// The largest event time (ms) in `column` of `batch`, if any is non-NULL.
+fn max_event_time(batch: &RecordBatch, column: usize) -> Result<Option<i64>> {
+    let times = batch.column(column);
+    let tz = match times.data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => return Ok(None),
+    };
+    let ms = cast(times, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
+    let ms = ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("cast to ms");
+    Ok(arrow::compute::max(ms))
 }

@@ -12,7 +12,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::task::JoinSet;
 
-use super::{ChangeBatch, Receiver, channel, send};
+use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
+use crate::window_assign::WindowAssigner;
 
 /// Starts a filter per input partition.
 pub(super) fn start_filter(inputs: Vec<Receiver>, predicate: Arc<dyn PhysicalExpr>, tasks: &mut JoinSet<()>) -> Vec<Receiver> {
@@ -44,7 +45,22 @@ pub(super) fn start_project(
     })
 }
 
-/// Runs `f` over every batch of every input, one task per input.
+/// Starts window assignment (a window TVF) per input partition.
+pub(super) fn start_window_assign(
+    inputs: Vec<Receiver>,
+    assigner: WindowAssigner,
+    schema: SchemaRef,
+    tasks: &mut JoinSet<()>,
+) -> Vec<Receiver> {
+    map_each(inputs, tasks, move |change| {
+        let data = assigner.assign(&change.data, &schema)?;
+        // Rows are only ever +I here (the planner checks the input is append-only).
+        Ok(ChangeBatch::inserts(data))
+    })
+}
+
+/// Runs `f` over every batch of every input, one task per input;
+/// watermarks pass through unchanged.
 fn map_each(
     inputs: Vec<Receiver>,
     tasks: &mut JoinSet<()>,
@@ -58,12 +74,18 @@ fn map_each(
             let f = f.clone();
             tasks.spawn(async move {
                 while let Some(item) = input.recv().await {
-                    let out = item.and_then(|c| f(c));
-                    let failed = out.is_err();
-                    if matches!(&out, Ok(c) if c.num_rows() == 0) {
-                        continue;
-                    }
-                    if !send(&tx, out).await || failed {
+                    let keep_going = match item {
+                        Ok(Message::Data(change)) => {
+                            let out = f(change);
+                            let failed = out.is_err();
+                            send_data(&tx, out).await && !failed
+                        }
+                        other => {
+                            let failed = other.is_err();
+                            send(&tx, other).await && !failed
+                        }
+                    };
+                    if !keep_going {
                         return;
                     }
                 }
