@@ -147,3 +147,88 @@ async fn unsupported_constructs_name_themselves_and_suggest_batch() {
         assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
     }
 }
+
+/// A session with `flights_stream` (event time `time_hour`, watermark
+/// `time_hour - delay`), from `examples/flights_stream_tables.sql`.
+async fn stream_session(mode: RuntimeMode, parallelism: usize, delay: &str) -> Session {
+    let s = session(mode, parallelism).await;
+    let ddl = std::fs::read_to_string(root().join("examples/flights_stream_tables.sql")).unwrap();
+    let ddl = ddl
+        .replace("'examples/data/", &format!("'{}/examples/data/", root().display()))
+        .replace("INTERVAL '3' HOUR", delay);
+    s.sql(&ddl).await.unwrap().collect().await.unwrap();
+    s
+}
+
+/// Folded STREAMING rows and the late rows it reported.
+async fn streaming_run(parallelism: usize, delay: &str, sql: &str) -> (Vec<String>, u64) {
+    let s = stream_session(RuntimeMode::Streaming, parallelism, delay).await;
+    let mut result = s.sql(sql).await.unwrap();
+    let schema = result.schema();
+    let mut batches = Vec::new();
+    while let Some(b) = futures::StreamExt::next(&mut result).await {
+        batches.push(b.unwrap());
+    }
+    let late = result.late_rows().iter().map(|(_, n)| n).sum();
+    (sorted_rows(&[fold(&schema, &batches).unwrap()]), late)
+}
+
+const TUMBLE_PER_ORIGIN: &str = "SELECT window_start, window_end, origin, COUNT(*) AS departures, SUM(distance) AS miles
+    FROM TABLE(TUMBLE(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '1' HOUR))
+    GROUP BY window_start, window_end, origin";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_tvfs_agree_when_no_row_is_late() {
+    // A watermark a day behind: no flight is that late, so nothing is dropped.
+    let day = "INTERVAL '1' DAY";
+    for sql in [
+        TUMBLE_PER_ORIGIN,
+        "SELECT window_start, window_end, carrier, COUNT(*), MAX(dep_delay), AVG(arr_delay)
+         FROM TABLE(HOP(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '6' HOUR, INTERVAL '1' DAY))
+         WHERE origin = 'LGA' GROUP BY window_start, window_end, carrier",
+        "SELECT window_start, window_end, COUNT(*) FILTER (WHERE dep_time IS NULL) AS cancelled, COUNT(*) AS n
+         FROM TABLE(CUMULATE(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '6' HOUR, INTERVAL '1' DAY))
+         GROUP BY window_start, window_end",
+    ] {
+        let b = stream_session(RuntimeMode::Batch, 2, day).await;
+        let expected = sorted_rows(&b.sql(sql).await.unwrap().collect().await.unwrap());
+        assert!(expected.len() > 100, "{sql}");
+        for parallelism in [1, 4] {
+            let (rows, late) = streaming_run(parallelism, day, sql).await;
+            assert_eq!(late, 0, "{sql}");
+            assert_eq!(rows, expected, "{sql}: parallelism {parallelism}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_are_exactly_what_streaming_misses() {
+    // A watermark 10 minutes behind: flights delayed past their window's end
+    // arrive late. Folded STREAMING + late rows = BATCH, window by window.
+    let delay = "INTERVAL '10' MINUTE";
+    let sql = "SELECT window_start, window_end, origin, COUNT(*) AS departures
+        FROM TABLE(TUMBLE(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '1' HOUR))
+        GROUP BY window_start, window_end, origin";
+    let b = stream_session(RuntimeMode::Batch, 2, delay).await;
+    let batch: std::collections::HashMap<String, i64> = sorted_rows(&b.sql(sql).await.unwrap().collect().await.unwrap())
+        .into_iter()
+        .map(|r| {
+            let (k, n) = r.rsplit_once('|').unwrap();
+            (k.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    let total: i64 = batch.values().sum();
+    for parallelism in [1, 4] {
+        let (rows, late) = streaming_run(parallelism, delay, sql).await;
+        assert!(late > 0, "the test needs late rows");
+        let mut seen = 0;
+        for r in rows {
+            let (k, n) = r.rsplit_once('|').unwrap();
+            let n: i64 = n.parse().unwrap();
+            let full = batch.get(k).copied().unwrap_or_else(|| panic!("window {k} is not in BATCH"));
+            assert!(n <= full, "window {k}: STREAMING {n} > BATCH {full}");
+            seen += n;
+        }
+        assert_eq!(seen + late as i64, total, "parallelism {parallelism}: every row is counted once, in a window or as late");
+    }
+}

@@ -571,9 +571,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn streaming_is_refused_with_a_hint() {
+    async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
         let s = Session::builder().runtime_mode(RuntimeMode::Streaming).build().unwrap();
-        let e = s.sql("SELECT 1").await.unwrap_err();
+        let r = s.sql("SELECT 1 AS one").await.unwrap();
+        assert_eq!(r.mode().unwrap().mode, RuntimeMode::Streaming);
+        assert_eq!(r.schema().field(0).name(), "op");
+        assert!(text(&r.collect().await.unwrap()).contains("| +I | 1   |"));
+        let e = s.sql("SELECT 1 ORDER BY 1").await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotSupported);
         assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
     }

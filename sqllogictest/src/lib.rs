@@ -1,7 +1,10 @@
 //! The sqllogictest runner for Tributary's `.slt` suites.
 //!
 //! Every `test_files/**/*.slt` file runs against a fresh [`Session`] once per
-//! runtime mode asked for. The mode is also a sqllogictest *label*, so a
+//! runtime mode asked for (in STREAMING, a query's changelog is folded into
+//! the table it describes before it is compared). By default, files under
+//! `test_files/cross_mode/` run in both modes and the others in BATCH —
+//! until STREAMING runs every construct the other suites use. The mode is also a sqllogictest *label*, so a
 //! record or file can be limited to one mode with the format's own
 //! conditions — `onlyif batch`, `skipif streaming` — each with a comment
 //! saying why.
@@ -19,6 +22,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
+use tributary_engine::changelog::fold;
 use tributary_engine::{RuntimeMode, Session};
 
 /// Where the suites live.
@@ -29,12 +33,13 @@ pub fn test_files_dir() -> PathBuf {
 /// One database connection for the runner: a Tributary session in one mode.
 pub struct TributaryDb {
     session: Session,
+    mode: RuntimeMode,
 }
 
 impl TributaryDb {
     /// A fresh session in `mode`.
     pub fn new(mode: RuntimeMode) -> tributary_engine::Result<Self> {
-        Ok(Self { session: Session::builder().runtime_mode(mode).build()? })
+        Ok(Self { session: Session::builder().runtime_mode(mode).build()?, mode })
     }
 }
 
@@ -60,8 +65,14 @@ impl sqllogictest::AsyncDB for TributaryDb {
         if result.status_message().is_some() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let schema = result.schema();
-        let batches = result.collect().await.map_err(SltError)?;
+        let mut schema = result.schema();
+        let mut batches = result.collect().await.map_err(SltError)?;
+        // In STREAMING the result is a changelog: compare what it folds to.
+        if self.mode == RuntimeMode::Streaming && schema.fields().first().is_some_and(|f| f.name() == "op") {
+            let folded = fold(&schema, &batches).map_err(SltError)?;
+            schema = folded.schema();
+            batches = vec![folded];
+        }
         let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
         let rows = format_rows(&batches).map_err(|e| SltError(tributary_engine::Error::new(tributary_engine::ErrorKind::Execution, e.to_string())))?;
         Ok(DBOutput::Rows { types, rows })
@@ -143,8 +154,9 @@ pub fn format_float(v: f64) -> String {
 /// Options of a runner invocation.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Modes to run every file in.
-    pub modes: Vec<RuntimeMode>,
+    /// Modes to run every file in; `None`: both for `cross_mode/` files,
+    /// BATCH for the others.
+    pub modes: Option<Vec<RuntimeMode>>,
     /// Only files whose path contains one of these (all files if empty).
     pub filters: Vec<String>,
     /// Rewrite the expected output of every record instead of checking it.
@@ -192,7 +204,12 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
         let rel = file.strip_prefix(dir.parent().unwrap_or(&dir)).unwrap_or(file).display().to_string();
-        for &mode in &options.modes {
+        let modes = match &options.modes {
+            Some(m) => m.clone(),
+            None if rel.contains("/cross_mode/") => vec![RuntimeMode::Batch, RuntimeMode::Streaming],
+            None => vec![RuntimeMode::Batch],
+        };
+        for &mode in &modes {
             let make = move || async move { TributaryDb::new(mode).map_err(SltError) };
             let mut runner = sqllogictest::Runner::new(make);
             runner.add_label(mode_label(mode));
@@ -229,18 +246,18 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
 /// [--complete] [FILTER...]`. Flags cargo's test harness passes (such as
 /// `--nocapture`) are ignored.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, String> {
-    let mut options = RunOptions { modes: vec![RuntimeMode::Batch], filters: vec![], complete: false };
+    let mut options = RunOptions { modes: None, filters: vec![], complete: false };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--mode" => {
                 let m = args.next().ok_or("--mode needs batch, streaming or both")?;
-                options.modes = match m.as_str() {
+                options.modes = Some(match m.as_str() {
                     "batch" => vec![RuntimeMode::Batch],
                     "streaming" => vec![RuntimeMode::Streaming],
                     "both" => vec![RuntimeMode::Batch, RuntimeMode::Streaming],
                     other => return Err(format!("unknown mode '{other}': expected batch, streaming or both")),
-                }
+                })
             }
             "--complete" => options.complete = true,
             "-h" | "--help" => {
@@ -297,7 +314,7 @@ mod tests {
     #[test]
     fn args() {
         let o = parse_args(["--mode".into(), "both".into(), "joins".into(), "--nocapture".into()]).unwrap();
-        assert_eq!(o.modes.len(), 2);
+        assert_eq!(o.modes.map(|m| m.len()), Some(2));
         assert_eq!(o.filters, vec!["joins".to_string()]);
         assert!(parse_args(["--mode".into(), "x".into()]).is_err());
     }
