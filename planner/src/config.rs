@@ -12,6 +12,31 @@ use crate::mode::RuntimeMode;
 pub const RUNTIME_MODE: &str = "execution.runtime-mode";
 /// `parallelism.default`: tasks per operator; default the number of cores.
 pub const PARALLELISM: &str = "parallelism.default";
+/// `sql-client.execution.result-mode`: how the shell shows a STREAMING
+/// result: `tableau` (rows with their op as they arrive, the default),
+/// `table` (a table updated in place) or `changelog` (same as tableau).
+pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
+
+/// How the shell shows STREAMING results (Flink's SQL client result modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultMode {
+    /// Print each changelog row with its op as it arrives.
+    Tableau,
+    /// Keep a table of the folded result on screen and update it in place.
+    Table,
+    /// Like tableau (Flink prints the changelog in its own view).
+    Changelog,
+}
+
+impl std::fmt::Display for ResultMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResultMode::Tableau => "tableau",
+            ResultMode::Table => "table",
+            ResultMode::Changelog => "changelog",
+        })
+    }
+}
 
 /// A configuration key Tributary knows, with its default and what it means.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +57,10 @@ pub const KEYS: &[ConfigKey] = &[
         key: PARALLELISM,
         description: "number of parallel tasks (partitions) per operator; default: the number of cores",
     },
+    ConfigKey {
+        key: RESULT_MODE,
+        description: "tableau | table | changelog: how the shell shows STREAMING results",
+    },
 ];
 
 /// The values set for Tributary's keys; unset keys have their defaults.
@@ -41,11 +70,13 @@ pub struct TributaryConfig {
     pub runtime_mode: RuntimeMode,
     /// `parallelism.default` (tasks, ≥ 1).
     pub parallelism: usize,
+    /// `sql-client.execution.result-mode`.
+    pub result_mode: ResultMode,
 }
 
 impl Default for TributaryConfig {
     fn default() -> Self {
-        Self { runtime_mode: RuntimeMode::Automatic, parallelism: default_parallelism() }
+        Self { runtime_mode: RuntimeMode::Automatic, parallelism: default_parallelism(), result_mode: ResultMode::Tableau }
     }
 }
 
@@ -68,6 +99,18 @@ impl TributaryConfig {
                     Error::config(format!("invalid value '{value}' for '{PARALLELISM}': expected a whole number ≥ 1"))
                 })?
             }
+            RESULT_MODE => {
+                self.result_mode = match value.trim().to_ascii_lowercase().as_str() {
+                    "tableau" => ResultMode::Tableau,
+                    "table" => ResultMode::Table,
+                    "changelog" => ResultMode::Changelog,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "invalid value '{value}' for '{RESULT_MODE}': expected 'tableau', 'table' or 'changelog'"
+                        )));
+                    }
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -79,6 +122,7 @@ impl TributaryConfig {
         match key {
             RUNTIME_MODE => self.runtime_mode = default.runtime_mode,
             PARALLELISM => self.parallelism = default.parallelism,
+            RESULT_MODE => self.result_mode = default.result_mode,
             _ => return false,
         }
         true
@@ -89,6 +133,7 @@ impl TributaryConfig {
         BTreeMap::from([
             (RUNTIME_MODE.to_string(), self.runtime_mode.to_string()),
             (PARALLELISM.to_string(), self.parallelism.to_string()),
+            (RESULT_MODE.to_string(), self.result_mode.to_string()),
         ])
     }
 }
