@@ -232,3 +232,23 @@ async fn late_rows_are_exactly_what_streaming_misses() {
         assert_eq!(seen + late as i64, total, "parallelism {parallelism}: every row is counted once, in a window or as late");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_windows_agree_across_batches_and_parallelism() {
+    // Each plane's days: departures less than 3 hours apart form a session.
+    // Rows of a session arrive in many batches, so sessions merge as they grow.
+    let day = "INTERVAL '1' DAY";
+    let sql = "SELECT tailnum, window_start, window_end, COUNT(*) AS legs, SUM(distance) AS miles
+        FROM TABLE(SESSION(TABLE flights_stream PARTITION BY tailnum, DESCRIPTOR(time_hour), INTERVAL '3' HOUR))
+        WHERE tailnum IS NOT NULL
+        GROUP BY tailnum, window_start, window_end";
+    let b = stream_session(RuntimeMode::Batch, 2, day).await;
+    let expected = sorted_rows(&b.sql(sql).await.unwrap().collect().await.unwrap());
+    assert!(expected.len() > 10_000);
+    for parallelism in [1, 3] {
+        let (rows, late) = streaming_run(parallelism, day, sql).await;
+        assert_eq!(late, 0);
+        assert_eq!(rows.len(), expected.len(), "parallelism {parallelism}");
+        assert_eq!(rows, expected, "parallelism {parallelism}");
+    }
+}

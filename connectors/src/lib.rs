@@ -10,8 +10,9 @@
 //!
 //! | `connector` | bounded | reads | writes |
 //! |---|---|---|---|
-//! | `filesystem` | yes | CSV, newline-delimited JSON, Parquet; a file or a directory | `INSERT INTO` adds files to the directory |
+//! | `filesystem` | yes, unless `source.monitor-interval` is set (then the directory is watched for new files) | CSV, newline-delimited JSON, Parquet; a file or a directory | `INSERT INTO` adds files to the directory |
 //! | `datagen` | with `number-of-rows` or a sequence column | made-up rows: random or sequence values per column, paced at `rows-per-second` | no |
+//! | `nexmark` | with `events.num` | the Nexmark benchmark's `person`, `auction` or `bid` events (`nexmark.table`), repeatable | no |
 //!
 //! Every connector reports its [`Boundedness`], which the planner uses to pick
 //! the runtime mode (`execution.runtime-mode = automatic`).
@@ -21,6 +22,7 @@
 pub mod datagen;
 pub mod error;
 pub mod filesystem;
+pub mod nexmark;
 pub mod options;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub use datagen::DataGenTable;
 pub use error::ConnectorError;
 pub use filesystem::FileSystemTable;
 pub use filesystem::text_decode::sql_type_name;
+pub use nexmark::NexmarkTable;
 pub use options::TableOptions;
 
 /// Whether a source ends. Bounded sources can run in BATCH mode; unbounded
@@ -46,7 +49,7 @@ pub enum Boundedness {
 
 /// The connectors that `'connector' = '...'` accepts, in the order shown in
 /// error messages.
-pub const CONNECTORS: &[&str] = &["filesystem", "datagen"];
+pub const CONNECTORS: &[&str] = &["filesystem", "datagen", "nexmark"];
 
 /// Builds the table provider for a `CREATE TABLE ... WITH (...)` statement.
 ///
@@ -75,6 +78,7 @@ pub async fn create_table(
     match connector.to_ascii_lowercase().as_str() {
         "filesystem" => Ok(Arc::new(FileSystemTable::try_new(name, schema, options).await?)),
         "datagen" => Ok(Arc::new(DataGenTable::try_new(name, schema, options)?)),
+        "nexmark" => Ok(Arc::new(NexmarkTable::try_new(name, schema, options)?)),
         other => Err(ConnectorError::UnknownConnector {
             table: name.to_string(),
             connector: other.to_string(),
@@ -90,6 +94,9 @@ pub fn boundedness_of(table: &dyn TableProvider) -> Boundedness {
         return t.boundedness();
     }
     if let Some(t) = table.downcast_ref::<DataGenTable>() {
+        return t.boundedness();
+    }
+    if let Some(t) = table.downcast_ref::<NexmarkTable>() {
         return t.boundedness();
     }
     Boundedness::Bounded

@@ -36,6 +36,7 @@ pub mod changelog;
 mod hints;
 mod result;
 mod session;
+pub mod session_window;
 pub mod streaming;
 pub mod window_assign;
 

@@ -29,6 +29,8 @@ use futures::StreamExt;
 
 use tributary_planner::window_tvf::{WindowKind, WindowTvfNode};
 
+use crate::session_window::SessionAssignExec;
+
 /// Where and how to assign windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowAssigner {
@@ -79,6 +81,9 @@ impl WindowAssigner {
                             ends.push(start + size);
                         }
                     }
+                }
+                WindowKind::Session { .. } => {
+                    return Err(DataFusionError::Internal("SESSION windows are assigned per partition, not per row".into()));
                 }
                 WindowKind::Cumulate { step, size } => {
                     let start = t - (t - offset).rem_euclid(size);
@@ -185,8 +190,12 @@ impl ExtensionPlanner for TributaryExtensionPlanner {
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(tvf) = node.as_any().downcast_ref::<WindowTvfNode>() else { return Ok(None) };
-        let assigner = WindowAssigner { time_index: tvf.time_index()?, kind: tvf.kind, offset: tvf.offset };
         let schema = Arc::new(node.schema().as_arrow().clone());
+        if let WindowKind::Session { gap } = tvf.kind {
+            let keys = tvf.partition_indices()?;
+            return Ok(Some(Arc::new(SessionAssignExec::new(physical_inputs[0].clone(), tvf.time_index()?, keys, gap, schema))));
+        }
+        let assigner = WindowAssigner { time_index: tvf.time_index()?, kind: tvf.kind, offset: tvf.offset };
         Ok(Some(Arc::new(WindowAssignExec::new(physical_inputs[0].clone(), assigner, schema))))
     }
 }

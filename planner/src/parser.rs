@@ -223,9 +223,12 @@ fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             && matches!(&out[out.len() - 2].token, Token::Word(w) if w.quote_style.is_none()
                 && crate::window_tvf::WINDOW_TVFS.iter().any(|f| w.value.eq_ignore_ascii_case(f)));
         if after_tvf_paren && keyword(Some(t)) == Some(Keyword::TABLE) {
-            // The (possibly dotted) name that follows.
+            // The (possibly dotted) name that follows; PARTITION BY is not a name.
             let mut end = i + 1;
-            while end < tokens.len() && matches!(tokens[end].token, Token::Word(_) | Token::Period) {
+            while end < tokens.len()
+                && matches!(tokens[end].token, Token::Word(_) | Token::Period)
+                && keyword(tokens.get(end)) != Some(Keyword::PARTITION)
+            {
                 end += 1;
             }
             let at = |token: Token| TokenWithSpan { token, span: t.span };
@@ -234,6 +237,30 @@ fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             out.extend_from_slice(&tokens[i + 1..end]);
             out.push(at(Token::RParen));
             i = end;
+            // SESSION(TABLE t PARTITION BY k | (k1, k2), ...) → ..., PARTITION_BY(k1, k2), ...
+            if keyword(tokens.get(i)) == Some(Keyword::PARTITION) && keyword(tokens.get(i + 1)) == Some(Keyword::BY) {
+                let mut j = i + 2;
+                let mut depth = 0;
+                let start = j;
+                while j < tokens.len() {
+                    match tokens[j].token {
+                        Token::LParen => depth += 1,
+                        Token::RParen if depth == 0 => break,
+                        Token::RParen => depth -= 1,
+                        Token::Comma if depth == 0 => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let mut keys = &tokens[start..j];
+                if keys.first().is_some_and(|k| k.token == Token::LParen) && keys.last().is_some_and(|k| k.token == Token::RParen) {
+                    keys = &keys[1..keys.len() - 1];
+                }
+                out.extend([at(Token::Comma), word("PARTITION_BY"), at(Token::LParen)]);
+                out.extend_from_slice(keys);
+                out.push(at(Token::RParen));
+                i = j;
+            }
             continue;
         }
         out.push(t.clone());

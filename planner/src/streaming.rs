@@ -73,6 +73,24 @@ pub enum StreamNode {
     /// Non-windowed `GROUP BY`: keeps one accumulator set per key, consumes
     /// retractions, and emits `+I` / `-U` `+U` / `-D` as a key's result changes.
     GroupAggregate { input: Box<StreamPlan>, group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate> },
+    /// `GROUP BY window_start, window_end, <keys>` over a SESSION window TVF
+    /// partitioned by `<keys>`: assigns and aggregates at once, merging
+    /// sessions as rows arrive; emits a session when the watermark passes its
+    /// end (append-only). Late rows are counted and dropped.
+    SessionAggregate {
+        input: Box<StreamPlan>,
+        time_index: usize,
+        gap: i64,
+        /// The PARTITION BY columns, over the TVF's input.
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// What each GROUP BY column of the output is.
+        outputs: Vec<SessionColumn>,
+        aggregates: Vec<StreamAggregate>,
+        /// A `WHERE` between the TVF and the GROUP BY: rows it rejects still
+        /// shape the sessions (as in BATCH) but are not aggregated; a session
+        /// with no row passing it has no result row.
+        row_filter: Option<Arc<dyn PhysicalExpr>>,
+    },
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink; emits one row, `count`, at the end.
     Sink { input: Box<StreamPlan>, table: String, target: Arc<dyn TableProvider> },
@@ -85,6 +103,19 @@ pub struct SourceWatermark {
     pub column: usize,
     /// The declared delay (`ts - INTERVAL ...`), ms.
     pub delay_ms: i64,
+}
+
+/// A GROUP BY column of a [`StreamNode::SessionAggregate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionColumn {
+    /// The i-th PARTITION BY column.
+    Key(usize),
+    /// `window_start`.
+    Start,
+    /// `window_end`.
+    End,
+    /// `window_time` (`window_end` - 1 ms).
+    Time,
 }
 
 /// One aggregate of a [`StreamNode::GroupAggregate`].
@@ -150,6 +181,12 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             let Some(tvf) = extension.node.as_any().downcast_ref::<WindowTvfNode>() else {
                 return Err(unsupported(extension.node.name(), "it is not built yet"));
             };
+            if matches!(tvf.kind, WindowKind::Session { .. }) {
+                return Err(unsupported(
+                    "a SESSION window TVF not followed by GROUP BY window_start, window_end",
+                    "a row's session is only known when the session ends",
+                ));
+            }
             let input = Box::pin(lower(state, &tvf.input)).await?;
             if input.changelog == ChangelogMode::Updating {
                 return Err(unsupported("a window TVF over an updating input", "windows take append-only rows"));
@@ -232,6 +269,10 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
     if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
         return Err(unsupported("GROUPING SETS / ROLLUP / CUBE", "they are not built yet"));
     }
+    let mut filters = Vec::new();
+    if let Some(tvf) = session_tvf(&aggregate.input, &mut filters) {
+        return lower_session_aggregate(state, aggregate, tvf, filters, schema).await;
+    }
     let input = Box::pin(lower(state, &aggregate.input)).await?;
     let input_schema = aggregate.input.schema();
     let group = aggregate
@@ -298,6 +339,96 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
     })
 }
 
+/// The SESSION window TVF an aggregate reads, through column projections
+/// and filters (collected into `filters`).
+fn session_tvf<'a>(plan: &'a LogicalPlan, filters: &mut Vec<Expr>) -> Option<&'a WindowTvfNode> {
+    match plan {
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => session_tvf(&p.input, filters),
+        LogicalPlan::SubqueryAlias(a) => session_tvf(&a.input, filters),
+        LogicalPlan::Filter(f) => {
+            filters.push(f.predicate.clone());
+            session_tvf(&f.input, filters)
+        }
+        LogicalPlan::Extension(e) => {
+            e.node.as_any().downcast_ref::<WindowTvfNode>().filter(|t| matches!(t.kind, WindowKind::Session { .. }))
+        }
+        _ => None,
+    }
+}
+
+async fn lower_session_aggregate(
+    state: &SessionState,
+    aggregate: &Aggregate,
+    tvf: &WindowTvfNode,
+    filters: Vec<Expr>,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    let WindowKind::Session { gap } = tvf.kind else { unreachable!("session_tvf only returns SESSION") };
+    let needs = || {
+        unsupported(
+            "this GROUP BY over a SESSION window TVF",
+            "STREAMING groups sessions by window_start, window_end (window_time) and the PARTITION BY columns only",
+        )
+    };
+    let input = Box::pin(lower(state, &tvf.input)).await?;
+    if input.changelog == ChangelogMode::Updating {
+        return Err(unsupported("a SESSION window over an updating input", "windows take append-only rows"));
+    }
+    let agg_input = aggregate.input.schema();
+    let mut outputs = Vec::with_capacity(aggregate.group_expr.len());
+    for e in &aggregate.group_expr {
+        let Expr::Column(c) = e else { return Err(needs()) };
+        let field = datafusion::common::ExprSchema::field_from_column(agg_input.as_ref(), c).map_err(|_| needs())?;
+        outputs.push(match field.metadata().get(WINDOW_COLUMN).map(String::as_str) {
+            Some("start") => SessionColumn::Start,
+            Some("end") => SessionColumn::End,
+            Some("time") => SessionColumn::Time,
+            _ => SessionColumn::Key(tvf.partition_by.iter().position(|k| k == &c.name).ok_or_else(needs)?),
+        });
+    }
+    if !outputs.contains(&SessionColumn::Start) || !outputs.contains(&SessionColumn::End) {
+        return Err(needs());
+    }
+    let tvf_input = tvf.input.schema();
+    let keys = tvf
+        .partition_indices()?
+        .into_iter()
+        .map(|i| {
+            let (q, f) = tvf_input.qualified_field(i);
+            state.create_physical_expr(Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())), tvf_input)
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+    for e in &aggregate.aggr_expr {
+        #[allow(deprecated)]
+        let (expr, filter, order) = create_aggregate_expr_and_maybe_filter(e, tvf_input, tvf_input.as_arrow(), state.execution_props())
+            .map_err(|_| unsupported("an aggregate of a SESSION window's own columns", "aggregates read the table's columns"))?;
+        if !order.is_empty() {
+            return Err(unsupported("ordered aggregates (... ORDER BY inside an aggregate)", "they are not built yet"));
+        }
+        aggregates.push(StreamAggregate { expr, filter, retraction: Retraction::NotNeeded });
+    }
+    let row_filter = match filters.into_iter().reduce(|a, b| a.and(b)) {
+        None => None,
+        Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input).map_err(|_| {
+            unsupported("a WHERE on a SESSION window's own columns before GROUP BY", "filters read the table's columns")
+        })?),
+    };
+    Ok(StreamPlan {
+        node: StreamNode::SessionAggregate {
+            input: Box::new(input),
+            time_index: tvf.time_index()?,
+            gap,
+            keys,
+            outputs,
+            aggregates,
+            row_filter,
+        },
+        schema,
+        changelog: ChangelogMode::AppendOnly,
+    })
+}
+
 fn unsupported(construct: &str, why: &str) -> Error {
     Error::not_supported(format!("{construct} is not supported in STREAMING mode yet: {why}"))
         .with_hint("SET 'execution.runtime-mode' = 'batch' to run this query over the data present now")
@@ -321,6 +452,15 @@ impl StreamPlan {
             }
             StreamNode::WindowAssign { kind, time_index, offset, .. } => {
                 writeln!(out, "{pad}WindowAssign: {kind} on column {time_index}, offset={offset}ms, changelogMode={}", self.changelog)
+            }
+            StreamNode::SessionAggregate { gap, outputs, aggregates, .. } => {
+                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+                writeln!(
+                    out,
+                    "{pad}SessionAggregate: gap={gap}ms, group={outputs:?}, aggregates=[{}], emit=on watermark, changelogMode={}",
+                    a.join(", "),
+                    self.changelog
+                )
             }
             StreamNode::WindowAggregate { group, aggregates, .. } => {
                 let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
@@ -361,6 +501,7 @@ impl StreamPlan {
             | StreamNode::GroupAggregate { input, .. }
             | StreamNode::WindowAssign { input, .. }
             | StreamNode::WindowAggregate { input, .. }
+            | StreamNode::SessionAggregate { input, .. }
             | StreamNode::Sink { input, .. } => {
                 input.fmt_indent(depth + 1, out)
             }

@@ -6,6 +6,7 @@
 //! GROUP BY window_start, window_end, auction;
 //! -- HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])
 //! -- CUMULATE(TABLE t, DESCRIPTOR(ts), step, size [, offset])
+//! -- SESSION(TABLE t [PARTITION BY k | (k1, k2)], DESCRIPTOR(ts), gap)
 //! ```
 //!
 //! Semantics: Flink's "Windowing TVF" page
@@ -40,7 +41,7 @@ use crate::watermark::interval_to_ms;
 pub const WINDOW_COLUMN: &str = "tributary.window";
 
 /// The window functions.
-pub const WINDOW_TVFS: &[&str] = &["TUMBLE", "HOP", "CUMULATE"];
+pub const WINDOW_TVFS: &[&str] = &["TUMBLE", "HOP", "CUMULATE", "SESSION"];
 
 /// Which windows a row falls in. All lengths in milliseconds, all > 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -51,6 +52,9 @@ pub enum WindowKind {
     Hop { slide: i64, size: i64 },
     /// Windows growing by `step` from each `size`-aligned start up to `size`.
     Cumulate { step: i64, size: i64 },
+    /// Sessions: rows of a partition less than `gap` apart share a window,
+    /// which starts at its first row and ends `gap` after its last.
+    Session { gap: i64 },
 }
 
 impl fmt::Display for WindowKind {
@@ -59,6 +63,7 @@ impl fmt::Display for WindowKind {
             WindowKind::Tumble { size } => write!(f, "TUMBLE(size={size}ms)"),
             WindowKind::Hop { slide, size } => write!(f, "HOP(slide={slide}ms, size={size}ms)"),
             WindowKind::Cumulate { step, size } => write!(f, "CUMULATE(step={step}ms, size={size}ms)"),
+            WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct WindowTvfNode {
     pub kind: WindowKind,
     /// Where windows are aligned, ms from the epoch (Flink's `offset`).
     pub offset: i64,
+    /// SESSION's `PARTITION BY` columns (sessions are per key).
+    pub partition_by: Vec<String>,
     schema: DFSchemaRef,
 }
 
@@ -82,7 +89,10 @@ impl PartialOrd for WindowTvfNode {
         match self.input.partial_cmp(&other.input) {
             Some(Ordering::Equal) => match self.time_column.partial_cmp(&other.time_column) {
                 Some(Ordering::Equal) => match self.kind.partial_cmp(&other.kind) {
-                    Some(Ordering::Equal) => self.offset.partial_cmp(&other.offset),
+                    Some(Ordering::Equal) => match self.offset.partial_cmp(&other.offset) {
+                        Some(Ordering::Equal) => self.partition_by.partial_cmp(&other.partition_by),
+                        o => o,
+                    },
                     o => o,
                 },
                 o => o,
@@ -97,8 +107,16 @@ impl WindowTvfNode {
     ///
     /// # Errors
     /// The time column is missing or not a TIMESTAMP.
-    pub fn try_new(input: LogicalPlan, time_column: &str, kind: WindowKind, offset: i64) -> DFResult<Self> {
+    pub fn try_new(input: LogicalPlan, time_column: &str, kind: WindowKind, offset: i64, partition_by: Vec<String>) -> DFResult<Self> {
         let in_schema = input.schema();
+        for key in &partition_by {
+            if in_schema.index_of_column_by_name(None, key).is_none() {
+                return Err(DataFusionError::Plan(format!(
+                    "window TVF: PARTITION BY {key} names no column of its table; the columns are: {}",
+                    in_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
         let (_, field) = in_schema.qualified_field_with_unqualified_name(time_column).map_err(|_| {
             DataFusionError::Plan(format!(
                 "window TVF: DESCRIPTOR({time_column}) names no column of its table; the columns are: {}",
@@ -129,7 +147,19 @@ impl WindowTvfNode {
             fields.push((None, window_field(name, role)));
         }
         let schema = Arc::new(DFSchema::new_with_metadata(fields, in_schema.metadata().clone())?);
-        Ok(Self { input, time_column: time_column.to_string(), kind, offset, schema })
+        Ok(Self { input, time_column: time_column.to_string(), kind, offset, partition_by, schema })
+    }
+
+    /// The indices of the `PARTITION BY` columns in the input's schema.
+    pub fn partition_indices(&self) -> DFResult<Vec<usize>> {
+        self.partition_by
+            .iter()
+            .map(|k| {
+                self.input.schema().index_of_column_by_name(None, k).ok_or_else(|| {
+                    DataFusionError::Plan(format!("window TVF: PARTITION BY column '{k}' no longer in its input"))
+                })
+            })
+            .collect()
     }
 
     /// The index of the time column in the input's schema.
@@ -158,13 +188,18 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WindowTVF: {} on {}, offset={}ms", self.kind, self.time_column, self.offset)
+        write!(f, "WindowTVF: {} on {}, offset={}ms", self.kind, self.time_column, self.offset)?;
+        if !self.partition_by.is_empty() {
+            write!(f, ", partition by [{}]", self.partition_by.join(", "))?;
+        }
+        Ok(())
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
         let input = inputs.pop().ok_or_else(|| DataFusionError::Internal("WindowTVF takes one input".into()))?;
-        Self::try_new(input, &self.time_column, self.kind, self.offset)
+        Self::try_new(input, &self.time_column, self.kind, self.offset, self.partition_by.clone())
     }
+
 }
 
 /// The `RelationPlanner` for `TABLE(TUMBLE|HOP|CUMULATE(...))`.
@@ -183,6 +218,7 @@ impl RelationPlanner for WindowTvfPlanner {
         let usage = match name.as_str() {
             "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset])",
             "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])",
+            "SESSION" => "SESSION(TABLE t [PARTITION BY key], DESCRIPTOR(ts), gap)",
             _ => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, size [, offset])",
         };
         let wrong = |what: String| DataFusionError::Plan(format!("{name}: {what}; expected {usage}"));
@@ -197,8 +233,30 @@ impl RelationPlanner for WindowTvfPlanner {
                 .collect::<DFResult<_>>()?,
             _ => return Err(wrong("missing arguments".into())),
         };
-        let intervals = if name == "TUMBLE" { 1 } else { 2 };
-        if args.len() < 2 + intervals || args.len() > 3 + intervals {
+        // SESSION's PARTITION BY arrives as a PARTITION_BY(k, ...) argument.
+        let mut args = args;
+        let mut partition_by = Vec::new();
+        if let Some(SqlExpr::Function(f)) = args.get(1)
+            && f.name.to_string().eq_ignore_ascii_case("PARTITION_BY")
+        {
+            if name != "SESSION" {
+                return Err(wrong("only SESSION takes PARTITION BY".into()));
+            }
+            if let FunctionArguments::List(list) = &f.args {
+                for a in &list.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(id))) => {
+                            partition_by.push(context.normalize_ident(id.clone()))
+                        }
+                        other => return Err(wrong(format!("PARTITION BY takes column names, not '{other}'"))),
+                    }
+                }
+            }
+            args.remove(1);
+        }
+        let intervals = if name == "TUMBLE" || name == "SESSION" { 1 } else { 2 };
+        let max_args = if name == "SESSION" { 3 } else { 3 + intervals };
+        if args.len() < 2 + intervals || args.len() > max_args {
             return Err(wrong(format!("{} arguments given", args.len())));
         }
         // The table: the parser turned `TABLE t` into `(SELECT * FROM t)`.
@@ -227,6 +285,7 @@ impl RelationPlanner for WindowTvfPlanner {
         for (i, e) in args[2..].iter().enumerate() {
             let what = match (name.as_str(), i) {
                 (_, n) if n == intervals => "offset",
+                ("SESSION", _) => "gap",
                 ("TUMBLE", _) => "size",
                 ("HOP", 0) => "slide",
                 ("CUMULATE", 0) => "step",
@@ -244,6 +303,7 @@ impl RelationPlanner for WindowTvfPlanner {
         }
         let kind = match name.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: lengths[0] },
+            "SESSION" => WindowKind::Session { gap: lengths[0] },
             "HOP" => WindowKind::Hop { slide: lengths[0], size: lengths[1] },
             _ => {
                 if lengths[1] % lengths[0] != 0 {
@@ -253,7 +313,7 @@ impl RelationPlanner for WindowTvfPlanner {
             }
         };
         let offset = lengths.get(intervals).copied().unwrap_or(0);
-        let node = WindowTvfNode::try_new(input, &time_column, kind, offset).map_err(|e| match e {
+        let node = WindowTvfNode::try_new(input, &time_column, kind, offset, partition_by).map_err(|e| match e {
             DataFusionError::Plan(m) => DataFusionError::Plan(m.replacen("window TVF", &name, 1)),
             other => other,
         })?;

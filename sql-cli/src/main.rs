@@ -18,10 +18,13 @@
 
 mod completion;
 mod error_display;
+mod folded;
+mod live_table;
 mod output;
 mod repl;
 mod runner;
 mod sql_text;
+mod tableau;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;

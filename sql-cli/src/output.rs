@@ -13,11 +13,24 @@
 //! In the machine-readable formats stdout carries the rows and nothing else:
 //! status messages and notices go to stderr, so scripts can pipe stdout into
 //! other tools. `csv` and `ndjson` print each batch as it arrives (a long or
-//! endless query shows rows at once); `table` and `json` need every row
-//! before they can print, so they collect first. JSON objects carry every
-//! column, nulls included, so every object has the same keys.
+//! endless query shows rows at once); `json` needs every row before it can
+//! print, so it collects first. JSON objects carry every column, nulls
+//! included, so every object has the same keys.
+//!
+//! A STREAMING result is a changelog (its first column is `op`) that may
+//! never end, so `table` cannot wait for the last row. It shows the result
+//! as `sql-client.execution.result-mode` says: `tableau` (the default) and
+//! `changelog` print each changelog row as it arrives (see [`crate::tableau`]);
+//! `table` shows the folded table, updated in place on a terminal (see
+//! [`crate::live_table`]). `csv` and `ndjson` stream the changelog, `op`
+//! first, as for any result. A BATCH result prints as described above
+//! whatever the result mode.
+//!
+//! Ctrl-C drops the printing future between batches (see the runner); what
+//! a streaming view has shown so far is kept in the printer, so
+//! [`Printer::interrupted`] can end it (the tableau's total line).
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
 use arrow::error::ArrowError;
@@ -25,8 +38,12 @@ use arrow::json::writer::{JsonArray, JsonFormat, LineDelimited};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use futures::StreamExt;
-use tributary_engine::{Error, ErrorKind, QueryResult};
+use tributary_engine::{Error, ErrorKind, QueryResult, RuntimeMode};
+use tributary_planner::OP_COLUMN;
+use tributary_planner::config::ResultMode;
 
+use crate::live_table::{LiveTable, terminal_rows};
+use crate::tableau::Tableau;
 
 /// The output format of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -72,18 +89,32 @@ pub struct Printer {
     format: Format,
     out: Box<dyn Write>,
     err: Box<dyn Write>,
+    /// Whether `out` is a terminal (the live `table` result mode redraws).
+    terminal: bool,
+    /// The tableau being printed, and when its statement started.
+    tableau: Option<(Tableau, Instant)>,
+    /// The live table being shown.
+    live_table: Option<LiveTable>,
 }
 
 impl Printer {
-    /// A printer of `format` writing rows to `out` and messages to `err`.
+    /// A printer of `format` writing rows to `out` and messages to `err`;
+    /// `out` is not taken for a terminal.
     pub fn new(format: Format, out: Box<dyn Write>, err: Box<dyn Write>) -> Self {
-        Self { format, out, err }
+        Self { format, out, err, terminal: false, tableau: None, live_table: None }
     }
 
     /// A printer on the process's stdout (buffered, flushed after every
     /// batch) and stderr.
     pub fn stdio(format: Format) -> Self {
-        Self::new(format, Box::new(io::BufWriter::new(io::stdout())), Box::new(io::stderr()))
+        let terminal = io::stdout().is_terminal();
+        Self::new(format, Box::new(io::BufWriter::new(io::stdout())), Box::new(io::stderr())).with_terminal(terminal)
+    }
+
+    /// Whether the output is a terminal.
+    pub fn with_terminal(mut self, terminal: bool) -> Self {
+        self.terminal = terminal;
+        self
     }
 
     /// Writes `text` to the error stream, after flushing the output so the
@@ -109,11 +140,51 @@ impl Printer {
 
     /// Prints one statement's result (an `INSERT` prints how many rows it
     /// wrote, not a table); `started` is when the statement started, for the
-    /// timing of the `table` format.
+    /// timing of the `table` format; `result_mode` is how the `table` format
+    /// shows a STREAMING result.
     ///
     /// # Errors
     /// The query's error, or a failure to write the output.
-    pub async fn print(&mut self, mut result: QueryResult, started: Instant) -> Result<(), PrintError> {
+    pub async fn print(
+        &mut self,
+        result: QueryResult,
+        started: Instant,
+        result_mode: ResultMode,
+    ) -> Result<(), PrintError> {
+        self.tableau = None;
+        self.live_table = None;
+        let printed = self.print_result(result, started, result_mode).await;
+        if printed.is_err() {
+            // Nothing to end at Ctrl-C any more.
+            self.tableau = None;
+            self.live_table = None;
+        }
+        printed
+    }
+
+    /// Ends the streaming view that Ctrl-C interrupted, if one was being
+    /// printed: the tableau's border and total line, or the live table's
+    /// last state. Output errors are ignored (the query is over anyway).
+    pub fn interrupted(&mut self) {
+        let text = if let Some((tableau, started)) = self.tableau.take() {
+            Ok(tableau.footer(started.elapsed()))
+        } else if let Some(mut live) = self.live_table.take() {
+            live.interrupted()
+        } else {
+            return;
+        };
+        if let Ok(text) = text {
+            let _ = self.out.write_all(text.as_bytes());
+        }
+        let _ = self.out.flush();
+    }
+
+    async fn print_result(
+        &mut self,
+        mut result: QueryResult,
+        started: Instant,
+        result_mode: ResultMode,
+    ) -> Result<(), PrintError> {
         if let Some(status) = result.status_message() {
             let line = format!("{status}\n");
             return self.status(&line);
@@ -129,6 +200,10 @@ impl Printer {
             return self.notices(&result);
         }
         match self.format {
+            Format::Table if is_changelog(&result) => match result_mode {
+                ResultMode::Table => self.print_live_table(&mut result, started).await?,
+                ResultMode::Tableau | ResultMode::Changelog => self.print_tableau(&mut result, started).await?,
+            },
             Format::Table => {
                 let batches = collect(&mut result).await?;
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -137,9 +212,7 @@ impl Printer {
                     // An empty batch still prints the header.
                     let empty = [RecordBatch::new_empty(schema)];
                     let shown = if batches.is_empty() { &empty[..] } else { &batches[..] };
-                    let options = FormatOptions::default().with_null("NULL").with_display_error(true);
-                    let table = arrow::util::pretty::pretty_format_batches_with_options(shown, &options)?;
-                    writeln!(self.out, "{table}")?;
+                    writeln!(self.out, "{}", pretty_tables(shown)?)?;
                 }
                 let secs = started.elapsed().as_secs_f64();
                 writeln!(self.out, "{rows} {} in set ({secs:.3} sec)", if rows == 1 { "row" } else { "rows" })?;
@@ -181,6 +254,52 @@ impl Printer {
         self.notices(&result)
     }
 
+    /// Prints a STREAMING result's changelog rows as they arrive, in the
+    /// tableau layout.
+    async fn print_tableau(&mut self, result: &mut QueryResult, started: Instant) -> Result<(), PrintError> {
+        let (tableau, _) = self.tableau.insert((Tableau::new(&result.schema()), started));
+        self.out.write_all(tableau.header().as_bytes())?;
+        self.out.flush()?;
+        while let Some(batch) = result.next().await {
+            let rows = tableau.rows(&batch.map_err(PrintError::Query)?)?;
+            self.out.write_all(rows.as_bytes())?;
+            self.out.flush()?;
+        }
+        if let Some((tableau, started)) = self.tableau.take() {
+            self.out.write_all(tableau.footer(started.elapsed()).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Shows a STREAMING result as its folded table: redrawn in place on a
+    /// terminal as batches arrive, and in full when the stream ends.
+    async fn print_live_table(&mut self, result: &mut QueryResult, started: Instant) -> Result<(), PrintError> {
+        let rows = if self.terminal { terminal_rows() } else { None };
+        let live = LiveTable::new(&result.schema(), started, self.terminal, rows).map_err(PrintError::Query)?;
+        let live = self.live_table.insert(live);
+        loop {
+            let next = match live.redraw_at() {
+                Some(at) if at <= Instant::now() => {
+                    self.out.write_all(live.redraw()?.as_bytes())?;
+                    self.out.flush()?;
+                    continue;
+                }
+                // Wait for the next batch, or redraw when it is time.
+                Some(at) => match tokio::time::timeout_at(at.into(), result.next()).await {
+                    Ok(next) => next,
+                    Err(_) => continue,
+                },
+                None => result.next().await,
+            };
+            let Some(batch) = next else { break };
+            live.apply(&batch.map_err(PrintError::Query)?)?;
+        }
+        if let Some(mut live) = self.live_table.take() {
+            self.out.write_all(live.finish()?.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Prints the notices of a finished result (`Note: ...`) on the error
     /// stream.
     fn notices(&mut self, result: &QueryResult) -> Result<(), PrintError> {
@@ -199,6 +318,27 @@ impl Printer {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// Whether `result` is a STREAMING changelog: its first column is `op`.
+fn is_changelog(result: &QueryResult) -> bool {
+    result.mode().is_some_and(|m| m.mode == RuntimeMode::Streaming)
+        && result.schema().fields().first().is_some_and(|f| f.name() == OP_COLUMN)
+}
+
+/// `batch` as an aligned table, as the `table` format prints BATCH results
+/// (no newline at the end).
+///
+/// # Errors
+/// Arrow cannot format a value.
+pub fn pretty_table(batch: &RecordBatch) -> Result<String, PrintError> {
+    pretty_tables(std::slice::from_ref(batch))
+}
+
+/// `batches` as one aligned table (see [`pretty_table`]).
+fn pretty_tables(batches: &[RecordBatch]) -> Result<String, PrintError> {
+    let options = FormatOptions::default().with_null("NULL").with_display_error(true);
+    Ok(arrow::util::pretty::pretty_format_batches_with_options(batches, &options)?.to_string())
 }
 
 /// Whether `result` is the row count of an `INSERT` (a `count` column, after
@@ -282,7 +422,7 @@ mod tests {
         }
         let (mut p, out, err) = printer(format);
         let result = session.sql(query).await.unwrap();
-        p.print(result, Instant::now()).await.unwrap();
+        p.print(result, Instant::now(), ResultMode::Tableau).await.unwrap();
         (out.text(), err.text())
     }
 
@@ -348,6 +488,98 @@ mod tests {
         assert_eq!(out, "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":null}\n");
         let (out, _) = print(Format::Ndjson, SETUP, "SELECT a FROM t WHERE a > 5").await;
         assert_eq!(out, "");
+    }
+
+    /// Prints `query` run in STREAMING after `SETUP`, in `result_mode`.
+    async fn print_streaming(format: Format, result_mode: ResultMode, query: &str) -> (String, String) {
+        let session = Session::new();
+        session.sql(SETUP).await.unwrap().collect().await.unwrap();
+        session.set("execution.runtime-mode", "streaming").unwrap();
+        let (mut p, out, err) = printer(format);
+        let result = session.sql(query).await.unwrap();
+        p.print(result, Instant::now(), result_mode).await.unwrap();
+        (out.text(), err.text())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streaming_result_prints_its_changelog_rows_with_the_op_first() {
+        for mode in [ResultMode::Tableau, ResultMode::Changelog] {
+            let (out, err) = print_streaming(Format::Table, mode, "SELECT a, b FROM t WHERE a = 1").await;
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines[..3], [
+                "+----+-------------+----------------------+",
+                "| op |           a | b                    |",
+                "+----+-------------+----------------------+",
+            ], "{out}");
+            assert_eq!(lines[3], "| +I |           1 | x                    |", "{out}");
+            assert_eq!(lines[4], lines[0]);
+            assert!(lines[5].starts_with("Received a total of 1 row (") && lines[5].ends_with(" sec)"), "{out}");
+            assert_eq!(lines.len(), 6, "{out}");
+            assert_eq!(err, "");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn table_result_mode_prints_the_folded_table_when_not_on_a_terminal() {
+        let (out, _) = print_streaming(Format::Table, ResultMode::Table, "SELECT b, SUM(a) AS s FROM t GROUP BY b").await;
+        assert!(!out.contains('\x1b'), "no escape codes: {out:?}");
+        assert!(!out.contains("+I"), "{out}");
+        assert!(out.starts_with("+------+---+\n| b    | s |\n+------+---+\n"), "{out}");
+        assert!(out.contains("| x    | 1 |") && out.contains("| NULL | 2 |"), "{out}");
+        assert!(out.lines().last().unwrap().starts_with("2 rows in set, folded from "), "{out}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn machine_formats_write_the_op_column_first() {
+        let query = "SELECT a, b FROM t WHERE a = 1";
+        let (out, _) = print_streaming(Format::Csv, ResultMode::Tableau, query).await;
+        assert_eq!(out, "op,a,b\n+I,1,x\n");
+        let (out, _) = print_streaming(Format::Ndjson, ResultMode::Table, query).await;
+        assert_eq!(out, "{\"op\":\"+I\",\"a\":1,\"b\":\"x\"}\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_results_ignore_the_result_mode() {
+        let session = Session::new();
+        session.sql(SETUP).await.unwrap().collect().await.unwrap();
+        session.set("execution.runtime-mode", "batch").unwrap();
+        let (mut p, out, _) = printer(Format::Table);
+        let result = session.sql("SELECT a FROM t WHERE a = 1").await.unwrap();
+        p.print(result, Instant::now(), ResultMode::Table).await.unwrap();
+        let out = out.text();
+        assert!(out.starts_with("+---+\n| a |\n+---+\n| 1 |\n+---+\n1 row in set ("), "{out}");
+    }
+
+    /// Starts an endless STREAMING query over a slow `datagen` table, prints
+    /// it for a while, then drops the printing as Ctrl-C does.
+    async fn interrupt_an_endless_query(result_mode: ResultMode) -> String {
+        let session = Session::new();
+        session
+            .sql(
+                "CREATE TABLE g (k INT) WITH ('connector' = 'datagen', 'rows-per-second' = '20', \
+                 'fields.k.min' = '1', 'fields.k.max' = '3')",
+            )
+            .await
+            .unwrap();
+        session.set("execution.runtime-mode", "streaming").unwrap();
+        let (mut p, out, _) = printer(Format::Table);
+        let result = session.sql("SELECT k, COUNT(*) AS n FROM g GROUP BY k").await.unwrap();
+        let printing = p.print(result, Instant::now(), result_mode);
+        let stopped = tokio::time::timeout(std::time::Duration::from_millis(600), printing).await;
+        assert!(stopped.is_err(), "an endless query does not end");
+        p.interrupted();
+        out.text()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_tableau_ends_with_its_total() {
+        let out = interrupt_an_endless_query(ResultMode::Tableau).await;
+        assert!(out.starts_with("+----+"), "{out}");
+        assert!(out.contains("| +I |"), "rows printed as they came: {out}");
+        assert!(out.lines().last().unwrap().starts_with("Received a total of "), "{out}");
+        let out = interrupt_an_endless_query(ResultMode::Table).await;
+        assert!(out.contains("| k | n "), "the table so far: {out}");
+        assert!(out.lines().last().unwrap().contains(" in set, folded from "), "{out}");
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! Each statement, from planning to its last printed row, races Ctrl-C:
 //! when Ctrl-C wins, the statement's future is dropped, which drops the
 //! result stream and so cancels the query, and the runner prints `Query
-//! cancelled.`.
+//! cancelled.`. The race covers the printing loop too, so Ctrl-C stops a
+//! STREAMING query that prints as it goes (it waits for the next batch, or
+//! for the next redraw, between prints); the printer then ends the view it
+//! was printing (a tableau's total line).
 
 use std::future::Future;
 use std::time::Instant;
@@ -99,9 +102,11 @@ impl Runner {
     ) -> Outcome {
         let started = Instant::now();
         let printer = &mut self.printer;
+        let session = &self.session;
         let work = async move {
             let result = execute.await.map_err(PrintError::Query)?;
-            printer.print(result, started).await
+            let result_mode = session.tributary_config().result_mode;
+            printer.print(result, started, result_mode).await
         };
         let finished = tokio::select! {
             r = work => Some(r),
@@ -121,6 +126,7 @@ impl Runner {
                 Outcome::Failed
             }
             None => {
+                self.printer.interrupted();
                 self.printer.message("\nQuery cancelled.\n");
                 Outcome::Cancelled
             }

@@ -16,13 +16,34 @@
 //!
 //! Writing: `INSERT INTO` adds new files to the table's directory, through
 //! DataFusion's file sinks, in the table's format.
+//!
+//! Directory watching (Flink's `'source.monitor-interval'`): with the option
+//! set, the table is unbounded. A query reads the files present when it
+//! starts, then lists the directory again every interval and reads each file
+//! that appeared since, once, in order of modification time (ties by path);
+//! its scan never ends. See [`monitor`].
+//!
+//! ```sql
+//! CREATE TABLE events (id BIGINT, ts TIMESTAMP(3),
+//!   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+//! ) WITH ('connector' = 'filesystem', 'path' = '/data/events/', 'format' = 'csv',
+//!   'source.monitor-interval' = '1 s');
+//! ```
+//!
+//! A file must be complete when it becomes visible under its final name:
+//! **write it under a hidden name (starting with `.` or `_`) in the same
+//! directory, then rename it**. A rename within one file system is atomic,
+//! and hidden files are never read. A file written in place may be read
+//! while it is half written, and its later rows are then never read.
 
+pub mod monitor;
 pub mod text_decode;
 mod text_scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -38,6 +59,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use self::monitor::{MONITOR_INTERVAL_KEY, MonitoredFormat, MonitoredSource, parse_monitor_interval};
 use self::text_decode::{CsvDialect, ParseErrorPolicy};
 use crate::options::invalid;
 use crate::{Boundedness, ConnectorError, TableOptions};
@@ -45,7 +67,7 @@ use crate::{Boundedness, ConnectorError, TableOptions};
 /// The formats `'format'` accepts.
 pub const FORMATS: &[&str] = &["csv", "json", "parquet"];
 
-const COMMON_KEYS: &[&str] = &["connector", "path", "format"];
+const COMMON_KEYS: &[&str] = &["connector", "path", "format", MONITOR_INTERVAL_KEY];
 const CSV_KEYS: &[&str] = &[
     "csv.field-delimiter",
     "csv.quote-character",
@@ -141,7 +163,8 @@ impl FileFormatOptions {
 ///
 /// Schema: the declared columns, or the ones inferred from the first file
 /// (Parquet footer; CSV header and the first 1,000 rows; JSON's first 1,000
-/// lines). Bounded.
+/// lines). Bounded, unless `'source.monitor-interval'` is set: then a scan
+/// watches the directory for new files and never ends (see [`monitor`]).
 #[derive(Debug)]
 pub struct FileSystemTable {
     name: String,
@@ -153,17 +176,22 @@ pub struct FileSystemTable {
     /// Parquet and writes every format.
     listing: Arc<ListingTable>,
     skipped_rows: Arc<AtomicU64>,
+    /// `'source.monitor-interval'`: watch the directory, listing it this often.
+    monitor_interval: Option<Duration>,
 }
 
 impl FileSystemTable {
     /// Creates the table from its `WITH` options (`path`, `format`,
-    /// `csv.*`, `json.*`, `parquet.*`). A relative `path` is taken from the
-    /// current directory.
+    /// `source.monitor-interval`, `csv.*`, `json.*`, `parquet.*`). A relative
+    /// `path` is taken from the current directory.
     ///
     /// # Errors
     /// A missing `path` or `format`, an unknown option key (listing the valid
-    /// ones), an invalid option value, or — when `schema` is `None` — a path
-    /// that does not exist or holds no file to infer the columns from.
+    /// ones), an invalid option value (a `source.monitor-interval` that is
+    /// not a positive duration, see [`parse_monitor_interval`]), a
+    /// `source.monitor-interval` with a `path` that exists and is not a
+    /// directory, or — when `schema` is `None` — a path that does not exist
+    /// or holds no file to infer the columns from.
     pub async fn try_new(
         name: &str,
         schema: Option<SchemaRef>,
@@ -176,6 +204,13 @@ impl FileSystemTable {
             hint: "add 'path' = '<file or directory>'".into(),
         })?;
         let path = std::path::absolute(raw_path).map_err(|source| ConnectorError::Io { path: raw_path.into(), source })?;
+        let monitor_interval = match options.get(MONITOR_INTERVAL_KEY) {
+            Some(value) => Some(parse_monitor_interval(name, value)?),
+            None => None,
+        };
+        if monitor_interval.is_some() && path.exists() && !path.is_dir() {
+            return Err(not_a_directory(name, raw_path));
+        }
         let schema = match schema {
             Some(s) => s,
             None => {
@@ -197,6 +232,7 @@ impl FileSystemTable {
             options,
             listing,
             skipped_rows: Arc::new(AtomicU64::new(0)),
+            monitor_interval,
         })
     }
 
@@ -210,9 +246,19 @@ impl FileSystemTable {
         &self.options
     }
 
-    /// Always [`Boundedness::Bounded`]: the files present when a query starts.
+    /// [`Boundedness::Bounded`] (a scan reads the files present when the
+    /// query starts), or [`Boundedness::Unbounded`] with
+    /// `'source.monitor-interval'` (a scan watches the directory for new
+    /// files and never ends).
     pub fn boundedness(&self) -> Boundedness {
-        Boundedness::Bounded
+        if self.monitor_interval.is_some() { Boundedness::Unbounded } else { Boundedness::Bounded }
+    }
+
+    /// How often a scan lists the directory for new files
+    /// (`'source.monitor-interval'`, millisecond precision); `None` for a
+    /// bounded table.
+    pub fn monitor_interval(&self) -> Option<Duration> {
+        self.monitor_interval
     }
 
     /// Rows skipped as malformed (under `*.ignore-parse-errors`) by every
@@ -260,6 +306,25 @@ impl TableProvider for FileSystemTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         self.check_exists()?;
+        if let Some(interval) = self.monitor_interval {
+            if !self.path.is_dir() {
+                return Err(not_a_directory(&self.name, self.options.get("path").unwrap_or_default()).into());
+            }
+            let format = match &self.format {
+                FileFormatOptions::Csv { dialect, policy } => MonitoredFormat::Csv(dialect.clone(), *policy),
+                FileFormatOptions::Json { policy } => MonitoredFormat::Json(*policy),
+                FileFormatOptions::Parquet { .. } => MonitoredFormat::Parquet,
+            };
+            let source = MonitoredSource {
+                table: self.name.clone(),
+                dir: self.path.clone(),
+                schema: self.schema.clone(),
+                format,
+                skipped: self.skipped_rows.clone(),
+                interval,
+            };
+            return monitor::scan(source, projection, limit);
+        }
         match &self.format {
             FileFormatOptions::Parquet { .. } => self.listing.scan(state, projection, filters, limit).await,
             FileFormatOptions::Csv { dialect, policy } => text_scan::scan(
@@ -287,7 +352,9 @@ impl TableProvider for FileSystemTable {
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         match &self.format {
-            FileFormatOptions::Parquet { .. } => self.listing.supports_filters_pushdown(filters),
+            FileFormatOptions::Parquet { .. } if self.monitor_interval.is_none() => {
+                self.listing.supports_filters_pushdown(filters)
+            }
             _ => Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]),
         }
     }
@@ -327,6 +394,25 @@ fn listing_url(path: &Path) -> Result<ListingTableUrl> {
     ListingTableUrl::parse(&s)
 }
 
+/// The error for `'source.monitor-interval'` on a path that is not a directory.
+fn not_a_directory(table: &str, raw_path: &str) -> ConnectorError {
+    invalid(
+        table,
+        "path",
+        raw_path,
+        &format!(
+            "a directory, since '{MONITOR_INTERVAL_KEY}' is set: a monitored table watches a directory for new files \
+             (point 'path' at the directory, or remove '{MONITOR_INTERVAL_KEY}' to read the file once)"
+        ),
+    )
+}
+
+/// Whether a file or directory name is hidden from scans: it starts with `.`
+/// or `_`, as in-progress files do (Flink's and Hadoop's convention).
+pub(crate) fn is_hidden(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('_')
+}
+
 /// Every data file under `path` (the path itself if it is a file), sorted by
 /// path, skipping hidden files (names starting with `.` or `_`).
 pub fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -340,7 +426,7 @@ pub fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') || name.starts_with('_') {
+            if is_hidden(&name) {
                 continue;
             }
             let p = entry.path();

@@ -18,6 +18,7 @@ mod change_batch;
 mod exchange;
 mod group_aggregate;
 mod min_max;
+mod session_aggregate;
 mod sink;
 mod source;
 mod stateless;
@@ -154,6 +155,27 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             let inputs = inputs_of(input, tasks).await?;
             let assigner = crate::window_assign::WindowAssigner { time_index: *time_index, kind: *kind, offset: *offset };
             Ok(stateless::start_window_assign(inputs, assigner, plan.schema.clone(), tasks))
+        }
+        StreamNode::SessionAggregate { input, time_index, gap, keys, outputs, aggregates, row_filter } => {
+            let inputs = inputs_of(input, tasks).await?;
+            let routers = inputs.len();
+            let instances = exchange::start_hash_exchange(inputs, keys.clone(), parallelism, tasks);
+            let late = env.metrics.late_rows_counter(format!("session window aggregate (gap {gap} ms)"));
+            instances
+                .into_iter()
+                .map(|rx| {
+                    let spec = session_aggregate::SessionSpec {
+                        time_index: *time_index,
+                        gap: *gap,
+                        keys: keys.clone(),
+                        outputs: outputs.clone(),
+                        aggregates: aggregates.clone(),
+                        row_filter: row_filter.clone(),
+                        schema: plan.schema.clone(),
+                    };
+                    session_aggregate::start(rx, routers, spec, late.clone(), tasks)
+                })
+                .collect()
         }
         StreamNode::WindowAggregate { input, group, aggregates, window_end } => {
             let inputs = inputs_of(input, tasks).await?;

@@ -1,0 +1,306 @@
+//! SESSION window aggregation in STREAMING: assignment and aggregation in
+//! one operator, because a row's session is only known once the session has
+//! ended (later rows may bridge two sessions into one).
+//!
+//! Per key, the operator keeps the open sessions, each with its interval
+//! [start, end) — end = last row's time + gap — and its accumulators. Rows
+//! of a key within an input batch are first cut into sessions of their own
+//! (sorted by time, cut where the gap is reached) and aggregated a slice at
+//! a time; each such session is then merged with every open session it
+//! overlaps, combining accumulator states with `merge_batch`. When the
+//! watermark passes a session's last instant (end - 1 ms), its row is
+//! emitted (`+I`) and its state freed. A row whose session would already be
+//! closed, and which bridges no open session, is late: counted and dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+use tokio::task::JoinSet;
+
+use tributary_planner::streaming::{SessionColumn, StreamAggregate};
+
+use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
+
+/// What an instance needs to know.
+pub(super) struct SessionSpec {
+    pub time_index: usize,
+    pub gap: i64,
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub outputs: Vec<SessionColumn>,
+    pub aggregates: Vec<StreamAggregate>,
+    /// Rows it rejects shape sessions but are not aggregated.
+    pub row_filter: Option<Arc<dyn PhysicalExpr>>,
+    pub schema: SchemaRef,
+}
+
+/// Starts one instance fed by `routers` inputs.
+pub(super) fn start(
+    mut input: Receiver,
+    routers: usize,
+    spec: SessionSpec,
+    late: Arc<AtomicU64>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Receiver> {
+    let (tx, rx) = channel();
+    let mut op = SessionAggregate {
+        converter: None,
+        spec,
+        sessions: HashMap::new(),
+        watermarks: vec![i64::MIN; routers.max(1)],
+        current: i64::MIN,
+        late,
+    };
+    tasks.spawn(async move {
+        while let Some(item) = input.recv().await {
+            let result = match item {
+                Ok(Message::Data(change)) => op.process(&change).map(|()| None),
+                Ok(Message::Watermark { from, ts }) => op.advance(from, ts),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(None) => {}
+                Ok(Some((fired, watermark))) => {
+                    if !send_data(&tx, Ok(fired)).await || !send(&tx, Ok(Message::Watermark { from: 0, ts: watermark })).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = send(&tx, Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// One open session.
+struct Session {
+    start: i64,
+    end: i64,
+    /// Rows that passed the row filter (a session with none has no result).
+    counted: u64,
+    accumulators: Vec<Box<dyn Accumulator>>,
+}
+
+struct SessionAggregate {
+    spec: SessionSpec,
+    /// Encodes the PARTITION BY key (created from the first batch's key types).
+    converter: Option<RowConverter>,
+    /// Open sessions per key, in no particular order.
+    sessions: HashMap<Vec<u8>, Vec<Session>>,
+    watermarks: Vec<i64>,
+    current: i64,
+    late: Arc<AtomicU64>,
+}
+
+impl SessionAggregate {
+    fn process(&mut self, change: &ChangeBatch) -> Result<()> {
+        let n = change.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let data = &change.data;
+        let keys = self.spec.keys.iter().map(|e| e.evaluate(data)?.into_array(n)).collect::<Result<Vec<_>>>()?;
+        if self.converter.is_none() {
+            self.converter = Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?);
+        }
+        let converter = self.converter.as_ref().expect("set above");
+        let key_rows = if keys.is_empty() { None } else { Some(converter.convert_columns(&keys)?) };
+        let times = millis(data.column(self.spec.time_index))?;
+        let args = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| a.expr.expressions().iter().map(|e| e.evaluate(data)?.into_array(n)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        let row_mask = match &self.spec.row_filter {
+            None => None,
+            Some(f) => f.evaluate(data)?.into_array(n)?.as_any().downcast_ref::<BooleanArray>().cloned(),
+        };
+        // Each aggregate's mask: its FILTER clause and the row filter.
+        let filters = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| {
+                let own = match &a.filter {
+                    None => None,
+                    Some(f) => f.evaluate(data)?.into_array(n)?.as_any().downcast_ref::<BooleanArray>().cloned(),
+                };
+                Ok(match (own, &row_mask) {
+                    (Some(a), Some(b)) => Some(arrow::compute::and(&a, b)?),
+                    (a, b) => a.or_else(|| b.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        // Rows per key, NULL times left out (they are in no session).
+        let mut by_key: HashMap<&[u8], Vec<u32>> = HashMap::new();
+        for i in 0..n {
+            if times.is_null(i) {
+                continue;
+            }
+            let key: &[u8] = match &key_rows {
+                Some(rows) => rows.row(i).data(),
+                None => &[],
+            };
+            by_key.entry(key).or_default().push(i as u32);
+        }
+        let gap = self.spec.gap;
+        for (key, mut rows) in by_key {
+            rows.sort_by_key(|r| times.value(*r as usize));
+            // Cut the key's rows into sessions of their own.
+            let mut start = 0;
+            while start < rows.len() {
+                let mut end = start + 1;
+                while end < rows.len() && times.value(rows[end] as usize) - times.value(rows[end - 1] as usize) < gap {
+                    end += 1;
+                }
+                let slice = &rows[start..end];
+                let (first, last) = (times.value(slice[0] as usize), times.value(slice[slice.len() - 1] as usize));
+                let counted = match &row_mask {
+                    Some(m) => slice.iter().filter(|r| m.is_valid(**r as usize) && m.value(**r as usize)).count() as u64,
+                    None => slice.len() as u64,
+                };
+                self.add(key, first, last + gap, slice, counted, &args, &filters)?;
+                start = end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a session [start, end) made of `rows`, merging it with the open
+    /// sessions of `key` it overlaps.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        rows: &[u32],
+        counted: u64,
+        args: &[Vec<ArrayRef>],
+        filters: &[Option<BooleanArray>],
+    ) -> Result<()> {
+        let open = self.sessions.entry(key.to_vec()).or_default();
+        let overlaps = |s: &Session| s.start < end && start < s.end;
+        if !open.iter().any(overlaps) && end.saturating_sub(1) <= self.current {
+            self.late.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            if open.is_empty() {
+                self.sessions.remove(key);
+            }
+            return Ok(());
+        }
+        let mut session = Session {
+            start,
+            end,
+            counted,
+            accumulators: self.spec.aggregates.iter().map(|a| a.expr.create_accumulator()).collect::<Result<Vec<_>>>()?,
+        };
+        for (j, acc) in session.accumulators.iter_mut().enumerate() {
+            let selected: Vec<u32> = match &filters[j] {
+                Some(mask) => rows.iter().copied().filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize)).collect(),
+                None => rows.to_vec(),
+            };
+            if selected.is_empty() {
+                continue;
+            }
+            let idx = UInt32Array::from(selected);
+            let taken = args[j].iter().map(|a| take(a.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+            acc.update_batch(&taken)?;
+        }
+        let mut kept = Vec::with_capacity(open.len());
+        for mut other in open.drain(..) {
+            if other.start < session.end && session.start < other.end {
+                session.start = session.start.min(other.start);
+                session.end = session.end.max(other.end);
+                session.counted += other.counted;
+                for (mine, theirs) in session.accumulators.iter_mut().zip(other.accumulators.iter_mut()) {
+                    let state = theirs.state()?.into_iter().map(|v| v.to_array()).collect::<Result<Vec<_>>>()?;
+                    mine.merge_batch(&state)?;
+                }
+            } else {
+                kept.push(other);
+            }
+        }
+        kept.push(session);
+        *open = kept;
+        Ok(())
+    }
+
+    fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
+        let slot = self.watermarks.get_mut(from).ok_or_else(|| DataFusionError::Internal(format!("watermark from unknown input {from}")))?;
+        *slot = (*slot).max(ts);
+        let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
+        if min <= self.current {
+            return Ok(None);
+        }
+        self.current = min;
+        let mut fired: Vec<(Vec<u8>, Session)> = Vec::new();
+        self.sessions.retain(|key, open| {
+            let (done, keep): (Vec<Session>, Vec<Session>) = open.drain(..).partition(|s| s.end.saturating_sub(1) <= min);
+            fired.extend(done.into_iter().filter(|s| s.counted > 0).map(|s| (key.clone(), s)));
+            *open = keep;
+            !open.is_empty()
+        });
+        Ok(Some((self.output(fired)?, self.current)))
+    }
+
+    fn output(&self, fired: Vec<(Vec<u8>, Session)>) -> Result<ChangeBatch> {
+        let rows = fired.len();
+        let schema = &self.spec.schema;
+        let key_columns: Vec<ArrayRef> = match (&self.converter, self.spec.keys.is_empty(), rows) {
+            (Some(conv), false, r) if r > 0 => {
+                let parser = conv.parser();
+                conv.convert_rows(fired.iter().map(|(k, _)| parser.parse(k)))?
+            }
+            _ => vec![],
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for (i, out) in self.spec.outputs.iter().enumerate() {
+            let want = schema.field(i).data_type();
+            let array: ArrayRef = match out {
+                SessionColumn::Key(k) if rows > 0 => key_columns[*k].clone(),
+                SessionColumn::Key(_) => arrow::array::new_empty_array(want),
+                SessionColumn::Start => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.start))),
+                SessionColumn::End => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.end))),
+                SessionColumn::Time => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.end - 1))),
+            };
+            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+        }
+        let offset = columns.len();
+        let mut fired = fired;
+        for j in 0..self.spec.aggregates.len() {
+            let want = schema.field(offset + j).data_type();
+            let array = if rows == 0 {
+                arrow::array::new_empty_array(want)
+            } else {
+                let values = fired.iter_mut().map(|(_, s)| s.accumulators[j].evaluate()).collect::<Result<Vec<ScalarValue>>>()?;
+                ScalarValue::iter_to_array(values)?
+            };
+            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+        }
+        let data = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+        Ok(ChangeBatch::inserts(data))
+    }
+}
+
+fn millis(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
+    let tz = match column.data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        other => return Err(DataFusionError::Internal(format!("session time column is {other}"))),
+    };
+    let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
+    Ok(ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("ms").clone())
+}
