@@ -196,28 +196,66 @@ impl GroupAggregate {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        // Rows of each key, inserts and retractions apart, keys in first-seen order.
+        // Each row's bucket: (key slot, insert or retraction), keys in first-seen order.
         let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
-        let mut touched: Vec<(Vec<u8>, Vec<u32>, Vec<u32>)> = Vec::new();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut bucket: Vec<usize> = Vec::with_capacity(n);
         for (i, kind) in change.kinds().enumerate() {
             let key: &[u8] = match &key_rows {
                 Some(rows) => rows.row(i).data(),
                 None => &[],
             };
             let slot = *slot_of.entry(key).or_insert_with(|| {
-                touched.push((key.to_vec(), Vec::new(), Vec::new()));
-                touched.len() - 1
+                keys.push(key.to_vec());
+                keys.len() - 1
             });
-            if kind.is_retraction() { touched[slot].2.push(i as u32) } else { touched[slot].1.push(i as u32) }
+            bucket.push(slot * 2 + usize::from(kind.is_retraction()));
         }
         drop(slot_of);
+        // Order the rows by bucket (a counting sort) and gather every argument
+        // and mask once in that order; each key's rows are then two contiguous,
+        // zero-copy slices.
+        let mut offsets = vec![0usize; keys.len() * 2 + 1];
+        for b in &bucket {
+            offsets[b + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut order = vec![0u32; n];
+        let mut next = offsets.clone();
+        for (i, b) in bucket.iter().enumerate() {
+            order[next[*b]] = i as u32;
+            next[*b] += 1;
+        }
+        let order = UInt32Array::from(order);
+        let args = args
+            .iter()
+            .map(|cols| cols.iter().map(|a| take(a.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let filters = filters
+            .iter()
+            .map(|m| match m {
+                None => Ok(None),
+                Some(mask) => {
+                    let taken = take(mask, &order, None)?;
+                    Ok(taken.as_any().downcast_ref::<BooleanArray>().cloned())
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, arrow::error::ArrowError>>()?;
+        let touched: Vec<(Vec<u8>, (usize, usize), (usize, usize))> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(slot, key)| (key, (offsets[2 * slot], offsets[2 * slot + 1]), (offsets[2 * slot + 1], offsets[2 * slot + 2])))
+            .collect();
 
         let mut out_keys: Vec<Vec<u8>> = Vec::new();
         let mut out_kinds: Vec<RowKind> = Vec::new();
         let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
         for (key, inserts, retracts) in touched {
+            let (inserted, retracted) = (inserts.1 - inserts.0, retracts.1 - retracts.0);
             if !self.groups.contains_key(&key) {
-                if inserts.is_empty() {
+                if inserted == 0 {
                     return Err(DataFusionError::Execution(
                         "GROUP BY received a retraction for a key it has no rows of".into(),
                     ));
@@ -227,20 +265,23 @@ impl GroupAggregate {
             }
             let group = self.groups.get_mut(&key).expect("inserted above");
             for (j, state) in group.states.iter_mut().enumerate() {
-                for (rows, retract) in [(&inserts, false), (&retracts, true)] {
-                    let rows: Vec<u32> = match &filters[j] {
-                        Some(mask) => rows.iter().copied().filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize)).collect(),
-                        None => rows.clone(),
-                    };
-                    if rows.is_empty() {
+                for ((start, end), retract) in [(inserts, false), (retracts, true)] {
+                    if start == end {
                         continue;
                     }
-                    let indices = UInt32Array::from(rows);
-                    let taken = args[j].iter().map(|a| take(a.as_ref(), &indices, None)).collect::<std::result::Result<Vec<_>, _>>()?;
-                    if retract { state.retract(&taken)? } else { state.update(&taken)? }
+                    let mut slice: Vec<ArrayRef> = args[j].iter().map(|a| a.slice(start, end - start)).collect();
+                    if let Some(mask) = &filters[j] {
+                        let mask = mask.slice(start, end - start);
+                        let mask = if mask.null_count() > 0 { arrow::compute::prep_null_mask_filter(&mask) } else { mask };
+                        if mask.true_count() == 0 {
+                            continue;
+                        }
+                        slice = slice.iter().map(|a| arrow::compute::filter(a.as_ref(), &mask)).collect::<std::result::Result<_, _>>()?;
+                    }
+                    if retract { state.retract(&slice)? } else { state.update(&slice)? }
                 }
             }
-            group.rows += inserts.len() as i64 - retracts.len() as i64;
+            group.rows += inserted as i64 - retracted as i64;
             if group.rows < 0 {
                 return Err(DataFusionError::Execution("GROUP BY retracted more rows of a key than it received".into()));
             }
