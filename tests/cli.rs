@@ -263,3 +263,122 @@ fn flights_by_carrier_on_the_example_data() {
     // Figures from DuckDB on the same Parquet file.
     assert_eq!(lines[1], "UA,58665");
 }
+
+/// The STREAMING tests' table: two updates of key `a`.
+const STREAM_SETUP: &str = "CREATE TABLE t (k STRING, v INT); INSERT INTO t VALUES ('a',1),('a',2),('b',3)";
+const STREAM_QUERY: &str = "SELECT k, SUM(v) FROM t GROUP BY k";
+
+#[test]
+fn streaming_csv_is_the_changelog_with_the_op_first() {
+    let o = tributary(&["--mode", "streaming", "-c", STREAM_SETUP, "-c", STREAM_QUERY, "--format", "csv"]);
+    assert_success(&o);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("op,k,sum(t.v)"), "{out}");
+    // Fold the changelog: +I/+U add a row, -U/-D remove it.
+    let mut table: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 3, "{out}");
+        let row = (fields[1].to_string(), fields[2].to_string());
+        match fields[0] {
+            "+I" | "+U" => table.push(row),
+            "-U" | "-D" => {
+                let at = table.iter().position(|r| *r == row).expect("a retraction of a row that is there");
+                table.remove(at);
+            }
+            op => panic!("unknown op {op} in {out}"),
+        }
+    }
+    table.sort();
+    assert_eq!(table, [("a".into(), "3".into()), ("b".into(), "3".into())], "{out}");
+}
+
+#[test]
+fn streaming_table_format_prints_the_changelog_as_a_tableau() {
+    let o = tributary(&["--mode", "streaming", "-c", STREAM_SETUP, "-c", STREAM_QUERY]);
+    assert_success(&o);
+    let out = stdout(&o);
+    assert!(out.contains("| op | k                    |             sum(t.v) |\n"), "{out}");
+    assert!(out.contains("| +I | a                    |                    3 |\n"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("Received a total of 2 rows (") && last.ends_with(" sec)"), "{out}");
+    // BATCH output is unchanged.
+    let o = tributary(&["--mode", "batch", "-c", STREAM_SETUP, "-c", STREAM_QUERY]);
+    assert!(!stdout(&o).contains("Received a total of"), "{}", stdout(&o));
+}
+
+#[test]
+fn table_result_mode_prints_the_final_table_when_piped() {
+    let o = tributary(&[
+        "--mode",
+        "streaming",
+        "-c",
+        STREAM_SETUP,
+        "-c",
+        "SET 'sql-client.execution.result-mode' = 'table'",
+        "-c",
+        STREAM_QUERY,
+    ]);
+    assert_success(&o);
+    let out = stdout(&o);
+    assert!(!out.contains('\x1b'), "no escape codes when stdout is not a terminal: {out:?}");
+    assert!(out.contains("+---+----------+\n| k | sum(t.v) |\n+---+----------+\n"), "{out}");
+    assert!(out.contains("| a | 3        |\n") && out.contains("| b | 3        |\n"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("2 rows in set, folded from "), "{out}");
+}
+
+/// An endless STREAMING query prints its rows as they come, and Ctrl-C
+/// (SIGINT) stops it with the total line and exit code 130.
+#[cfg(unix)]
+#[test]
+fn an_endless_streaming_query_prints_as_it_goes_until_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    let mut child = Command::new(binary())
+        .args([
+            "--mode",
+            "streaming",
+            "-c",
+            "CREATE TABLE g (k INT) WITH ('connector' = 'datagen', 'rows-per-second' = '50', \
+             'fields.k.min' = '1', 'fields.k.max' = '5')",
+            "-c",
+            "SELECT k, COUNT(*) FROM g GROUP BY k",
+        ])
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tributary starts");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let first_row = loop {
+        match lines_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("| +I |") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    if first_row.is_none() || !interrupted.is_ok_and(|s| s.success()) {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("tributary ends");
+    reader.join().expect("the reader ends");
+    seen.extend(lines_rx.try_iter());
+    let out = seen.join("\n");
+    assert!(first_row.is_some(), "no row within a minute: {out}");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.lines().last().unwrap_or_default().starts_with("Received a total of "), "{out}");
+}

@@ -521,7 +521,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn table_result_mode_prints_the_folded_table_when_not_on_a_terminal() {
-        let (out, _) = print_streaming(Format::Table, ResultMode::Table, "SELECT b, SUM(a) AS s FROM t GROUP BY b").await;
+        let query = "SELECT b, SUM(a) AS s FROM t GROUP BY b";
+        let (out, _) = print_streaming(Format::Table, ResultMode::Table, query).await;
         assert!(!out.contains('\x1b'), "no escape codes: {out:?}");
         assert!(!out.contains("+I"), "{out}");
         assert!(out.starts_with("+------+---+\n| b    | s |\n+------+---+\n"), "{out}");
