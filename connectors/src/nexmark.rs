@@ -49,9 +49,9 @@
 //! |---|---|---|
 //! | `nexmark.table` | required | **Tributary's own**: `person`, `auction` or `bid` |
 //! | `events.num` | unset (unbounded) | generate this many events (of all kinds together), then end; `0` means unbounded, as in Flink |
-//! | `first-event.rate` | `10000000` | events per second: sets the spacing of the event times, and the pace when rate-limited |
+//! | `first-event.rate` | `10000000` | events per second (at most 2147483647): sets the spacing of the event times, and the pace when rate-limited. Flink's connector defaults to 10000; its benchmark runs at 10000000 |
 //! | `rate.limited` | `false` | emit at `first-event.rate` events per second of wall-clock time; else as fast as possible |
-//! | `first-event.number` | `0` | **Tributary's own**: the number of the first event; the table holds events `first-event.number ..` of the same stream |
+//! | `first-event.number` | `0` | **Tributary's own**: the number of the first event; the table holds events `first-event.number ..` of the same stream, values and times alike (so the first event is `first-event.number / first-event.rate` seconds after `base-time`) |
 //! | `base-time` | `1672531200000` (2023-01-01T00:00:00Z) | **Tributary's own**: the time of event 0, in ms since the epoch or as a timestamp such as `'2024-06-01 12:00:00'` (UTC) |
 //!
 //! Any other key is an error that lists the valid ones.
@@ -68,7 +68,9 @@
 //! `base-time + n / first-event.rate` seconds (rounded to the millisecond),
 //! so at the default rate 10 000 events share a millisecond. Ids start at
 //! 1000 (people and auctions), categories at 10; bids refer to recent
-//! auctions and people, auctions to recent people, as the crate generates.
+//! auctions and people, auctions to recent people, as the crate generates
+//! them (a reference may run up to 10 ids ahead of the last person or
+//! auction generated so far, as in the benchmark).
 //!
 //! # Boundedness
 //!
@@ -78,10 +80,11 @@
 //!
 //! The event numbers are cut into chunks of whole 50-event blocks, sized so
 //! that a chunk holds at most `datafusion.execution.batch_size` rows of the
-//! table (and, when rate-limited, at most a tenth of a second of events), and
-//! the chunks are dealt round-robin to `datafusion.execution.target_partitions`
-//! partitions (fewer for a small bounded table). Each chunk makes one batch
-//! (cut in `batch_size` pieces if a single block holds more rows than that).
+//! table (and, when rate-limited, about a tenth of a second of events, at
+//! least one block), and the chunks are dealt round-robin to
+//! `datafusion.execution.target_partitions` partitions (fewer for a small
+//! bounded table). Each chunk makes one batch (cut in `batch_size` pieces if
+//! a single block holds more rows than that).
 //! The rows of a table are thus the same whatever the partitions and the
 //! batch size; only their order and batching differ. Within a partition the
 //! event times never decrease. When rate-limited, the chunk starting at
@@ -121,6 +124,9 @@ use crate::{Boundedness, ConnectorError, TableOptions, sql_type_name};
 /// rate of Flink's Nexmark benchmark configuration).
 pub const DEFAULT_FIRST_EVENT_RATE: u64 = 10_000_000;
 
+/// The largest `first-event.rate`: Flink's option is an `int`.
+pub const MAX_FIRST_EVENT_RATE: u64 = i32::MAX as u64;
+
 /// `base-time` when the option is not set: 2023-01-01T00:00:00Z in ms.
 pub const DEFAULT_BASE_TIME_MS: u64 = 1_672_531_200_000;
 
@@ -130,8 +136,15 @@ pub const DEFAULT_BASE_TIME_MS: u64 = 1_672_531_200_000;
 pub const MAX_EVENT_NUMBER: u64 = 1 << 60;
 
 /// The option keys, in the order shown in error messages.
-const KEYS: &[&str] =
-    &["connector", "nexmark.table", "events.num", "first-event.rate", "rate.limited", "first-event.number", "base-time"];
+const KEYS: &[&str] = &[
+    "connector",
+    "nexmark.table",
+    "events.num",
+    "first-event.rate",
+    "rate.limited",
+    "first-event.number",
+    "base-time",
+];
 
 /// The `nexmark.table` values.
 const TABLES: &str = "'person', 'auction' or 'bid'";
@@ -374,14 +387,24 @@ impl NexmarkTable {
                 name,
                 "events.num",
                 v,
-                &format!("at most {} after 'first-event.number' ({first_event_number})", MAX_EVENT_NUMBER - first_event_number),
+                &format!(
+                    "at most {} after 'first-event.number' ({first_event_number})",
+                    MAX_EVENT_NUMBER - first_event_number
+                ),
             ));
         }
         let first_event_rate = match options.get("first-event.rate") {
             None => DEFAULT_FIRST_EVENT_RATE,
             Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n > 0 && n <= u64::from(u32::MAX) => n,
-                _ => return Err(invalid(name, "first-event.rate", v, "a positive integer (events per second)")),
+                Ok(n) if n > 0 && n <= MAX_FIRST_EVENT_RATE => n,
+                _ => {
+                    return Err(invalid(
+                        name,
+                        "first-event.rate",
+                        v,
+                        &format!("a positive integer (events per second, at most {MAX_FIRST_EVENT_RATE})"),
+                    ));
+                }
             },
         };
         let rate_limited = options.bool(name, "rate.limited", false)?;
@@ -456,13 +479,17 @@ impl NexmarkTable {
 
     /// The crate's configuration for these options.
     fn config(&self) -> NexmarkConfig {
-        let mut config = NexmarkConfig::default();
-        config.first_rate = self.first_event_rate as usize;
-        config.next_rate = self.first_event_rate as usize;
-        config.base_time = self.base_time_ms;
-        config.first_event_number = self.first_event_number as usize;
-        config.first_event_id = 0;
-        config
+        // The rest are the crate's (and Flink's) defaults: proportions 1:3:46,
+        // 1000 active people, 100 auctions in flight, hot sellers 4, hot
+        // auctions 2, hot bidders 4, hot channels 2.
+        NexmarkConfig {
+            first_rate: self.first_event_rate as usize,
+            next_rate: self.first_event_rate as usize,
+            base_time: self.base_time_ms,
+            first_event_number: self.first_event_number as usize,
+            first_event_id: 0,
+            ..NexmarkConfig::default()
+        }
     }
 }
 
@@ -561,7 +588,7 @@ impl TableProvider for NexmarkTable {
         let batch_size = state.config().batch_size().max(1) as u64;
         let mut blocks = (batch_size / per_block).max(1);
         if self.rate_limited {
-            // At most a tenth of a second of events per chunk, so the pace stays smooth.
+            // About a tenth of a second of events per chunk (at least a block), so the pace stays smooth.
             blocks = blocks.min((self.first_event_rate / (denominator * 10)).max(1));
         }
         let chunk_events = blocks * denominator;
@@ -723,7 +750,8 @@ impl Generator {
                 &RecordBatchOptions::new().with_row_count(Some(rows)),
             )?);
         }
-        let capacity = (end - start) as usize / self.proportions.denominator() as usize * self.proportions.span(kind).1 as usize;
+        let capacity =
+            (end - start) as usize / self.proportions.denominator() as usize * self.proportions.span(kind).1 as usize;
         let mut builders: Vec<ColumnBuilder> =
             self.columns.iter().map(|(_, t)| ColumnBuilder::new(t, capacity)).collect();
         let mut events = match self.events.take() {
@@ -964,10 +992,12 @@ mod tests {
         assert_eq!((counts["person"], counts["auction"], counts["bid"]), (20, 60, 920));
         assert_eq!(counts.values().sum::<u64>(), 1000);
         // The crate's own generator, run over the same 1000 events.
-        let mut config = NexmarkConfig::default();
-        config.base_time = DEFAULT_BASE_TIME_MS;
-        config.first_rate = DEFAULT_FIRST_EVENT_RATE as usize;
-        config.next_rate = DEFAULT_FIRST_EVENT_RATE as usize;
+        let config = NexmarkConfig {
+            base_time: DEFAULT_BASE_TIME_MS,
+            first_rate: DEFAULT_FIRST_EVENT_RATE as usize,
+            next_rate: DEFAULT_FIRST_EVENT_RATE as usize,
+            ..NexmarkConfig::default()
+        };
         let events: Vec<Event> = EventGenerator::new(config).take(1000).collect();
         let crate_bids: Vec<&Bid> = events
             .iter()
@@ -1058,7 +1088,8 @@ mod tests {
         assert_eq!(table(&[("nexmark.table", "bid"), ("base-time", "1717243200000")]).base_time_ms, base as u64);
         assert_eq!(table(&[("nexmark.table", "bid"), ("base-time", "2024-06-01T12:00:00Z")]).base_time_ms, base as u64);
         // Auctions expire after they start.
-        let a = collect(table(&[("nexmark.table", "auction"), ("events.num", "5000"), ("first-event.rate", "1000")])).await;
+        let a =
+            collect(table(&[("nexmark.table", "auction"), ("events.num", "5000"), ("first-event.rate", "1000")])).await;
         let (start, expires) = (times(&a, "datetime"), times(&a, "expires"));
         assert!(start.iter().zip(&expires).all(|(s, e)| s < e));
     }
@@ -1146,7 +1177,8 @@ mod tests {
     async fn rate_limited_events_are_paced() {
         // 1500 events at 1000 per second, in chunks of 100 events: the last
         // chunk (events 1400..1500) is due 1.4 s after the start.
-        let pairs = [("nexmark.table", "bid"), ("events.num", "1500"), ("first-event.rate", "1000"), ("rate.limited", "true")];
+        let pairs =
+            [("nexmark.table", "bid"), ("events.num", "1500"), ("first-event.rate", "1000"), ("rate.limited", "true")];
         let started = std::time::Instant::now();
         let batches = collect_with(table(&pairs), None, SessionConfig::new().with_target_partitions(2)).await;
         let elapsed = started.elapsed();
@@ -1176,8 +1208,9 @@ mod tests {
             field("bidder", DataType::Int64),
             field("auction", DataType::Int64),
         ]));
-        let t = NexmarkTable::try_new("t", Some(schema.clone()), opts(&[("nexmark.table", "bid"), ("events.num", "100")]))
-            .unwrap();
+        let t =
+            NexmarkTable::try_new("t", Some(schema.clone()), opts(&[("nexmark.table", "bid"), ("events.num", "100")]))
+                .unwrap();
         assert_eq!(t.schema(), schema);
         let b = collect(t).await;
         assert_eq!(b.schema().field(1).metadata(), &watermark);
@@ -1200,12 +1233,20 @@ mod tests {
         let mut fields = all();
         fields[2] = field("prise", DataType::Int64);
         let e = error(bid(fields), &o);
-        assert!(e.contains("table 't': column 'prise' is not a column of the nexmark bid table (did you mean 'price'?)"), "{e}");
+        assert!(
+            e.contains("table 't': column 'prise' is not a column of the nexmark bid table (did you mean 'price'?)"),
+            "{e}"
+        );
         assert!(e.contains("its columns are: auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, datetime TIMESTAMP(3), extra STRING"), "{e}");
         let mut fields = all();
         fields.truncate(5);
         let e = error(bid(fields), &o);
-        assert!(e.contains("table 't': missing columns 'datetime', 'extra' of the nexmark bid table; declare all its columns"), "{e}");
+        assert!(
+            e.contains(
+                "table 't': missing columns 'datetime', 'extra' of the nexmark bid table; declare all its columns"
+            ),
+            "{e}"
+        );
         assert!(e.contains("or leave the column list out"), "{e}");
         let mut fields = all();
         fields.push(field("PRICE", DataType::Int64));
@@ -1214,7 +1255,10 @@ mod tests {
         let mut fields = all();
         fields[2] = field("price", DataType::Int32);
         let e = error(bid(fields), &o);
-        assert!(e.contains("column 'price' is declared INT, but the nexmark bid table's column 'price' is BIGINT"), "{e}");
+        assert!(
+            e.contains("column 'price' is declared INT, but the nexmark bid table's column 'price' is BIGINT"),
+            "{e}"
+        );
         let mut fields = all();
         fields[5] = field("datetime", DataType::Utf8);
         let e = error(bid(fields), &o);
@@ -1228,22 +1272,53 @@ mod tests {
     #[test]
     fn options_are_checked() {
         let e = error(None, &[("nexmark.table", "bid"), ("events-num", "5")]);
-        assert!(e.contains("unsupported option 'events-num' for connector 'nexmark' (did you mean 'events.num'?)"), "{e}");
+        assert!(
+            e.contains("unsupported option 'events-num' for connector 'nexmark' (did you mean 'events.num'?)"),
+            "{e}"
+        );
         assert!(e.contains("valid options are: connector, nexmark.table, events.num, first-event.rate, rate.limited, first-event.number, base-time"), "{e}");
         let e = error(None, &[("rate-limited", "true"), ("nexmark.table", "bid")]);
         assert!(e.contains("did you mean 'rate.limited'?"), "{e}");
         let e = error(None, &[]);
         assert!(e.contains("table 't': missing option 'nexmark.table'; add 'nexmark.table' = 'bid'"), "{e}");
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("nexmark.table", "bids")], "invalid value 'bids' for option 'nexmark.table': expected 'person', 'auction' or 'bid'"),
-            (&[("nexmark.table", "bid"), ("events.num", "-1")], "invalid value '-1' for option 'events.num': expected a non-negative integer"),
+            (
+                &[("nexmark.table", "bids")],
+                "invalid value 'bids' for option 'nexmark.table': expected 'person', 'auction' or 'bid'",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("events.num", "-1")],
+                "invalid value '-1' for option 'events.num': expected a non-negative integer",
+            ),
             (&[("nexmark.table", "bid"), ("events.num", "1e6")], "invalid value '1e6' for option 'events.num'"),
-            (&[("nexmark.table", "bid"), ("first-event.rate", "0")], "invalid value '0' for option 'first-event.rate': expected a positive integer (events per second)"),
-            (&[("nexmark.table", "bid"), ("first-event.rate", "fast")], "invalid value 'fast' for option 'first-event.rate'"),
-            (&[("nexmark.table", "bid"), ("rate.limited", "yes")], "invalid value 'yes' for option 'rate.limited': expected 'true' or 'false'"),
-            (&[("nexmark.table", "bid"), ("first-event.number", "x")], "invalid value 'x' for option 'first-event.number': expected a non-negative integer"),
-            (&[("nexmark.table", "bid"), ("first-event.number", "1152921504606846976"), ("events.num", "1")], "invalid value '1' for option 'events.num': expected at most 0 after 'first-event.number'"),
-            (&[("nexmark.table", "bid"), ("base-time", "yesterday")], "invalid value 'yesterday' for option 'base-time': expected milliseconds since 1970-01-01T00:00:00Z, or a timestamp"),
+            (
+                &[("nexmark.table", "bid"), ("first-event.rate", "0")],
+                "invalid value '0' for option 'first-event.rate': expected a positive integer (events per second, at most 2147483647)",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("first-event.rate", "fast")],
+                "invalid value 'fast' for option 'first-event.rate'",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("first-event.rate", "2147483648")],
+                "invalid value '2147483648' for option 'first-event.rate'",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("rate.limited", "yes")],
+                "invalid value 'yes' for option 'rate.limited': expected 'true' or 'false'",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("first-event.number", "x")],
+                "invalid value 'x' for option 'first-event.number': expected a non-negative integer",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("first-event.number", "1152921504606846976"), ("events.num", "1")],
+                "invalid value '1' for option 'events.num': expected at most 0 after 'first-event.number'",
+            ),
+            (
+                &[("nexmark.table", "bid"), ("base-time", "yesterday")],
+                "invalid value 'yesterday' for option 'base-time': expected milliseconds since 1970-01-01T00:00:00Z, or a timestamp",
+            ),
             (&[("nexmark.table", "bid"), ("base-time", "-5")], "invalid value '-5' for option 'base-time'"),
         ];
         for (pairs, expected) in cases {

@@ -1,0 +1,225 @@
+//! Nexmark queries over the same bids in three engines, in one run:
+//! plain DataFusion (batch), Tributary BATCH and Tributary STREAMING.
+//!
+//! ```sh
+//! cargo run --release -p tributary-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2]
+//! ```
+//!
+//! The events come from Tributary's `nexmark` connector (the `nexmark`
+//! crate's generator) and are materialized in memory first, so generation is
+//! outside every measured time. Each engine then reads the same Arrow
+//! batches from an in-memory table. Times are wall-clock seconds of running
+//! the query to its end (STREAMING: draining the whole changelog); STREAMING
+//! throughput is events (all kinds, as in Nexmark) per second. Queries are
+//! Flink's Nexmark SQL (<https://github.com/nexmark/nexmark>) with DataFusion
+//! spellings: `DATE_FORMAT(ts, 'yyyy-MM-dd')` → `to_char(ts, '%Y-%m-%d')`,
+//! `HOUR(ts)` → `EXTRACT(HOUR FROM ts)`, the `count_char` UDF of q14 → string
+//! length arithmetic; q11's SESSION window has no DataFusion form, so that
+//! column is empty.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use tributary_engine::{RuntimeMode, Session};
+
+/// (name, Tributary SQL, DataFusion SQL if it has a form).
+const QUERIES: &[(&str, &str, Option<&str>)] = &[
+    ("q0", "SELECT auction, bidder, price, datetime, extra FROM bid", Some("same")),
+    ("q1", "SELECT auction, bidder, 0.908 * price AS price, datetime, extra FROM bid", Some("same")),
+    ("q2", "SELECT auction, price FROM bid WHERE auction % 123 = 0", Some("same")),
+    (
+        "q11",
+        "SELECT bidder, COUNT(*) AS bid_count, window_start, window_end
+         FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
+         GROUP BY bidder, window_start, window_end",
+        None,
+    ),
+    (
+        "q14",
+        "SELECT auction, bidder, 0.908 * price AS price,
+           CASE WHEN EXTRACT(HOUR FROM datetime) >= 8 AND EXTRACT(HOUR FROM datetime) <= 18 THEN 'dayTime'
+                WHEN EXTRACT(HOUR FROM datetime) <= 6 OR EXTRACT(HOUR FROM datetime) >= 20 THEN 'nightTime'
+                ELSE 'otherTime' END AS bidTimeType,
+           datetime, extra, LENGTH(extra) - LENGTH(REPLACE(extra, 'c', '')) AS c_counts
+         FROM bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000",
+        Some("same"),
+    ),
+    (
+        "q15",
+        "SELECT to_char(datetime, '%Y-%m-%d') AS day,
+           COUNT(*) AS total_bids,
+           COUNT(*) FILTER (WHERE price < 10000) AS rank1_bids,
+           COUNT(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
+           COUNT(*) FILTER (WHERE price >= 1000000) AS rank3_bids,
+           COUNT(DISTINCT bidder) AS total_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders,
+           COUNT(DISTINCT auction) AS total_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions
+         FROM bid GROUP BY to_char(datetime, '%Y-%m-%d')",
+        Some("same"),
+    ),
+    (
+        "q17",
+        "SELECT auction, to_char(datetime, '%Y-%m-%d') AS day,
+           COUNT(*) AS total_bids,
+           COUNT(*) FILTER (WHERE price < 10000) AS rank1_bids,
+           COUNT(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
+           COUNT(*) FILTER (WHERE price >= 1000000) AS rank3_bids,
+           MIN(price) AS min_price, MAX(price) AS max_price, AVG(price) AS avg_price, SUM(price) AS sum_price
+         FROM bid GROUP BY auction, to_char(datetime, '%Y-%m-%d')",
+        Some("same"),
+    ),
+    (
+        "tumble10s",
+        "SELECT auction, window_start, window_end, COUNT(*) AS bids
+         FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
+         GROUP BY auction, window_start, window_end",
+        Some(
+            "SELECT auction, date_bin(INTERVAL '10 seconds', datetime) AS window_start, COUNT(*) AS bids
+             FROM bid GROUP BY auction, date_bin(INTERVAL '10 seconds', datetime)",
+        ),
+    ),
+];
+
+struct Args {
+    events: u64,
+    queries: Vec<String>,
+    parallelism: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args { events: 10_000_000, queries: vec![], parallelism: 2 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--events" => a.events = value()?.parse().map_err(|e| format!("--events: {e}"))?,
+            "--queries" => a.queries = value()?.split(',').map(str::to_string).collect(),
+            "--parallelism" => a.parallelism = value()?.parse().map_err(|e| format!("--parallelism: {e}"))?,
+            "-h" | "--help" => return Err("usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P]".into()),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs a query to its end; returns (seconds, rows).
+async fn time_tributary(session: &Session, sql: &str) -> Result<(f64, u64), String> {
+    let start = Instant::now();
+    let mut result = session.sql(sql).await.map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    while let Some(b) = result.next().await {
+        rows += b.map_err(|e| e.to_string())?.num_rows() as u64;
+    }
+    Ok((start.elapsed().as_secs_f64(), rows))
+}
+
+async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(f64, u64), String> {
+    let start = Instant::now();
+    let mut stream = ctx.sql(sql).await.map_err(|e| e.to_string())?.execute_stream().await.map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    while let Some(b) = stream.next().await {
+        rows += b.map_err(|e| e.to_string())?.num_rows() as u64;
+    }
+    Ok((start.elapsed().as_secs_f64(), rows))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // Generate once, outside the measured times.
+    let generate = Session::builder().runtime_mode(RuntimeMode::Batch).parallelism(args.parallelism).build().map_err(|e| e.to_string())?;
+    let ddl = format!(
+        "CREATE TABLE bid_gen WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events.num' = '{}')",
+        args.events
+    );
+    generate.sql(&ddl).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let batches: Vec<RecordBatch> =
+        generate.sql("SELECT * FROM bid_gen").await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let bids: usize = batches.iter().map(|b| b.num_rows()).sum();
+    eprintln!("generated {} events ({bids} bids) in {:.2} s", args.events, started.elapsed().as_secs_f64());
+    let schema = batches.first().map(|b| b.schema()).ok_or("no bids generated")?;
+    let mut partitions = vec![Vec::new(); args.parallelism.max(1)];
+    for (i, b) in batches.into_iter().enumerate() {
+        partitions[i % args.parallelism.max(1)].push(b);
+    }
+
+    // The event-time column, as `WATERMARK FOR datetime AS datetime - INTERVAL '4' SECOND` declares it.
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "datetime" {
+                let mut m = f.metadata().clone();
+                m.insert("tributary.watermark.delay_ms".into(), "4000".into());
+                m.insert("tributary.watermark.expr".into(), "datetime - INTERVAL '4' SECOND".into());
+                Arc::new(f.as_ref().clone().with_metadata(m))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let with_watermark = Arc::new(Schema::new(fields));
+    let tributary_table = |mode: RuntimeMode| -> Result<Session, String> {
+        let s = Session::builder().runtime_mode(mode).parallelism(args.parallelism).build().map_err(|e| e.to_string())?;
+        let parts: Vec<Vec<RecordBatch>> = partitions
+            .iter()
+            .map(|p| p.iter().map(|b| b.clone().with_schema(with_watermark.clone()).expect("same columns")).collect())
+            .collect();
+        let table = MemTable::try_new(with_watermark.clone(), parts).map_err(|e| e.to_string())?;
+        s.context().register_table("bid", Arc::new(table)).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
+    let batch = tributary_table(RuntimeMode::Batch)?;
+    let streaming = tributary_table(RuntimeMode::Streaming)?;
+    let datafusion = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(args.parallelism));
+    datafusion
+        .register_table("bid", Arc::new(MemTable::try_new(schema.clone(), partitions.clone()).map_err(|e| e.to_string())?))
+        .map_err(|e| e.to_string())?;
+
+    println!(
+        "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | STREAMING / DataFusion | changelog rows |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, sql, df_sql) in QUERIES {
+        if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
+            continue;
+        }
+        let df = match df_sql {
+            Some(s) => Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?),
+            None => None,
+        };
+        let (b, _) = time_tributary(&batch, sql).await?;
+        let (s, rows) = time_tributary(&streaming, sql).await?;
+        let ratio = df.map(|(d, _)| format!("{:.2}", s / d)).unwrap_or_else(|| "–".into());
+        println!(
+            "| {name} | {} | {b:.3} | {s:.3} | {:.0} | {ratio} | {rows} |",
+            df.map(|(d, _)| format!("{d:.3}")).unwrap_or_else(|| "–".into()),
+            args.events as f64 / s,
+        );
+    }
+    Ok(())
+}
