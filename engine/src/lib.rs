@@ -33,6 +33,7 @@
 //! refused with a clear error until the STREAMING runtime lands.
 
 pub mod changelog;
+pub mod functions;
 mod hints;
 mod result;
 mod session;

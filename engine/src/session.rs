@@ -128,6 +128,9 @@ impl Session {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_relation_planner(Arc::new(WindowTvfPlanner)).expect("registering a relation planner cannot fail");
+        for f in crate::functions::flink_functions() {
+            ctx.register_udf(f);
+        }
         Self { ctx, config: Arc::new(std::sync::RwLock::new(config)) }
     }
 
