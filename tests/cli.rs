@@ -382,3 +382,34 @@ fn an_endless_streaming_query_prints_as_it_goes_until_ctrl_c() {
     assert_eq!(status.code(), Some(130), "{out}");
     assert!(out.lines().last().unwrap_or_default().starts_with("Received a total of "), "{out}");
 }
+
+#[test]
+fn print_sink_prints_each_changelog_row_and_blackhole_swallows_them() {
+    let setup = "CREATE TABLE t (k STRING, v INT); INSERT INTO t VALUES ('a', 1), ('b', 2), ('a', 3);
+        CREATE TABLE p (k STRING, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'sink');
+        CREATE TABLE bh (k STRING, n BIGINT) WITH ('connector' = 'blackhole');
+        SET 'datafusion.execution.batch_size' = '1'; SET 'parallelism.default' = '1'";
+    let o = tributary(&[
+        "--mode",
+        "streaming",
+        "-c",
+        setup,
+        "-c",
+        "INSERT INTO p SELECT k, COUNT(*) FROM t GROUP BY k",
+        "-c",
+        "INSERT INTO bh SELECT k, COUNT(*) FROM t GROUP BY k",
+    ]);
+    assert_success(&o);
+    let out = stdout(&o);
+    let printed: Vec<&str> = out.lines().filter(|l| l.starts_with("sink> ")).collect();
+    assert_eq!(printed, ["sink> +I[a, 1]", "sink> +I[b, 1]", "sink> -U[a, 1]", "sink> +U[a, 2]"], "{out}");
+    // BATCH prints only the final rows; a print table cannot be read.
+    let o = tributary(&["--mode", "batch", "-c", setup, "-c", "INSERT INTO p SELECT k, COUNT(*) FROM t GROUP BY k"]);
+    assert_success(&o);
+    let mut printed: Vec<String> = stdout(&o).lines().filter(|l| l.starts_with("sink> ")).map(String::from).collect();
+    printed.sort();
+    assert_eq!(printed, ["sink> +I[a, 2]", "sink> +I[b, 1]"]);
+    let o = tributary(&["-c", setup, "-c", "SELECT * FROM p"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is a print sink: it can be written with INSERT INTO, not read"), "{}", stderr(&o));
+}

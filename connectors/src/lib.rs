@@ -13,6 +13,8 @@
 //! | `filesystem` | yes, unless `source.monitor-interval` is set (then the directory is watched for new files) | CSV, newline-delimited JSON, Parquet; a file or a directory | `INSERT INTO` adds files to the directory |
 //! | `datagen` | with `number-of-rows` or a sequence column | made-up rows: random or sequence values per column, paced at `rows-per-second` | no |
 //! | `nexmark` | with `events.num` | the Nexmark benchmark's `person`, `auction` or `bid` events (`nexmark.table`), repeatable | no |
+//! | `print` | — | no | prints each row with its op (`+I[1, a]`), any changelog |
+//! | `blackhole` | — | no | discards rows, any changelog |
 //!
 //! Every connector reports its [`Boundedness`], which the planner uses to pick
 //! the runtime mode (`execution.runtime-mode = automatic`).
@@ -24,6 +26,7 @@ pub mod error;
 pub mod filesystem;
 pub mod nexmark;
 pub mod options;
+pub mod print;
 
 use std::sync::Arc;
 
@@ -49,7 +52,7 @@ pub enum Boundedness {
 
 /// The connectors that `'connector' = '...'` accepts, in the order shown in
 /// error messages.
-pub const CONNECTORS: &[&str] = &["filesystem", "datagen", "nexmark"];
+pub const CONNECTORS: &[&str] = &["filesystem", "datagen", "nexmark", "print", "blackhole"];
 
 /// Builds the table provider for a `CREATE TABLE ... WITH (...)` statement.
 ///
@@ -79,6 +82,8 @@ pub async fn create_table(
         "filesystem" => Ok(Arc::new(FileSystemTable::try_new(name, schema, options).await?)),
         "datagen" => Ok(Arc::new(DataGenTable::try_new(name, schema, options)?)),
         "nexmark" => Ok(Arc::new(NexmarkTable::try_new(name, schema, options)?)),
+        "print" => Ok(Arc::new(print::PrintTable::try_new(name, schema, &options)?)),
+        "blackhole" => Ok(Arc::new(print::BlackholeTable::try_new(name, schema, &options)?)),
         other => Err(ConnectorError::UnknownConnector {
             table: name.to_string(),
             connector: other.to_string(),

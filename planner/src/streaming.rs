@@ -92,7 +92,9 @@ pub enum StreamNode {
         row_filter: Option<Arc<dyn PhysicalExpr>>,
     },
     /// `INSERT INTO table`: appends the (append-only) input to the table
-    /// through the table's own sink; emits one row, `count`, at the end.
+    /// through the table's own sink, or hands every changelog row to a sink
+    /// that takes updates (`print`, `blackhole`); emits one row, `count`, at
+    /// the end.
     Sink { input: Box<StreamPlan>, table: String, target: Arc<dyn TableProvider> },
 }
 
@@ -244,7 +246,9 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
         LogicalPlan::Unnest(_) => Err(unsupported("UNNEST", "it is not built yet")),
         LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(InsertOp::Append)) => {
             let input = Box::pin(lower(state, &dml.input)).await?;
-            if input.changelog == ChangelogMode::Updating {
+            let target = source_as_provider(&dml.target)?;
+            let takes_changelog = tributary_connectors::print::changelog_sink(&target).is_some();
+            if input.changelog == ChangelogMode::Updating && !takes_changelog {
                 return Err(Error::plan(format!(
                     "cannot INSERT INTO {}: the query produces an updating changelog {} (it revises rows it emitted), \
                      but the table's sink only appends rows",
@@ -253,7 +257,6 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 ))
                 .with_hint("run the INSERT in BATCH mode, where the result is final, or make the query append-only"));
             }
-            let target = source_as_provider(&dml.target)?;
             Ok(StreamPlan {
                 node: StreamNode::Sink { input: Box::new(input), table: dml.table_name.to_string(), target },
                 schema,

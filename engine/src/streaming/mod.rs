@@ -137,7 +137,7 @@ struct Env<'a> {
     metrics: &'a Arc<StreamMetrics>,
 }
 
-fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> Result<RecordBatch> {
+pub(super) fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> Result<RecordBatch> {
     let ops: ArrayRef = Arc::new(StringArray::from_iter_values(change.kinds().map(|k| k.short_string())));
     let mut columns = Vec::with_capacity(change.data.num_columns() + 1);
     columns.push(ops);

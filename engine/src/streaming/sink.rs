@@ -30,6 +30,9 @@ pub(super) async fn start(
     ctx: Arc<TaskContext>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<Receiver>> {
+    if let Some(sink) = tributary_connectors::print::changelog_sink(&target) {
+        return Ok(vec![start_changelog_sink(inputs, input_schema, sink, tasks)?]);
+    }
     let partition = Arc::new(ChannelPartition { schema: input_schema.clone(), inputs: Mutex::new(Some(inputs)) });
     let input = Arc::new(StreamingTableExec::try_new(input_schema, vec![partition], None, vec![], false, None)?);
     let plan = target.insert_into(state, input, InsertOp::Append).await?;
@@ -45,6 +48,49 @@ pub(super) async fn start(
         }
     });
     Ok(vec![rx])
+}
+
+/// Feeds every changelog row, with its op, to a sink that takes updates.
+fn start_changelog_sink(
+    inputs: Vec<Receiver>,
+    input_schema: SchemaRef,
+    sink: Arc<dyn tributary_connectors::print::ChangelogSink>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Receiver> {
+    let (tx, rx) = channel();
+    let with_op = tributary_planner::changelog::changelog_schema(&input_schema);
+    let count_schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "count",
+        arrow::datatypes::DataType::UInt64,
+        false,
+    )]));
+    tasks.spawn(async move {
+        let mut merged = futures::stream::select_all(inputs.into_iter().map(|rx| {
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        }));
+        let mut rows = 0u64;
+        while let Some(item) = merged.next().await {
+            let written = match item {
+                Ok(Message::Data(change)) => {
+                    rows += change.num_rows() as u64;
+                    super::with_op_column(&with_op, change).and_then(|batch| sink.write_changelog(&batch))
+                }
+                Ok(Message::Watermark { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                let _ = send_data(&tx, Err(e)).await;
+                return;
+            }
+        }
+        let count = arrow::record_batch::RecordBatch::try_new(
+            count_schema,
+            vec![Arc::new(arrow::array::UInt64Array::from(vec![rows]))],
+        )
+        .map_err(Into::into);
+        let _ = send_data(&tx, count.map(ChangeBatch::inserts)).await;
+    });
+    Ok(rx)
 }
 
 /// The rows of the running operators as one DataFusion partition.
