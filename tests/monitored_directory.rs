@@ -106,16 +106,10 @@ async fn a_streaming_query_picks_up_files_as_they_arrive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_close_when_a_later_file_moves_the_watermark() {
     let dir = tempfile::tempdir().unwrap();
-    publish(
-        dir.path(),
-        "1.csv",
-        "id,ts\n1,2024-01-01 10:00:01\n2,2024-01-01 10:00:04\n3,2024-01-01 10:00:08\n",
-    );
-    let session = session_with_table(
-        dir.path(),
-        "id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
-    )
-    .await;
+    publish(dir.path(), "1.csv", "id,ts\n1,2024-01-01 10:00:01\n2,2024-01-01 10:00:04\n3,2024-01-01 10:00:08\n");
+    let session =
+        session_with_table(dir.path(), "id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND")
+            .await;
     let mut result = session
         .sql(
             "SELECT window_start, window_end, COUNT(*) AS n, SUM(id) AS ids
@@ -138,10 +132,7 @@ async fn windows_close_when_a_later_file_moves_the_watermark() {
     closed.sort();
     assert_eq!(
         closed,
-        vec![
-            "+I|2024-01-01T10:00:00|2024-01-01T10:00:10|3|6",
-            "+I|2024-01-01T10:00:10|2024-01-01T10:00:20|1|4",
-        ]
+        vec!["+I|2024-01-01T10:00:00|2024-01-01T10:00:10|3|6", "+I|2024-01-01T10:00:10|2024-01-01T10:00:20|1|4",]
     );
     assert!(read_rows(&mut result, 1, INTERVAL * 2).await.is_empty());
 

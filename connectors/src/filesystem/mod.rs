@@ -9,10 +9,12 @@
 //! ```
 //!
 //! Reading: Parquet goes through DataFusion's Parquet scan (projection and
-//! predicate pushdown, row-group pruning). CSV and JSON go through
-//! [`text_decode`], which reports a malformed row with its file and line, or
-//! skips and counts it. A directory is read recursively, skipping files whose
-//! names start with `.` or `_` (as Flink and Hadoop do).
+//! predicate pushdown, row-group pruning; a monitored table reads each
+//! Parquet file with the `parquet` crate's reader instead, projection only).
+//! CSV and JSON go through [`text_decode`], which reports a malformed row
+//! with its file and line, or skips and counts it. A directory is read
+//! recursively, skipping files whose names start with `.` or `_` (as Flink
+//! and Hadoop do).
 //!
 //! Writing: `INSERT INTO` adds new files to the table's directory, through
 //! DataFusion's file sinks, in the table's format.

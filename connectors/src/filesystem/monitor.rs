@@ -7,10 +7,14 @@
 //!    files as [`list_files`](super::list_files) does) and reads every file,
 //!    in order of modification time, ties by path.
 //! 2. Then, every interval, it lists the directory again and reads the files
-//!    it has not seen before, in the same order. A file is known by its path
-//!    and read once, whole: a file that changes or is replaced under the same
-//!    name after it was read is not read again, and a file deleted after it
-//!    was read takes no rows back.
+//!    it has not seen before, in the same order. The order holds within one
+//!    listing: a file that shows up in a later listing is read later, even
+//!    if its modification time is older (e.g. `mv` keeps the time a file
+//!    was written). A file is known by its path and read once, whole: a file
+//!    that changes or is replaced under the same name after it was read is
+//!    not read again, and a file deleted after it was read takes no rows
+//!    back. The paths read are kept for the life of the query (a new query
+//!    reads the directory from the start again).
 //! 3. The stream never ends; dropping it stops the watching at once (the
 //!    polling task is aborted while it waits, and a read in progress stops
 //!    at its next batch).
@@ -207,10 +211,11 @@ impl Watcher {
     /// Lists the directory and reads the files not seen before, in order of
     /// modification time, ties by path. Runs on a blocking thread.
     fn poll(&mut self) -> Result<Flow> {
-        let mut new: Vec<(SystemTime, PathBuf)> = list_with_mtime(&self.source.dir)
+        let seen = &self.seen;
+        let mut new: Vec<(SystemTime, PathBuf)> = list_with_mtime(&self.source.dir, &|path| seen.contains(path))
             .map_err(|source| ConnectorError::Io { path: self.source.dir.display().to_string(), source })?
             .into_iter()
-            .filter(|(_, path)| self.wanted(path) && !self.seen.contains(path))
+            .filter(|(_, path)| self.wanted(path))
             .collect();
         new.sort();
         for (_, file) in new {
@@ -271,12 +276,13 @@ fn is_staging(name: &str) -> bool {
     name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Every file under `dir`, recursively, with its modification time; the
+/// Every file under `dir`, recursively, with its modification time, except
+/// the ones `known` accepts (files read before, which need no `stat`); the
 /// same files as [`list_files`](super::list_files) (hidden names skipped,
 /// symbolic links followed), but an entry that vanishes while the directory
 /// is listed (a writer renamed or deleted it) is left out instead of failing
 /// the listing.
-fn list_with_mtime(dir: &Path) -> std::io::Result<Vec<(SystemTime, PathBuf)>> {
+fn list_with_mtime(dir: &Path, known: &dyn Fn(&Path) -> bool) -> std::io::Result<Vec<(SystemTime, PathBuf)>> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -291,6 +297,9 @@ fn list_with_mtime(dir: &Path) -> std::io::Result<Vec<(SystemTime, PathBuf)>> {
                 continue;
             }
             let path = entry.path();
+            if known(&path) {
+                continue;
+            }
             let metadata = match std::fs::metadata(&path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -390,8 +399,8 @@ pub(super) fn read_parquet_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Boundedness, TableOptions};
     use crate::filesystem::FileSystemTable;
+    use crate::{Boundedness, TableOptions};
     use arrow::array::{Array, Int32Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::catalog::TableProvider;
@@ -500,7 +509,10 @@ mod tests {
         assert_eq!(t.monitor_interval(), Some(interval()));
 
         let plain = TableOptions::new(
-            options(dir.path(), "csv", &[]).iter().filter(|(k, _)| *k != MONITOR_INTERVAL_KEY).map(|(k, v)| (k.into(), v.into())),
+            options(dir.path(), "csv", &[])
+                .iter()
+                .filter(|(k, _)| *k != MONITOR_INTERVAL_KEY)
+                .map(|(k, v)| (k.into(), v.into())),
         );
         let bounded = FileSystemTable::try_new("plain", Some(schema()), plain).await.unwrap();
         assert_eq!(bounded.boundedness(), Boundedness::Bounded);
@@ -734,6 +746,9 @@ mod tests {
         .unwrap();
         write_parquet(&dir.path().join("2.parquet"), &only_id);
         let err = tokio::time::timeout(interval() * 2, stream.next()).await.unwrap().unwrap().unwrap_err().to_string();
-        assert!(err.contains("2.parquet: column 'name' of table 'watched' missing from the file (it has: id)"), "{err}");
+        assert!(
+            err.contains("2.parquet: column 'name' of table 'watched' missing from the file (it has: id)"),
+            "{err}"
+        );
     }
 }
