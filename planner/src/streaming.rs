@@ -159,7 +159,13 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     match plan {
         LogicalPlan::TableScan(scan) => {
-            let physical = state.query_planner().create_physical_plan(plan, state).await?;
+            // A source must read each partition in the table's own order, or its
+            // watermark runs ahead of rows still to come: no repartitioning of
+            // the scan (DataFusion would split an in-memory table by size,
+            // largest batches first).
+            let mut scan_state = state.clone();
+            scan_state.config_mut().options_mut().optimizer.repartition_file_scans = false;
+            let physical = scan_state.query_planner().create_physical_plan(plan, &scan_state).await?;
             let watermark = schema
                 .fields()
                 .iter()

@@ -116,16 +116,35 @@ pub async fn execute(
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
     }));
-    // The tasks live as long as the stream: dropping it aborts them.
-    let stream = merged
-        .filter_map(move |item| {
-            let _keep_alive = &tasks;
-            futures::future::ready(match item {
-                Ok(Message::Data(change)) if change.num_rows() > 0 => Some(with_op_column(&out_schema, change)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-        });
+    // The tasks live as long as the stream: dropping it aborts them. When
+    // every output has ended, a task that panicked is an error, never a
+    // quiet end of input.
+    let rows = merged.filter_map(move |item| {
+        futures::future::ready(match item {
+            Ok(Message::Data(change)) if change.num_rows() > 0 => Some(with_op_column(&out_schema, change)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    });
+    let panics = futures::stream::once(async move {
+        let mut tasks = tasks;
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined
+                && e.is_panic()
+            {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                return Some(Err(DataFusionError::Execution(format!("a streaming operator failed: {message}"))));
+            }
+        }
+        None
+    })
+    .filter_map(futures::future::ready);
+    let stream = rows.chain(panics);
     Ok((Box::pin(RecordBatchStreamAdapter::new(schema, stream)), metrics))
 }
 
