@@ -11,7 +11,12 @@ use tributary_engine::Session;
 async fn main() -> Result<(), tributary_engine::Error> {
     let session = Session::new();
     // Statements in one text run in order.
-    session.sql(&std::fs::read_to_string("examples/flights_tables.sql").expect("run from the repository root")).await?;
+    session
+        .sql(
+            &std::fs::read_to_string("examples/flights_tables.sql")
+                .expect("run from the repository root"),
+        )
+        .await?;
 
     let mut result = session
         .sql(
@@ -19,12 +24,23 @@ async fn main() -> Result<(), tributary_engine::Error> {
              FROM flights GROUP BY carrier ORDER BY flights DESC LIMIT 5",
         )
         .await?;
-    println!("schema: {:?}", result.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>());
+    println!(
+        "schema: {:?}",
+        result
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+    );
     // The result is a stream of Arrow record batches.
     let mut batches = Vec::new();
     while let Some(batch) = result.next().await {
         batches.push(batch?);
     }
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches).expect("printable"));
+    println!(
+        "{}",
+        arrow::util::pretty::pretty_format_batches(&batches).expect("printable")
+    );
     Ok(())
 }

@@ -33,32 +33,62 @@ fn binary() -> &'static Path {
             .to_path_buf();
         let binary = profile_dir.join(format!("tributary{}", std::env::consts::EXE_SUFFIX));
         let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
         let mut build = Command::new(env!("CARGO"));
-        build.current_dir(workspace_root()).args(["build", "--quiet", "-p", "tributary-cli", "--bin", "tributary"]);
+        build.current_dir(workspace_root()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "tributary-cli",
+            "--bin",
+            "tributary",
+        ]);
         build.arg("--target-dir").arg(&target_dir);
         if profile != "debug" {
             build.args(["--profile", profile]);
         }
         let built = build.status().map(|s| s.success()).unwrap_or(false);
-        assert!(built || binary.exists(), "cannot build tributary and no binary at {}", binary.display());
+        assert!(
+            built || binary.exists(),
+            "cannot build tributary and no binary at {}",
+            binary.display()
+        );
         binary
     })
 }
 
 /// The workspace root, where the shell runs (so `examples/...` resolves).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// Runs `tributary` with `args` (and `stdin`, if any).
 fn tributary_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new(binary());
-    command.args(args).current_dir(workspace_root()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = command.spawn().expect("tributary starts");
     if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
     }
     child.wait_with_output().expect("tributary runs")
 }
@@ -77,12 +107,21 @@ fn stderr(o: &Output) -> String {
 
 /// Asserts the run succeeded, showing its output otherwise.
 fn assert_success(o: &Output) {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
 }
 
 /// A temporary SQL file with `text`.
 fn sql_file(text: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::Builder::new().suffix(".sql").tempfile().expect("temp file");
+    let mut file = tempfile::Builder::new()
+        .suffix(".sql")
+        .tempfile()
+        .expect("temp file");
     file.write_all(text.as_bytes()).expect("write temp file");
     file
 }
@@ -100,9 +139,27 @@ fn table_format_prints_a_table_and_the_row_count() {
     assert!(out.contains("| a | b |"), "{out}");
     assert!(out.contains("| 1 | x |\n| 2 | y |"), "{out}");
     let last = out.lines().last().unwrap_or_default();
-    assert!(last.starts_with("2 rows in set (") && last.ends_with(" sec)"), "{out}");
-    let o = tributary(&["-c", SETUP, "-c", "SELECT a FROM t WHERE a = 2", "--format", "table"]);
-    assert!(stdout(&o).lines().last().unwrap_or_default().starts_with("1 row in set ("), "{}", stdout(&o));
+    assert!(
+        last.starts_with("2 rows in set (") && last.ends_with(" sec)"),
+        "{out}"
+    );
+    let o = tributary(&[
+        "-c",
+        SETUP,
+        "-c",
+        "SELECT a FROM t WHERE a = 2",
+        "--format",
+        "table",
+    ]);
+    assert!(
+        stdout(&o)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("1 row in set ("),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -111,19 +168,30 @@ fn csv_format_prints_only_the_rows() {
     assert_success(&o);
     assert_eq!(stdout(&o), "a,b\n1,x\n2,y\n");
     let err = stderr(&o);
-    assert!(err.contains("Table 't' created."), "status messages go to stderr: {err}");
+    assert!(
+        err.contains("Table 't' created."),
+        "status messages go to stderr: {err}"
+    );
 }
 
 #[test]
 fn json_format_prints_one_array() {
     let o = tributary(&["-c", SETUP, "-c", QUERY, "--format", "json"]);
     assert_success(&o);
-    let value: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is one JSON document");
+    let value: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("stdout is one JSON document");
     let rows = value.as_array().expect("an array");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], serde_json::json!({"a": 1, "b": "x"}));
     assert_eq!(rows[1], serde_json::json!({"a": 2, "b": "y"}));
-    let o = tributary(&["-c", SETUP, "-c", "SELECT a FROM t WHERE a > 9", "--format", "json"]);
+    let o = tributary(&[
+        "-c",
+        SETUP,
+        "-c",
+        "SELECT a FROM t WHERE a > 9",
+        "--format",
+        "json",
+    ]);
     assert_eq!(stdout(&o).trim(), "[]");
 }
 
@@ -160,7 +228,10 @@ fn init_runs_first_then_commands_and_files_in_order() {
         init_path,
     ]);
     assert_success(&o);
-    assert_eq!(stdout(&o), "step\ncommand 1\nstep\nfile\nb\nfrom command\nfrom file\n");
+    assert_eq!(
+        stdout(&o),
+        "step\ncommand 1\nstep\nfile\nb\nfrom command\nfrom file\n"
+    );
 }
 
 #[test]
@@ -176,9 +247,16 @@ fn an_error_stops_the_run_and_shows_where_and_how_to_fix_it() {
         "csv",
     ]);
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-    assert_eq!(stdout(&o), "before_error\n1\n", "statements before the error ran, none after");
+    assert_eq!(
+        stdout(&o),
+        "before_error\n1\n",
+        "statements before the error ran, none after"
+    );
     let err = stderr(&o);
-    assert!(err.contains("Error: planning error: table 'fligths' not found\n"), "{err}");
+    assert!(
+        err.contains("Error: planning error: table 'fligths' not found\n"),
+        "{err}"
+    );
     assert!(err.contains("  --> line 1, column 15\n"), "{err}");
     assert!(err.contains(" 1 | SELECT * FROM fligths\n"), "{err}");
     assert!(err.contains("\n   |               ^\n"), "{err}");
@@ -200,22 +278,36 @@ fn an_error_in_a_file_names_the_file() {
 fn a_syntax_error_shows_line_and_column() {
     let o = tributary(&["-c", "SELECT 1 AS one;\nSELEC 2 AS two", "--format", "csv"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stdout(&o), "one\n1\n", "the statement before the syntax error ran");
+    assert_eq!(
+        stdout(&o),
+        "one\n1\n",
+        "the statement before the syntax error ran"
+    );
     let err = stderr(&o);
     assert!(err.starts_with("Error: syntax error: "), "{err}");
-    assert!(err.contains("  --> line 2, column 1\n 2 | SELEC 2 AS two\n   | ^\n"), "{err}");
+    assert!(
+        err.contains("  --> line 2, column 1\n 2 | SELEC 2 AS two\n   | ^\n"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_file_is_an_error() {
     let o = tributary(&["-f", "no/such/file.sql"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("Error: cannot read 'no/such/file.sql': "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error: cannot read 'no/such/file.sql': "),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn sql_piped_into_stdin_runs_as_a_script() {
-    let o = tributary_with_stdin(&["--format", "csv"], Some("SELECT 1 AS one;\nSELECT 'two' AS two;\n"));
+    let o = tributary_with_stdin(
+        &["--format", "csv"],
+        Some("SELECT 1 AS one;\nSELECT 'two' AS two;\n"),
+    );
     assert_success(&o);
     assert_eq!(stdout(&o), "one\n1\ntwo\ntwo\n");
 }
@@ -224,7 +316,11 @@ fn sql_piped_into_stdin_runs_as_a_script() {
 fn mode_sets_the_runtime_mode() {
     let o = tributary(&["--mode", "batch", "-c", "SET", "--format", "csv"]);
     assert_success(&o);
-    assert!(stdout(&o).contains("execution.runtime-mode,batch"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("execution.runtime-mode,batch"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -232,8 +328,13 @@ fn help_lists_the_flags() {
     let o = tributary(&["--help"]);
     assert_success(&o);
     let out = stdout(&o);
-    for flag in ["-i, --init <FILE>", "-c, --command <SQL>", "-f, --file <FILE>", "--format <FORMAT>", "--mode <MODE>"]
-    {
+    for flag in [
+        "-i, --init <FILE>",
+        "-c, --command <SQL>",
+        "-f, --file <FILE>",
+        "--format <FORMAT>",
+        "--mode <MODE>",
+    ] {
         assert!(out.contains(flag), "{flag} missing in:\n{out}");
     }
     let o = tributary(&["--format", "xml"]);
@@ -265,12 +366,22 @@ fn flights_by_carrier_on_the_example_data() {
 }
 
 /// The STREAMING tests' table: two updates of key `a`.
-const STREAM_SETUP: &str = "CREATE TABLE t (k STRING, v INT); INSERT INTO t VALUES ('a',1),('a',2),('b',3)";
+const STREAM_SETUP: &str =
+    "CREATE TABLE t (k STRING, v INT); INSERT INTO t VALUES ('a',1),('a',2),('b',3)";
 const STREAM_QUERY: &str = "SELECT k, SUM(v) FROM t GROUP BY k";
 
 #[test]
 fn streaming_csv_is_the_changelog_with_the_op_first() {
-    let o = tributary(&["--mode", "streaming", "-c", STREAM_SETUP, "-c", STREAM_QUERY, "--format", "csv"]);
+    let o = tributary(&[
+        "--mode",
+        "streaming",
+        "-c",
+        STREAM_SETUP,
+        "-c",
+        STREAM_QUERY,
+        "--format",
+        "csv",
+    ]);
     assert_success(&o);
     let out = stdout(&o);
     let mut lines = out.lines();
@@ -284,28 +395,55 @@ fn streaming_csv_is_the_changelog_with_the_op_first() {
         match fields[0] {
             "+I" | "+U" => table.push(row),
             "-U" | "-D" => {
-                let at = table.iter().position(|r| *r == row).expect("a retraction of a row that is there");
+                let at = table
+                    .iter()
+                    .position(|r| *r == row)
+                    .expect("a retraction of a row that is there");
                 table.remove(at);
             }
             op => panic!("unknown op {op} in {out}"),
         }
     }
     table.sort();
-    assert_eq!(table, [("a".into(), "3".into()), ("b".into(), "3".into())], "{out}");
+    assert_eq!(
+        table,
+        [("a".into(), "3".into()), ("b".into(), "3".into())],
+        "{out}"
+    );
 }
 
 #[test]
 fn streaming_table_format_prints_the_changelog_as_a_tableau() {
-    let o = tributary(&["--mode", "streaming", "-c", STREAM_SETUP, "-c", STREAM_QUERY]);
+    let o = tributary(&[
+        "--mode",
+        "streaming",
+        "-c",
+        STREAM_SETUP,
+        "-c",
+        STREAM_QUERY,
+    ]);
     assert_success(&o);
     let out = stdout(&o);
-    assert!(out.contains("| op | k                    |             sum(t.v) |\n"), "{out}");
-    assert!(out.contains("| +I | a                    |                    3 |\n"), "{out}");
+    assert!(
+        out.contains("| op | k                    |             sum(t.v) |\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| +I | a                    |                    3 |\n"),
+        "{out}"
+    );
     let last = out.lines().last().unwrap_or_default();
-    assert!(last.starts_with("Received a total of 2 rows (") && last.ends_with(" sec)"), "{out}");
+    assert!(
+        last.starts_with("Received a total of 2 rows (") && last.ends_with(" sec)"),
+        "{out}"
+    );
     // BATCH output is unchanged.
     let o = tributary(&["--mode", "batch", "-c", STREAM_SETUP, "-c", STREAM_QUERY]);
-    assert!(!stdout(&o).contains("Received a total of"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("Received a total of"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -322,9 +460,18 @@ fn table_result_mode_prints_the_final_table_when_piped() {
     ]);
     assert_success(&o);
     let out = stdout(&o);
-    assert!(!out.contains('\x1b'), "no escape codes when stdout is not a terminal: {out:?}");
-    assert!(out.contains("+---+----------+\n| k | sum(t.v) |\n+---+----------+\n"), "{out}");
-    assert!(out.contains("| a | 3        |\n") && out.contains("| b | 3        |\n"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no escape codes when stdout is not a terminal: {out:?}"
+    );
+    assert!(
+        out.contains("+---+----------+\n| k | sum(t.v) |\n+---+----------+\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| a | 3        |\n") && out.contains("| b | 3        |\n"),
+        "{out}"
+    );
     let last = out.lines().last().unwrap_or_default();
     assert!(last.starts_with("2 rows in set, folded from "), "{out}");
 }
@@ -370,7 +517,9 @@ fn an_endless_streaming_query_prints_as_it_goes_until_ctrl_c() {
             Err(_) => break None,
         }
     };
-    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     if first_row.is_none() || !interrupted.is_ok_and(|s| s.success()) {
         let _ = child.kill();
     }
@@ -380,7 +529,13 @@ fn an_endless_streaming_query_prints_as_it_goes_until_ctrl_c() {
     let out = seen.join("\n");
     assert!(first_row.is_some(), "no row within a minute: {out}");
     assert_eq!(status.code(), Some(130), "{out}");
-    assert!(out.lines().last().unwrap_or_default().starts_with("Received a total of "), "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("Received a total of "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -402,14 +557,38 @@ fn print_sink_prints_each_changelog_row_and_blackhole_swallows_them() {
     assert_success(&o);
     let out = stdout(&o);
     let printed: Vec<&str> = out.lines().filter(|l| l.starts_with("sink> ")).collect();
-    assert_eq!(printed, ["sink> +I[a, 1]", "sink> +I[b, 1]", "sink> -U[a, 1]", "sink> +U[a, 2]"], "{out}");
+    assert_eq!(
+        printed,
+        [
+            "sink> +I[a, 1]",
+            "sink> +I[b, 1]",
+            "sink> -U[a, 1]",
+            "sink> +U[a, 2]"
+        ],
+        "{out}"
+    );
     // BATCH prints only the final rows; a print table cannot be read.
-    let o = tributary(&["--mode", "batch", "-c", setup, "-c", "INSERT INTO p SELECT k, COUNT(*) FROM t GROUP BY k"]);
+    let o = tributary(&[
+        "--mode",
+        "batch",
+        "-c",
+        setup,
+        "-c",
+        "INSERT INTO p SELECT k, COUNT(*) FROM t GROUP BY k",
+    ]);
     assert_success(&o);
-    let mut printed: Vec<String> = stdout(&o).lines().filter(|l| l.starts_with("sink> ")).map(String::from).collect();
+    let mut printed: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.starts_with("sink> "))
+        .map(String::from)
+        .collect();
     printed.sort();
     assert_eq!(printed, ["sink> +I[a, 2]", "sink> +I[b, 1]"]);
     let o = tributary(&["-c", setup, "-c", "SELECT * FROM p"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("is a print sink: it can be written with INSERT INTO, not read"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a print sink: it can be written with INSERT INTO, not read"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -10,13 +10,23 @@ use tributary_engine::changelog::fold;
 use tributary_engine::{RuntimeMode, Session};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 async fn session(mode: RuntimeMode, parallelism: usize) -> Session {
     let ddl = std::fs::read_to_string(root().join("examples/flights_tables.sql")).unwrap();
-    let ddl = ddl.replace("'examples/data/", &format!("'{}/examples/data/", root().display()));
-    let session = Session::builder().runtime_mode(mode).parallelism(parallelism).build().unwrap();
+    let ddl = ddl.replace(
+        "'examples/data/",
+        &format!("'{}/examples/data/", root().display()),
+    );
+    let session = Session::builder()
+        .runtime_mode(mode)
+        .parallelism(parallelism)
+        .build()
+        .unwrap();
     session.sql(&ddl).await.unwrap().collect().await.unwrap();
     session
 }
@@ -27,7 +37,11 @@ fn sorted_rows(batch: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for b in batch {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
             let cells: Vec<String> = fmts
                 .iter()
@@ -60,7 +74,11 @@ async fn check(sql: &str) {
         assert_eq!(schema.field(0).name(), "op");
         let changelog = result.collect().await.unwrap();
         let folded = fold(&schema, &changelog).unwrap();
-        assert_eq!(sorted_rows(&[folded]), expected, "{sql}: STREAMING at parallelism {parallelism}");
+        assert_eq!(
+            sorted_rows(&[folded]),
+            expected,
+            "{sql}: STREAMING at parallelism {parallelism}"
+        );
     }
 }
 
@@ -124,11 +142,22 @@ async fn streaming_insert_appends_and_updating_insert_is_refused() {
     // The files are there for BATCH to read.
     let b = session(RuntimeMode::Batch, 2).await;
     b.sql(&ddl).await.unwrap().collect().await.unwrap();
-    let n = b.sql("SELECT COUNT(*), MIN(dep_delay) FROM very_late").await.unwrap().collect().await.unwrap();
+    let n = b
+        .sql("SELECT COUNT(*), MIN(dep_delay) FROM very_late")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(sorted_rows(&n), vec!["40|6.020000000e2"]);
 
-    s.sql("CREATE TABLE per_carrier (carrier STRING, n BIGINT)").await.unwrap();
-    let e = s.sql("INSERT INTO per_carrier SELECT carrier, COUNT(*) FROM flights GROUP BY carrier").await.unwrap_err();
+    s.sql("CREATE TABLE per_carrier (carrier STRING, n BIGINT)")
+        .await
+        .unwrap();
+    let e = s
+        .sql("INSERT INTO per_carrier SELECT carrier, COUNT(*) FROM flights GROUP BY carrier")
+        .await
+        .unwrap_err();
     assert!(e.message.contains("produces an updating changelog"), "{e}");
     assert!(e.hint.unwrap().contains("BATCH"));
 }
@@ -138,13 +167,26 @@ async fn unsupported_constructs_name_themselves_and_suggest_batch() {
     let s = session(RuntimeMode::Streaming, 2).await;
     for (sql, construct) in [
         ("SELECT carrier FROM flights ORDER BY carrier", "ORDER BY"),
-        ("SELECT f.carrier FROM flights f JOIN airlines a ON f.carrier = a.carrier", "joins"),
-        ("SELECT carrier, ROW_NUMBER() OVER (ORDER BY dep_delay) FROM flights", "OVER window functions"),
+        (
+            "SELECT f.carrier FROM flights f JOIN airlines a ON f.carrier = a.carrier",
+            "joins",
+        ),
+        (
+            "SELECT carrier, ROW_NUMBER() OVER (ORDER BY dep_delay) FROM flights",
+            "OVER window functions",
+        ),
     ] {
         let e = s.sql(sql).await.unwrap_err();
         assert!(e.message.starts_with(construct), "{sql}: {e}");
-        assert!(e.message.contains("not supported in STREAMING mode yet"), "{e}");
-        assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
+        assert!(
+            e.message.contains("not supported in STREAMING mode yet"),
+            "{e}"
+        );
+        assert!(
+            e.hint
+                .unwrap()
+                .contains("'execution.runtime-mode' = 'batch'")
+        );
     }
 }
 
@@ -154,7 +196,10 @@ async fn stream_session(mode: RuntimeMode, parallelism: usize, delay: &str) -> S
     let s = session(mode, parallelism).await;
     let ddl = std::fs::read_to_string(root().join("examples/flights_stream_tables.sql")).unwrap();
     let ddl = ddl
-        .replace("'examples/data/", &format!("'{}/examples/data/", root().display()))
+        .replace(
+            "'examples/data/",
+            &format!("'{}/examples/data/", root().display()),
+        )
         .replace("INTERVAL '3' HOUR", delay);
     s.sql(&ddl).await.unwrap().collect().await.unwrap();
     s
@@ -173,7 +218,8 @@ async fn streaming_run(parallelism: usize, delay: &str, sql: &str) -> (Vec<Strin
     (sorted_rows(&[fold(&schema, &batches).unwrap()]), late)
 }
 
-const TUMBLE_PER_ORIGIN: &str = "SELECT window_start, window_end, origin, COUNT(*) AS departures, SUM(distance) AS miles
+const TUMBLE_PER_ORIGIN: &str =
+    "SELECT window_start, window_end, origin, COUNT(*) AS departures, SUM(distance) AS miles
     FROM TABLE(TUMBLE(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '1' HOUR))
     GROUP BY window_start, window_end, origin";
 
@@ -210,13 +256,14 @@ async fn late_rows_are_exactly_what_streaming_misses() {
         FROM TABLE(TUMBLE(TABLE flights_stream, DESCRIPTOR(time_hour), INTERVAL '1' HOUR))
         GROUP BY window_start, window_end, origin";
     let b = stream_session(RuntimeMode::Batch, 2, delay).await;
-    let batch: std::collections::HashMap<String, i64> = sorted_rows(&b.sql(sql).await.unwrap().collect().await.unwrap())
-        .into_iter()
-        .map(|r| {
-            let (k, n) = r.rsplit_once('|').unwrap();
-            (k.to_string(), n.parse().unwrap())
-        })
-        .collect();
+    let batch: std::collections::HashMap<String, i64> =
+        sorted_rows(&b.sql(sql).await.unwrap().collect().await.unwrap())
+            .into_iter()
+            .map(|r| {
+                let (k, n) = r.rsplit_once('|').unwrap();
+                (k.to_string(), n.parse().unwrap())
+            })
+            .collect();
     let total: i64 = batch.values().sum();
     for parallelism in [1, 4] {
         let (rows, late) = streaming_run(parallelism, delay, sql).await;
@@ -225,11 +272,18 @@ async fn late_rows_are_exactly_what_streaming_misses() {
         for r in rows {
             let (k, n) = r.rsplit_once('|').unwrap();
             let n: i64 = n.parse().unwrap();
-            let full = batch.get(k).copied().unwrap_or_else(|| panic!("window {k} is not in BATCH"));
+            let full = batch
+                .get(k)
+                .copied()
+                .unwrap_or_else(|| panic!("window {k} is not in BATCH"));
             assert!(n <= full, "window {k}: STREAMING {n} > BATCH {full}");
             seen += n;
         }
-        assert_eq!(seen + late as i64, total, "parallelism {parallelism}: every row is counted once, in a window or as late");
+        assert_eq!(
+            seen + late as i64,
+            total,
+            "parallelism {parallelism}: every row is counted once, in a window or as late"
+        );
     }
 }
 

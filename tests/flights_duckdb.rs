@@ -13,12 +13,18 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use tributary_engine::Session;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 async fn flights_session() -> Session {
     let ddl = std::fs::read_to_string(root().join("examples/flights_tables.sql")).unwrap();
-    let ddl = ddl.replace("'examples/data/", &format!("'{}/examples/data/", root().display()));
+    let ddl = ddl.replace(
+        "'examples/data/",
+        &format!("'{}/examples/data/", root().display()),
+    );
     let session = Session::new();
     session.sql(&ddl).await.unwrap().collect().await.unwrap();
     session
@@ -28,7 +34,11 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("");
     let mut out = Vec::new();
     for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
             out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
         }
@@ -52,18 +62,29 @@ async fn check(name: &str) {
     let expected = std::fs::read_to_string(dir.join(format!("{name}.csv"))).unwrap();
     let mut reader = csv::ReaderBuilder::new().from_reader(expected.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    let expected: Vec<Vec<String>> =
-        reader.records().map(|r| r.unwrap().iter().map(String::from).collect()).collect();
+    let expected: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
 
     let session = flights_session().await;
     let result = session.sql(&sql).await.unwrap();
-    let names: Vec<String> = result.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = result
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, header, "{name}: columns");
     let actual = rows(&result.collect().await.unwrap());
     assert_eq!(actual.len(), expected.len(), "{name}: row count");
     for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
         for (col, (ev, av)) in e.iter().zip(a).enumerate() {
-            assert!(same(ev, av), "{name}: row {i}, column '{}': DuckDB {ev}, Tributary {av}", header[col]);
+            assert!(
+                same(ev, av),
+                "{name}: row {i}, column '{}': DuckDB {ev}, Tributary {av}",
+                header[col]
+            );
         }
     }
 }

@@ -39,9 +39,18 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
-            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
         }
     }
     out
@@ -74,8 +83,15 @@ async fn a_streaming_query_picks_up_files_as_they_arrive() {
     publish(dir.path(), "1.csv", "id,name\n1,ann\n2,bob\n");
     let session = session_with_table(dir.path(), "id BIGINT, name STRING").await;
 
-    let mut result = session.sql("SELECT id, UPPER(name) AS name FROM monitored WHERE id <> 3").await.unwrap();
-    assert_eq!(result.mode().unwrap().mode, RuntimeMode::Streaming, "automatic picks STREAMING for a monitored table");
+    let mut result = session
+        .sql("SELECT id, UPPER(name) AS name FROM monitored WHERE id <> 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        result.mode().unwrap().mode,
+        RuntimeMode::Streaming,
+        "automatic picks STREAMING for a monitored table"
+    );
     let schema = result.schema();
     assert_eq!(schema.field(0).name(), "op");
 
@@ -87,8 +103,16 @@ async fn a_streaming_query_picks_up_files_as_they_arrive() {
     let written = Instant::now();
     publish(dir.path(), "2.csv", "id,name\n3,cy\n4,dee\n");
     let more = read_rows(&mut result, 1, INTERVAL * 2).await;
-    assert!(written.elapsed() <= INTERVAL * 2, "took {:?}", written.elapsed());
-    assert_eq!(rows(&more), vec!["+I|4|DEE"], "the second file's rows, within two intervals");
+    assert!(
+        written.elapsed() <= INTERVAL * 2,
+        "took {:?}",
+        written.elapsed()
+    );
+    assert_eq!(
+        rows(&more),
+        vec!["+I|4|DEE"],
+        "the second file's rows, within two intervals"
+    );
     changelog.extend(more);
     // Read once: nothing more comes.
     assert!(read_rows(&mut result, 1, INTERVAL * 3).await.is_empty());
@@ -99,17 +123,27 @@ async fn a_streaming_query_picks_up_files_as_they_arrive() {
 
     // BATCH over a monitored table is refused.
     session.set("execution.runtime-mode", "batch").unwrap();
-    let err = session.sql("SELECT * FROM monitored").await.unwrap_err().to_string();
+    let err = session
+        .sql("SELECT * FROM monitored")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Querying an unbounded table"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_close_when_a_later_file_moves_the_watermark() {
     let dir = tempfile::tempdir().unwrap();
-    publish(dir.path(), "1.csv", "id,ts\n1,2024-01-01 10:00:01\n2,2024-01-01 10:00:04\n3,2024-01-01 10:00:08\n");
-    let session =
-        session_with_table(dir.path(), "id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND")
-            .await;
+    publish(
+        dir.path(),
+        "1.csv",
+        "id,ts\n1,2024-01-01 10:00:01\n2,2024-01-01 10:00:04\n3,2024-01-01 10:00:08\n",
+    );
+    let session = session_with_table(
+        dir.path(),
+        "id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+    )
+    .await;
     let mut result = session
         .sql(
             "SELECT window_start, window_end, COUNT(*) AS n, SUM(id) AS ids
@@ -126,13 +160,24 @@ async fn windows_close_when_a_later_file_moves_the_watermark() {
     // The second moves it to 10:00:24: the windows ending at :10 and :20
     // close; the one ending at :30 stays open.
     let written = Instant::now();
-    publish(dir.path(), "2.csv", "id,ts\n4,2024-01-01 10:00:12\n5,2024-01-01 10:00:25\n");
+    publish(
+        dir.path(),
+        "2.csv",
+        "id,ts\n4,2024-01-01 10:00:12\n5,2024-01-01 10:00:25\n",
+    );
     let mut closed = rows(&read_rows(&mut result, 2, INTERVAL * 2).await);
-    assert!(written.elapsed() <= INTERVAL * 2, "took {:?}", written.elapsed());
+    assert!(
+        written.elapsed() <= INTERVAL * 2,
+        "took {:?}",
+        written.elapsed()
+    );
     closed.sort();
     assert_eq!(
         closed,
-        vec!["+I|2024-01-01T10:00:00|2024-01-01T10:00:10|3|6", "+I|2024-01-01T10:00:10|2024-01-01T10:00:20|1|4",]
+        vec![
+            "+I|2024-01-01T10:00:00|2024-01-01T10:00:10|3|6",
+            "+I|2024-01-01T10:00:10|2024-01-01T10:00:20|1|4",
+        ]
     );
     assert!(read_rows(&mut result, 1, INTERVAL * 2).await.is_empty());
 

@@ -86,7 +86,11 @@ fn env_seed() -> u64 {
 
 fn env_cases() -> usize {
     std::env::var("TRIBUTARY_RANDOM_CASES")
-        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("TRIBUTARY_RANDOM_CASES: not a number: {s}")))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("TRIBUTARY_RANDOM_CASES: not a number: {s}"))
+        })
         .unwrap_or(DEFAULT_CASES)
 }
 
@@ -168,7 +172,14 @@ enum ColType {
 }
 
 impl ColType {
-    const DATA: [ColType; 6] = [ColType::BigInt, ColType::Int, ColType::Double, ColType::Decimal, ColType::Str, ColType::Bool];
+    const DATA: [ColType; 6] = [
+        ColType::BigInt,
+        ColType::Int,
+        ColType::Double,
+        ColType::Decimal,
+        ColType::Str,
+        ColType::Bool,
+    ];
 
     fn sql(self) -> &'static str {
         match self {
@@ -233,15 +244,28 @@ impl Table {
             } else {
                 *rng.pick(&ColType::DATA)
             };
-            columns.push(Column { name: format!("col{i}"), ty });
+            columns.push(Column {
+                name: format!("col{i}"),
+                ty,
+            });
         }
         let watermark_s = with_time.then(|| 1 + rng.below(10) as u32);
         if watermark_s.is_some() {
-            columns.push(Column { name: "ts".into(), ty: ColType::Ts });
+            columns.push(Column {
+                name: "ts".into(),
+                ty: ColType::Ts,
+            });
         }
         let n_rows = 20 + rng.below(281);
         let mut rows: Vec<Row> = (0..n_rows)
-            .map(|_| Row { batch: 0, values: columns.iter().filter(|c| c.ty != ColType::Ts).map(|c| data_value(rng, c.ty)).collect() })
+            .map(|_| Row {
+                batch: 0,
+                values: columns
+                    .iter()
+                    .filter(|c| c.ty != ColType::Ts)
+                    .map(|c| data_value(rng, c.ty))
+                    .collect(),
+            })
             .collect();
         // Duplicated rows.
         for i in 1..n_rows {
@@ -250,7 +274,10 @@ impl Table {
             }
         }
         if let Some(delay) = watermark_s {
-            for (row, t) in rows.iter_mut().zip(event_times(rng, n_rows, delay as i64 * 1000)) {
+            for (row, t) in rows
+                .iter_mut()
+                .zip(event_times(rng, n_rows, delay as i64 * 1000))
+            {
                 row.values.push(t.map_or("NULL".into(), timestamp_literal));
             }
             // Whole duplicated rows, event time included.
@@ -268,11 +295,20 @@ impl Table {
         for (i, row) in rows.iter_mut().enumerate() {
             row.batch = cuts.iter().filter(|&&c| c <= i).count();
         }
-        Table { name: name.into(), columns, watermark_s, rows }
+        Table {
+            name: name.into(),
+            columns,
+            watermark_s,
+            rows,
+        }
     }
 
     fn ddl(&self) -> String {
-        let mut cols: Vec<String> = self.columns.iter().map(|c| format!("{} {}", c.name, c.ty.sql())).collect();
+        let mut cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty.sql()))
+            .collect();
         if let Some(n) = self.watermark_s {
             cols.push(format!("WATERMARK FOR ts AS ts - INTERVAL '{n}' SECOND"));
         }
@@ -284,8 +320,15 @@ impl Table {
         self.rows
             .chunk_by(|a, b| a.batch == b.batch)
             .map(|chunk| {
-                let values: Vec<String> = chunk.iter().map(|r| format!("({})", r.values.join(", "))).collect();
-                format!("INSERT INTO {} VALUES\n  {}", self.name, values.join(",\n  "))
+                let values: Vec<String> = chunk
+                    .iter()
+                    .map(|r| format!("({})", r.values.join(", ")))
+                    .collect();
+                format!(
+                    "INSERT INTO {} VALUES\n  {}",
+                    self.name,
+                    values.join(",\n  ")
+                )
             })
             .collect()
     }
@@ -300,9 +343,13 @@ fn data_value(rng: &mut Rng, ty: ColType) -> String {
         ColType::BigInt => rng.range(-1000, 1000).to_string(),
         ColType::Int if rng.chance(0.6) => rng.skewed(5).to_string(),
         ColType::Int => rng.range(-100, 100).to_string(),
-        ColType::Double if rng.chance(0.3) => rng.pick(&["0.0", "1.5", "-2.25", "100.0", "0.1"]).to_string(),
+        ColType::Double if rng.chance(0.3) => rng
+            .pick(&["0.0", "1.5", "-2.25", "100.0", "0.1"])
+            .to_string(),
         ColType::Double => format!("{:.2}", rng.range(-50_000, 50_000) as f64 / 100.0),
-        ColType::Decimal if rng.chance(0.3) => rng.pick(&["0.00", "1.10", "99.99", "-5.50"]).to_string(),
+        ColType::Decimal if rng.chance(0.3) => {
+            rng.pick(&["0.00", "1.10", "99.99", "-5.50"]).to_string()
+        }
         ColType::Decimal => format!("{:.2}", rng.range(-1_000_000, 1_000_000) as f64 / 100.0),
         ColType::Str => format!("'{}'", ALPHABET[rng.skewed(ALPHABET.len())]),
         ColType::Bool => (if rng.chance(0.7) { "TRUE" } else { "FALSE" }).into(),
@@ -321,7 +368,7 @@ fn event_times(rng: &mut Rng, n: usize, delay_ms: i64) -> Vec<Option<i64>> {
         .map(|_| {
             let t = rng.range(0, span);
             match rng.below(10) {
-                0 | 1 => t / 1000 * 1000,             // on a second
+                0 | 1 => t / 1000 * 1000,           // on a second
                 2 => (t / 10_000 + 1) * 10_000 - 1, // the last ms of a 10 s window
                 _ => t,
             }
@@ -342,7 +389,10 @@ fn event_times(rng: &mut Rng, n: usize, delay_ms: i64) -> Vec<Option<i64>> {
         rng.shuffle(&mut times[start..end]);
         start = end;
     }
-    times.into_iter().map(|t| (!rng.chance(0.05)).then_some(t)).collect()
+    times
+        .into_iter()
+        .map(|t| (!rng.chance(0.05)).then_some(t))
+        .collect()
 }
 
 fn timestamp_literal(ms: i64) -> String {
@@ -374,17 +424,30 @@ impl TableSet {
     /// A session with the tables created and filled (the INSERTs run in
     /// BATCH, one input batch each).
     async fn session(&self) -> Result<Session, String> {
-        let session = Session::builder().runtime_mode(RuntimeMode::Batch).parallelism(1).build().map_err(|e| e.to_string())?;
+        let session = Session::builder()
+            .runtime_mode(RuntimeMode::Batch)
+            .parallelism(1)
+            .build()
+            .map_err(|e| e.to_string())?;
         for t in &self.tables {
             for sql in std::iter::once(t.ddl()).chain(t.inserts()) {
-                session.sql(&sql).await.map_err(|e| format!("{sql}: {e}"))?.collect().await.map_err(|e| format!("{sql}: {e}"))?;
+                session
+                    .sql(&sql)
+                    .await
+                    .map_err(|e| format!("{sql}: {e}"))?
+                    .collect()
+                    .await
+                    .map_err(|e| format!("{sql}: {e}"))?;
             }
         }
         Ok(session)
     }
 
     fn timed(&self) -> Vec<&Table> {
-        self.tables.iter().filter(|t| t.watermark_s.is_some()).collect()
+        self.tables
+            .iter()
+            .filter(|t| t.watermark_s.is_some())
+            .collect()
     }
 }
 
@@ -404,7 +467,14 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [Kind::Int, Kind::Float, Kind::Dec, Kind::Str, Kind::Bool, Kind::Ts];
+    const ALL: [Kind; 6] = [
+        Kind::Int,
+        Kind::Float,
+        Kind::Dec,
+        Kind::Str,
+        Kind::Bool,
+        Kind::Ts,
+    ];
 }
 
 /// A column visible to an expression. `exact` is false for floats whose
@@ -448,27 +518,65 @@ struct Env {
 
 impl Env {
     fn of_table(t: &Table) -> Env {
-        let cols = t.columns.iter().map(|c| Col { sql: c.name.clone(), kind: c.ty.kind(), exact: true }).collect();
-        Env { cols, append_only: true, date_trunc: true, plain: false, derived: false, single_row: false }
+        let cols = t
+            .columns
+            .iter()
+            .map(|c| Col {
+                sql: c.name.clone(),
+                kind: c.ty.kind(),
+                exact: true,
+            })
+            .collect();
+        Env {
+            cols,
+            append_only: true,
+            date_trunc: true,
+            plain: false,
+            derived: false,
+            single_row: false,
+        }
     }
 
     fn of_window(t: &Table) -> Env {
         let mut env = Env::of_table(t);
         for w in ["window_start", "window_end", "window_time"] {
-            env.cols.push(Col { sql: w.into(), kind: Kind::Ts, exact: true });
+            env.cols.push(Col {
+                sql: w.into(),
+                kind: Kind::Ts,
+                exact: true,
+            });
         }
         env
     }
 
     /// The output columns of `s`, as a derived table.
     fn of_select(s: &Select) -> Env {
-        let cols = s.items.iter().enumerate().map(|(i, it)| Col { sql: format!("x{i}"), kind: it.kind, exact: it.exact }).collect();
+        let cols = s
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| Col {
+                sql: format!("x{i}"),
+                kind: it.kind,
+                exact: it.exact,
+            })
+            .collect();
         let single_row = s.at_most_one_row();
-        Env { cols, append_only: s.append_only(), date_trunc: false, plain: false, derived: true, single_row }
+        Env {
+            cols,
+            append_only: s.append_only(),
+            date_trunc: false,
+            plain: false,
+            derived: true,
+            single_row,
+        }
     }
 
     fn columns(&self, kind: Kind, need_exact: bool) -> Vec<&Col> {
-        self.cols.iter().filter(|c| c.kind == kind && (c.exact || !need_exact)).collect()
+        self.cols
+            .iter()
+            .filter(|c| c.kind == kind && (c.exact || !need_exact))
+            .collect()
     }
 
     /// Columns to group on (GROUP BY keys, DISTINCT values, COUNT(DISTINCT)
@@ -482,7 +590,10 @@ impl Env {
     /// -0.0, but arithmetic (`0.0 * -1`, `0.0 / -3`) and a derived table's
     /// MIN/MAX can; so floats are grouped on only as table columns.
     fn key_columns(&self) -> Vec<&Col> {
-        self.cols.iter().filter(|c| c.exact && !(self.derived && c.kind == Kind::Float)).collect()
+        self.cols
+            .iter()
+            .filter(|c| c.exact && !(self.derived && c.kind == Kind::Float))
+            .collect()
     }
 }
 
@@ -531,7 +642,10 @@ enum ItemExpr {
 enum From {
     Table(String),
     /// A window TVF over a table: `TABLE(TUMBLE(TABLE t, ...))`.
-    Window { table: String, tvf: String },
+    Window {
+        table: String,
+        tvf: String,
+    },
     Derived(Box<Select>),
 }
 
@@ -549,8 +663,16 @@ impl Query {
             Query::Select(s) => s.simpler(true).into_iter().map(Query::Select).collect(),
             Query::UnionAll(a, b) => {
                 let mut out = vec![Query::Select((**a).clone()), Query::Select((**b).clone())];
-                out.extend(a.simpler(false).into_iter().map(|a| Query::UnionAll(Box::new(a), b.clone())));
-                out.extend(b.simpler(false).into_iter().map(|b| Query::UnionAll(a.clone(), Box::new(b))));
+                out.extend(
+                    a.simpler(false)
+                        .into_iter()
+                        .map(|a| Query::UnionAll(Box::new(a), b.clone())),
+                );
+                out.extend(
+                    b.simpler(false)
+                        .into_iter()
+                        .map(|b| Query::UnionAll(a.clone(), Box::new(b))),
+                );
                 out
             }
         }
@@ -583,7 +705,15 @@ impl Select {
             write!(s, " WHERE {f}").unwrap();
         }
         if !keys.is_empty() {
-            write!(s, " GROUP BY {}", keys.iter().map(|k| k.sql.as_str()).collect::<Vec<_>>().join(", ")).unwrap();
+            write!(
+                s,
+                " GROUP BY {}",
+                keys.iter()
+                    .map(|k| k.sql.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .unwrap();
         }
         if let Some(h) = &self.having {
             write!(s, " HAVING {h}").unwrap();
@@ -628,13 +758,22 @@ impl Select {
     fn simpler(&self, top: bool) -> Vec<Select> {
         let mut out = Vec::new();
         if self.filter.is_some() {
-            out.push(Select { filter: None, ..self.clone() });
+            out.push(Select {
+                filter: None,
+                ..self.clone()
+            });
         }
         if self.having.is_some() {
-            out.push(Select { having: None, ..self.clone() });
+            out.push(Select {
+                having: None,
+                ..self.clone()
+            });
         }
         if self.distinct && top {
-            out.push(Select { distinct: false, ..self.clone() });
+            out.push(Select {
+                distinct: false,
+                ..self.clone()
+            });
         }
         if top && self.items.len() > 1 {
             for i in 0..self.items.len() {
@@ -647,7 +786,8 @@ impl Select {
             for (k, _) in keys.iter().enumerate().filter(|(_, key)| key.removable) {
                 let mut s = self.clone();
                 s.group.as_mut().unwrap().remove(k);
-                s.items.retain(|it| !matches!(it.expr, ItemExpr::Key(j) if j == k));
+                s.items
+                    .retain(|it| !matches!(it.expr, ItemExpr::Key(j) if j == k));
                 for it in &mut s.items {
                     if let ItemExpr::Key(j) = &mut it.expr
                         && *j > k
@@ -662,7 +802,10 @@ impl Select {
         }
         if let From::Derived(inner) = &self.from {
             for simpler in inner.simpler(false) {
-                out.push(Select { from: From::Derived(Box::new(simpler)), ..self.clone() });
+                out.push(Select {
+                    from: From::Derived(Box::new(simpler)),
+                    ..self.clone()
+                });
             }
         }
         out
@@ -676,8 +819,13 @@ impl Select {
 fn literal(rng: &mut Rng, kind: Kind) -> String {
     match kind {
         Kind::Int => int_literal(rng.range(-5, 20)),
-        Kind::Float => rng.pick(&["0.0", "0.5", "1.5", "(-2.25)", "100.0", "3.0"]).to_string(),
-        Kind::Dec => format!("CAST({} AS DECIMAL(10,2))", rng.pick(&["0", "1.25", "99.99", "-5.5"])),
+        Kind::Float => rng
+            .pick(&["0.0", "0.5", "1.5", "(-2.25)", "100.0", "3.0"])
+            .to_string(),
+        Kind::Dec => format!(
+            "CAST({} AS DECIMAL(10,2))",
+            rng.pick(&["0", "1.25", "99.99", "-5.5"])
+        ),
         Kind::Str => format!("'{}'", ALPHABET[rng.skewed(ALPHABET.len())]),
         Kind::Bool => rng.pick(&["TRUE", "FALSE"]).to_string(),
         Kind::Ts => timestamp_literal(rng.range(0, 300) * 1000),
@@ -685,7 +833,11 @@ fn literal(rng: &mut Rng, kind: Kind) -> String {
 }
 
 fn int_literal(v: i64) -> String {
-    if v < 0 { format!("({v})") } else { v.to_string() }
+    if v < 0 {
+        format!("({v})")
+    } else {
+        v.to_string()
+    }
 }
 
 fn leaf(rng: &mut Rng, env: &Env, kind: Kind, need_exact: bool) -> String {
@@ -709,17 +861,42 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
         Kind::Int => match rng.below(15) {
             0 => format!("({} + {})", sub(rng, Kind::Int), sub(rng, Kind::Int)),
             1 => format!("({} - {})", sub(rng, Kind::Int), sub(rng, Kind::Int)),
-            2 => format!("({} * {})", sub(rng, Kind::Int), int_literal(rng.range(-3, 3))),
+            2 => format!(
+                "({} * {})",
+                sub(rng, Kind::Int),
+                int_literal(rng.range(-3, 3))
+            ),
             3 => format!("({} % {})", sub(rng, Kind::Int), rng.range(2, 7)),
-            4 => format!("({} / NULLIF({}, 0))", sub(rng, Kind::Int), scalar(rng, env, Kind::Int, d, true)),
+            4 => format!(
+                "({} / NULLIF({}, 0))",
+                sub(rng, Kind::Int),
+                scalar(rng, env, Kind::Int, d, true)
+            ),
             5 => format!("ABS({})", sub(rng, Kind::Int)),
-            6 => format!("COALESCE({}, {})", sub(rng, Kind::Int), literal(rng, Kind::Int)),
-            7 => case_when(condition(rng, env, d), sub(rng, Kind::Int), sub(rng, Kind::Int)),
+            6 => format!(
+                "COALESCE({}, {})",
+                sub(rng, Kind::Int),
+                literal(rng, Kind::Int)
+            ),
+            7 => case_when(
+                condition(rng, env, d),
+                sub(rng, Kind::Int),
+                sub(rng, Kind::Int),
+            ),
             8 => format!("CHARACTER_LENGTH({})", sub(rng, Kind::Str)),
             9 => format!("CAST({} AS BIGINT)", scalar(rng, env, Kind::Float, d, true)),
             10 => format!("CAST({} AS BIGINT)", sub(rng, Kind::Dec)),
-            11 => format!("CAST(EXTRACT({} FROM {}) AS BIGINT)", rng.pick(&["MINUTE", "SECOND"]), sub(rng, Kind::Ts)),
-            12 => format!("{}({}, {})", rng.pick(&["GREATEST", "LEAST"]), sub(rng, Kind::Int), sub(rng, Kind::Int)),
+            11 => format!(
+                "CAST(EXTRACT({} FROM {}) AS BIGINT)",
+                rng.pick(&["MINUTE", "SECOND"]),
+                sub(rng, Kind::Ts)
+            ),
+            12 => format!(
+                "{}({}, {})",
+                rng.pick(&["GREATEST", "LEAST"]),
+                sub(rng, Kind::Int),
+                sub(rng, Kind::Int)
+            ),
             13 => format!("MOD({}, {})", sub(rng, Kind::Int), rng.range(2, 5)),
             _ => format!("CAST({} AS INT)", sub(rng, Kind::Bool)),
         },
@@ -727,26 +904,46 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
             0 => format!("({} + {})", sub(rng, Kind::Float), sub(rng, Kind::Float)),
             1 => format!("({} - {})", sub(rng, Kind::Float), sub(rng, Kind::Float)),
             2 => format!("({} * {})", sub(rng, Kind::Float), sub(rng, Kind::Float)),
-            3 => format!("({} / NULLIF({}, 0))", sub(rng, Kind::Float), scalar(rng, env, Kind::Float, d, true)),
+            3 => format!(
+                "({} / NULLIF({}, 0))",
+                sub(rng, Kind::Float),
+                scalar(rng, env, Kind::Float, d, true)
+            ),
             4 => format!("ROUND({}, 1)", scalar(rng, env, Kind::Float, d, true)),
             5 => format!("FLOOR({})", scalar(rng, env, Kind::Float, d, true)),
             6 => format!("SQRT(ABS({}))", sub(rng, Kind::Float)),
             7 => format!("CAST({} AS DOUBLE)", sub(rng, Kind::Int)),
             8 => format!("CAST({} AS DOUBLE)", sub(rng, Kind::Dec)),
             9 => format!("COALESCE({}, 0.5)", sub(rng, Kind::Float)),
-            10 => case_when(condition(rng, env, d), sub(rng, Kind::Float), sub(rng, Kind::Float)),
+            10 => case_when(
+                condition(rng, env, d),
+                sub(rng, Kind::Float),
+                sub(rng, Kind::Float),
+            ),
             11 => format!("({} * 0.5)", sub(rng, Kind::Int)),
-            _ => format!("{}({}, {})", rng.pick(&["GREATEST", "LEAST"]), sub(rng, Kind::Float), sub(rng, Kind::Float)),
+            _ => format!(
+                "{}({}, {})",
+                rng.pick(&["GREATEST", "LEAST"]),
+                sub(rng, Kind::Float),
+                sub(rng, Kind::Float)
+            ),
         },
         Kind::Dec => match rng.below(8) {
             0 => format!("({} + {})", sub(rng, Kind::Dec), sub(rng, Kind::Dec)),
             1 => format!("({} - {})", sub(rng, Kind::Dec), sub(rng, Kind::Dec)),
             2 => format!("({} * 2)", leaf(rng, env, Kind::Dec, need_exact)),
             3 => format!("CAST({} AS DECIMAL(10,2))", sub(rng, Kind::Int)),
-            4 => format!("TRY_CAST({} AS DECIMAL(10,2))", scalar(rng, env, Kind::Float, d, true)),
+            4 => format!(
+                "TRY_CAST({} AS DECIMAL(10,2))",
+                scalar(rng, env, Kind::Float, d, true)
+            ),
             5 => format!("ABS({})", sub(rng, Kind::Dec)),
             6 => format!("COALESCE({}, 0)", sub(rng, Kind::Dec)),
-            _ => case_when(condition(rng, env, d), sub(rng, Kind::Dec), sub(rng, Kind::Dec)),
+            _ => case_when(
+                condition(rng, env, d),
+                sub(rng, Kind::Dec),
+                sub(rng, Kind::Dec),
+            ),
         },
         Kind::Str => match rng.below(16) {
             0 => format!("UPPER({})", sub(rng, Kind::Str)),
@@ -761,18 +958,34 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
             9 => format!("CAST({} AS STRING)", sub(rng, Kind::Int)),
             10 => format!("CAST({} AS STRING)", sub(rng, Kind::Bool)),
             11 => format!("COALESCE({}, 'none')", sub(rng, Kind::Str)),
-            12 => case_when(condition(rng, env, d), sub(rng, Kind::Str), sub(rng, Kind::Str)),
+            12 => case_when(
+                condition(rng, env, d),
+                sub(rng, Kind::Str),
+                sub(rng, Kind::Str),
+            ),
             13 => format!("LEFT({}, 1)", sub(rng, Kind::Str)),
             14 => format!("CAST({} AS STRING)", sub(rng, Kind::Dec)),
             _ => format!("CAST({} AS STRING)", sub(rng, Kind::Ts)),
         },
         Kind::Bool => condition(rng, env, depth),
         Kind::Ts => match rng.below(4) {
-            0 => format!("({} + INTERVAL '{}' SECOND)", sub(rng, Kind::Ts), rng.range(1, 90)),
+            0 => format!(
+                "({} + INTERVAL '{}' SECOND)",
+                sub(rng, Kind::Ts),
+                rng.range(1, 90)
+            ),
             1 if env.date_trunc => format!("DATE_TRUNC('minute', {})", sub(rng, Kind::Ts)),
             1 => format!("({} - INTERVAL '1' MINUTE)", sub(rng, Kind::Ts)),
-            2 => format!("COALESCE({}, {})", sub(rng, Kind::Ts), literal(rng, Kind::Ts)),
-            _ => case_when(condition(rng, env, d), sub(rng, Kind::Ts), sub(rng, Kind::Ts)),
+            2 => format!(
+                "COALESCE({}, {})",
+                sub(rng, Kind::Ts),
+                literal(rng, Kind::Ts)
+            ),
+            _ => case_when(
+                condition(rng, env, d),
+                sub(rng, Kind::Ts),
+                sub(rng, Kind::Ts),
+            ),
         },
     }
 }
@@ -797,7 +1010,11 @@ fn condition(rng: &mut Rng, env: &Env, depth: u32) -> String {
         return match rng.below(3) {
             0 => leaf(rng, env, Kind::Bool, true),
             1 => comparison(rng, env, 0),
-            _ => format!("({} IS {}NULL)", any_column_or_literal(rng, env), if rng.chance(0.5) { "NOT " } else { "" }),
+            _ => format!(
+                "({} IS {}NULL)",
+                any_column_or_literal(rng, env),
+                if rng.chance(0.5) { "NOT " } else { "" }
+            ),
         };
     }
     let d = depth - 1;
@@ -805,25 +1022,49 @@ fn condition(rng: &mut Rng, env: &Env, depth: u32) -> String {
         0..=2 => comparison(rng, env, d),
         3 => {
             let k = *rng.pick(&Kind::ALL);
-            format!("({} IS {}NULL)", scalar(rng, env, k, d, false), if rng.chance(0.5) { "NOT " } else { "" })
+            format!(
+                "({} IS {}NULL)",
+                scalar(rng, env, k, d, false),
+                if rng.chance(0.5) { "NOT " } else { "" }
+            )
         }
         4 => format!("(NOT {})", condition(rng, env, d)),
-        5 => format!("({} AND {})", condition(rng, env, d), condition(rng, env, d)),
+        5 => format!(
+            "({} AND {})",
+            condition(rng, env, d),
+            condition(rng, env, d)
+        ),
         6 => format!("({} OR {})", condition(rng, env, d), condition(rng, env, d)),
-        7 => format!("({} LIKE '{}')", scalar(rng, env, Kind::Str, d, true), rng.pick(&["a%", "%b", "_", "%a%", ""])),
+        7 => format!(
+            "({} LIKE '{}')",
+            scalar(rng, env, Kind::Str, d, true),
+            rng.pick(&["a%", "%b", "_", "%a%", ""])
+        ),
         8 => {
             let lo = rng.range(-3, 5);
-            format!("({} BETWEEN {} AND {})", scalar(rng, env, Kind::Int, d, true), int_literal(lo), int_literal(lo + rng.range(0, 6)))
+            format!(
+                "({} BETWEEN {} AND {})",
+                scalar(rng, env, Kind::Int, d, true),
+                int_literal(lo),
+                int_literal(lo + rng.range(0, 6))
+            )
         }
         9 => match rng.below(2) {
             0 => format!("({} IN (1, 2, 5))", scalar(rng, env, Kind::Int, d, true)),
-            _ => format!("({} IN ('a', 'ab', ''))", scalar(rng, env, Kind::Str, d, true)),
+            _ => format!(
+                "({} IN ('a', 'ab', ''))",
+                scalar(rng, env, Kind::Str, d, true)
+            ),
         },
         10 => {
             let k = *rng.pick(&[Kind::Int, Kind::Str, Kind::Bool, Kind::Dec]);
             // Parenthesized: sqlparser binds `a IS DISTINCT FROM b OR c` as
             // `a IS DISTINCT FROM (b OR c)`.
-            format!("({} IS DISTINCT FROM {})", scalar(rng, env, k, d, true), scalar(rng, env, k, d, true))
+            format!(
+                "({} IS DISTINCT FROM {})",
+                scalar(rng, env, k, d, true),
+                scalar(rng, env, k, d, true)
+            )
         }
         _ => match rng.below(2) {
             0 => format!("STARTS_WITH({}, 'a')", scalar(rng, env, Kind::Str, d, true)),
@@ -833,10 +1074,21 @@ fn condition(rng: &mut Rng, env: &Env, depth: u32) -> String {
 }
 
 fn comparison(rng: &mut Rng, env: &Env, depth: u32) -> String {
-    let kind = *rng.pick(&[Kind::Int, Kind::Int, Kind::Float, Kind::Dec, Kind::Str, Kind::Ts]);
+    let kind = *rng.pick(&[
+        Kind::Int,
+        Kind::Int,
+        Kind::Float,
+        Kind::Dec,
+        Kind::Str,
+        Kind::Ts,
+    ]);
     let op = rng.pick(&["=", "<>", "<", "<=", ">", ">="]);
     let left = scalar(rng, env, kind, depth, true);
-    let right = if rng.chance(0.6) { literal(rng, kind) } else { scalar(rng, env, kind, depth, true) };
+    let right = if rng.chance(0.6) {
+        literal(rng, kind)
+    } else {
+        scalar(rng, env, kind, depth, true)
+    };
     format!("({left} {op} {right})")
 }
 
@@ -866,12 +1118,23 @@ fn agg_arg(rng: &mut Rng, env: &Env, kind: Kind, need_exact: bool) -> String {
 }
 
 fn numeric_kind(rng: &mut Rng, env: &Env) -> Kind {
-    let present: Vec<Kind> = [Kind::Int, Kind::Float, Kind::Dec].into_iter().filter(|k| !env.columns(*k, false).is_empty()).collect();
-    if present.is_empty() || rng.chance(0.1) { *rng.pick(&[Kind::Int, Kind::Float, Kind::Dec]) } else { *rng.pick(&present) }
+    let present: Vec<Kind> = [Kind::Int, Kind::Float, Kind::Dec]
+        .into_iter()
+        .filter(|k| !env.columns(*k, false).is_empty())
+        .collect();
+    if present.is_empty() || rng.chance(0.1) {
+        *rng.pick(&[Kind::Int, Kind::Float, Kind::Dec])
+    } else {
+        *rng.pick(&present)
+    }
 }
 
 fn any_kind(rng: &mut Rng, env: &Env) -> Kind {
-    if env.cols.is_empty() || rng.chance(0.1) { *rng.pick(&Kind::ALL) } else { rng.pick(&env.cols).kind }
+    if env.cols.is_empty() || rng.chance(0.1) {
+        *rng.pick(&Kind::ALL)
+    } else {
+        rng.pick(&env.cols).kind
+    }
 }
 
 /// A random aggregate. Over an updating input (`env.append_only` false)
@@ -883,56 +1146,108 @@ fn aggregate(rng: &mut Rng, env: &Env) -> Agg {
         choice = 0; // no DISTINCT aggregates: see `windowed_aggregate`
     }
     let mut agg = match choice {
-        0 | 1 => Agg { sql: "COUNT(*)".into(), kind: Kind::Int, exact: true },
+        0 | 1 => Agg {
+            sql: "COUNT(*)".into(),
+            kind: Kind::Int,
+            exact: true,
+        },
         2 => {
             let k = any_kind(rng, env);
-            Agg { sql: format!("COUNT({})", agg_arg(rng, env, k, false)), kind: Kind::Int, exact: true }
+            Agg {
+                sql: format!("COUNT({})", agg_arg(rng, env, k, false)),
+                kind: Kind::Int,
+                exact: true,
+            }
         }
         3 | 4 => {
             let k = numeric_kind(rng, env);
             let arg = agg_arg(rng, env, k, false);
-            let exact = k != Kind::Float && env.columns(Kind::Float, false).iter().all(|c| c.exact || !arg.contains(&c.sql));
-            Agg { sql: format!("SUM({arg})"), kind: k, exact }
+            let exact = k != Kind::Float
+                && env
+                    .columns(Kind::Float, false)
+                    .iter()
+                    .all(|c| c.exact || !arg.contains(&c.sql));
+            Agg {
+                sql: format!("SUM({arg})"),
+                kind: k,
+                exact,
+            }
         }
         5 => {
             let k = numeric_kind(rng, env);
             let arg = agg_arg(rng, env, k, false);
-            let kind = if k == Kind::Dec { Kind::Dec } else { Kind::Float };
+            let kind = if k == Kind::Dec {
+                Kind::Dec
+            } else {
+                Kind::Float
+            };
             // AVG of integers sums exact integers (as f64) and divides once.
-            let exact = k != Kind::Float && env.columns(Kind::Float, false).iter().all(|c| c.exact || !arg.contains(&c.sql));
-            Agg { sql: format!("AVG({arg})"), kind, exact }
+            let exact = k != Kind::Float
+                && env
+                    .columns(Kind::Float, false)
+                    .iter()
+                    .all(|c| c.exact || !arg.contains(&c.sql));
+            Agg {
+                sql: format!("AVG({arg})"),
+                kind,
+                exact,
+            }
         }
         6..=8 => {
             let k = any_kind(rng, env);
             let arg = agg_arg(rng, env, k, false);
             let exact = env.cols.iter().all(|c| c.exact || !arg.contains(&c.sql));
-            Agg { sql: format!("{}({arg})", rng.pick(&["MIN", "MAX"])), kind: k, exact }
+            Agg {
+                sql: format!("{}({arg})", rng.pick(&["MIN", "MAX"])),
+                kind: k,
+                exact,
+            }
         }
         // Append-only input only: aggregates that cannot retract.
         9 | 10 => {
             let k = any_kind(rng, env);
             // Distinct floats only of a table column: see `Env::key_columns`.
-            let floats: Vec<&Col> = env.key_columns().into_iter().filter(|c| c.kind == Kind::Float).collect();
+            let floats: Vec<&Col> = env
+                .key_columns()
+                .into_iter()
+                .filter(|c| c.kind == Kind::Float)
+                .collect();
             let arg = match k {
                 Kind::Float if floats.is_empty() => agg_arg(rng, env, Kind::Int, true),
                 Kind::Float => rng.pick(&floats).sql.clone(),
                 _ => agg_arg(rng, env, k, true),
             };
-            Agg { sql: format!("COUNT(DISTINCT {arg})"), kind: Kind::Int, exact: true }
+            Agg {
+                sql: format!("COUNT(DISTINCT {arg})"),
+                kind: Kind::Int,
+                exact: true,
+            }
         }
         11 => {
             let k = *rng.pick(&[Kind::Int, Kind::Dec]);
-            Agg { sql: format!("SUM(DISTINCT {})", agg_arg(rng, env, k, true)), kind: k, exact: true }
+            Agg {
+                sql: format!("SUM(DISTINCT {})", agg_arg(rng, env, k, true)),
+                kind: k,
+                exact: true,
+            }
         }
         _ => match rng.below(2) {
             0 => {
                 let f = rng.pick(&["BOOL_AND", "BOOL_OR"]);
-                Agg { sql: format!("{f}({})", agg_arg(rng, env, Kind::Bool, true)), kind: Kind::Bool, exact: true }
+                Agg {
+                    sql: format!("{f}({})", agg_arg(rng, env, Kind::Bool, true)),
+                    kind: Kind::Bool,
+                    exact: true,
+                }
             }
             _ => {
                 let k = numeric_kind(rng, env);
                 let f = rng.pick(&["STDDEV", "VAR_POP"]);
-                Agg { sql: format!("{f}({})", agg_arg(rng, env, k, false)), kind: Kind::Float, exact: false }
+                Agg {
+                    sql: format!("{f}({})", agg_arg(rng, env, k, false)),
+                    kind: Kind::Float,
+                    exact: false,
+                }
             }
         },
     };
@@ -952,15 +1267,31 @@ fn aggregate_of_kind(rng: &mut Rng, env: &Env, kind: Kind) -> Agg {
     let (sql, exact) = match kind {
         Kind::Int => match rng.below(3) {
             0 => ("COUNT(*)".to_string(), true),
-            1 => (format!("SUM({})", agg_arg(rng, env, Kind::Int, false)), true),
-            _ => (format!("MAX({})", agg_arg(rng, env, Kind::Int, false)), true),
+            1 => (
+                format!("SUM({})", agg_arg(rng, env, Kind::Int, false)),
+                true,
+            ),
+            _ => (
+                format!("MAX({})", agg_arg(rng, env, Kind::Int, false)),
+                true,
+            ),
         },
         Kind::Float => match rng.below(2) {
             0 => (format!("AVG({})", agg_arg(rng, env, Kind::Int, true)), true),
-            _ => (format!("MIN({})", agg_arg(rng, env, Kind::Float, true)), true),
+            _ => (
+                format!("MIN({})", agg_arg(rng, env, Kind::Float, true)),
+                true,
+            ),
         },
         Kind::Dec => (format!("SUM({})", agg_arg(rng, env, Kind::Dec, true)), true),
-        _ => (format!("{}({})", rng.pick(&["MIN", "MAX"]), agg_arg(rng, env, kind, true)), true),
+        _ => (
+            format!(
+                "{}({})",
+                rng.pick(&["MIN", "MAX"]),
+                agg_arg(rng, env, kind, true)
+            ),
+            true,
+        ),
     };
     Agg { sql, kind, exact }
 }
@@ -975,8 +1306,16 @@ fn aggregate_item(rng: &mut Rng, env: &Env) -> Item {
         (Kind::Str, 0) => format!("UPPER({})", agg.sql),
         _ => agg.sql,
     };
-    let kind = if sql.starts_with("CASE") { Kind::Str } else { agg.kind };
-    Item { expr: ItemExpr::Sql(sql), kind, exact: agg.exact }
+    let kind = if sql.starts_with("CASE") {
+        Kind::Str
+    } else {
+        agg.kind
+    };
+    Item {
+        expr: ItemExpr::Sql(sql),
+        kind,
+        exact: agg.exact,
+    }
 }
 
 /// Turns SUMs of decimals into MAXes if any aggregate is DISTINCT.
@@ -988,7 +1327,10 @@ fn aggregate_item(rng: &mut Rng, env: &Env) -> Item {
 /// Decimal128(30, 2) < Decimal128(20, 2)"); STREAMING gets it right
 /// (regressions.slt, sixth case). `having` never sums decimals.
 fn no_decimal_sums_beside_distinct(items: &mut [Item]) {
-    if items.iter().any(|it| matches!(&it.expr, ItemExpr::Sql(e) if e.contains("DISTINCT"))) {
+    if items
+        .iter()
+        .any(|it| matches!(&it.expr, ItemExpr::Sql(e) if e.contains("DISTINCT")))
+    {
         for it in items {
             if let (ItemExpr::Sql(e), Kind::Dec) = (&mut it.expr, it.kind) {
                 *e = e.replace("SUM(", "MAX(");
@@ -1003,14 +1345,36 @@ fn having(rng: &mut Rng, env: &Env) -> String {
         let agg = (0..5)
             .map(|_| aggregate(rng, env))
             .find(|a| a.exact && !(a.kind == Kind::Dec && a.sql.starts_with("SUM(")))
-            .unwrap_or(Agg { sql: "COUNT(*)".into(), kind: Kind::Int, exact: true });
+            .unwrap_or(Agg {
+                sql: "COUNT(*)".into(),
+                kind: Kind::Int,
+                exact: true,
+            });
         match agg.kind {
-            Kind::Int => format!("({} {} {})", agg.sql, rng.pick(&[">", ">=", "<", "<>"]), rng.range(0, 4)),
-            Kind::Bool => format!("({} IS NOT DISTINCT FROM {})", agg.sql, rng.pick(&["TRUE", "FALSE"])),
-            k => format!("({} {} {})", agg.sql, rng.pick(&[">", "<", "<>", "IS DISTINCT FROM"]), literal(rng, k)),
+            Kind::Int => format!(
+                "({} {} {})",
+                agg.sql,
+                rng.pick(&[">", ">=", "<", "<>"]),
+                rng.range(0, 4)
+            ),
+            Kind::Bool => format!(
+                "({} IS NOT DISTINCT FROM {})",
+                agg.sql,
+                rng.pick(&["TRUE", "FALSE"])
+            ),
+            k => format!(
+                "({} {} {})",
+                agg.sql,
+                rng.pick(&[">", "<", "<>", "IS DISTINCT FROM"]),
+                literal(rng, k)
+            ),
         }
     };
-    if rng.chance(0.2) { format!("{} AND {}", one(rng), one(rng)) } else { one(rng) }
+    if rng.chance(0.2) {
+        format!("{} AND {}", one(rng), one(rng))
+    } else {
+        one(rng)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1021,7 +1385,11 @@ fn having(rng: &mut Rng, env: &Env) -> String {
 fn group_key(rng: &mut Rng, env: &Env) -> Key {
     let candidates = env.key_columns();
     let Some(col) = (!candidates.is_empty()).then(|| (*rng.pick(&candidates)).clone()) else {
-        return Key { sql: "'constant'".into(), kind: Kind::Str, removable: true };
+        return Key {
+            sql: "'constant'".into(),
+            kind: Kind::Str,
+            removable: true,
+        };
     };
     let c = &col.sql;
     let (sql, kind) = if rng.chance(0.6) {
@@ -1042,7 +1410,11 @@ fn group_key(rng: &mut Rng, env: &Env) -> Key {
             Kind::Ts => (format!("({c} - INTERVAL '1' MINUTE)"), Kind::Ts),
         }
     };
-    Key { sql, kind, removable: true }
+    Key {
+        sql,
+        kind,
+        removable: true,
+    }
 }
 
 fn projection(rng: &mut Rng, env: &Env, from: From) -> Select {
@@ -1053,19 +1425,37 @@ fn projection(rng: &mut Rng, env: &Env, from: From) -> Select {
             let depth = rng.below(4) as u32;
             let sql = scalar(rng, env, kind, depth, false);
             let exact = env.cols.iter().all(|c| c.exact || !sql.contains(&c.sql));
-            Item { expr: ItemExpr::Sql(sql), kind, exact }
+            Item {
+                expr: ItemExpr::Sql(sql),
+                kind,
+                exact,
+            }
         })
         .collect();
     let filter = rng.chance(0.6).then(|| condition(rng, env, 2));
-    Select { distinct: false, items, from, filter, group: None, having: None }
+    Select {
+        distinct: false,
+        items,
+        from,
+        filter,
+        group: None,
+        having: None,
+    }
 }
 
 /// `GROUP BY` with `keys` (fixed ones first, then 0–2 random) and 1–4
 /// aggregates; sometimes a global aggregate, a WHERE, a HAVING.
 fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Select {
-    let env = &Env { date_trunc: false, ..env.clone() };
+    let env = &Env {
+        date_trunc: false,
+        ..env.clone()
+    };
     let fixed = keys.len();
-    let extra = if fixed == 0 && rng.chance(0.15) { 0 } else { 1 + rng.below(2) };
+    let extra = if fixed == 0 && rng.chance(0.15) {
+        0
+    } else {
+        1 + rng.below(2)
+    };
     for _ in 0..extra {
         let k = group_key(rng, env);
         if !keys.iter().any(|o| o.sql == k.sql) {
@@ -1076,7 +1466,11 @@ fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Sele
         .iter()
         .enumerate()
         .filter(|(i, _)| *i < fixed || rng.chance(0.85))
-        .map(|(i, k)| Item { expr: ItemExpr::Key(i), kind: k.kind, exact: true })
+        .map(|(i, k)| Item {
+            expr: ItemExpr::Key(i),
+            kind: k.kind,
+            exact: true,
+        })
         .collect();
     for _ in 0..1 + rng.below(4) {
         items.push(aggregate_item(rng, env));
@@ -1084,22 +1478,45 @@ fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Sele
     let filter = (!env.plain && rng.chance(0.35)).then(|| condition(rng, env, 2));
     let having = rng.chance(0.25).then(|| having(rng, env));
     no_decimal_sums_beside_distinct(&mut items);
-    Select { distinct: false, items, from, filter, group: Some(keys), having }
+    Select {
+        distinct: false,
+        items,
+        from,
+        filter,
+        group: Some(keys),
+        having,
+    }
 }
 
 fn distinct(rng: &mut Rng, env: &Env, from: From) -> Select {
-    let mut s = projection(rng, &Env { date_trunc: false, ..env.clone() }, from);
+    let mut s = projection(
+        rng,
+        &Env {
+            date_trunc: false,
+            ..env.clone()
+        },
+        from,
+    );
     s.distinct = true;
     // Keep the distinct values few: mostly plain columns; floats only as
     // table columns (see `Env::key_columns`).
     let keys = env.key_columns();
     for it in &mut s.items {
-        let float_expr = it.kind == Kind::Float && !matches!(&it.expr, ItemExpr::Sql(e) if keys.iter().any(|c| &c.sql == e));
+        let float_expr = it.kind == Kind::Float
+            && !matches!(&it.expr, ItemExpr::Sql(e) if keys.iter().any(|c| &c.sql == e));
         if (float_expr || rng.chance(0.5)) && !keys.is_empty() {
             let c = rng.pick(&keys);
-            *it = Item { expr: ItemExpr::Sql(c.sql.clone()), kind: c.kind, exact: true };
+            *it = Item {
+                expr: ItemExpr::Sql(c.sql.clone()),
+                kind: c.kind,
+                exact: true,
+            };
         } else if float_expr {
-            *it = Item { expr: ItemExpr::Sql("'constant'".into()), kind: Kind::Str, exact: true };
+            *it = Item {
+                expr: ItemExpr::Sql("'constant'".into()),
+                kind: Kind::Str,
+                exact: true,
+            };
         }
     }
     s
@@ -1114,36 +1531,73 @@ fn table_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
 /// (with `session`) SESSION. Returns the TVF and the SESSION partition
 /// column, if any.
 fn window_tvf(rng: &mut Rng, t: &Table, session: bool) -> (From, Option<String>) {
-    let secs = |n: i64| if n % 60 == 0 { format!("INTERVAL '{}' MINUTE", n / 60) } else { format!("INTERVAL '{n}' SECOND") };
+    let secs = |n: i64| {
+        if n % 60 == 0 {
+            format!("INTERVAL '{}' MINUTE", n / 60)
+        } else {
+            format!("INTERVAL '{n}' SECOND")
+        }
+    };
     let name = &t.name;
     let (tvf, partition) = if session {
         let gap = secs(rng.range(1, 6));
-        let keys: Vec<&Column> = t.columns.iter().filter(|c| c.ty != ColType::Ts && c.ty != ColType::Double).collect();
+        let keys: Vec<&Column> = t
+            .columns
+            .iter()
+            .filter(|c| c.ty != ColType::Ts && c.ty != ColType::Double)
+            .collect();
         match (rng.chance(0.7) && !keys.is_empty()).then(|| rng.pick(&keys).name.clone()) {
-            Some(k) => (format!("TABLE(SESSION(TABLE {name} PARTITION BY {k}, DESCRIPTOR(ts), {gap}))"), Some(k)),
-            None => (format!("TABLE(SESSION(TABLE {name}, DESCRIPTOR(ts), {gap}))"), None),
+            Some(k) => (
+                format!("TABLE(SESSION(TABLE {name} PARTITION BY {k}, DESCRIPTOR(ts), {gap}))"),
+                Some(k),
+            ),
+            None => (
+                format!("TABLE(SESSION(TABLE {name}, DESCRIPTOR(ts), {gap}))"),
+                None,
+            ),
         }
     } else {
         let tvf = match rng.below(3) {
             0 => {
                 let size = *rng.pick(&[1, 2, 5, 10, 30, 60]);
-                let offset = if size > 1 && rng.chance(0.2) { format!(", {}", secs(rng.range(1, size - 1))) } else { String::new() };
-                format!("TABLE(TUMBLE(TABLE {name}, DESCRIPTOR(ts), {}{offset}))", secs(size))
+                let offset = if size > 1 && rng.chance(0.2) {
+                    format!(", {}", secs(rng.range(1, size - 1)))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "TABLE(TUMBLE(TABLE {name}, DESCRIPTOR(ts), {}{offset}))",
+                    secs(size)
+                )
             }
             1 => {
                 let slide = *rng.pick(&[1, 2, 5, 10, 30]);
                 let size = slide * rng.range(2, 4);
-                format!("TABLE(HOP(TABLE {name}, DESCRIPTOR(ts), {}, {}))", secs(slide), secs(size))
+                format!(
+                    "TABLE(HOP(TABLE {name}, DESCRIPTOR(ts), {}, {}))",
+                    secs(slide),
+                    secs(size)
+                )
             }
             _ => {
                 let step = *rng.pick(&[1, 2, 5, 10, 30]);
                 let size = step * rng.range(2, 4);
-                format!("TABLE(CUMULATE(TABLE {name}, DESCRIPTOR(ts), {}, {}))", secs(step), secs(size))
+                format!(
+                    "TABLE(CUMULATE(TABLE {name}, DESCRIPTOR(ts), {}, {}))",
+                    secs(step),
+                    secs(size)
+                )
             }
         };
         (tvf, None)
     };
-    (From::Window { table: t.name.clone(), tvf }, partition)
+    (
+        From::Window {
+            table: t.name.clone(),
+            tvf,
+        },
+        partition,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1185,7 +1639,11 @@ impl Family {
         match self {
             Family::Projection => {
                 let (env, from) = table_from(rng, tables);
-                if rng.chance(0.3) { distinct(rng, &env, from) } else { projection(rng, &env, from) }
+                if rng.chance(0.3) {
+                    distinct(rng, &env, from)
+                } else {
+                    projection(rng, &env, from)
+                }
             }
             Family::Aggregate => {
                 let (env, from) = table_from(rng, tables);
@@ -1218,11 +1676,22 @@ fn select_of_kinds(rng: &mut Rng, tables: &TableSet, kinds: &[Kind]) -> Select {
             .iter()
             .map(|&k| {
                 let depth = rng.below(3) as u32;
-                Item { expr: ItemExpr::Sql(scalar(rng, &env, k, depth, false)), kind: k, exact: true }
+                Item {
+                    expr: ItemExpr::Sql(scalar(rng, &env, k, depth, false)),
+                    kind: k,
+                    exact: true,
+                }
             })
             .collect();
         let filter = rng.chance(0.5).then(|| condition(rng, &env, 2));
-        return Select { distinct: false, items, from, filter, group: None, having: None };
+        return Select {
+            distinct: false,
+            items,
+            from,
+            filter,
+            group: None,
+            having: None,
+        };
     }
     let mut keys: Vec<Key> = Vec::new();
     let mut items = Vec::new();
@@ -1230,21 +1699,49 @@ fn select_of_kinds(rng: &mut Rng, tables: &TableSet, kinds: &[Kind]) -> Select {
         // Not a float key: see `Env::key_columns`.
         if k != Kind::Float && rng.chance(0.4) {
             let depth = rng.below(2) as u32;
-            let sql = scalar(rng, &Env { date_trunc: false, ..env.clone() }, k, depth, true);
+            let sql = scalar(
+                rng,
+                &Env {
+                    date_trunc: false,
+                    ..env.clone()
+                },
+                k,
+                depth,
+                true,
+            );
             if env.cols.iter().any(|c| sql.contains(&c.sql)) {
                 let index = keys.iter().position(|o| o.sql == sql).unwrap_or_else(|| {
-                    keys.push(Key { sql, kind: k, removable: true });
+                    keys.push(Key {
+                        sql,
+                        kind: k,
+                        removable: true,
+                    });
                     keys.len() - 1
                 });
-                items.push(Item { expr: ItemExpr::Key(index), kind: k, exact: true });
+                items.push(Item {
+                    expr: ItemExpr::Key(index),
+                    kind: k,
+                    exact: true,
+                });
                 continue;
             }
         }
         let agg = aggregate_of_kind(rng, &env, k);
-        items.push(Item { expr: ItemExpr::Sql(agg.sql), kind: k, exact: agg.exact });
+        items.push(Item {
+            expr: ItemExpr::Sql(agg.sql),
+            kind: k,
+            exact: agg.exact,
+        });
     }
     let filter = rng.chance(0.4).then(|| condition(rng, &env, 2));
-    Select { distinct: false, items, from, filter, group: Some(keys), having: None }
+    Select {
+        distinct: false,
+        items,
+        from,
+        filter,
+        group: Some(keys),
+        having: None,
+    }
 }
 
 /// A query over an aggregate (or DISTINCT): its input is updating, unless
@@ -1268,7 +1765,11 @@ fn nested(rng: &mut Rng, tables: &TableSet) -> Select {
         }
     };
     let outer = over(rng, inner);
-    if rng.chance(0.15) { over(rng, outer) } else { outer }
+    if rng.chance(0.15) {
+        over(rng, outer)
+    } else {
+        outer
+    }
 }
 
 /// A SELECT over `inner` as a derived table.
@@ -1324,7 +1825,11 @@ fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> 
     let session = allow_session && rng.chance(0.25);
     let (from, partition) = window_tvf(rng, t, session);
     let env = Env::of_window(t);
-    let fixed = |sql: &str| Key { sql: sql.into(), kind: Kind::Ts, removable: false };
+    let fixed = |sql: &str| Key {
+        sql: sql.into(),
+        kind: Kind::Ts,
+        removable: false,
+    };
     let mut keys = vec![fixed("window_start"), fixed("window_end")];
     if rng.chance(0.15) {
         keys.push(fixed("window_time"));
@@ -1332,15 +1837,28 @@ fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> 
     let mut s = if session {
         if let Some(p) = partition {
             let kind = t.columns.iter().find(|c| c.name == p).unwrap().ty.kind();
-            keys.push(Key { sql: p, kind, removable: false });
+            keys.push(Key {
+                sql: p,
+                kind,
+                removable: false,
+            });
         }
         // STREAMING refuses, at plan time, aggregates and WHERE clauses that
         // read a SESSION window's own columns (they are fused into the
         // session aggregate, which reads the table's columns).
-        let mut s = aggregation(rng, &Env { plain: true, ..Env::of_table(t) }, from, keys);
+        let mut s = aggregation(
+            rng,
+            &Env {
+                plain: true,
+                ..Env::of_table(t)
+            },
+            from,
+            keys,
+        );
         s.group.as_mut().unwrap().retain(|k| !k.removable);
         let n = s.group.as_ref().unwrap().len();
-        s.items.retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i >= n));
+        s.items
+            .retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i >= n));
         // One aggregate per column and no HAVING: two aggregates that cast
         // the same column (`AVG(i)`, `VAR_POP(i)`) are a common
         // subexpression.
@@ -1349,32 +1867,57 @@ fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> 
         s.items.retain(|it| match &it.expr {
             ItemExpr::Key(_) => true,
             ItemExpr::Sql(e) => {
-                let cols: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).filter(|c| e.contains(c)).collect();
+                let cols: Vec<&str> = t
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .filter(|c| e.contains(c))
+                    .collect();
                 let fresh = cols.iter().all(|c| !used.contains(c));
                 used.extend(cols);
                 fresh
             }
         });
         if s.items.is_empty() {
-            s.items.push(Item { expr: ItemExpr::Sql("COUNT(*)".into()), kind: Kind::Int, exact: true });
+            s.items.push(Item {
+                expr: ItemExpr::Sql("COUNT(*)".into()),
+                kind: Kind::Int,
+                exact: true,
+            });
         }
         s
     } else {
         let mut s = aggregation(rng, &env, from, keys);
         // At most one key besides the window's.
-        let fixed = s.group.as_ref().unwrap().iter().filter(|k| !k.removable).count();
+        let fixed = s
+            .group
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|k| !k.removable)
+            .count();
         s.group.as_mut().unwrap().truncate(fixed + 1);
         let n = fixed + 1;
-        s.items.retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i >= n));
+        s.items
+            .retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i >= n));
         if s.items.is_empty() {
-            s.items.push(Item { expr: ItemExpr::Sql("COUNT(*)".into()), kind: Kind::Int, exact: true });
+            s.items.push(Item {
+                expr: ItemExpr::Sql("COUNT(*)".into()),
+                kind: Kind::Int,
+                exact: true,
+            });
         }
         s
     };
     // Window columns are not always shown.
-    s.items.retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i < 2 && rng.chance(0.25)));
+    s.items
+        .retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i < 2 && rng.chance(0.25)));
     if s.items.is_empty() {
-        s.items.push(Item { expr: ItemExpr::Key(0), kind: Kind::Ts, exact: true });
+        s.items.push(Item {
+            expr: ItemExpr::Key(0),
+            kind: Kind::Ts,
+            exact: true,
+        });
     }
     s
 }
@@ -1414,8 +1957,17 @@ impl Case {
                 b.tables(&mut used);
             }
         }
-        let tables = self.tables.tables.iter().filter(|t| used.contains(&t.name)).cloned().collect();
-        Case { tables: TableSet { tables }, ..self.clone() }
+        let tables = self
+            .tables
+            .tables
+            .iter()
+            .filter(|t| used.contains(&t.name))
+            .cloned()
+            .collect();
+        Case {
+            tables: TableSet { tables },
+            ..self.clone()
+        }
     }
 }
 
@@ -1434,13 +1986,27 @@ enum Verdict {
     BothFailed(String),
     /// A contract violation; the BATCH result and the folded STREAMING
     /// result when they exist.
-    Disagree { why: String, batch: Option<Vec<RecordBatch>>, streaming: Option<RecordBatch> },
+    Disagree {
+        why: String,
+        batch: Option<Vec<RecordBatch>>,
+        streaming: Option<RecordBatch>,
+    },
 }
 
-async fn run_batch(session: &Session, sql: &str, parallelism: usize) -> Result<Vec<RecordBatch>, String> {
-    session.set("execution.runtime-mode", "batch").map_err(|e| e.to_string())?;
-    session.set("parallelism.default", &parallelism.to_string()).map_err(|e| e.to_string())?;
-    session.reset(Some("datafusion.execution.batch_size")).map_err(|e| e.to_string())?;
+async fn run_batch(
+    session: &Session,
+    sql: &str,
+    parallelism: usize,
+) -> Result<Vec<RecordBatch>, String> {
+    session
+        .set("execution.runtime-mode", "batch")
+        .map_err(|e| e.to_string())?;
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .map_err(|e| e.to_string())?;
+    session
+        .reset(Some("datafusion.execution.batch_size"))
+        .map_err(|e| e.to_string())?;
     let run = async { session.sql(sql).await?.collect().await };
     match tokio::time::timeout(QUERY_TIMEOUT, run).await {
         Ok(r) => r.map_err(|e| e.to_string()),
@@ -1448,15 +2014,29 @@ async fn run_batch(session: &Session, sql: &str, parallelism: usize) -> Result<V
     }
 }
 
-async fn run_streaming(session: &Session, sql: &str, parallelism: usize, batch_size: usize) -> Result<StreamingRun, String> {
-    session.set("execution.runtime-mode", "streaming").map_err(|e| e.to_string())?;
-    session.set("parallelism.default", &parallelism.to_string()).map_err(|e| e.to_string())?;
-    session.set("datafusion.execution.batch_size", &batch_size.to_string()).map_err(|e| e.to_string())?;
+async fn run_streaming(
+    session: &Session,
+    sql: &str,
+    parallelism: usize,
+    batch_size: usize,
+) -> Result<StreamingRun, String> {
+    session
+        .set("execution.runtime-mode", "streaming")
+        .map_err(|e| e.to_string())?;
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .map_err(|e| e.to_string())?;
+    session
+        .set("datafusion.execution.batch_size", &batch_size.to_string())
+        .map_err(|e| e.to_string())?;
     let run = async {
         let mut result = session.sql(sql).await.map_err(|e| e.to_string())?;
         let mode = result.mode().map(|m| m.mode);
         if mode != Some(RuntimeMode::Streaming) {
-            return Ok(StreamingRun { folded: Err(format!("ran in {mode:?}, not STREAMING")), late: vec![] });
+            return Ok(StreamingRun {
+                folded: Err(format!("ran in {mode:?}, not STREAMING")),
+                late: vec![],
+            });
         }
         let schema = result.schema();
         let mut changelog = Vec::new();
@@ -1464,7 +2044,10 @@ async fn run_streaming(session: &Session, sql: &str, parallelism: usize, batch_s
             changelog.push(batch.map_err(|e| e.to_string())?);
         }
         let folded = fold(&schema, &changelog).map_err(|e| format!("fold: {e}"));
-        Ok(StreamingRun { folded, late: result.late_rows() })
+        Ok(StreamingRun {
+            folded,
+            late: result.late_rows(),
+        })
     };
     match tokio::time::timeout(QUERY_TIMEOUT, run).await {
         Ok(r) => r,
@@ -1475,34 +2058,55 @@ async fn run_streaming(session: &Session, sql: &str, parallelism: usize, batch_s
 async fn judge(session: &Session, case: &Case) -> Verdict {
     let sql = case.query.sql();
     let batch = run_batch(session, &sql, case.batch_parallelism).await;
-    let streaming = run_streaming(session, &sql, case.stream_parallelism, case.stream_batch_size).await;
+    let streaming = run_streaming(
+        session,
+        &sql,
+        case.stream_parallelism,
+        case.stream_batch_size,
+    )
+    .await;
     match (batch, streaming) {
         (Err(b), Err(s)) => Verdict::BothFailed(format!("BATCH: {b}\nSTREAMING: {s}")),
-        (Err(b), Ok(run)) => {
-            Verdict::Disagree { why: format!("BATCH failed but STREAMING succeeded: {b}"), batch: None, streaming: run.folded.ok() }
-        }
-        (Ok(batch), Err(s)) => {
-            Verdict::Disagree { why: format!("STREAMING failed but BATCH succeeded: {s}"), batch: Some(batch), streaming: None }
-        }
+        (Err(b), Ok(run)) => Verdict::Disagree {
+            why: format!("BATCH failed but STREAMING succeeded: {b}"),
+            batch: None,
+            streaming: run.folded.ok(),
+        },
+        (Ok(batch), Err(s)) => Verdict::Disagree {
+            why: format!("STREAMING failed but BATCH succeeded: {s}"),
+            batch: Some(batch),
+            streaming: None,
+        },
         (Ok(batch), Ok(run)) => {
             let folded = match run.folded {
                 Ok(f) => f,
                 Err(e) => {
                     let why = format!("STREAMING changelog is broken: {e}");
-                    return Verdict::Disagree { why, batch: Some(batch), streaming: None };
+                    return Verdict::Disagree {
+                        why,
+                        batch: Some(batch),
+                        streaming: None,
+                    };
                 }
             };
             let expected = cells(&batch);
             let actual = cells(std::slice::from_ref(&folded));
             let why = if !run.late.is_empty() {
-                format!("STREAMING reported late rows, but no row is late: {:?}", run.late)
+                format!(
+                    "STREAMING reported late rows, but no row is late: {:?}",
+                    run.late
+                )
             } else {
                 match compare(expected, actual) {
                     Ok(n) => return Verdict::Agree(n),
                     Err(diff) => format!("results differ\n{diff}"),
                 }
             };
-            Verdict::Disagree { why, batch: Some(batch), streaming: Some(folded) }
+            Verdict::Disagree {
+                why,
+                batch: Some(batch),
+                streaming: Some(folded),
+            }
         }
     }
 }
@@ -1513,7 +2117,13 @@ fn failure_class(why: &str) -> String {
     let first = why.lines().next().unwrap_or_default();
     if first.contains("failed but") {
         // The error itself, without its location and numbers.
-        first.split(" (at line").next().unwrap_or_default().chars().filter(|c| !c.is_ascii_digit()).collect()
+        first
+            .split(" (at line")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect()
     } else {
         first.split(':').next().unwrap_or_default().to_string()
     }
@@ -1554,7 +2164,11 @@ fn cells(batches: &[RecordBatch]) -> Rows {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         let floats: Vec<Option<Float64Array>> = b
             .columns()
             .iter()
@@ -1599,7 +2213,9 @@ fn close(a: &[Cell], b: &[Cell]) -> bool {
             (Cell::Text(x), Cell::Text(y)) => x == y,
             // ~10 significant digits; near zero, an absolute slack for sums
             // that cancel out.
-            (Cell::Float(x), Cell::Float(y)) => (x - y).abs() <= 1e-10 * x.abs().max(y.abs()) + 1e-9,
+            (Cell::Float(x), Cell::Float(y)) => {
+                (x - y).abs() <= 1e-10 * x.abs().max(y.abs()) + 1e-9
+            }
             _ => false,
         })
 }
@@ -1639,8 +2255,15 @@ fn compare(mut batch: Rows, mut streaming: Rows) -> Result<usize, String> {
         // Sorting put near-equal floats in different orders.
         return Ok(batch.len());
     }
-    let mut diff = format!("BATCH {} rows, STREAMING (folded) {} rows\n", batch.len(), streaming.len());
-    for (label, rows) in [("only in BATCH", &only_batch), ("only in STREAMING", &only_streaming)] {
+    let mut diff = format!(
+        "BATCH {} rows, STREAMING (folded) {} rows\n",
+        batch.len(),
+        streaming.len()
+    );
+    for (label, rows) in [
+        ("only in BATCH", &only_batch),
+        ("only in STREAMING", &only_streaming),
+    ] {
         writeln!(diff, "{label} ({}):", rows.len()).unwrap();
         for r in rows.iter().take(15) {
             writeln!(diff, "  {r}").unwrap();
@@ -1668,7 +2291,11 @@ async fn shrink(case: Case, why: &str) -> Case {
         progress = false;
         // A simpler query.
         for q in case.query.simpler() {
-            let candidate = Case { query: q, ..case.clone() }.only_used_tables();
+            let candidate = Case {
+                query: q,
+                ..case.clone()
+            }
+            .only_used_tables();
             if still_fails(&candidate, class, 2).await.is_some() {
                 case = candidate;
                 progress = true;
@@ -1681,7 +2308,12 @@ async fn shrink(case: Case, why: &str) -> Case {
         // Simpler settings.
         for (p, bs) in [(1, case.stream_batch_size), (case.stream_parallelism, 8192)] {
             if (p, bs) != (case.stream_parallelism, case.stream_batch_size) {
-                let candidate = Case { stream_parallelism: p, stream_batch_size: bs, batch_parallelism: 1, ..case.clone() };
+                let candidate = Case {
+                    stream_parallelism: p,
+                    stream_batch_size: bs,
+                    batch_parallelism: 1,
+                    ..case.clone()
+                };
                 if still_fails(&candidate, class, 2).await.is_some() {
                     case = candidate;
                     progress = true;
@@ -1709,7 +2341,12 @@ async fn shrink(case: Case, why: &str) -> Case {
             }
         }
         // One INSERT (one input batch) per table.
-        if case.tables.tables.iter().any(|t| t.rows.iter().any(|r| r.batch != 0)) {
+        if case
+            .tables
+            .tables
+            .iter()
+            .any(|t| t.rows.iter().any(|r| r.batch != 0))
+        {
             let mut candidate = case.clone();
             for r in candidate.tables.tables.iter_mut().flat_map(|t| &mut t.rows) {
                 r.batch = 0;
@@ -1736,7 +2373,12 @@ fn slt_type(t: &DataType) -> char {
 
 /// The case as a self-contained `.slt` record set: BATCH's rows expected,
 /// or STREAMING's if BATCH failed.
-fn slt(case: &Case, batch: Option<&[RecordBatch]>, streaming: Option<&RecordBatch>, why: &str) -> String {
+fn slt(
+    case: &Case,
+    batch: Option<&[RecordBatch]>,
+    streaming: Option<&RecordBatch>,
+    why: &str,
+) -> String {
     let mut s = String::new();
     for line in why.lines().take(30) {
         writeln!(s, "# {line}").unwrap();
@@ -1747,7 +2389,10 @@ fn slt(case: &Case, batch: Option<&[RecordBatch]>, streaming: Option<&RecordBatc
             writeln!(s, "statement ok\n{sql}\n").unwrap();
         }
     }
-    for (k, v) in [("parallelism.default", case.stream_parallelism), ("datafusion.execution.batch_size", case.stream_batch_size)] {
+    for (k, v) in [
+        ("parallelism.default", case.stream_parallelism),
+        ("datafusion.execution.batch_size", case.stream_batch_size),
+    ] {
         writeln!(s, "statement ok\nSET '{k}' = '{v}'\n").unwrap();
     }
     let sql = case.query.sql();
@@ -1762,7 +2407,12 @@ fn slt(case: &Case, batch: Option<&[RecordBatch]>, streaming: Option<&RecordBatc
     match expected {
         Some(batches) => {
             let types: String = match batches.first() {
-                Some(b) => b.schema().fields().iter().map(|f| slt_type(f.data_type())).collect(),
+                Some(b) => b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| slt_type(f.data_type()))
+                    .collect(),
                 None => "T".into(),
             };
             let mut rows: Vec<String> = tributary_sqllogictest::format_rows(batches)
@@ -1806,7 +2456,10 @@ async fn run_family(family: Family, salt: u64) {
     for set in 0..sets {
         let mut rng = Rng::derived(seed, &[salt, set as u64]);
         let tables = TableSet::generate(&mut rng, family.needs_time());
-        let session = tables.session().await.unwrap_or_else(|e| panic!("seed {seed:#x}, table set {set}: {e}"));
+        let session = tables
+            .session()
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed:#x}, table set {set}: {e}"));
         for q in 0..QUERIES_PER_SET.min(cases - set * QUERIES_PER_SET) {
             let case = Case::generate(&mut rng, family, &tables);
             stats.cases += 1;
@@ -1819,7 +2472,11 @@ async fn run_family(family: Family, salt: u64) {
                 Verdict::BothFailed(e) => {
                     stats.both_failed += 1;
                     if error_samples.len() < 5 {
-                        error_samples.push(format!("{}\n  {}", case.query.sql(), e.replace('\n', "\n  ")));
+                        error_samples.push(format!(
+                            "{}\n  {}",
+                            case.query.sql(),
+                            e.replace('\n', "\n  ")
+                        ));
                     }
                 }
                 Verdict::Disagree { why, .. } => {
@@ -1827,11 +2484,22 @@ async fn run_family(family: Family, salt: u64) {
                     if reports.len() >= MAX_REPORTED {
                         continue;
                     }
-                    eprintln!("{family:?}: seed {seed:#x}, table set {set}, query {q} fails; shrinking:\n{}\n{why}", case.query.sql());
+                    eprintln!(
+                        "{family:?}: seed {seed:#x}, table set {set}, query {q} fails; shrinking:\n{}\n{why}",
+                        case.query.sql()
+                    );
                     let small = shrink(case.clone(), &why).await;
                     let (why, batch, streaming) = match still_fails(&small, None, 3).await {
-                        Some(Verdict::Disagree { why, batch, streaming }) => (why, batch, streaming),
-                        _ => (format!("(flaky: the shrunk case passed when run again)\n{why}"), None, None),
+                        Some(Verdict::Disagree {
+                            why,
+                            batch,
+                            streaming,
+                        }) => (why, batch, streaming),
+                        _ => (
+                            format!("(flaky: the shrunk case passed when run again)\n{why}"),
+                            None,
+                            None,
+                        ),
                     };
                     let report = format!(
                         "---- {family:?}: TRIBUTARY_RANDOM_SEED={seed:#x} TRIBUTARY_RANDOM_CASES={}, table set {set}, query {q}; \
@@ -1875,7 +2543,10 @@ async fn run_family(family: Family, salt: u64) {
         "{family:?}: too many queries fail in both modes: {stats:?}\n{}",
         error_samples.join("\n")
     );
-    assert!(stats.non_empty * 2 >= stats.agreed, "{family:?}: too many empty results: {stats:?}");
+    assert!(
+        stats.non_empty * 2 >= stats.agreed,
+        "{family:?}: too many empty results: {stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1910,7 +2581,13 @@ fn generation_is_deterministic_and_keeps_rows_on_time() {
             let mut rng = Rng::derived(seed, &[7]);
             let t = TableSet::generate(&mut rng, true);
             let q = Family::Union.generate(&mut rng, &t);
-            (t.tables.iter().map(|t| t.inserts().join(";")).collect::<Vec<_>>(), q.sql())
+            (
+                t.tables
+                    .iter()
+                    .map(|t| t.inserts().join(";"))
+                    .collect::<Vec<_>>(),
+                q.sql(),
+            )
         };
         assert_eq!(generate(seed), generate(seed));
         let mut rng = Rng::new(seed);
@@ -1918,7 +2595,10 @@ fn generation_is_deterministic_and_keeps_rows_on_time() {
             let delay = 1000 * (1 + rng.below(10) as i64);
             let mut max = i64::MIN;
             for t in event_times(&mut rng, n, delay).into_iter().flatten() {
-                assert!(t > max.saturating_sub(delay), "a row at {t} after {max} is late for a delay of {delay} ms");
+                assert!(
+                    t > max.saturating_sub(delay),
+                    "a row at {t} after {max} is late for a delay of {delay} ms"
+                );
                 max = max.max(t);
             }
         }

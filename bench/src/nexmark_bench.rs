@@ -97,15 +97,28 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { events: 10_000_000, queries: vec![], parallelism: 2 };
+    let mut a = Args {
+        events: 10_000_000,
+        queries: vec![],
+        parallelism: 2,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--events" => a.events = value()?.parse().map_err(|e| format!("--events: {e}"))?,
             "--queries" => a.queries = value()?.split(',').map(str::to_string).collect(),
-            "--parallelism" => a.parallelism = value()?.parse().map_err(|e| format!("--parallelism: {e}"))?,
-            "-h" | "--help" => return Err("usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P]".into()),
+            "--parallelism" => {
+                a.parallelism = value()?
+                    .parse()
+                    .map_err(|e| format!("--parallelism: {e}"))?
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P]"
+                        .into(),
+                );
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -125,7 +138,13 @@ async fn time_tributary(session: &Session, sql: &str) -> Result<(f64, u64), Stri
 
 async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(f64, u64), String> {
     let start = Instant::now();
-    let mut stream = ctx.sql(sql).await.map_err(|e| e.to_string())?.execute_stream().await.map_err(|e| e.to_string())?;
+    let mut stream = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| e.to_string())?
+        .execute_stream()
+        .await
+        .map_err(|e| e.to_string())?;
     let mut rows = 0;
     while let Some(b) = stream.next().await {
         rows += b.map_err(|e| e.to_string())?.num_rows() as u64;
@@ -150,18 +169,34 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     // Generate once, outside the measured times.
-    let generate = Session::builder().runtime_mode(RuntimeMode::Batch).parallelism(args.parallelism).build().map_err(|e| e.to_string())?;
+    let generate = Session::builder()
+        .runtime_mode(RuntimeMode::Batch)
+        .parallelism(args.parallelism)
+        .build()
+        .map_err(|e| e.to_string())?;
     let ddl = format!(
         "CREATE TABLE bid_gen WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events.num' = '{}')",
         args.events
     );
     generate.sql(&ddl).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let batches: Vec<RecordBatch> =
-        generate.sql("SELECT * FROM bid_gen").await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let batches: Vec<RecordBatch> = generate
+        .sql("SELECT * FROM bid_gen")
+        .await
+        .map_err(|e| e.to_string())?
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
     let bids: usize = batches.iter().map(|b| b.num_rows()).sum();
-    eprintln!("generated {} events ({bids} bids) in {:.2} s", args.events, started.elapsed().as_secs_f64());
-    let schema = batches.first().map(|b| b.schema()).ok_or("no bids generated")?;
+    eprintln!(
+        "generated {} events ({bids} bids) in {:.2} s",
+        args.events,
+        started.elapsed().as_secs_f64()
+    );
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or("no bids generated")?;
     let mut partitions = vec![Vec::new(); args.parallelism.max(1)];
     for (i, b) in batches.into_iter().enumerate() {
         partitions[i % args.parallelism.max(1)].push(b);
@@ -175,7 +210,10 @@ async fn run(args: Args) -> Result<(), String> {
             if f.name() == "datetime" {
                 let mut m = f.metadata().clone();
                 m.insert("tributary.watermark.delay_ms".into(), "4000".into());
-                m.insert("tributary.watermark.expr".into(), "datetime - INTERVAL '4' SECOND".into());
+                m.insert(
+                    "tributary.watermark.expr".into(),
+                    "datetime - INTERVAL '4' SECOND".into(),
+                );
                 Arc::new(f.as_ref().clone().with_metadata(m))
             } else {
                 f.clone()
@@ -184,20 +222,41 @@ async fn run(args: Args) -> Result<(), String> {
         .collect();
     let with_watermark = Arc::new(Schema::new(fields));
     let tributary_table = |mode: RuntimeMode| -> Result<Session, String> {
-        let s = Session::builder().runtime_mode(mode).parallelism(args.parallelism).build().map_err(|e| e.to_string())?;
+        let s = Session::builder()
+            .runtime_mode(mode)
+            .parallelism(args.parallelism)
+            .build()
+            .map_err(|e| e.to_string())?;
         let parts: Vec<Vec<RecordBatch>> = partitions
             .iter()
-            .map(|p| p.iter().map(|b| b.clone().with_schema(with_watermark.clone()).expect("same columns")).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|b| {
+                        b.clone()
+                            .with_schema(with_watermark.clone())
+                            .expect("same columns")
+                    })
+                    .collect()
+            })
             .collect();
         let table = MemTable::try_new(with_watermark.clone(), parts).map_err(|e| e.to_string())?;
-        s.context().register_table("bid", Arc::new(table)).map_err(|e| e.to_string())?;
+        s.context()
+            .register_table("bid", Arc::new(table))
+            .map_err(|e| e.to_string())?;
         Ok(s)
     };
     let batch = tributary_table(RuntimeMode::Batch)?;
     let streaming = tributary_table(RuntimeMode::Streaming)?;
-    let datafusion = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(args.parallelism));
+    let datafusion = SessionContext::new_with_config(
+        SessionConfig::new().with_target_partitions(args.parallelism),
+    );
     datafusion
-        .register_table("bid", Arc::new(MemTable::try_new(schema.clone(), partitions.clone()).map_err(|e| e.to_string())?))
+        .register_table(
+            "bid",
+            Arc::new(
+                MemTable::try_new(schema.clone(), partitions.clone()).map_err(|e| e.to_string())?,
+            ),
+        )
         .map_err(|e| e.to_string())?;
 
     println!(
@@ -209,15 +268,20 @@ async fn run(args: Args) -> Result<(), String> {
             continue;
         }
         let df = match df_sql {
-            Some(s) => Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?),
+            Some(s) => {
+                Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
+            }
             None => None,
         };
         let (b, _) = time_tributary(&batch, sql).await?;
         let (s, rows) = time_tributary(&streaming, sql).await?;
-        let ratio = df.map(|(d, _)| format!("{:.2}", s / d)).unwrap_or_else(|| "–".into());
+        let ratio = df
+            .map(|(d, _)| format!("{:.2}", s / d))
+            .unwrap_or_else(|| "–".into());
         println!(
             "| {name} | {} | {b:.3} | {s:.3} | {:.0} | {ratio} | {rows} |",
-            df.map(|(d, _)| format!("{d:.3}")).unwrap_or_else(|| "–".into()),
+            df.map(|(d, _)| format!("{d:.3}"))
+                .unwrap_or_else(|| "–".into()),
             args.events as f64 / s,
         );
     }

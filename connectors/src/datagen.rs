@@ -93,14 +93,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, PrimitiveArray, RecordBatch, RecordBatchOptions,
-    StringViewArray,
+    ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, PrimitiveArray, RecordBatch,
+    RecordBatchOptions, StringViewArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -228,14 +229,23 @@ impl TypeClass {
             DataType::UInt16 => int(0, u16::MAX.into()),
             DataType::UInt32 => int(0, u32::MAX.into()),
             DataType::UInt64 => int(0, u64::MAX.into()),
-            DataType::Float32 => {
-                Some(TypeClass::Float { exact: 1 << f32::MANTISSA_DIGITS, max: f32::MAX.into(), min_positive: 1e-45 })
-            }
-            DataType::Float64 => {
-                Some(TypeClass::Float { exact: 1 << f64::MANTISSA_DIGITS, max: f64::MAX, min_positive: 5e-324 })
-            }
-            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) if *s >= 0 => {
-                Some(TypeClass::Decimal { precision: *p, scale: *s })
+            DataType::Float32 => Some(TypeClass::Float {
+                exact: 1 << f32::MANTISSA_DIGITS,
+                max: f32::MAX.into(),
+                min_positive: 1e-45,
+            }),
+            DataType::Float64 => Some(TypeClass::Float {
+                exact: 1 << f64::MANTISSA_DIGITS,
+                max: f64::MAX,
+                min_positive: 5e-324,
+            }),
+            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
+                if *s >= 0 =>
+            {
+                Some(TypeClass::Decimal {
+                    precision: *p,
+                    scale: *s,
+                })
             }
             DataType::Boolean => Some(TypeClass::Bool),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(TypeClass::Str),
@@ -246,7 +256,10 @@ impl TypeClass {
     }
 
     fn allows_sequence(self) -> bool {
-        !matches!(self, TypeClass::Bool | TypeClass::Timestamp | TypeClass::Date)
+        !matches!(
+            self,
+            TypeClass::Bool | TypeClass::Timestamp | TypeClass::Date
+        )
     }
 
     /// The `fields.<col>.*` properties of a random column of this class.
@@ -282,7 +295,11 @@ impl DataGenTable {
     ///   column's type, `null-rate` outside `[0, 1]`, a malformed `max-past`.
     /// * [`ConnectorError::MissingOption`] for a sequence column without
     ///   `fields.<col>.start` or `fields.<col>.end`.
-    pub fn try_new(name: &str, schema: Option<SchemaRef>, options: TableOptions) -> Result<Self, ConnectorError> {
+    pub fn try_new(
+        name: &str,
+        schema: Option<SchemaRef>,
+        options: TableOptions,
+    ) -> Result<Self, ConnectorError> {
         let schema = schema.ok_or_else(|| ConnectorError::Inference {
             table: name.into(),
             message: "the datagen connector generates values for declared columns and has no data to read them from"
@@ -303,7 +320,10 @@ impl DataGenTable {
             .collect::<Result<Vec<_>, _>>()?;
 
         let options = canonical_keys(&options, &schema);
-        let o = Opts { table: name, options: &options };
+        let o = Opts {
+            table: name,
+            options: &options,
+        };
 
         // Kinds first: which other keys are valid depends on them.
         let mut sequence = Vec::with_capacity(classes.len());
@@ -333,20 +353,38 @@ impl DataGenTable {
 
         let mut valid: Vec<String> = TABLE_KEYS.iter().map(|s| s.to_string()).collect();
         for ((field, class), is_sequence) in schema.fields().iter().zip(&classes).zip(&sequence) {
-            let properties: &[&str] = if *is_sequence { &["start", "end"] } else { class.random_properties() };
+            let properties: &[&str] = if *is_sequence {
+                &["start", "end"]
+            } else {
+                class.random_properties()
+            };
             valid.push(field_key(field.name(), "kind"));
             valid.extend(properties.iter().map(|p| field_key(field.name(), p)));
         }
-        options.check_keys(name, "datagen", &valid.iter().map(String::as_str).collect::<Vec<_>>())?;
+        options.check_keys(
+            name,
+            "datagen",
+            &valid.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
 
         let rows_per_second = match options.get("rows-per-second") {
             None => DEFAULT_ROWS_PER_SECOND,
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) if n > 0 => n,
-                _ => return Err(invalid(name, "rows-per-second", v, "a positive integer (rows emitted per second)")),
+                _ => {
+                    return Err(invalid(
+                        name,
+                        "rows-per-second",
+                        v,
+                        "a positive integer (rows emitted per second)",
+                    ));
+                }
             },
         };
-        let number_of_rows = o.parse_opt::<u64>("number-of-rows", "a non-negative integer (the rows to emit)")?;
+        let number_of_rows = o.parse_opt::<u64>(
+            "number-of-rows",
+            "a non-negative integer (the rows to emit)",
+        )?;
         let seed = o.parse_opt::<u64>("seed", "an unsigned 64-bit integer")?;
 
         let mut columns = Vec::with_capacity(classes.len());
@@ -359,10 +397,21 @@ impl DataGenTable {
                     spec: o.random_spec(field.name(), field.data_type(), class)?,
                 }
             };
-            columns.push(ColumnGen { data_type: field.data_type().clone(), kind });
+            columns.push(ColumnGen {
+                data_type: field.data_type().clone(),
+                kind,
+            });
         }
 
-        Ok(Self { name: name.into(), schema, options, rows_per_second, number_of_rows, seed, columns })
+        Ok(Self {
+            name: name.into(),
+            schema,
+            options,
+            rows_per_second,
+            number_of_rows,
+            seed,
+            columns,
+        })
     }
 
     /// The table's name as declared.
@@ -398,7 +447,11 @@ impl DataGenTable {
     /// a sequence (the source then ends, see [`Self::total_rows`]); else
     /// [`Boundedness::Unbounded`].
     pub fn boundedness(&self) -> Boundedness {
-        if self.total_rows().is_some() { Boundedness::Bounded } else { Boundedness::Unbounded }
+        if self.total_rows().is_some() {
+            Boundedness::Bounded
+        } else {
+            Boundedness::Unbounded
+        }
     }
 }
 
@@ -445,14 +498,24 @@ impl TableProvider for DataGenTable {
         }
         let partition = DataGenPartition {
             schema: schema.clone(),
-            columns: indices.iter().map(|&i| (i, self.columns[i].clone())).collect(),
+            columns: indices
+                .iter()
+                .map(|&i| (i, self.columns[i].clone()))
+                .collect(),
             rows_per_second: self.rows_per_second,
             total_rows,
             batch_size: state.config().batch_size().max(1),
             seed: self.seed,
         };
         let infinite = total_rows.is_none();
-        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(partition)], None, orderings, infinite, limit)?))
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![Arc::new(partition)],
+            None,
+            orderings,
+            infinite,
+            limit,
+        )?))
     }
 }
 
@@ -467,17 +530,26 @@ fn field_key(column: &str, property: &str) -> String {
 /// Keys that match no column, or more than one, are left as written.
 fn canonical_keys(options: &TableOptions, schema: &SchemaRef) -> TableOptions {
     TableOptions::new(options.iter().map(|(key, value)| {
-        let canonical = key.strip_prefix("fields.").and_then(|rest| rest.rsplit_once('.')).and_then(|(col, prop)| {
-            if schema.fields().iter().any(|f| f.name() == col) {
-                return None;
-            }
-            let mut matches = schema.fields().iter().filter(|f| f.name().eq_ignore_ascii_case(col));
-            match (matches.next(), matches.next()) {
-                (Some(f), None) => Some(field_key(f.name(), prop)),
-                _ => None,
-            }
-        });
-        (canonical.unwrap_or_else(|| key.to_string()), value.to_string())
+        let canonical = key
+            .strip_prefix("fields.")
+            .and_then(|rest| rest.rsplit_once('.'))
+            .and_then(|(col, prop)| {
+                if schema.fields().iter().any(|f| f.name() == col) {
+                    return None;
+                }
+                let mut matches = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name().eq_ignore_ascii_case(col));
+                match (matches.next(), matches.next()) {
+                    (Some(f), None) => Some(field_key(f.name(), prop)),
+                    _ => None,
+                }
+            });
+        (
+            canonical.unwrap_or_else(|| key.to_string()),
+            value.to_string(),
+        )
     }))
 }
 
@@ -488,10 +560,18 @@ struct Opts<'a> {
 }
 
 impl Opts<'_> {
-    fn parse_opt<T: std::str::FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConnectorError> {
+    fn parse_opt<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        expected: &str,
+    ) -> Result<Option<T>, ConnectorError> {
         match self.options.get(key) {
             None => Ok(None),
-            Some(v) => v.trim().parse::<T>().map(Some).map_err(|_| invalid(self.table, key, v, expected)),
+            Some(v) => v
+                .trim()
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| invalid(self.table, key, v, expected)),
         }
     }
 
@@ -499,16 +579,29 @@ impl Opts<'_> {
         let (start_key, end_key) = (field_key(column, "start"), field_key(column, "end"));
         let (lo, hi, range) = match class {
             TypeClass::Integer { min, max } => {
-                let (lo, hi) = (min.max(i64::MIN.into()) as i64, max.min(i64::MAX.into()) as i64);
+                let (lo, hi) = (
+                    min.max(i64::MIN.into()) as i64,
+                    max.min(i64::MAX.into()) as i64,
+                );
                 (lo, hi, format!("an integer in [{lo}, {hi}]"))
             }
-            TypeClass::Float { exact, .. } => {
-                (-exact, exact, format!("an integer in [-{exact}, {exact}], where every value is exact in the type"))
-            }
+            TypeClass::Float { exact, .. } => (
+                -exact,
+                exact,
+                format!(
+                    "an integer in [-{exact}, {exact}], where every value is exact in the type"
+                ),
+            ),
             TypeClass::Decimal { precision, scale } => {
                 let max = (0..precision - scale as u8).fold(1i128, |a, _| a.saturating_mul(10)) - 1;
                 let max = max.min(i64::MAX.into()) as i64;
-                (-max, max, format!("an integer in [-{max}, {max}], so that it fits DECIMAL({precision}, {scale})"))
+                (
+                    -max,
+                    max,
+                    format!(
+                        "an integer in [-{max}, {max}], so that it fits DECIMAL({precision}, {scale})"
+                    ),
+                )
             }
             _ => (i64::MIN, i64::MAX, "an integer".to_string()),
         };
@@ -526,7 +619,12 @@ impl Opts<'_> {
         let (start, end) = (get(&start_key)?, get(&end_key)?);
         if start > end {
             let v = self.options.get(&end_key).unwrap_or_default();
-            return Err(invalid(self.table, &end_key, v, &format!("an integer no less than '{start_key}' ({start})")));
+            return Err(invalid(
+                self.table,
+                &end_key,
+                v,
+                &format!("an integer no less than '{start_key}' ({start})"),
+            ));
         }
         Ok(Kind::Sequence { start, end })
     }
@@ -537,12 +635,22 @@ impl Opts<'_> {
             None => Ok(0.0),
             Some(v) => match v.trim().parse::<f64>() {
                 Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-                _ => Err(invalid(self.table, &key, v, "a number between 0 and 1 (the share of NULLs)")),
+                _ => Err(invalid(
+                    self.table,
+                    &key,
+                    v,
+                    "a number between 0 and 1 (the share of NULLs)",
+                )),
             },
         }
     }
 
-    fn random_spec(&self, column: &str, data_type: &DataType, class: TypeClass) -> Result<RandomSpec, ConnectorError> {
+    fn random_spec(
+        &self,
+        column: &str,
+        data_type: &DataType,
+        class: TypeClass,
+    ) -> Result<RandomSpec, ConnectorError> {
         let (min_key, max_key) = (field_key(column, "min"), field_key(column, "max"));
         let type_name = sql_type_name(data_type);
         Ok(match class {
@@ -561,7 +669,9 @@ impl Opts<'_> {
                 self.check_order(&min_key, &max_key, lo > hi, &lo.to_string())?;
                 RandomSpec::Integer { min: lo, max: hi }
             }
-            TypeClass::Float { max, min_positive, .. } => {
+            TypeClass::Float {
+                max, min_positive, ..
+            } => {
                 let expected = format!("a finite number within the range of {type_name}");
                 let bound = |key: &str, default: f64| -> Result<f64, ConnectorError> {
                     match self.options.get(key) {
@@ -582,11 +692,10 @@ impl Opts<'_> {
                 let bound = |key: &str, default: i128| -> Result<i128, ConnectorError> {
                     match self.options.get(key) {
                         None => Ok(default),
-                        Some(v) => match arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(
-                            v.trim(),
-                            precision,
-                            scale,
-                        ) {
+                        Some(v) => match arrow::compute::kernels::cast_utils::parse_decimal::<
+                            Decimal128Type,
+                        >(v.trim(), precision, scale)
+                        {
                             Ok(n) if (-largest..=largest).contains(&n) => Ok(n),
                             _ => Err(invalid(self.table, key, v, &expected)),
                         },
@@ -604,12 +713,21 @@ impl Opts<'_> {
                     None => DEFAULT_STRING_LENGTH,
                     Some(v) => match v.trim().parse::<usize>() {
                         Ok(n) if n <= i32::MAX as usize => n,
-                        _ => return Err(invalid(self.table, &key, v, "a non-negative integer (characters)")),
+                        _ => {
+                            return Err(invalid(
+                                self.table,
+                                &key,
+                                v,
+                                "a non-negative integer (characters)",
+                            ));
+                        }
                     },
                 };
                 RandomSpec::Str {
                     length,
-                    var_len: self.options.bool(self.table, &field_key(column, "var-len"), false)?,
+                    var_len: self
+                        .options
+                        .bool(self.table, &field_key(column, "var-len"), false)?,
                 }
             }
             TypeClass::Timestamp | TypeClass::Date => {
@@ -631,10 +749,21 @@ impl Opts<'_> {
     }
 
     /// Errors on `min > max`, naming the `max` key.
-    fn check_order(&self, min_key: &str, max_key: &str, reversed: bool, min_shown: &str) -> Result<(), ConnectorError> {
+    fn check_order(
+        &self,
+        min_key: &str,
+        max_key: &str,
+        reversed: bool,
+        min_shown: &str,
+    ) -> Result<(), ConnectorError> {
         if reversed {
             let v = self.options.get(max_key).unwrap_or_default();
-            return Err(invalid(self.table, max_key, v, &format!("a value no less than '{min_key}' ({min_shown})")));
+            return Err(invalid(
+                self.table,
+                max_key,
+                v,
+                &format!("a value no less than '{min_key}' ({min_shown})"),
+            ));
         }
         Ok(())
     }
@@ -645,7 +774,9 @@ impl Opts<'_> {
 /// milliseconds), in nanoseconds; `None` if malformed or beyond `i64` nanoseconds.
 fn parse_duration_ns(text: &str) -> Option<i64> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: i64 = text[..digits].parse().ok()?;
     let factor: i64 = match text[digits..].trim().to_ascii_lowercase().as_str() {
         "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" => 1,
@@ -669,7 +800,8 @@ impl SplitMix64 {
     /// The stream `stream` of column `column` under `seed`.
     fn for_column(seed: u64, column: usize, stream: u64) -> Self {
         let mut mix = SplitMix64(
-            seed ^ (column as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03) ^ stream.wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
+            seed ^ (column as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+                ^ stream.wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
         );
         SplitMix64(mix.next_u64())
     }
@@ -722,8 +854,17 @@ impl SplitMix64 {
 /// A seed for a scan without `seed`: different for every scan.
 fn fresh_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or_default();
-    SplitMix64(nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    SplitMix64(
+        nanos
+            ^ COUNTER
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0xA24B_AED4_963E_E407),
+    )
+    .next_u64()
 }
 
 /// The one partition of a datagen scan.
@@ -751,7 +892,10 @@ impl PartitionStream for DataGenPartition {
             .columns
             .iter()
             .map(|(_, c)| match c.kind {
-                Kind::Random { spec: RandomSpec::Str { length, .. }, .. } => length,
+                Kind::Random {
+                    spec: RandomSpec::Str { length, .. },
+                    ..
+                } => length,
                 Kind::Sequence { .. } if TypeClass::of(&c.data_type) == Some(TypeClass::Str) => 20,
                 _ => 0,
             })
@@ -766,7 +910,13 @@ impl PartitionStream for DataGenPartition {
             columns: self
                 .columns
                 .iter()
-                .map(|(i, c)| (c.clone(), SplitMix64::for_column(seed, *i, 0), SplitMix64::for_column(seed, *i, 1)))
+                .map(|(i, c)| {
+                    (
+                        c.clone(),
+                        SplitMix64::for_column(seed, *i, 0),
+                        SplitMix64::for_column(seed, *i, 1),
+                    )
+                })
                 .collect(),
             rows_per_second: self.rows_per_second,
             total_rows: self.total_rows,
@@ -800,15 +950,19 @@ impl Generator {
         let remaining = self.total_rows.map(|t| t - self.emitted);
         let n = match remaining {
             Some(0) => return None,
-            Some(r) => self.batch_rows.min(usize::try_from(r).unwrap_or(usize::MAX)),
+            Some(r) => self
+                .batch_rows
+                .min(usize::try_from(r).unwrap_or(usize::MAX)),
             None => self.batch_rows,
         };
         let now = tokio::time::Instant::now();
         let started = *self.started.get_or_insert(now);
         let due = started
             + Duration::from_nanos(
-                u64::try_from(u128::from(self.emitted) * 1_000_000_000 / u128::from(self.rows_per_second))
-                    .unwrap_or(u64::MAX),
+                u64::try_from(
+                    u128::from(self.emitted) * 1_000_000_000 / u128::from(self.rows_per_second),
+                )
+                .unwrap_or(u64::MAX),
             );
         if due > now {
             tokio::time::sleep_until(due).await;
@@ -820,7 +974,10 @@ impl Generator {
 
     /// `n` rows, column by column.
     fn make_batch(&mut self, n: usize) -> Result<RecordBatch> {
-        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or_default();
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or_default();
         let first_row = self.emitted;
         let arrays = self
             .columns
@@ -866,8 +1023,11 @@ fn generate(
             }
         }
         Kind::Random { null_rate, spec } => {
-            let validity = (*null_rate > 0.0)
-                .then(|| NullBuffer::new(BooleanBuffer::collect_bool(n, |_| nulls.unit_f64() >= *null_rate)));
+            let validity = (*null_rate > 0.0).then(|| {
+                NullBuffer::new(BooleanBuffer::collect_bool(n, |_| {
+                    nulls.unit_f64() >= *null_rate
+                }))
+            });
             match spec {
                 RandomSpec::Integer { min, max } => {
                     integer_array(t, (0..n).map(|_| values.between(*min, *max)), validity)
@@ -888,13 +1048,17 @@ fn generate(
                 RandomSpec::Str { length, var_len } => {
                     let (length, var_len) = (*length, *var_len);
                     string_array(t, n, validity, move |out: &mut Vec<u8>| {
-                        let len =
-                            if var_len && length > 0 { values.between(1, length as i128) as usize } else { length };
+                        let len = if var_len && length > 0 {
+                            values.between(1, length as i128) as usize
+                        } else {
+                            length
+                        };
                         hex(values, len, out)
                     })
                 }
                 RandomSpec::Time { max_past_ns } => {
-                    let instants = (0..n).map(|_| now_ns - values.between(0, (*max_past_ns).into()));
+                    let instants =
+                        (0..n).map(|_| now_ns - values.between(0, (*max_past_ns).into()));
                     integer_array(t, instants.map(|ns| from_nanos(t, ns)), validity)
                 }
             }
@@ -932,12 +1096,21 @@ fn hex(rng: &mut SplitMix64, len: usize, out: &mut Vec<u8>) {
 
 /// A primitive array of type `t` (an integer, decimal, date or timestamp
 /// type) from values that fit it.
-fn integer_array(t: &DataType, values: impl Iterator<Item = i128>, nulls: Option<NullBuffer>) -> Result<ArrayRef> {
+fn integer_array(
+    t: &DataType,
+    values: impl Iterator<Item = i128>,
+    nulls: Option<NullBuffer>,
+) -> Result<ArrayRef> {
     macro_rules! array {
         ($arrow:ty, $native:ty) => {
             Arc::new(
-                PrimitiveArray::<$arrow>::new(values.map(|v| v as $native).collect::<ScalarBuffer<$native>>(), nulls)
-                    .with_data_type(t.clone()),
+                PrimitiveArray::<$arrow>::new(
+                    values
+                        .map(|v| v as $native)
+                        .collect::<ScalarBuffer<$native>>(),
+                    nulls,
+                )
+                .with_data_type(t.clone()),
             ) as ArrayRef
         };
     }
@@ -959,14 +1132,25 @@ fn integer_array(t: &DataType, values: impl Iterator<Item = i128>, nulls: Option
         DataType::Timestamp(TimeUnit::Millisecond, _) => array!(TimestampMillisecondType, i64),
         DataType::Timestamp(TimeUnit::Microsecond, _) => array!(TimestampMicrosecondType, i64),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => array!(TimestampNanosecondType, i64),
-        other => return Err(DataFusionError::Internal(format!("datagen: no integer generator for {other}"))),
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "datagen: no integer generator for {other}"
+            )));
+        }
     })
 }
 
 /// A FLOAT or DOUBLE array.
-fn float_array(t: &DataType, values: impl Iterator<Item = f64>, nulls: Option<NullBuffer>) -> ArrayRef {
+fn float_array(
+    t: &DataType,
+    values: impl Iterator<Item = f64>,
+    nulls: Option<NullBuffer>,
+) -> ArrayRef {
     match t {
-        DataType::Float32 => Arc::new(PrimitiveArray::<Float32Type>::new(values.map(|v| v as f32).collect(), nulls)),
+        DataType::Float32 => Arc::new(PrimitiveArray::<Float32Type>::new(
+            values.map(|v| v as f32).collect(),
+            nulls,
+        )),
         _ => Arc::new(PrimitiveArray::<Float64Type>::new(values.collect(), nulls)),
     }
 }
@@ -994,7 +1178,9 @@ fn string_array(
         offsets.push(O::usize_as(0));
         for &end in ends {
             offsets.push(O::from_usize(end).ok_or_else(|| {
-                DataFusionError::Execution("datagen: a batch of strings is too large for its offsets".into())
+                DataFusionError::Execution(
+                    "datagen: a batch of strings is too large for its offsets".into(),
+                )
             })?);
         }
         Ok(GenericStringArray::<O>::try_new(
@@ -1025,7 +1211,11 @@ mod tests {
     }
 
     fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
-        Arc::new(Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>()))
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
     }
 
     fn table(cols: &[(&str, DataType)], pairs: &[(&str, &str)]) -> DataGenTable {
@@ -1033,10 +1223,16 @@ mod tests {
     }
 
     fn error(cols: &[(&str, DataType)], pairs: &[(&str, &str)]) -> String {
-        DataGenTable::try_new("t", Some(schema(cols)), opts(pairs)).unwrap_err().to_string()
+        DataGenTable::try_new("t", Some(schema(cols)), opts(pairs))
+            .unwrap_err()
+            .to_string()
     }
 
-    async fn collect(t: DataGenTable, projection: Option<Vec<usize>>, limit: Option<usize>) -> Vec<RecordBatch> {
+    async fn collect(
+        t: DataGenTable,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Vec<RecordBatch> {
         collect_with(t, projection, limit, SessionConfig::new()).await
     }
 
@@ -1047,8 +1243,13 @@ mod tests {
         config: SessionConfig,
     ) -> Vec<RecordBatch> {
         let ctx = SessionContext::new_with_config(config);
-        let plan = t.scan(&ctx.state(), projection.as_ref(), &[], limit).await.unwrap();
-        datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap()
+        let plan = t
+            .scan(&ctx.state(), projection.as_ref(), &[], limit)
+            .await
+            .unwrap();
+        datafusion::physical_plan::collect(plan, ctx.task_ctx())
+            .await
+            .unwrap()
     }
 
     fn rows(batches: &[RecordBatch]) -> usize {
@@ -1063,33 +1264,53 @@ mod tests {
     async fn sequence_emits_each_value_once_in_order_then_ends() {
         let t = table(
             &[("id", DataType::Int64)],
-            &[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "100")],
+            &[
+                ("fields.id.kind", "sequence"),
+                ("fields.id.start", "1"),
+                ("fields.id.end", "100"),
+            ],
         );
         assert_eq!(t.boundedness(), Boundedness::Bounded);
         assert_eq!(t.total_rows(), Some(100));
         let config = SessionConfig::new().with_batch_size(7);
         let batches = collect_with(t, None, None, config).await;
         assert!(batches.iter().all(|b| b.num_rows() <= 7));
-        let ids: Vec<i64> =
-            batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
         assert_eq!(ids, (1..=100).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn number_of_rows_and_sequences_end_the_source_at_the_first_limit() {
-        let seq = [("fields.id.kind", "sequence"), ("fields.id.start", "10"), ("fields.id.end", "19")];
+        let seq = [
+            ("fields.id.kind", "sequence"),
+            ("fields.id.start", "10"),
+            ("fields.id.end", "19"),
+        ];
         let t = table(
             &[("id", DataType::Int32), ("v", DataType::Int64)],
             &[seq[0], seq[1], seq[2], ("number-of-rows", "4")],
         );
         assert_eq!(t.total_rows(), Some(4));
         let batches = collect(t, None, None).await;
-        let ids = batches[0].column(0).as_primitive::<Int32Type>().values().to_vec();
+        let ids = batches[0]
+            .column(0)
+            .as_primitive::<Int32Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![10, 11, 12, 13]);
-        let t = table(&[("id", DataType::Int32)], &[seq[0], seq[1], seq[2], ("number-of-rows", "1000")]);
+        let t = table(
+            &[("id", DataType::Int32)],
+            &[seq[0], seq[1], seq[2], ("number-of-rows", "1000")],
+        );
         assert_eq!(rows(&collect(t, None, None).await), 10);
         // The sequence bounds the scan even when it is not projected.
-        let t = table(&[("id", DataType::Int32), ("v", DataType::Int64)], &[seq[0], seq[1], seq[2]]);
+        let t = table(
+            &[("id", DataType::Int32), ("v", DataType::Int64)],
+            &[seq[0], seq[1], seq[2]],
+        );
         assert_eq!(rows(&collect(t, Some(vec![1]), None).await), 10);
         let t = table(&[("v", DataType::Int64)], &[("number-of-rows", "0")]);
         assert_eq!(rows(&collect(t, None, None).await), 0);
@@ -1106,22 +1327,29 @@ mod tests {
             DataType::Utf8,
             DataType::Utf8View,
         ];
-        let cols: Vec<(String, DataType)> =
-            types.iter().enumerate().map(|(i, t)| (format!("c{i}"), t.clone())).collect();
+        let cols: Vec<(String, DataType)> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("c{i}"), t.clone()))
+            .collect();
         let keys: Vec<(String, String)> = (0..types.len())
             .flat_map(|i| {
                 [("kind", "sequence"), ("start", "98"), ("end", "101")]
                     .map(|(p, v)| (field_key(&format!("c{i}"), p), v.to_string()))
             })
             .collect();
-        let cols_ref: Vec<(&str, DataType)> = cols.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let keys_ref: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let cols_ref: Vec<(&str, DataType)> =
+            cols.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let keys_ref: Vec<(&str, &str)> =
+            keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let batches = collect(table(&cols_ref, &keys_ref), None, None).await;
         let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         let text: Vec<String> = (0..batch.num_columns())
             .map(|c| {
                 (0..4)
-                    .map(|r| arrow::util::display::array_value_to_string(batch.column(c), r).unwrap())
+                    .map(|r| {
+                        arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             })
@@ -1184,22 +1412,43 @@ mod tests {
     #[tokio::test]
     async fn null_rate_and_booleans() {
         let t = table(
-            &[("all", DataType::Int64), ("half", DataType::Boolean), ("none", DataType::Utf8)],
-            &[("number-of-rows", "4000"), ("fields.all.null-rate", "1.0"), ("fields.half.null-rate", "0.5")],
+            &[
+                ("all", DataType::Int64),
+                ("half", DataType::Boolean),
+                ("none", DataType::Utf8),
+            ],
+            &[
+                ("number-of-rows", "4000"),
+                ("fields.all.null-rate", "1.0"),
+                ("fields.half.null-rate", "0.5"),
+            ],
         );
         let batches = collect(t, None, None).await;
-        let nulls = |c: usize| column(&batches, c).iter().map(|a| a.null_count()).sum::<usize>();
+        let nulls = |c: usize| {
+            column(&batches, c)
+                .iter()
+                .map(|a| a.null_count())
+                .sum::<usize>()
+        };
         assert_eq!(nulls(0), 4000);
         assert!((1600..2400).contains(&nulls(1)), "{}", nulls(1));
         assert_eq!(nulls(2), 0);
-        let trues: usize = column(&batches, 1).iter().map(|a| a.as_boolean().true_count()).sum();
+        let trues: usize = column(&batches, 1)
+            .iter()
+            .map(|a| a.as_boolean().true_count())
+            .sum();
         assert!((600..1400).contains(&trues), "{trues}");
     }
 
     #[tokio::test]
     async fn strings_have_the_asked_length_and_declared_type() {
         let t = table(
-            &[("s", DataType::Utf8), ("v", DataType::Utf8View), ("l", DataType::LargeUtf8), ("r", DataType::Utf8)],
+            &[
+                ("s", DataType::Utf8),
+                ("v", DataType::Utf8View),
+                ("l", DataType::LargeUtf8),
+                ("r", DataType::Utf8),
+            ],
             &[
                 ("number-of-rows", "300"),
                 ("fields.s.length", "10"),
@@ -1211,12 +1460,36 @@ mod tests {
         let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         assert_eq!(b.column(1).data_type(), &DataType::Utf8View);
         assert_eq!(b.column(2).data_type(), &DataType::LargeUtf8);
-        assert!(b.column(0).as_string::<i32>().iter().all(|s| s.unwrap().len() == 10));
-        assert!(b.column(0).as_string::<i32>().iter().all(|s| s.unwrap().bytes().all(|c| c.is_ascii_hexdigit())));
-        assert!(b.column(1).as_string_view().iter().all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH));
-        assert!(b.column(2).as_string::<i64>().iter().all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH));
-        let lens: std::collections::BTreeSet<usize> =
-            b.column(3).as_string::<i32>().iter().map(|s| s.unwrap().len()).collect();
+        assert!(
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .all(|s| s.unwrap().len() == 10)
+        );
+        assert!(
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .all(|s| s.unwrap().bytes().all(|c| c.is_ascii_hexdigit()))
+        );
+        assert!(
+            b.column(1)
+                .as_string_view()
+                .iter()
+                .all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH)
+        );
+        assert!(
+            b.column(2)
+                .as_string::<i64>()
+                .iter()
+                .all(|s| s.unwrap().len() == DEFAULT_STRING_LENGTH)
+        );
+        let lens: std::collections::BTreeSet<usize> = b
+            .column(3)
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap().len())
+            .collect();
         assert_eq!(lens, (1..=5).collect());
     }
 
@@ -1224,52 +1497,102 @@ mod tests {
     async fn timestamps_and_dates_fall_between_now_minus_max_past_and_now() {
         let cols = [
             ("ms", DataType::Timestamp(TimeUnit::Millisecond, None)),
-            ("ns", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))),
+            (
+                "ns",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            ),
             ("s", DataType::Timestamp(TimeUnit::Second, None)),
             ("d", DataType::Date32),
         ];
-        let t =
-            table(&cols, &[("number-of-rows", "1000"), ("fields.ms.max-past", "1 h"), ("fields.d.max-past", "3 d")]);
+        let t = table(
+            &cols,
+            &[
+                ("number-of-rows", "1000"),
+                ("fields.ms.max-past", "1 h"),
+                ("fields.d.max-past", "3 d"),
+            ],
+        );
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let batches = collect(t, None, None).await;
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let (lo, hi) = (before.as_millis() as i64 - 3_600_000, after.as_millis() as i64);
+        let (lo, hi) = (
+            before.as_millis() as i64 - 3_600_000,
+            after.as_millis() as i64,
+        );
         let ms: Vec<i64> = column(&batches, 0)
             .iter()
-            .flat_map(|a| a.as_primitive::<TimestampMillisecondType>().values().to_vec())
+            .flat_map(|a| {
+                a.as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert!(ms.iter().all(|v| (lo..=hi).contains(v)));
         assert!(ms.iter().any(|v| *v < hi - 60_000), "spread over the hour");
         let ns: Vec<i64> = column(&batches, 1)
             .iter()
-            .flat_map(|a| a.as_primitive::<TimestampNanosecondType>().values().to_vec())
+            .flat_map(|a| {
+                a.as_primitive::<TimestampNanosecondType>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
-        assert!(ns.iter().all(|v| (before.as_nanos() as i64..=after.as_nanos() as i64).contains(v)), "max-past 0: now");
-        assert_eq!(batches[0].column(1).data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())));
+        assert!(
+            ns.iter()
+                .all(|v| (before.as_nanos() as i64..=after.as_nanos() as i64).contains(v)),
+            "max-past 0: now"
+        );
+        assert_eq!(
+            batches[0].column(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+        );
         let s: Vec<i64> = column(&batches, 2)
             .iter()
             .flat_map(|a| a.as_primitive::<TimestampSecondType>().values().to_vec())
             .collect();
-        assert!(s.iter().all(|v| (before.as_secs() as i64..=after.as_secs() as i64).contains(v)));
+        assert!(
+            s.iter()
+                .all(|v| (before.as_secs() as i64..=after.as_secs() as i64).contains(v))
+        );
         let today = (after.as_secs() / 86_400) as i32;
-        let d: Vec<i32> =
-            column(&batches, 3).iter().flat_map(|a| a.as_primitive::<Date32Type>().values().to_vec()).collect();
+        let d: Vec<i32> = column(&batches, 3)
+            .iter()
+            .flat_map(|a| a.as_primitive::<Date32Type>().values().to_vec())
+            .collect();
         assert!(d.iter().all(|v| (today - 4..=today).contains(v)));
     }
 
     #[tokio::test]
     async fn a_seed_repeats_the_rows_whatever_the_projection_and_batch_size() {
-        let cols = [("a", DataType::Int64), ("b", DataType::Utf8), ("c", DataType::Float64)];
-        let pairs =
-            [("number-of-rows", "500"), ("seed", "42"), ("fields.b.length", "6"), ("fields.a.null-rate", "0.3")];
+        let cols = [
+            ("a", DataType::Int64),
+            ("b", DataType::Utf8),
+            ("c", DataType::Float64),
+        ];
+        let pairs = [
+            ("number-of-rows", "500"),
+            ("seed", "42"),
+            ("fields.b.length", "6"),
+            ("fields.a.null-rate", "0.3"),
+        ];
         let full = collect(table(&cols, &pairs), None, None).await;
-        let small =
-            collect_with(table(&cols, &pairs), Some(vec![2, 0]), None, SessionConfig::new().with_batch_size(33)).await;
+        let small = collect_with(
+            table(&cols, &pairs),
+            Some(vec![2, 0]),
+            None,
+            SessionConfig::new().with_batch_size(33),
+        )
+        .await;
         let full = arrow::compute::concat_batches(&full[0].schema(), &full).unwrap();
         let small = arrow::compute::concat_batches(&small[0].schema(), &small).unwrap();
         assert_eq!(full.column(0), small.column(1));
         assert_eq!(full.column(2), small.column(0));
-        let other = collect(table(&cols, &[("number-of-rows", "500"), ("seed", "43")]), None, None).await;
+        let other = collect(
+            table(&cols, &[("number-of-rows", "500"), ("seed", "43")]),
+            None,
+            None,
+        )
+        .await;
         assert_ne!(full.column(2), other[0].column(2));
         // Without a seed, every scan differs.
         let a = collect(table(&cols, &[("number-of-rows", "10")]), None, None).await;
@@ -1279,7 +1602,10 @@ mod tests {
 
     #[tokio::test]
     async fn count_star_projects_no_column() {
-        let t = table(&[("a", DataType::Int64)], &[("number-of-rows", "20000"), ("rows-per-second", "1000000")]);
+        let t = table(
+            &[("a", DataType::Int64)],
+            &[("number-of-rows", "20000"), ("rows-per-second", "1000000")],
+        );
         let batches = collect(t, Some(vec![]), None).await;
         assert_eq!(rows(&batches), 20000);
         assert_eq!(batches[0].num_columns(), 0);
@@ -1288,33 +1614,52 @@ mod tests {
     #[tokio::test]
     async fn rows_are_paced_at_rows_per_second() {
         // 150 rows at 100 rows/s: 100 rows at once, the last 50 one second later.
-        let t = table(&[("a", DataType::Int64)], &[("number-of-rows", "150"), ("rows-per-second", "100")]);
+        let t = table(
+            &[("a", DataType::Int64)],
+            &[("number-of-rows", "150"), ("rows-per-second", "100")],
+        );
         let started = std::time::Instant::now();
         let batches = collect(t, None, None).await;
         let elapsed = started.elapsed();
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![100, 50]);
-        assert!(elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(
+            batches
+                .iter()
+                .map(RecordBatch::num_rows)
+                .collect::<Vec<_>>(),
+            vec![100, 50]
+        );
+        assert!(
+            elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test]
     async fn limit_over_an_unbounded_table_ends() {
-        let t = table(&[("a", DataType::Int64), ("s", DataType::Utf8)], &[("rows-per-second", "1000000")]);
+        let t = table(
+            &[("a", DataType::Int64), ("s", DataType::Utf8)],
+            &[("rows-per-second", "1000000")],
+        );
         assert_eq!(t.boundedness(), Boundedness::Unbounded);
         assert_eq!(t.total_rows(), None);
         let ctx = SessionContext::new();
         // Through scan with a pushed limit.
         let plan = t.scan(&ctx.state(), None, &[], Some(5)).await.unwrap();
-        let batches =
-            tokio::time::timeout(Duration::from_secs(10), datafusion::physical_plan::collect(plan, ctx.task_ctx()))
-                .await
-                .expect("a LIMIT ends the scan")
-                .unwrap();
+        let batches = tokio::time::timeout(
+            Duration::from_secs(10),
+            datafusion::physical_plan::collect(plan, ctx.task_ctx()),
+        )
+        .await
+        .expect("a LIMIT ends the scan")
+        .unwrap();
         assert_eq!(rows(&batches), 5);
         // An unbounded scan, dropped after a few batches.
         let plan = t.scan(&ctx.state(), None, &[], None).await.unwrap();
         assert_eq!(
             plan.properties().boundedness,
-            datafusion::physical_plan::execution_plan::Boundedness::Unbounded { requires_infinite_memory: false }
+            datafusion::physical_plan::execution_plan::Boundedness::Unbounded {
+                requires_infinite_memory: false
+            }
         );
         let mut stream = plan.execute(0, ctx.task_ctx()).unwrap();
         for _ in 0..3 {
@@ -1324,11 +1669,23 @@ mod tests {
         // Through SQL: DataFusion's own LIMIT over the table.
         ctx.register_table("t", Arc::new(t)).unwrap();
         let df = ctx.sql("SELECT a FROM t LIMIT 7").await.unwrap();
-        let batches = tokio::time::timeout(Duration::from_secs(10), df.collect()).await.expect("ends").unwrap();
+        let batches = tokio::time::timeout(Duration::from_secs(10), df.collect())
+            .await
+            .expect("ends")
+            .unwrap();
         assert_eq!(rows(&batches), 7);
-        let df = ctx.sql("SELECT COUNT(*) FROM (SELECT * FROM t LIMIT 12345)").await.unwrap();
-        let batches = tokio::time::timeout(Duration::from_secs(10), df.collect()).await.expect("ends").unwrap();
-        assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 12345);
+        let df = ctx
+            .sql("SELECT COUNT(*) FROM (SELECT * FROM t LIMIT 12345)")
+            .await
+            .unwrap();
+        let batches = tokio::time::timeout(Duration::from_secs(10), df.collect())
+            .await
+            .expect("ends")
+            .unwrap();
+        assert_eq!(
+            batches[0].column(0).as_primitive::<Int64Type>().value(0),
+            12345
+        );
     }
 
     #[tokio::test]
@@ -1354,14 +1711,21 @@ mod tests {
             .unwrap();
         let b = &batches[0];
         let get = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0);
-        assert_eq!((get(0), get(1), get(2), get(3), get(4)), (1000, 1, 1000, 500_500, 1000));
+        assert_eq!(
+            (get(0), get(1), get(2), get(3), get(4)),
+            (1000, 1, 1000, 500_500, 1000)
+        );
     }
 
     #[test]
     fn keys_may_name_a_column_in_another_case() {
         let t = table(
             &[("id", DataType::Int64)],
-            &[("fields.ID.kind", "sequence"), ("fields.Id.start", "1"), ("fields.id.end", "3")],
+            &[
+                ("fields.ID.kind", "sequence"),
+                ("fields.Id.start", "1"),
+                ("fields.id.end", "3"),
+            ],
         );
         assert_eq!(t.total_rows(), Some(3));
         assert_eq!(t.options().get("fields.id.start"), Some("1"));
@@ -1371,7 +1735,8 @@ mod tests {
     fn boundedness_is_reported_through_the_crate() {
         let t: Arc<dyn TableProvider> = Arc::new(table(&[("a", DataType::Int64)], &[]));
         assert_eq!(crate::boundedness_of(t.as_ref()), Boundedness::Unbounded);
-        let t: Arc<dyn TableProvider> = Arc::new(table(&[("a", DataType::Int64)], &[("number-of-rows", "1")]));
+        let t: Arc<dyn TableProvider> =
+            Arc::new(table(&[("a", DataType::Int64)], &[("number-of-rows", "1")]));
         assert_eq!(crate::boundedness_of(t.as_ref()), Boundedness::Bounded);
     }
 
@@ -1395,8 +1760,13 @@ mod tests {
         for _ in 0..50_000 {
             counts[(r.between(-2, 2) + 2) as usize] += 1;
         }
-        assert!(counts.iter().all(|c| (9_000..11_000).contains(c)), "{counts:?}");
-        let big = (0..1000).map(|_| r.between(i128::from(i64::MIN), i128::from(i64::MAX))).collect::<Vec<_>>();
+        assert!(
+            counts.iter().all(|c| (9_000..11_000).contains(c)),
+            "{counts:?}"
+        );
+        let big = (0..1000)
+            .map(|_| r.between(i128::from(i64::MIN), i128::from(i64::MAX)))
+            .collect::<Vec<_>>();
         assert!(big.iter().any(|v| *v < 0) && big.iter().any(|v| *v > 0));
         let max = 10i128.pow(38) - 1;
         let dec = (0..1000).map(|_| r.between(-max, max)).collect::<Vec<_>>();
@@ -1406,18 +1776,39 @@ mod tests {
 
     #[test]
     fn columns_must_be_declared() {
-        let e = DataGenTable::try_new("t", None, opts(&[])).unwrap_err().to_string();
-        assert!(e.contains("table 't': cannot infer the columns") && e.contains("declare them in CREATE TABLE"), "{e}");
+        let e = DataGenTable::try_new("t", None, opts(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("table 't': cannot infer the columns")
+                && e.contains("declare them in CREATE TABLE"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unsupported_types_are_rejected() {
-        let e = error(&[("a", DataType::Int64), ("t", DataType::Time64(TimeUnit::Microsecond))], &[]);
-        assert!(e.contains("column 't' has type TIME, which the datagen connector cannot generate"), "{e}");
+        let e = error(
+            &[
+                ("a", DataType::Int64),
+                ("t", DataType::Time64(TimeUnit::Microsecond)),
+            ],
+            &[],
+        );
+        assert!(
+            e.contains("column 't' has type TIME, which the datagen connector cannot generate"),
+            "{e}"
+        );
         assert!(e.contains("supported types: TINYINT"), "{e}");
         let e = error(&[("d", DataType::Decimal256(50, 2))], &[]);
         assert!(e.contains("DECIMAL(50, 2)"), "{e}");
-        let e = error(&[("l", DataType::List(Arc::new(Field::new("item", DataType::Int32, true))))], &[]);
+        let e = error(
+            &[(
+                "l",
+                DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            )],
+            &[],
+        );
         assert!(e.contains("column 'l'"), "{e}");
     }
 
@@ -1435,7 +1826,8 @@ mod tests {
         );
         let e = error(&cols, &[("fields.nme.length", "5")]);
         assert!(
-            e.contains("unsupported option 'fields.nme.length'") && e.contains("did you mean 'fields.name.length'"),
+            e.contains("unsupported option 'fields.nme.length'")
+                && e.contains("did you mean 'fields.name.length'"),
             "{e}"
         );
         // A property that the column's type or kind does not take.
@@ -1443,14 +1835,23 @@ mod tests {
         assert!(e.contains("unsupported option 'fields.id.length'"), "{e}");
         let e = error(
             &cols,
-            &[("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "2"), ("fields.id.min", "1")],
+            &[
+                ("fields.id.kind", "sequence"),
+                ("fields.id.start", "1"),
+                ("fields.id.end", "2"),
+                ("fields.id.min", "1"),
+            ],
         );
         assert!(
-            e.contains("unsupported option 'fields.id.min'") && e.contains("fields.id.start, fields.id.end"),
+            e.contains("unsupported option 'fields.id.min'")
+                && e.contains("fields.id.start, fields.id.end"),
             "{e}"
         );
         let e = error(&cols, &[("fields.name.max-past", "5")]);
-        assert!(e.contains("unsupported option 'fields.name.max-past'"), "{e}");
+        assert!(
+            e.contains("unsupported option 'fields.name.max-past'"),
+            "{e}"
+        );
         let e = error(&cols, &[("scan.parallelism", "2")]);
         assert!(e.contains("unsupported option 'scan.parallelism'"), "{e}");
     }
@@ -1475,7 +1876,11 @@ mod tests {
                 &[("number-of-rows", "-1")],
                 "invalid value '-1' for option 'number-of-rows': expected a non-negative integer",
             ),
-            (&i, &[("seed", "x")], "invalid value 'x' for option 'seed': expected an unsigned 64-bit integer"),
+            (
+                &i,
+                &[("seed", "x")],
+                "invalid value 'x' for option 'seed': expected an unsigned 64-bit integer",
+            ),
             (
                 &i,
                 &[("fields.v.kind", "randm")],
@@ -1506,15 +1911,27 @@ mod tests {
                 &[("fields.v.kind", "sequence"), ("fields.v.end", "5")],
                 "missing option 'fields.v.start'; a sequence column needs 'fields.v.start' and 'fields.v.end'",
             ),
-            (&i, &[("fields.v.kind", "sequence"), ("fields.v.start", "5")], "missing option 'fields.v.end'"),
             (
                 &i,
-                &[("fields.v.kind", "sequence"), ("fields.v.start", "5"), ("fields.v.end", "1")],
+                &[("fields.v.kind", "sequence"), ("fields.v.start", "5")],
+                "missing option 'fields.v.end'",
+            ),
+            (
+                &i,
+                &[
+                    ("fields.v.kind", "sequence"),
+                    ("fields.v.start", "5"),
+                    ("fields.v.end", "1"),
+                ],
                 "invalid value '1' for option 'fields.v.end': expected an integer no less than 'fields.v.start' (5)",
             ),
             (
                 &i,
-                &[("fields.v.kind", "sequence"), ("fields.v.start", "0"), ("fields.v.end", "1000")],
+                &[
+                    ("fields.v.kind", "sequence"),
+                    ("fields.v.start", "0"),
+                    ("fields.v.end", "1000"),
+                ],
                 "invalid value '1000' for option 'fields.v.end': expected an integer in [-128, 127]",
             ),
             (
@@ -1532,7 +1949,11 @@ mod tests {
                 &[("fields.f.max", "1e39")],
                 "invalid value '1e39' for option 'fields.f.max': expected a finite number within the range of FLOAT",
             ),
-            (&[("f", DataType::Float64)], &[("fields.f.min", "NaN")], "invalid value 'NaN' for option 'fields.f.min'"),
+            (
+                &[("f", DataType::Float64)],
+                &[("fields.f.min", "NaN")],
+                "invalid value 'NaN' for option 'fields.f.min'",
+            ),
             (
                 &[("s", DataType::Utf8)],
                 &[("fields.s.length", "-2")],
@@ -1553,7 +1974,11 @@ mod tests {
                 &[("fields.ts.kind", "sequence")],
                 "invalid value 'sequence' for option 'fields.ts.kind': expected 'random': a TIMESTAMP(3) column cannot be a sequence",
             ),
-            (&[("b", DataType::Boolean)], &[("fields.b.kind", "sequence")], "a BOOLEAN column cannot be a sequence"),
+            (
+                &[("b", DataType::Boolean)],
+                &[("fields.b.kind", "sequence")],
+                "a BOOLEAN column cannot be a sequence",
+            ),
         ];
         for (cols, pairs, expected) in cases {
             let e = error(cols, pairs);

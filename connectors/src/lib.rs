@@ -73,17 +73,28 @@ pub async fn create_table(
     schema: Option<SchemaRef>,
     options: TableOptions,
 ) -> Result<Arc<dyn TableProvider>, ConnectorError> {
-    let connector = options.get("connector").ok_or_else(|| ConnectorError::MissingOption {
-        table: name.to_string(),
-        key: "connector".into(),
-        hint: format!("add 'connector' = '<one of: {}>' to the WITH clause", CONNECTORS.join(", ")),
-    })?;
+    let connector = options
+        .get("connector")
+        .ok_or_else(|| ConnectorError::MissingOption {
+            table: name.to_string(),
+            key: "connector".into(),
+            hint: format!(
+                "add 'connector' = '<one of: {}>' to the WITH clause",
+                CONNECTORS.join(", ")
+            ),
+        })?;
     match connector.to_ascii_lowercase().as_str() {
-        "filesystem" => Ok(Arc::new(FileSystemTable::try_new(name, schema, options).await?)),
+        "filesystem" => Ok(Arc::new(
+            FileSystemTable::try_new(name, schema, options).await?,
+        )),
         "datagen" => Ok(Arc::new(DataGenTable::try_new(name, schema, options)?)),
         "nexmark" => Ok(Arc::new(NexmarkTable::try_new(name, schema, options)?)),
-        "print" => Ok(Arc::new(print::PrintTable::try_new(name, schema, &options)?)),
-        "blackhole" => Ok(Arc::new(print::BlackholeTable::try_new(name, schema, &options)?)),
+        "print" => Ok(Arc::new(print::PrintTable::try_new(
+            name, schema, &options,
+        )?)),
+        "blackhole" => Ok(Arc::new(print::BlackholeTable::try_new(
+            name, schema, &options,
+        )?)),
         other => Err(ConnectorError::UnknownConnector {
             table: name.to_string(),
             connector: other.to_string(),

@@ -100,8 +100,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    ArrayRef, Int64Array, LargeStringBuilder, RecordBatch, RecordBatchOptions, StringBuilder, StringViewBuilder,
-    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    ArrayRef, Int64Array, LargeStringBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
+    StringViewBuilder, TimestampMicrosecondArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -188,7 +189,9 @@ impl ColumnType {
     fn accepts(self, t: &DataType) -> bool {
         match self {
             ColumnType::BigInt => *t == DataType::Int64,
-            ColumnType::Str => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+            ColumnType::Str => {
+                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            }
             ColumnType::Timestamp => matches!(t, DataType::Timestamp(..)),
         }
     }
@@ -262,13 +265,20 @@ impl NexmarkKind {
     /// declared.
     pub fn schema(self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.columns().iter().map(|(name, t)| Field::new(*name, t.default_arrow(), true)).collect::<Vec<_>>(),
+            self.columns()
+                .iter()
+                .map(|(name, t)| Field::new(*name, t.default_arrow(), true))
+                .collect::<Vec<_>>(),
         ))
     }
 
     /// `name TYPE, ...` for error messages.
     fn column_list(self) -> String {
-        self.columns().iter().map(|(n, t)| format!("{n} {}", t.sql())).collect::<Vec<_>>().join(", ")
+        self.columns()
+            .iter()
+            .map(|(n, t)| format!("{n} {}", t.sql()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -348,17 +358,24 @@ impl NexmarkTable {
     /// * A planning error (wrapped [`DataFusionError::Plan`]) when declared
     ///   columns do not match the table's: an unknown or repeated column, a
     ///   missing one, a column of another type.
-    pub fn try_new(name: &str, schema: Option<SchemaRef>, options: TableOptions) -> Result<Self, ConnectorError> {
+    pub fn try_new(
+        name: &str,
+        schema: Option<SchemaRef>,
+        options: TableOptions,
+    ) -> Result<Self, ConnectorError> {
         options.check_keys(name, "nexmark", KEYS)?;
         let kind = match options.get("nexmark.table") {
             None => {
                 return Err(ConnectorError::MissingOption {
                     table: name.into(),
                     key: "nexmark.table".into(),
-                    hint: "add 'nexmark.table' = 'bid' (or 'auction', 'person') to the WITH clause".into(),
+                    hint: "add 'nexmark.table' = 'bid' (or 'auction', 'person') to the WITH clause"
+                        .into(),
                 });
             }
-            Some(v) => NexmarkKind::parse(v).ok_or_else(|| invalid(name, "nexmark.table", v, TABLES))?,
+            Some(v) => {
+                NexmarkKind::parse(v).ok_or_else(|| invalid(name, "nexmark.table", v, TABLES))?
+            }
         };
         let parse_u64 = |key: &str, expected: &str| -> Result<Option<u64>, ConnectorError> {
             match options.get(key) {
@@ -376,7 +393,9 @@ impl NexmarkTable {
         .filter(|n| *n > 0);
         let first_event_number = parse_u64(
             "first-event.number",
-            &format!("a non-negative integer (the number of the first event, at most {MAX_EVENT_NUMBER})"),
+            &format!(
+                "a non-negative integer (the number of the first event, at most {MAX_EVENT_NUMBER})"
+            ),
         )?
         .unwrap_or(0);
         if let Some(n) = events_num
@@ -402,7 +421,9 @@ impl NexmarkTable {
                         name,
                         "first-event.rate",
                         v,
-                        &format!("a positive integer (events per second, at most {MAX_FIRST_EVENT_RATE})"),
+                        &format!(
+                            "a positive integer (events per second, at most {MAX_FIRST_EVENT_RATE})"
+                        ),
                     ));
                 }
             },
@@ -474,7 +495,11 @@ impl NexmarkTable {
 
     /// [`Boundedness::Bounded`] iff `events.num` is set (and not 0).
     pub fn boundedness(&self) -> Boundedness {
-        if self.events_num.is_some() { Boundedness::Bounded } else { Boundedness::Unbounded }
+        if self.events_num.is_some() {
+            Boundedness::Bounded
+        } else {
+            Boundedness::Unbounded
+        }
     }
 
     /// The crate's configuration for these options.
@@ -509,13 +534,20 @@ fn parse_base_time(v: &str) -> Option<u64> {
 }
 
 /// For each declared field, the index of the kind's column it names.
-fn match_columns(table: &str, kind: NexmarkKind, schema: &SchemaRef) -> Result<Vec<usize>, ConnectorError> {
+fn match_columns(
+    table: &str,
+    kind: NexmarkKind,
+    schema: &SchemaRef,
+) -> Result<Vec<usize>, ConnectorError> {
     let plan = |message: String| ConnectorError::DataFusion(DataFusionError::Plan(message));
     let known = kind.columns();
     let mut seen = vec![false; known.len()];
     let mut indices = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let Some(index) = known.iter().position(|(n, _)| n.eq_ignore_ascii_case(field.name())) else {
+        let Some(index) = known
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(field.name()))
+        else {
             let hint = nearest(field.name(), known.iter().map(|(n, _)| *n))
                 .map(|s| format!(" (did you mean '{s}'?)"))
                 .unwrap_or_default();
@@ -528,7 +560,9 @@ fn match_columns(table: &str, kind: NexmarkKind, schema: &SchemaRef) -> Result<V
         };
         let (column, column_type) = known[index];
         if std::mem::replace(&mut seen[index], true) {
-            return Err(plan(format!("table '{table}': column '{column}' is declared twice")));
+            return Err(plan(format!(
+                "table '{table}': column '{column}' is declared twice"
+            )));
         }
         if !column_type.accepts(field.data_type()) {
             return Err(plan(format!(
@@ -541,12 +575,21 @@ fn match_columns(table: &str, kind: NexmarkKind, schema: &SchemaRef) -> Result<V
         }
         indices.push(index);
     }
-    let missing: Vec<&str> = known.iter().zip(&seen).filter(|(_, s)| !**s).map(|((n, _), _)| *n).collect();
+    let missing: Vec<&str> = known
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|((n, _), _)| *n)
+        .collect();
     if !missing.is_empty() {
         return Err(plan(format!(
             "table '{table}': missing column{} {} of the nexmark {} table; declare all its columns ({}) or leave the column list out",
             if missing.len() > 1 { "s" } else { "" },
-            missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             kind.name(),
             kind.column_list()
         )));
@@ -596,8 +639,10 @@ impl TableProvider for NexmarkTable {
         if let Some(n) = self.events_num {
             partitions = partitions.min(n.div_ceil(chunk_events)).max(1);
         }
-        let columns: Vec<(usize, DataType)> =
-            indices.iter().map(|&i| (self.columns[i], self.schema.field(i).data_type().clone())).collect();
+        let columns: Vec<(usize, DataType)> = indices
+            .iter()
+            .map(|&i| (self.columns[i], self.schema.field(i).data_type().clone()))
+            .collect();
         let streams = (0..partitions)
             .map(|p| {
                 Arc::new(NexmarkPartition {
@@ -616,7 +661,14 @@ impl TableProvider for NexmarkTable {
             })
             .collect();
         let infinite = self.events_num.is_none() && limit.is_none();
-        Ok(Arc::new(StreamingTableExec::try_new(schema, streams, None, [], infinite, limit)?))
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            streams,
+            None,
+            [],
+            infinite,
+            limit,
+        )?))
     }
 }
 
@@ -714,7 +766,8 @@ impl Generator {
                 let started = *self.started.get_or_insert(now);
                 let due = started
                     + Duration::from_nanos(
-                        u64::try_from(u128::from(start) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX),
+                        u64::try_from(u128::from(start) * 1_000_000_000 / u128::from(rate))
+                            .unwrap_or(u64::MAX),
                     );
                 if due > now {
                     tokio::time::sleep_until(due).await;
@@ -750,10 +803,13 @@ impl Generator {
                 &RecordBatchOptions::new().with_row_count(Some(rows)),
             )?);
         }
-        let capacity =
-            (end - start) as usize / self.proportions.denominator() as usize * self.proportions.span(kind).1 as usize;
-        let mut builders: Vec<ColumnBuilder> =
-            self.columns.iter().map(|(_, t)| ColumnBuilder::new(t, capacity)).collect();
+        let capacity = (end - start) as usize / self.proportions.denominator() as usize
+            * self.proportions.span(kind).1 as usize;
+        let mut builders: Vec<ColumnBuilder> = self
+            .columns
+            .iter()
+            .map(|(_, t)| ColumnBuilder::new(t, capacity))
+            .collect();
         let mut events = match self.events.take() {
             Some(g) => g,
             None => EventGenerator::new(self.config.clone()),
@@ -779,7 +835,10 @@ impl Generator {
             }
         }
         self.events = Some(events);
-        let arrays = builders.into_iter().map(ColumnBuilder::finish).collect::<Result<Vec<_>>>()?;
+        let arrays = builders
+            .into_iter()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
 }
@@ -855,8 +914,12 @@ impl ColumnBuilder {
         match t {
             DataType::Int64 => ColumnBuilder::Int(Vec::with_capacity(capacity)),
             DataType::Timestamp(..) => ColumnBuilder::Time(Vec::with_capacity(capacity), t.clone()),
-            DataType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            DataType::LargeUtf8 => ColumnBuilder::LargeUtf8(LargeStringBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::Utf8 => {
+                ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::LargeUtf8 => {
+                ColumnBuilder::LargeUtf8(LargeStringBuilder::with_capacity(capacity, capacity * 16))
+            }
             _ => ColumnBuilder::Utf8View(StringViewBuilder::with_capacity(capacity)),
         }
     }
@@ -870,7 +933,9 @@ impl ColumnBuilder {
             (ColumnBuilder::Utf8(b), Value::Str(s)) => b.append_value(s),
             (ColumnBuilder::LargeUtf8(b), Value::Str(s)) => b.append_value(s),
             (ColumnBuilder::Utf8View(b), Value::Str(s)) => b.append_value(s),
-            _ => unreachable!("nexmark: a column's type is checked against its values when the table is created"),
+            _ => unreachable!(
+                "nexmark: a column's type is checked against its values when the table is created"
+            ),
         }
     }
 
@@ -896,17 +961,21 @@ impl ColumnBuilder {
                 };
                 match &t {
                     DataType::Timestamp(TimeUnit::Second, _) => Arc::new(
-                        TimestampSecondArray::from(ms.iter().map(|v| v.div_euclid(1000)).collect::<Vec<_>>())
-                            .with_timezone_opt(tz),
+                        TimestampSecondArray::from(
+                            ms.iter().map(|v| v.div_euclid(1000)).collect::<Vec<_>>(),
+                        )
+                        .with_timezone_opt(tz),
                     ) as ArrayRef,
                     DataType::Timestamp(TimeUnit::Millisecond, _) => {
                         Arc::new(TimestampMillisecondArray::from(ms).with_timezone_opt(tz))
                     }
                     DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(
-                        TimestampMicrosecondArray::from(scale(&|v| v.checked_mul(1_000))?).with_timezone_opt(tz),
+                        TimestampMicrosecondArray::from(scale(&|v| v.checked_mul(1_000))?)
+                            .with_timezone_opt(tz),
                     ),
                     _ => Arc::new(
-                        TimestampNanosecondArray::from(scale(&|v| v.checked_mul(1_000_000))?).with_timezone_opt(tz),
+                        TimestampNanosecondArray::from(scale(&|v| v.checked_mul(1_000_000))?)
+                            .with_timezone_opt(tz),
                     ),
                 }
             }
@@ -937,13 +1006,24 @@ mod tests {
     }
 
     fn error(schema: Option<SchemaRef>, pairs: &[(&str, &str)]) -> String {
-        NexmarkTable::try_new("t", schema, opts(pairs)).unwrap_err().to_string()
+        NexmarkTable::try_new("t", schema, opts(pairs))
+            .unwrap_err()
+            .to_string()
     }
 
-    async fn collect_with(t: NexmarkTable, projection: Option<Vec<usize>>, config: SessionConfig) -> Vec<RecordBatch> {
+    async fn collect_with(
+        t: NexmarkTable,
+        projection: Option<Vec<usize>>,
+        config: SessionConfig,
+    ) -> Vec<RecordBatch> {
         let ctx = SessionContext::new_with_config(config);
-        let plan = t.scan(&ctx.state(), projection.as_ref(), &[], None).await.unwrap();
-        datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap()
+        let plan = t
+            .scan(&ctx.state(), projection.as_ref(), &[], None)
+            .await
+            .unwrap();
+        datafusion::physical_plan::collect(plan, ctx.task_ctx())
+            .await
+            .unwrap()
     }
 
     async fn collect(t: NexmarkTable) -> RecordBatch {
@@ -961,7 +1041,9 @@ mod tests {
         let mut out: Vec<String> = (0..batch.num_rows())
             .map(|r| {
                 (0..batch.num_columns())
-                    .map(|c| arrow::util::display::array_value_to_string(batch.column(c), r).unwrap())
+                    .map(|c| {
+                        arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
+                    })
                     .collect::<Vec<_>>()
                     .join("|")
             })
@@ -971,11 +1053,21 @@ mod tests {
     }
 
     fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
-        batch.column_by_name(name).unwrap().as_primitive::<Int64Type>().values().to_vec()
+        batch
+            .column_by_name(name)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
     }
 
     fn times(batch: &RecordBatch, name: &str) -> Vec<i64> {
-        batch.column_by_name(name).unwrap().as_primitive::<TimestampMillisecondType>().values().to_vec()
+        batch
+            .column_by_name(name)
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .to_vec()
     }
 
     #[tokio::test]
@@ -989,7 +1081,10 @@ mod tests {
             assert_eq!(n, expected);
             counts.insert(kind, n);
         }
-        assert_eq!((counts["person"], counts["auction"], counts["bid"]), (20, 60, 920));
+        assert_eq!(
+            (counts["person"], counts["auction"], counts["bid"]),
+            (20, 60, 920)
+        );
         assert_eq!(counts.values().sum::<u64>(), 1000);
         // The crate's own generator, run over the same 1000 events.
         let config = NexmarkConfig {
@@ -1007,23 +1102,66 @@ mod tests {
             })
             .collect();
         assert_eq!(crate_bids.len(), 920);
-        assert_eq!(events.iter().filter(|e| matches!(e, Event::Person(_))).count(), 20);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Person(_)))
+                .count(),
+            20
+        );
         // The same bids, value for value (one partition keeps their order).
         let config = SessionConfig::new().with_target_partitions(1);
-        let batches = collect_with(table(&[("nexmark.table", "bid"), ("events.num", "1000")]), None, config).await;
+        let batches = collect_with(
+            table(&[("nexmark.table", "bid"), ("events.num", "1000")]),
+            None,
+            config,
+        )
+        .await;
         let bids = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-        assert_eq!(ints(&bids, "price"), crate_bids.iter().map(|b| b.price as i64).collect::<Vec<_>>());
-        assert_eq!(ints(&bids, "auction"), crate_bids.iter().map(|b| b.auction as i64).collect::<Vec<_>>());
-        assert_eq!(times(&bids, "datetime"), crate_bids.iter().map(|b| b.date_time as i64).collect::<Vec<_>>());
-        let urls: Vec<String> =
-            bids.column_by_name("url").unwrap().as_string_view().iter().map(|s| s.unwrap().to_string()).collect();
-        assert_eq!(urls, crate_bids.iter().map(|b| b.url.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            ints(&bids, "price"),
+            crate_bids
+                .iter()
+                .map(|b| b.price as i64)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ints(&bids, "auction"),
+            crate_bids
+                .iter()
+                .map(|b| b.auction as i64)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            times(&bids, "datetime"),
+            crate_bids
+                .iter()
+                .map(|b| b.date_time as i64)
+                .collect::<Vec<_>>()
+        );
+        let urls: Vec<String> = bids
+            .column_by_name("url")
+            .unwrap()
+            .as_string_view()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            crate_bids.iter().map(|b| b.url.clone()).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]
     async fn total_rows_counts_the_events_of_the_kind_in_any_range() {
         let count = |kind: &str, first: &str, n: &str| {
-            table(&[("nexmark.table", kind), ("events.num", n), ("first-event.number", first)]).total_rows().unwrap()
+            table(&[
+                ("nexmark.table", kind),
+                ("events.num", n),
+                ("first-event.number", first),
+            ])
+            .total_rows()
+            .unwrap()
         };
         assert_eq!(count("person", "0", "1"), 1);
         assert_eq!(count("auction", "0", "1"), 0);
@@ -1032,12 +1170,19 @@ mod tests {
         assert_eq!(count("person", "49", "2"), 1);
         assert_eq!(count("bid", "3", "50"), 46);
         for (first, n) in [("7", "333"), ("1234", "10001"), ("50", "49")] {
-            let total: u64 = ["person", "auction", "bid"].iter().map(|k| count(k, first, n)).sum();
+            let total: u64 = ["person", "auction", "bid"]
+                .iter()
+                .map(|k| count(k, first, n))
+                .sum();
             assert_eq!(total, n.parse::<u64>().unwrap());
         }
         // And the scan emits exactly that many rows.
         for kind in ["person", "auction", "bid"] {
-            let t = table(&[("nexmark.table", kind), ("events.num", "333"), ("first-event.number", "7")]);
+            let t = table(&[
+                ("nexmark.table", kind),
+                ("events.num", "333"),
+                ("first-event.number", "7"),
+            ]);
             let expected = t.total_rows().unwrap() as usize;
             assert_eq!(collect(t).await.num_rows(), expected, "{kind}");
         }
@@ -1050,12 +1195,20 @@ mod tests {
             let a = collect(table(&pairs)).await;
             let b = collect(table(&pairs)).await;
             assert_eq!(a, b, "{kind}: the same rows in the same order");
-            let config = SessionConfig::new().with_target_partitions(3).with_batch_size(37);
+            let config = SessionConfig::new()
+                .with_target_partitions(3)
+                .with_batch_size(37);
             let batches = collect_with(table(&pairs), None, config).await;
             assert!(batches.iter().all(|b| b.num_rows() <= 37));
             let c = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-            assert_eq!(sorted_rows(&a), sorted_rows(&c), "{kind}: the same rows in other partitions");
-            let config = SessionConfig::new().with_target_partitions(1).with_batch_size(100_000);
+            assert_eq!(
+                sorted_rows(&a),
+                sorted_rows(&c),
+                "{kind}: the same rows in other partitions"
+            );
+            let config = SessionConfig::new()
+                .with_target_partitions(1)
+                .with_batch_size(100_000);
             let batches = collect_with(table(&pairs), None, config).await;
             assert_eq!(batches.len(), 1, "{kind}: one chunk of events");
             assert_eq!(sorted_rows(&a), sorted_rows(&batches[0]));
@@ -1064,11 +1217,18 @@ mod tests {
 
     #[tokio::test]
     async fn times_start_at_base_time_and_follow_the_rate() {
-        let t = collect(table(&[("nexmark.table", "person"), ("events.num", "10000")])).await;
+        let t = collect(table(&[
+            ("nexmark.table", "person"),
+            ("events.num", "10000"),
+        ]))
+        .await;
         let ts = times(&t, "datetime");
         assert_eq!(ts.iter().min(), Some(&(DEFAULT_BASE_TIME_MS as i64)));
         // 10 000 000 events per second: 10 000 events per millisecond.
-        assert!(ts.iter().all(|v| *v <= DEFAULT_BASE_TIME_MS as i64 + 1), "{ts:?}");
+        assert!(
+            ts.iter().all(|v| *v <= DEFAULT_BASE_TIME_MS as i64 + 1),
+            "{ts:?}"
+        );
         // 1000 events per second: event n at base + n ms.
         let pairs = [
             ("nexmark.table", "bid"),
@@ -1085,41 +1245,91 @@ mod tests {
         assert_eq!(ts.last(), Some(&(base + 1999)));
         assert!(ts.windows(2).all(|w| w[0] < w[1]));
         // base-time also takes milliseconds and ISO timestamps.
-        assert_eq!(table(&[("nexmark.table", "bid"), ("base-time", "1717243200000")]).base_time_ms, base as u64);
-        assert_eq!(table(&[("nexmark.table", "bid"), ("base-time", "2024-06-01T12:00:00Z")]).base_time_ms, base as u64);
+        assert_eq!(
+            table(&[("nexmark.table", "bid"), ("base-time", "1717243200000")]).base_time_ms,
+            base as u64
+        );
+        assert_eq!(
+            table(&[
+                ("nexmark.table", "bid"),
+                ("base-time", "2024-06-01T12:00:00Z")
+            ])
+            .base_time_ms,
+            base as u64
+        );
         // Auctions expire after they start.
-        let a =
-            collect(table(&[("nexmark.table", "auction"), ("events.num", "5000"), ("first-event.rate", "1000")])).await;
+        let a = collect(table(&[
+            ("nexmark.table", "auction"),
+            ("events.num", "5000"),
+            ("first-event.rate", "1000"),
+        ]))
+        .await;
         let (start, expires) = (times(&a, "datetime"), times(&a, "expires"));
         assert!(start.iter().zip(&expires).all(|(s, e)| s < e));
     }
 
     #[tokio::test]
     async fn values_are_in_the_benchmark_ranges() {
-        let p = collect(table(&[("nexmark.table", "person"), ("events.num", "10000")])).await;
+        let p = collect(table(&[
+            ("nexmark.table", "person"),
+            ("events.num", "10000"),
+        ]))
+        .await;
         assert_eq!(ints(&p, "id"), (1000..1200).collect::<Vec<_>>());
-        let states: std::collections::BTreeSet<String> =
-            p.column_by_name("state").unwrap().as_string_view().iter().map(|s| s.unwrap().to_string()).collect();
-        assert!(states.iter().all(|s| ["az", "ca", "id", "or", "wa", "wy"].contains(&s.as_str())), "{states:?}");
-        let a = collect(table(&[("nexmark.table", "auction"), ("events.num", "10000")])).await;
+        let states: std::collections::BTreeSet<String> = p
+            .column_by_name("state")
+            .unwrap()
+            .as_string_view()
+            .iter()
+            .map(|s| s.unwrap().to_string())
+            .collect();
+        assert!(
+            states
+                .iter()
+                .all(|s| ["az", "ca", "id", "or", "wa", "wy"].contains(&s.as_str())),
+            "{states:?}"
+        );
+        let a = collect(table(&[
+            ("nexmark.table", "auction"),
+            ("events.num", "10000"),
+        ]))
+        .await;
         assert_eq!(ints(&a, "id"), (1000..1600).collect::<Vec<_>>());
         assert!(ints(&a, "category").iter().all(|c| (10..15).contains(c)));
         assert!(ints(&a, "seller").iter().all(|s| (1000..1210).contains(s)));
-        assert!(ints(&a, "initialbid").iter().zip(ints(&a, "reserve")).all(|(i, r)| *i > 0 && r >= *i));
+        assert!(
+            ints(&a, "initialbid")
+                .iter()
+                .zip(ints(&a, "reserve"))
+                .all(|(i, r)| *i > 0 && r >= *i)
+        );
         let b = collect(table(&[("nexmark.table", "bid"), ("events.num", "10000")])).await;
         assert!(ints(&b, "auction").iter().all(|a| (1000..1610).contains(a)));
         assert!(ints(&b, "bidder").iter().all(|a| (1000..1210).contains(a)));
-        assert!(ints(&b, "price").iter().all(|p| (100..=100_000_000).contains(p)));
+        assert!(
+            ints(&b, "price")
+                .iter()
+                .all(|p| (100..=100_000_000).contains(p))
+        );
     }
 
     #[tokio::test]
     async fn first_event_number_continues_the_same_stream() {
         let all = collect(table(&[("nexmark.table", "bid"), ("events.num", "1000")])).await;
-        let tail = table(&[("nexmark.table", "bid"), ("events.num", "500"), ("first-event.number", "500")]);
+        let tail = table(&[
+            ("nexmark.table", "bid"),
+            ("events.num", "500"),
+            ("first-event.number", "500"),
+        ]);
         assert_eq!(tail.total_rows(), Some(460));
         let tail = collect(tail).await;
         let config = SessionConfig::new().with_target_partitions(1);
-        let head = collect_with(table(&[("nexmark.table", "bid"), ("events.num", "500")]), None, config).await;
+        let head = collect_with(
+            table(&[("nexmark.table", "bid"), ("events.num", "500")]),
+            None,
+            config,
+        )
+        .await;
         let head = arrow::compute::concat_batches(&head[0].schema(), &head).unwrap();
         let mut both = sorted_rows(&head);
         both.extend(sorted_rows(&tail));
@@ -1150,7 +1360,9 @@ mod tests {
         let plan = t.scan(&ctx.state(), None, &[], None).await.unwrap();
         assert_eq!(
             plan.properties().boundedness,
-            datafusion::physical_plan::execution_plan::Boundedness::Unbounded { requires_infinite_memory: false }
+            datafusion::physical_plan::execution_plan::Boundedness::Unbounded {
+                requires_infinite_memory: false
+            }
         );
         let mut stream = plan.execute(0, ctx.task_ctx()).unwrap();
         for _ in 0..3 {
@@ -1158,16 +1370,24 @@ mod tests {
         }
         drop(stream);
         ctx.register_table("bid", Arc::new(t)).unwrap();
-        for (sql, expected) in
-            [("SELECT * FROM bid LIMIT 7", 7), ("SELECT price FROM (SELECT * FROM bid LIMIT 20000)", 20000)]
-        {
+        for (sql, expected) in [
+            ("SELECT * FROM bid LIMIT 7", 7),
+            ("SELECT price FROM (SELECT * FROM bid LIMIT 20000)", 20000),
+        ] {
             let df = ctx.sql(sql).await.unwrap();
-            let batches = tokio::time::timeout(Duration::from_secs(30), df.collect()).await.expect("ends").unwrap();
+            let batches = tokio::time::timeout(Duration::from_secs(30), df.collect())
+                .await
+                .expect("ends")
+                .unwrap();
             assert_eq!(rows(&batches), expected, "{sql}");
         }
         // 'events.num' = '0' is Flink's "no end".
-        assert_eq!(table(&[("nexmark.table", "bid"), ("events.num", "0")]).boundedness(), Boundedness::Unbounded);
-        let t: Arc<dyn TableProvider> = Arc::new(table(&[("nexmark.table", "person"), ("events.num", "10")]));
+        assert_eq!(
+            table(&[("nexmark.table", "bid"), ("events.num", "0")]).boundedness(),
+            Boundedness::Unbounded
+        );
+        let t: Arc<dyn TableProvider> =
+            Arc::new(table(&[("nexmark.table", "person"), ("events.num", "10")]));
         assert_eq!(crate::boundedness_of(t.as_ref()), Boundedness::Bounded);
         let t: Arc<dyn TableProvider> = Arc::new(table(&[("nexmark.table", "person")]));
         assert_eq!(crate::boundedness_of(t.as_ref()), Boundedness::Unbounded);
@@ -1177,14 +1397,26 @@ mod tests {
     async fn rate_limited_events_are_paced() {
         // 1500 events at 1000 per second, in chunks of 100 events: the last
         // chunk (events 1400..1500) is due 1.4 s after the start.
-        let pairs =
-            [("nexmark.table", "bid"), ("events.num", "1500"), ("first-event.rate", "1000"), ("rate.limited", "true")];
+        let pairs = [
+            ("nexmark.table", "bid"),
+            ("events.num", "1500"),
+            ("first-event.rate", "1000"),
+            ("rate.limited", "true"),
+        ];
         let started = std::time::Instant::now();
-        let batches = collect_with(table(&pairs), None, SessionConfig::new().with_target_partitions(2)).await;
+        let batches = collect_with(
+            table(&pairs),
+            None,
+            SessionConfig::new().with_target_partitions(2),
+        )
+        .await;
         let elapsed = started.elapsed();
         assert_eq!(rows(&batches), 1380);
         assert!(batches.len() >= 15, "{}", batches.len());
-        assert!(elapsed >= Duration::from_millis(1350) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(1350) && elapsed < Duration::from_secs(10),
+            "{elapsed:?}"
+        );
         // The rows do not depend on the pacing.
         let unpaced = collect(table(&pairs[..3])).await;
         let paced = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
@@ -1198,7 +1430,10 @@ mod tests {
     #[tokio::test]
     async fn declared_columns_in_any_order_and_case_keep_their_types_and_metadata() {
         let ts_us = DataType::Timestamp(TimeUnit::Microsecond, None);
-        let watermark = HashMap::from([("tributary.watermark.delay_ms".to_string(), "4000".to_string())]);
+        let watermark = HashMap::from([(
+            "tributary.watermark.delay_ms".to_string(),
+            "4000".to_string(),
+        )]);
         let schema = Arc::new(Schema::new(vec![
             field("extra", DataType::Utf8),
             field("dateTime", ts_us.clone()).with_metadata(watermark.clone()),
@@ -1208,26 +1443,43 @@ mod tests {
             field("bidder", DataType::Int64),
             field("auction", DataType::Int64),
         ]));
-        let t =
-            NexmarkTable::try_new("t", Some(schema.clone()), opts(&[("nexmark.table", "bid"), ("events.num", "100")]))
-                .unwrap();
+        let t = NexmarkTable::try_new(
+            "t",
+            Some(schema.clone()),
+            opts(&[("nexmark.table", "bid"), ("events.num", "100")]),
+        )
+        .unwrap();
         assert_eq!(t.schema(), schema);
         let b = collect(t).await;
         assert_eq!(b.schema().field(1).metadata(), &watermark);
         assert_eq!(b.column(1).data_type(), &ts_us);
         assert_eq!(b.column(2).data_type(), &DataType::LargeUtf8);
         let default = collect(table(&[("nexmark.table", "bid"), ("events.num", "100")])).await;
-        let us = b.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values();
-        assert_eq!(us.iter().map(|v| v / 1000).collect::<Vec<_>>(), times(&default, "datetime"));
+        let us = b
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .values();
+        assert_eq!(
+            us.iter().map(|v| v / 1000).collect::<Vec<_>>(),
+            times(&default, "datetime")
+        );
         assert_eq!(b.column(4), default.column(2));
-        assert_eq!(b.column(0).as_string::<i32>().value(5), default.column(6).as_string_view().value(5));
+        assert_eq!(
+            b.column(0).as_string::<i32>().value(5),
+            default.column(6).as_string_view().value(5)
+        );
     }
 
     #[test]
     fn declared_columns_must_match_the_table() {
         let bid = |fields: Vec<Field>| Some(Arc::new(Schema::new(fields)) as SchemaRef);
         let all = || -> Vec<Field> {
-            NexmarkKind::Bid.schema().fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>()
+            NexmarkKind::Bid
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect::<Vec<_>>()
         };
         let o = [("nexmark.table", "bid")];
         let mut fields = all();
@@ -1262,10 +1514,18 @@ mod tests {
         let mut fields = all();
         fields[5] = field("datetime", DataType::Utf8);
         let e = error(bid(fields), &o);
-        assert!(e.contains("is declared STRING, but the nexmark bid table's column 'datetime' is TIMESTAMP(3)"), "{e}");
+        assert!(
+            e.contains(
+                "is declared STRING, but the nexmark bid table's column 'datetime' is TIMESTAMP(3)"
+            ),
+            "{e}"
+        );
         // The person and auction tables have their own columns.
         let e = error(bid(all()), &[("nexmark.table", "person")]);
-        assert!(e.contains("column 'auction' is not a column of the nexmark person table"), "{e}");
+        assert!(
+            e.contains("column 'auction' is not a column of the nexmark person table"),
+            "{e}"
+        );
         assert!(e.contains("id BIGINT, name STRING, emailaddress STRING, creditcard STRING, city STRING, state STRING, datetime TIMESTAMP(3), extra STRING"), "{e}");
     }
 
@@ -1280,7 +1540,10 @@ mod tests {
         let e = error(None, &[("rate-limited", "true"), ("nexmark.table", "bid")]);
         assert!(e.contains("did you mean 'rate.limited'?"), "{e}");
         let e = error(None, &[]);
-        assert!(e.contains("table 't': missing option 'nexmark.table'; add 'nexmark.table' = 'bid'"), "{e}");
+        assert!(
+            e.contains("table 't': missing option 'nexmark.table'; add 'nexmark.table' = 'bid'"),
+            "{e}"
+        );
         let cases: &[(&[(&str, &str)], &str)] = &[
             (
                 &[("nexmark.table", "bids")],
@@ -1290,7 +1553,10 @@ mod tests {
                 &[("nexmark.table", "bid"), ("events.num", "-1")],
                 "invalid value '-1' for option 'events.num': expected a non-negative integer",
             ),
-            (&[("nexmark.table", "bid"), ("events.num", "1e6")], "invalid value '1e6' for option 'events.num'"),
+            (
+                &[("nexmark.table", "bid"), ("events.num", "1e6")],
+                "invalid value '1e6' for option 'events.num'",
+            ),
             (
                 &[("nexmark.table", "bid"), ("first-event.rate", "0")],
                 "invalid value '0' for option 'first-event.rate': expected a positive integer (events per second, at most 2147483647)",
@@ -1312,14 +1578,21 @@ mod tests {
                 "invalid value 'x' for option 'first-event.number': expected a non-negative integer",
             ),
             (
-                &[("nexmark.table", "bid"), ("first-event.number", "1152921504606846976"), ("events.num", "1")],
+                &[
+                    ("nexmark.table", "bid"),
+                    ("first-event.number", "1152921504606846976"),
+                    ("events.num", "1"),
+                ],
                 "invalid value '1' for option 'events.num': expected at most 0 after 'first-event.number'",
             ),
             (
                 &[("nexmark.table", "bid"), ("base-time", "yesterday")],
                 "invalid value 'yesterday' for option 'base-time': expected milliseconds since 1970-01-01T00:00:00Z, or a timestamp",
             ),
-            (&[("nexmark.table", "bid"), ("base-time", "-5")], "invalid value '-5' for option 'base-time'"),
+            (
+                &[("nexmark.table", "bid"), ("base-time", "-5")],
+                "invalid value '-5' for option 'base-time'",
+            ),
         ];
         for (pairs, expected) in cases {
             let e = error(None, pairs);
@@ -1327,6 +1600,9 @@ mod tests {
             assert!(e.starts_with("table 't': "), "{e}");
         }
         // Table names in any case.
-        assert_eq!(table(&[("nexmark.table", "Person")]).kind(), NexmarkKind::Person);
+        assert_eq!(
+            table(&[("nexmark.table", "Person")]).kind(),
+            NexmarkKind::Person
+        );
     }
 }

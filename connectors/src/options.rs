@@ -15,7 +15,9 @@ pub struct TableOptions {
 impl TableOptions {
     /// Options from `(key, value)` pairs; a later duplicate key wins.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self { entries: pairs.into_iter().collect() }
+        Self {
+            entries: pairs.into_iter().collect(),
+        }
     }
 
     /// The value of `key`, if set.
@@ -34,7 +36,12 @@ impl TableOptions {
     /// # Errors
     /// [`ConnectorError::UnknownOption`] for the first unknown key, with the
     /// nearest valid key as a suggestion and the full list of valid keys.
-    pub fn check_keys(&self, table: &str, connector: &str, valid: &[&str]) -> Result<(), ConnectorError> {
+    pub fn check_keys(
+        &self,
+        table: &str,
+        connector: &str,
+        valid: &[&str],
+    ) -> Result<(), ConnectorError> {
         for key in self.entries.keys() {
             if !valid.contains(&key.as_str()) {
                 return Err(ConnectorError::UnknownOption {
@@ -72,7 +79,12 @@ impl TableOptions {
             None => Ok(default),
             Some("\\t") => Ok(b'\t'),
             Some(v) if v.len() == 1 && v.is_ascii() => Ok(v.as_bytes()[0]),
-            Some(v) => Err(invalid(table, key, v, "a single ASCII character, such as ',' or '\\t'")),
+            Some(v) => Err(invalid(
+                table,
+                key,
+                v,
+                "a single ASCII character, such as ',' or '\\t'",
+            )),
         }
     }
 }
@@ -124,7 +136,12 @@ mod tests {
         let o = opts(&[("a", "TRUE"), ("b", "maybe"), ("d", "\\t"), ("e", ";;")]);
         assert!(o.bool("t", "a", false).unwrap());
         assert!(!o.bool("t", "missing", false).unwrap());
-        assert!(o.bool("t", "b", false).unwrap_err().to_string().contains("'true' or 'false'"));
+        assert!(
+            o.bool("t", "b", false)
+                .unwrap_err()
+                .to_string()
+                .contains("'true' or 'false'")
+        );
         assert_eq!(o.byte("t", "d", b',').unwrap(), b'\t');
         assert_eq!(o.byte("t", "missing", b',').unwrap(), b',');
         assert!(o.byte("t", "e", b',').is_err());
@@ -132,7 +149,10 @@ mod tests {
 
     #[test]
     fn nearest_ignores_far_names() {
-        assert_eq!(nearest("flihgts", ["flights", "weather"]), Some("flights".into()));
+        assert_eq!(
+            nearest("flihgts", ["flights", "weather"]),
+            Some("flights".into())
+        );
         assert_eq!(nearest("zzz", ["flights", "weather"]), None);
     }
 }

@@ -65,8 +65,16 @@ impl PrintTable {
     ///
     /// # Errors
     /// Missing columns, an unknown option, or an invalid `standard-error`.
-    pub fn try_new(name: &str, schema: Option<SchemaRef>, options: &TableOptions) -> Result<Self, ConnectorError> {
-        options.check_keys(name, "print", &["connector", "print-identifier", "standard-error"])?;
+    pub fn try_new(
+        name: &str,
+        schema: Option<SchemaRef>,
+        options: &TableOptions,
+    ) -> Result<Self, ConnectorError> {
+        options.check_keys(
+            name,
+            "print",
+            &["connector", "print-identifier", "standard-error"],
+        )?;
         let schema = schema.ok_or_else(|| ConnectorError::Inference {
             table: name.into(),
             message: "a print sink has no data to infer columns from".into(),
@@ -79,10 +87,20 @@ impl PrintTable {
         })
     }
 
-    fn print_rows(&self, ops: Option<&dyn arrow::array::Array>, data: &[arrow::array::ArrayRef], rows: usize) -> Result<()> {
+    fn print_rows(
+        &self,
+        ops: Option<&dyn arrow::array::Array>,
+        data: &[arrow::array::ArrayRef],
+        rows: usize,
+    ) -> Result<()> {
         let options = FormatOptions::default().with_null("null");
-        let formatters = data.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let op_formatter = ops.map(|o| ArrayFormatter::try_new(o, &options)).transpose()?;
+        let formatters = data
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let op_formatter = ops
+            .map(|o| ArrayFormatter::try_new(o, &options))
+            .transpose()?;
         let mut text = String::new();
         for row in 0..rows {
             if let Some(id) = &self.identifier {
@@ -114,7 +132,11 @@ impl PrintTable {
 
 impl ChangelogSink for PrintTable {
     fn write_changelog(&self, batch: &RecordBatch) -> Result<()> {
-        self.print_rows(Some(batch.column(0).as_ref()), &batch.columns()[1..], batch.num_rows())
+        self.print_rows(
+            Some(batch.column(0).as_ref()),
+            &batch.columns()[1..],
+            batch.num_rows(),
+        )
     }
 }
 
@@ -124,7 +146,11 @@ impl DataSink for PrintTable {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
         let mut rows = 0;
         while let Some(batch) = data.next().await {
             let batch = batch?;
@@ -153,13 +179,20 @@ impl BlackholeTable {
     ///
     /// # Errors
     /// Missing columns, or any option but `connector`.
-    pub fn try_new(name: &str, schema: Option<SchemaRef>, options: &TableOptions) -> Result<Self, ConnectorError> {
+    pub fn try_new(
+        name: &str,
+        schema: Option<SchemaRef>,
+        options: &TableOptions,
+    ) -> Result<Self, ConnectorError> {
         options.check_keys(name, "blackhole", &["connector"])?;
         let schema = schema.ok_or_else(|| ConnectorError::Inference {
             table: name.into(),
             message: "a blackhole sink has no data to infer columns from".into(),
         })?;
-        Ok(Self { name: name.into(), schema })
+        Ok(Self {
+            name: name.into(),
+            schema,
+        })
     }
 }
 
@@ -177,7 +210,11 @@ impl DataSink for BlackholeTable {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
         let mut rows = 0;
         while let Some(batch) = data.next().await {
             rows += batch?.num_rows() as u64;
@@ -223,7 +260,11 @@ macro_rules! sink_only_table {
                 input: Arc<dyn ExecutionPlan>,
                 _insert_op: InsertOp,
             ) -> Result<Arc<dyn ExecutionPlan>> {
-                Ok(Arc::new(DataSinkExec::new(input, Arc::new(self.clone()), None)))
+                Ok(Arc::new(DataSinkExec::new(
+                    input,
+                    Arc::new(self.clone()),
+                    None,
+                )))
             }
         }
     };
@@ -243,8 +284,16 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        let o = TableOptions::new([("connector".to_string(), "print".to_string()), ("nope".to_string(), "x".to_string())]);
-        assert!(PrintTable::try_new("p", Some(schema()), &o).unwrap_err().to_string().contains("unsupported option 'nope'"));
+        let o = TableOptions::new([
+            ("connector".to_string(), "print".to_string()),
+            ("nope".to_string(), "x".to_string()),
+        ]);
+        assert!(
+            PrintTable::try_new("p", Some(schema()), &o)
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported option 'nope'")
+        );
         let o = TableOptions::new([("connector".to_string(), "blackhole".to_string())]);
         assert!(BlackholeTable::try_new("b", None, &o).is_err());
         assert!(BlackholeTable::try_new("b", Some(schema()), &o).is_ok());

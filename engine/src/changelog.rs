@@ -25,7 +25,11 @@ use tributary_planner::{Error, ErrorKind, OP_COLUMN, Result, RowKind};
 /// unknown op.
 pub fn fold(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let data_schema = data_schema(schema)?;
-    let fields: Vec<SortField> = data_schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+    let fields: Vec<SortField> = data_schema
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields).map_err(arrow_error)?;
     // Each distinct row: (count, batch index, row index of its first copy).
     let mut counts: HashMap<Vec<u8>, (i64, usize, usize, u64)> = HashMap::new();
@@ -35,17 +39,24 @@ pub fn fold(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> 
         let data: Vec<ArrayRef> = batch.columns()[1..].to_vec();
         let rows = converter.convert_columns(&data).map_err(arrow_error)?;
         for i in 0..batch.num_rows() {
-            let kind = RowKind::from_short_string(ops.value(i))
-                .ok_or_else(|| Error::new(ErrorKind::Execution, format!("unknown changelog op '{}'", ops.value(i))))?;
+            let kind = RowKind::from_short_string(ops.value(i)).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Execution,
+                    format!("unknown changelog op '{}'", ops.value(i)),
+                )
+            })?;
             let key = rows.row(i).as_ref().to_vec();
             if kind.is_retraction() {
                 match counts.get_mut(&key) {
                     Some((n, ..)) if *n > 0 => *n -= 1,
                     _ => {
-                        let shown = arrow::util::display::array_value_to_string(batch.column(1), i).unwrap_or_default();
+                        let shown = arrow::util::display::array_value_to_string(batch.column(1), i)
+                            .unwrap_or_default();
                         return Err(Error::new(
                             ErrorKind::Execution,
-                            format!("changelog retracts a row that is not there ({kind} at batch {b}, row {i}; first column {shown})"),
+                            format!(
+                                "changelog retracts a row that is not there ({kind} at batch {b}, row {i}; first column {shown})"
+                            ),
                         ));
                     }
                 }
@@ -59,8 +70,11 @@ pub fn fold(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> 
             }
         }
     }
-    let mut live: Vec<(u64, usize, usize, i64)> =
-        counts.into_values().filter(|(n, ..)| *n > 0).map(|(n, b, i, s)| (s, b, i, n)).collect();
+    let mut live: Vec<(u64, usize, usize, i64)> = counts
+        .into_values()
+        .filter(|(n, ..)| *n > 0)
+        .map(|(n, b, i, s)| (s, b, i, n))
+        .collect();
     live.sort_unstable();
     // Gather rows per source batch with `take`, then concatenate.
     let mut parts = Vec::new();
@@ -95,7 +109,10 @@ pub fn fold(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> 
 /// If the first column is not `op`.
 pub fn data_schema(schema: &SchemaRef) -> Result<SchemaRef> {
     if schema.fields().first().map(|f| f.name().as_str()) != Some(OP_COLUMN) {
-        return Err(Error::new(ErrorKind::Execution, "not a changelog: the first column is not 'op'"));
+        return Err(Error::new(
+            ErrorKind::Execution,
+            "not a changelog: the first column is not 'op'",
+        ));
     }
     Ok(Arc::new(Schema::new(schema.fields()[1..].to_vec())))
 }
@@ -105,7 +122,12 @@ fn op_column(batch: &RecordBatch) -> Result<&StringArray> {
         .column(0)
         .as_any()
         .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::new(ErrorKind::Execution, "not a changelog: 'op' is not a string column"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Execution,
+                "not a changelog: 'op' is not a string column",
+            )
+        })
 }
 
 fn arrow_error(e: arrow::error::ArrowError) -> Error {
@@ -148,7 +170,9 @@ mod tests {
             ("+I", "c", 5),
         ]);
         let folded = fold(&schema, &[batch]).unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&[folded]).unwrap().to_string();
+        let text = arrow::util::pretty::pretty_format_batches(&[folded])
+            .unwrap()
+            .to_string();
         assert_eq!(
             text,
             "+---+---+\n| k | n |\n+---+---+\n| a | 2 |\n| c | 5 |\n| c | 5 |\n+---+---+"
@@ -159,6 +183,9 @@ mod tests {
     fn retracting_a_missing_row_is_an_error() {
         let (schema, batch) = changelog(&[("+I", "a", 1), ("-U", "a", 2)]);
         let e = fold(&schema, &[batch]).unwrap_err();
-        assert!(e.message.contains("retracts a row that is not there"), "{e}");
+        assert!(
+            e.message.contains("retracts a row that is not there"),
+            "{e}"
+        );
     }
 }

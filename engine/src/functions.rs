@@ -29,13 +29,17 @@ fn modulo() -> ScalarUDF {
                 ColumnarValue::Array(a) => Some(a.len()),
                 ColumnarValue::Scalar(_) => None,
             });
-            let arrays: Vec<ArrayRef> =
-                args.iter().map(|a| a.to_array(rows.unwrap_or(1))).collect::<Result<_>>()?;
+            let arrays: Vec<ArrayRef> = args
+                .iter()
+                .map(|a| a.to_array(rows.unwrap_or(1)))
+                .collect::<Result<_>>()?;
             let result = arrow::compute::kernels::numeric::rem(&arrays[0], &arrays[1])
                 .map_err(|e| DataFusionError::Execution(format!("MOD: {e}")))?;
             Ok(match rows {
                 Some(_) => ColumnarValue::Array(result),
-                None => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?),
+                None => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(
+                    &result, 0,
+                )?),
             })
         }),
     )
@@ -55,7 +59,9 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
         assert!(text.contains("| 2 | -1 | 2 |"), "{text}");
         assert!(text.contains("| 2 | -1 |   |"), "{text}");
         let e = s.sql("SELECT MOD(1, 0)").await;

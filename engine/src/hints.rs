@@ -31,11 +31,23 @@ pub(crate) fn add_hints(mut e: Error, session: &Session) -> Error {
         });
     }
     if e.message.starts_with("No field named ") {
-        let name = e.message.trim_start_matches("No field named ").trim_end_matches('.').to_string();
-        let name = if name.starts_with('"') || name.starts_with('\'') { name } else { format!("'{name}'") };
+        let name = e
+            .message
+            .trim_start_matches("No field named ")
+            .trim_end_matches('.')
+            .to_string();
+        let name = if name.starts_with('"') || name.starts_with('\'') {
+            name
+        } else {
+            format!("'{name}'")
+        };
         e.message = format!("column {name} not found");
     }
-    if let Some(name) = e.message.strip_prefix("table '").and_then(|s| s.strip_suffix("' not found")) {
+    if let Some(name) = e
+        .message
+        .strip_prefix("table '")
+        .and_then(|s| s.strip_suffix("' not found"))
+    {
         let table = name.rsplit('.').next().unwrap_or(name).to_string();
         let names = session.table_names(false).unwrap_or_default();
         let hint = match nearest(&table, &names) {

@@ -43,4 +43,6 @@ pub mod window_assign;
 
 pub use result::QueryResult;
 pub use session::{DEFAULT_CATALOG, DEFAULT_DATABASE, Session, SessionBuilder};
-pub use tributary_planner::{Error, ErrorKind, Location, ParsedStatement, ResolvedMode, Result, RuntimeMode, Statement};
+pub use tributary_planner::{
+    Error, ErrorKind, Location, ParsedStatement, ResolvedMode, Result, RuntimeMode, Statement,
+};

@@ -57,7 +57,8 @@ impl QueryResult {
     /// A result with fixed, already computed batches.
     pub(crate) fn batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream);
+        let stream =
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream);
         Self::rows(Box::pin(stream), None)
     }
 
@@ -90,7 +91,10 @@ impl QueryResult {
     }
 
     /// Attaches the counters of a streaming run.
-    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<crate::streaming::StreamMetrics>>) -> Self {
+    pub(crate) fn with_metrics(
+        mut self,
+        metrics: Option<Arc<crate::streaming::StreamMetrics>>,
+    ) -> Self {
         self.metrics = metrics;
         self
     }
@@ -99,7 +103,10 @@ impl QueryResult {
     /// `(operator, rows)`; only operators that dropped any. STREAMING only;
     /// counts so far while the stream runs, final once it has ended.
     pub fn late_rows(&self) -> Vec<(String, u64)> {
-        self.metrics.as_ref().map(|m| m.late_rows()).unwrap_or_default()
+        self.metrics
+            .as_ref()
+            .map(|m| m.late_rows())
+            .unwrap_or_default()
     }
 
     /// Marks the result of an `INSERT` (one row, column `count`).
@@ -180,7 +187,9 @@ impl Stream for QueryResult {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(stream) = self.stream.as_mut() else { return Poll::Ready(None) };
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
         match stream.poll_next_unpin(cx) {
             Poll::Ready(None) => {
                 self.finish();

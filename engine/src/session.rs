@@ -12,8 +12,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::{TableType, source_as_provider};
 use datafusion::execution::SessionState;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use tributary_planner::window_tvf::WindowTvfPlanner;
 
@@ -29,8 +29,8 @@ use tributary_planner::parser::CreateConnectorTable;
 use tributary_planner::schema::{columns_to_schema, constant};
 use tributary_planner::watermark::{WATERMARK_EXPR, apply_watermark, interval_to_ms};
 use tributary_planner::{
-    Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, QueryPlan, Result, RuntimeMode, Statement, TributaryConfig,
-    create_physical_plan, parse_sql,
+    Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, QueryPlan, Result, RuntimeMode,
+    Statement, TributaryConfig, create_physical_plan, parse_sql,
 };
 
 use crate::QueryResult;
@@ -105,7 +105,9 @@ impl Default for Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("config", &self.tributary_config()).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("config", &self.tributary_config())
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,18 +122,24 @@ impl Session {
             .with_target_partitions(config.parallelism);
         // Spans on identifiers let planning errors point at the SQL text.
         df.options_mut().sql_parser.collect_spans = true;
-        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(TributaryExtensionPlanner)]);
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
+            TributaryExtensionPlanner,
+        )]);
         let state = SessionStateBuilder::new()
             .with_config(df)
             .with_default_features()
             .with_query_planner(Arc::new(TributaryQueryPlanner(planner)))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_relation_planner(Arc::new(WindowTvfPlanner)).expect("registering a relation planner cannot fail");
+        ctx.register_relation_planner(Arc::new(WindowTvfPlanner))
+            .expect("registering a relation planner cannot fail");
         for f in crate::functions::flink_functions() {
             ctx.register_udf(f);
         }
-        Self { ctx, config: Arc::new(std::sync::RwLock::new(config)) }
+        Self {
+            ctx,
+            config: Arc::new(std::sync::RwLock::new(config)),
+        }
     }
 
     /// A [`SessionBuilder`].
@@ -192,10 +200,15 @@ impl Session {
         let result = match &statement.statement {
             Statement::CreateConnectorTable(create) => self.create_connector_table(create).await,
             Statement::Set { key: None, .. } => Ok(self.list_settings()),
-            Statement::Set { key: Some(k), value } => {
-                self.set(k, value.as_deref().unwrap_or_default()).map(|()| QueryResult::status(format!("Set '{k}'.")))
-            }
-            Statement::Reset { key } => self.reset(key.as_deref()).map(|()| QueryResult::status("Reset.")),
+            Statement::Set {
+                key: Some(k),
+                value,
+            } => self
+                .set(k, value.as_deref().unwrap_or_default())
+                .map(|()| QueryResult::status(format!("Set '{k}'."))),
+            Statement::Reset { key } => self
+                .reset(key.as_deref())
+                .map(|()| QueryResult::status("Reset.")),
             Statement::ShowTables => self.show_tables(false),
             Statement::ShowViews => self.show_tables(true),
             Statement::Describe { name } => self.describe(name).await,
@@ -216,18 +229,27 @@ impl Session {
         if config.set(key, value)? {
             if key == tributary_planner::config::PARALLELISM {
                 let state = self.ctx.state_ref();
-                state.write().config_mut().options_mut().execution.target_partitions = config.parallelism;
+                state
+                    .write()
+                    .config_mut()
+                    .options_mut()
+                    .execution
+                    .target_partitions = config.parallelism;
             }
             return Ok(());
         }
         if key.starts_with("datafusion.") {
             let state = self.ctx.state_ref();
             let mut state = state.write();
-            return state.config_mut().options_mut().set(key, value).map_err(|e| {
-                let mut err = Error::from(e);
-                err.kind = ErrorKind::Config;
-                err
-            });
+            return state
+                .config_mut()
+                .options_mut()
+                .set(key, value)
+                .map_err(|e| {
+                    let mut err = Error::from(e);
+                    err.kind = ErrorKind::Config;
+                    err
+                });
         }
         Err(unknown_key(key))
     }
@@ -275,11 +297,20 @@ impl Session {
     fn list_settings(&self) -> QueryResult {
         let mut entries = self.tributary_config().entries();
         let state = self.ctx.state();
-        let defaults: std::collections::HashMap<String, Option<String>> =
-            ConfigOptions::default().entries().into_iter().map(|e| (e.key, e.value)).collect();
+        let defaults: std::collections::HashMap<String, Option<String>> = ConfigOptions::default()
+            .entries()
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect();
         for e in state.config().options().entries() {
-            let ours = matches!(e.key.as_str(), "datafusion.sql_parser.collect_spans" | "datafusion.catalog.information_schema"
-                | "datafusion.catalog.default_catalog" | "datafusion.catalog.default_schema" | "datafusion.execution.target_partitions");
+            let ours = matches!(
+                e.key.as_str(),
+                "datafusion.sql_parser.collect_spans"
+                    | "datafusion.catalog.information_schema"
+                    | "datafusion.catalog.default_catalog"
+                    | "datafusion.catalog.default_schema"
+                    | "datafusion.execution.target_partitions"
+            );
             if !ours && defaults.get(&e.key) != Some(&e.value) {
                 entries.insert(e.key, e.value.unwrap_or_default());
             }
@@ -293,33 +324,50 @@ impl Session {
         let name = table_reference(&create.name);
         if self.ctx.table_exist(name.clone())? {
             if create.if_not_exists {
-                return Ok(QueryResult::status(format!("Table '{name}' already exists.")));
+                return Ok(QueryResult::status(format!(
+                    "Table '{name}' already exists."
+                )));
             }
             return Err(Error::plan(format!("table '{name}' already exists"))
                 .at(at)
                 .with_hint("DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS"));
         }
         if !create.constraints.is_empty() {
-            return Err(Error::not_supported("table constraints (PRIMARY KEY, UNIQUE, ...) are not supported yet").at(at));
+            return Err(Error::not_supported(
+                "table constraints (PRIMARY KEY, UNIQUE, ...) are not supported yet",
+            )
+            .at(at));
         }
         let state = self.ctx.state();
         let options = state.config().options();
-        let mut schema = if create.columns.is_empty() { None } else { Some(columns_to_schema(&create.columns, options)?) };
+        let mut schema = if create.columns.is_empty() {
+            None
+        } else {
+            Some(columns_to_schema(&create.columns, options)?)
+        };
         if let Some(def) = &create.watermark {
             let Some(declared) = &schema else {
-                return Err(Error::plan("WATERMARK needs the columns declared").at(Some(def.location)).with_hint("list the table's columns before the WATERMARK clause"));
+                return Err(Error::plan("WATERMARK needs the columns declared")
+                    .at(Some(def.location))
+                    .with_hint("list the table's columns before the WATERMARK clause"));
             };
             let interval_ms = |e: &sqlparser::ast::Expr| -> Result<i64> {
-                interval_to_ms(&constant(e, options).map_err(|err| err.at(Some(def.location)))?).map_err(|err| err.at(Some(def.location)))
+                interval_to_ms(&constant(e, options).map_err(|err| err.at(Some(def.location)))?)
+                    .map_err(|err| err.at(Some(def.location)))
             };
             schema = Some(apply_watermark(declared, def, interval_ms)?);
         }
         let provider: Arc<dyn TableProvider> = if create.options.is_empty() {
             let schema = schema.expect("an in-memory table has declared columns");
-            Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?)
+            Arc::new(datafusion::datasource::MemTable::try_new(
+                schema,
+                vec![vec![]],
+            )?)
         } else {
             let options = TableOptions::new(create.options.iter().cloned());
-            tributary_connectors::create_table(name.table(), schema, options).await.map_err(|e| Error::from(e).at(at))?
+            tributary_connectors::create_table(name.table(), schema, options)
+                .await
+                .map_err(|e| Error::from(e).at(at))?
         };
         self.ctx.register_table(name.clone(), provider)?;
         Ok(QueryResult::status(format!("Table '{name}' created.")))
@@ -327,12 +375,20 @@ impl Session {
 
     /// The names of the tables (or only the views), sorted.
     pub fn table_names(&self, views_only: bool) -> Result<Vec<String>> {
-        let catalog = self.ctx.catalog(DEFAULT_CATALOG).ok_or_else(|| Error::plan("default catalog missing"))?;
-        let schema = catalog.schema(DEFAULT_DATABASE).ok_or_else(|| Error::plan("default database missing"))?;
+        let catalog = self
+            .ctx
+            .catalog(DEFAULT_CATALOG)
+            .ok_or_else(|| Error::plan("default catalog missing"))?;
+        let schema = catalog
+            .schema(DEFAULT_DATABASE)
+            .ok_or_else(|| Error::plan("default database missing"))?;
         let mut names = Vec::new();
         for name in schema.table_names() {
             // The in-memory schema answers at once; no runtime is needed to wait.
-            let is_view = futures::executor::block_on(schema.table_type(&name)).ok().flatten() == Some(TableType::View);
+            let is_view = futures::executor::block_on(schema.table_type(&name))
+                .ok()
+                .flatten()
+                == Some(TableType::View);
             if !views_only || is_view {
                 names.push(name);
             }
@@ -343,20 +399,36 @@ impl Session {
 
     fn show_tables(&self, views_only: bool) -> Result<QueryResult> {
         let names = self.table_names(views_only)?;
-        let column = if views_only { "view_name" } else { "table_name" };
+        let column = if views_only {
+            "view_name"
+        } else {
+            "table_name"
+        };
         Ok(string_batch(&[column], vec![names]))
     }
 
     async fn describe(&self, name: &ObjectName) -> Result<QueryResult> {
         let reference = table_reference(name);
-        let table = self.ctx.table_provider(reference.clone()).await.map_err(|_| table_not_found(self, &reference))?;
+        let table = self
+            .ctx
+            .table_provider(reference.clone())
+            .await
+            .map_err(|_| table_not_found(self, &reference))?;
         let schema = table.schema();
         let mut cols: Vec<Vec<String>> = vec![vec![]; 4];
         for f in schema.fields() {
             cols[0].push(f.name().clone());
             let watermark = f.metadata().get(WATERMARK_EXPR);
             // Flink marks an event-time column's type with *ROWTIME*.
-            cols[1].push(format!("{}{}", sql_type_name(f.data_type()), if watermark.is_some() { " *ROWTIME*" } else { "" }));
+            cols[1].push(format!(
+                "{}{}",
+                sql_type_name(f.data_type()),
+                if watermark.is_some() {
+                    " *ROWTIME*"
+                } else {
+                    ""
+                }
+            ));
             cols[2].push(if f.is_nullable() { "TRUE" } else { "FALSE" }.into());
             cols[3].push(watermark.cloned().unwrap_or_default());
         }
@@ -365,29 +437,47 @@ impl Session {
 
     async fn explain(&self, inner: &ParsedStatement) -> Result<QueryResult> {
         let Statement::Sql(sql) = &inner.statement else {
-            return Err(Error::not_supported("EXPLAIN supports queries and INSERT statements").at(Some(inner.location)));
+            return Err(
+                Error::not_supported("EXPLAIN supports queries and INSERT statements")
+                    .at(Some(inner.location)),
+            );
         };
         let plan = self.logical_plan((**sql).clone()).await?;
         if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
-            return Err(Error::not_supported("EXPLAIN supports queries and INSERT statements").at(Some(inner.location)));
+            return Err(
+                Error::not_supported("EXPLAIN supports queries and INSERT statements")
+                    .at(Some(inner.location)),
+            );
         }
         let query = self.physical_plan(&plan).await?;
         let physical = match &query.plan {
-            QueryPlan::Batch(plan) => datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string(),
+            QueryPlan::Batch(plan) => datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string(),
             QueryPlan::Streaming(plan) => plan.display_indent(),
         };
         let rows = vec![
-            ("runtime_mode", format!("{} ({})", query.mode.mode.to_string().to_uppercase(), query.mode.reason)),
+            (
+                "runtime_mode",
+                format!(
+                    "{} ({})",
+                    query.mode.mode.to_string().to_uppercase(),
+                    query.mode.reason
+                ),
+            ),
             ("logical_plan", query.logical.display_indent().to_string()),
             ("physical_plan", physical.trim_end().to_string()),
         ];
-        let (types, plans): (Vec<_>, Vec<_>) = rows.into_iter().map(|(a, b)| (a.to_string(), b)).unzip();
+        let (types, plans): (Vec<_>, Vec<_>) =
+            rows.into_iter().map(|(a, b)| (a.to_string(), b)).unzip();
         Ok(string_batch(&["plan_type", "plan"], vec![types, plans]))
     }
 
     async fn logical_plan(&self, statement: sqlparser::ast::Statement) -> Result<LogicalPlan> {
         let state = self.ctx.state();
-        Ok(state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await?)
+        Ok(state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await?)
     }
 
     async fn physical_plan(&self, plan: &LogicalPlan) -> Result<PhysicalQuery> {
@@ -401,12 +491,16 @@ impl Session {
         match plan {
             LogicalPlan::Ddl(ddl) => {
                 let status = ddl_status(&ddl);
-                self.ctx.execute_logical_plan(LogicalPlan::Ddl(ddl)).await?.collect().await?;
+                self.ctx
+                    .execute_logical_plan(LogicalPlan::Ddl(ddl))
+                    .await?
+                    .collect()
+                    .await?;
                 Ok(QueryResult::status(status))
             }
-            LogicalPlan::Statement(_) => {
-                Err(Error::not_supported("this statement is not supported by Tributary"))
-            }
+            LogicalPlan::Statement(_) => Err(Error::not_supported(
+                "this statement is not supported by Tributary",
+            )),
             plan => {
                 let query = self.physical_plan(&plan).await?;
                 let tables = scanned_tables(&query.logical);
@@ -416,15 +510,25 @@ impl Session {
                     QueryPlan::Batch(plan) => execute_stream(plan.clone(), self.ctx.task_ctx())?,
                     QueryPlan::Streaming(plan) => {
                         let state = self.ctx.state();
-                        let (stream, stream_metrics) =
-                            crate::streaming::execute(plan, &state, self.ctx.task_ctx(), self.tributary_config().parallelism)
-                                .await?;
+                        let (stream, stream_metrics) = crate::streaming::execute(
+                            plan,
+                            &state,
+                            self.ctx.task_ctx(),
+                            self.tributary_config().parallelism,
+                        )
+                        .await?;
                         metrics = Some(stream_metrics);
                         stream
                     }
                 };
-                let result = QueryResult::rows(stream, Some(query.mode)).watch(tables).with_metrics(metrics);
-                Ok(if is_insert { result.of_insert() } else { result })
+                let result = QueryResult::rows(stream, Some(query.mode))
+                    .watch(tables)
+                    .with_metrics(metrics);
+                Ok(if is_insert {
+                    result.of_insert()
+                } else {
+                    result
+                })
             }
         }
     }
@@ -508,20 +612,42 @@ pub(crate) fn table_not_found(session: &Session, name: &TableReference) -> Error
 }
 
 fn unknown_key(key: &str) -> Error {
-    let ours: Vec<String> = tributary_planner::config::KEYS.iter().map(|k| k.key.to_string()).collect();
+    let ours: Vec<String> = tributary_planner::config::KEYS
+        .iter()
+        .map(|k| k.key.to_string())
+        .collect();
     let mut all = ours.clone();
-    all.extend(ConfigOptions::default().entries().into_iter().map(|e| e.key));
+    all.extend(
+        ConfigOptions::default()
+            .entries()
+            .into_iter()
+            .map(|e| e.key),
+    );
     let e = Error::config(format!("unknown configuration key '{key}'"));
     match nearest(key, &all) {
-        Some(n) => e.with_hint(format!("did you mean '{n}'? Tributary's keys: {}", ours.join(", "))),
-        None => e.with_hint(format!("Tributary's keys: {}; DataFusion's keys start with 'datafusion.'", ours.join(", "))),
+        Some(n) => e.with_hint(format!(
+            "did you mean '{n}'? Tributary's keys: {}",
+            ours.join(", ")
+        )),
+        None => e.with_hint(format!(
+            "Tributary's keys: {}; DataFusion's keys start with 'datafusion.'",
+            ours.join(", ")
+        )),
     }
 }
 
 /// A batch of string columns.
 fn string_batch(names: &[&str], columns: Vec<Vec<String>>) -> QueryResult {
-    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+        .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema");
     QueryResult::batches(schema, vec![batch])
 }
@@ -539,13 +665,19 @@ mod tests {
     }
 
     fn text(batches: &[RecordBatch]) -> String {
-        arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+        arrow::util::pretty::pretty_format_batches(batches)
+            .unwrap()
+            .to_string()
     }
 
     #[tokio::test]
     async fn statements_run_in_order_and_the_last_result_is_returned() {
         let s = Session::new();
-        let out = rows(&s, "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2); SELECT SUM(a) AS s FROM t").await;
+        let out = rows(
+            &s,
+            "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2); SELECT SUM(a) AS s FROM t",
+        )
+        .await;
         assert!(text(&out).contains("| 3 |"), "{}", text(&out));
         let status = s.sql("DROP TABLE t").await.unwrap();
         assert_eq!(status.status_message(), Some("Table 't' dropped."));
@@ -566,23 +698,48 @@ mod tests {
     #[tokio::test]
     async fn explain_names_the_mode_and_why() {
         let s = Session::new();
-        let out = text(&rows(&s, "CREATE TABLE t (a INT); EXPLAIN SELECT a, COUNT(*) FROM t GROUP BY a").await);
-        assert!(out.contains("BATCH (execution.runtime-mode = automatic and every source is bounded)"), "{out}");
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE t (a INT); EXPLAIN SELECT a, COUNT(*) FROM t GROUP BY a",
+            )
+            .await,
+        );
+        assert!(
+            out.contains("BATCH (execution.runtime-mode = automatic and every source is bounded)"),
+            "{out}"
+        );
         assert!(out.contains("AggregateExec"), "{out}");
-        let out = text(&rows(&s, "SET 'execution.runtime-mode' = 'batch'; EXPLAIN PLAN FOR SELECT 1").await);
-        assert!(out.contains("BATCH (execution.runtime-mode = batch)"), "{out}");
+        let out = text(
+            &rows(
+                &s,
+                "SET 'execution.runtime-mode' = 'batch'; EXPLAIN PLAN FOR SELECT 1",
+            )
+            .await,
+        );
+        assert!(
+            out.contains("BATCH (execution.runtime-mode = batch)"),
+            "{out}"
+        );
     }
 
     #[tokio::test]
     async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
-        let s = Session::builder().runtime_mode(RuntimeMode::Streaming).build().unwrap();
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
         let r = s.sql("SELECT 1 AS one").await.unwrap();
         assert_eq!(r.mode().unwrap().mode, RuntimeMode::Streaming);
         assert_eq!(r.schema().field(0).name(), "op");
         assert!(text(&r.collect().await.unwrap()).contains("| +I | 1   |"));
         let e = s.sql("SELECT 1 ORDER BY 1").await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotSupported);
-        assert!(e.hint.unwrap().contains("'execution.runtime-mode' = 'batch'"));
+        assert!(
+            e.hint
+                .unwrap()
+                .contains("'execution.runtime-mode' = 'batch'")
+        );
     }
 
     #[tokio::test]
@@ -598,7 +755,11 @@ mod tests {
     #[tokio::test]
     async fn unknown_column_suggests_the_nearest() {
         let s = Session::new();
-        rows(&s, "CREATE TABLE flights (carrier STRING, dep_delay DOUBLE)").await;
+        rows(
+            &s,
+            "CREATE TABLE flights (carrier STRING, dep_delay DOUBLE)",
+        )
+        .await;
         let e = s.sql("SELECT dep_dlay FROM flights").await.unwrap_err();
         assert!(e.message.contains("column 'dep_dlay' not found"), "{e}");
         assert_eq!(e.location, Some(Location { line: 1, column: 8 }));
@@ -621,7 +782,11 @@ mod tests {
         assert_eq!(s.context().state().config().batch_size(), 100);
         let e = s.set("parallelism.defualt", "2").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Config);
-        assert!(e.hint.unwrap().contains("did you mean 'parallelism.default'"));
+        assert!(
+            e.hint
+                .unwrap()
+                .contains("did you mean 'parallelism.default'")
+        );
         s.set("parallelism.default", "3").unwrap();
         assert_eq!(s.context().state().config().target_partitions(), 3);
     }
@@ -643,6 +808,9 @@ mod tests {
             batches.push(b.unwrap());
         }
         assert!(text(&batches).contains("| 5 |"));
-        assert_eq!(r.notices(), ["1 malformed row skipped in table 'x' ('csv.ignore-parse-errors' = 'true')"]);
+        assert_eq!(
+            r.notices(),
+            ["1 malformed row skipped in table 'x' ('csv.ignore-parse-errors' = 'true')"]
+        );
     }
 }

@@ -25,7 +25,8 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    PlanProperties,
 };
 use futures::TryStreamExt;
 
@@ -35,27 +36,64 @@ use futures::TryStreamExt;
 ///
 /// # Errors
 /// The time column cannot be cast to milliseconds.
-pub fn assign_sessions(batch: &RecordBatch, time_index: usize, keys: &[usize], gap: i64, schema: &SchemaRef) -> Result<RecordBatch> {
+pub fn assign_sessions(
+    batch: &RecordBatch,
+    time_index: usize,
+    keys: &[usize],
+    gap: i64,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let time = batch.column(time_index);
     let tz = match time.data_type() {
         DataType::Timestamp(_, tz) => tz.clone(),
-        other => return Err(DataFusionError::Internal(format!("session time column is {other}"))),
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "session time column is {other}"
+            )));
+        }
     };
-    let ms = cast(time, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
-    let mut sort: Vec<SortColumn> = keys.iter().map(|k| SortColumn { values: batch.column(*k).clone(), options: None }).collect();
-    sort.push(SortColumn { values: ms.clone(), options: None });
+    let ms = cast(
+        time,
+        &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+    )?;
+    let mut sort: Vec<SortColumn> = keys
+        .iter()
+        .map(|k| SortColumn {
+            values: batch.column(*k).clone(),
+            options: None,
+        })
+        .collect();
+    sort.push(SortColumn {
+        values: ms.clone(),
+        options: None,
+    });
     let order = lexsort_to_indices(&sort, None)?;
     let ms = take(ms.as_ref(), &order, None)?;
-    let ms = ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("ms");
-    let key_columns: Vec<ArrayRef> = keys.iter().map(|k| take(batch.column(*k).as_ref(), &order, None)).collect::<std::result::Result<_, _>>()?;
+    let ms = ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("ms");
+    let key_columns: Vec<ArrayRef> = keys
+        .iter()
+        .map(|k| take(batch.column(*k).as_ref(), &order, None))
+        .collect::<std::result::Result<_, _>>()?;
     // Without PARTITION BY every row has the same key (and no key rows exist).
     let key_rows = if keys.is_empty() {
         None
     } else {
-        let converter = RowConverter::new(key_columns.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let converter = RowConverter::new(
+            key_columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
         Some(converter.convert_columns(&key_columns)?)
     };
-    let same_key = |a: usize, b: usize| key_rows.as_ref().is_none_or(|rows| rows.row(a) == rows.row(b));
+    let same_key = |a: usize, b: usize| {
+        key_rows
+            .as_ref()
+            .is_none_or(|rows| rows.row(a) == rows.row(b))
+    };
 
     // Walk the sorted rows, cutting a session where the key changes or the gap is reached.
     let mut kept: Vec<u32> = Vec::with_capacity(order.len());
@@ -82,13 +120,22 @@ pub fn assign_sessions(batch: &RecordBatch, time_index: usize, keys: &[usize], g
     }
     close_session(&mut starts, &mut ends, session_first, gap);
     let indices = UInt32Array::from(kept);
-    let mut columns: Vec<ArrayRef> =
-        batch.columns().iter().map(|c| take(c.as_ref(), &indices, None)).collect::<std::result::Result<_, _>>()?;
+    let mut columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &indices, None))
+        .collect::<std::result::Result<_, _>>()?;
     let times: Vec<i64> = ends.iter().map(|e| e - 1).collect();
     for values in [starts, ends, times] {
-        columns.push(Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone())));
+        columns.push(Arc::new(
+            TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone()),
+        ));
     }
-    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(indices.len())))?)
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(indices.len())),
+    )?)
 }
 
 /// Sets start and end for the session of rows `first..` (whose `starts` hold
@@ -118,20 +165,37 @@ pub struct SessionAssignExec {
 
 impl SessionAssignExec {
     /// Sessions over `input`, per key (`keys`: column indices), `gap` in ms.
-    pub fn new(input: Arc<dyn ExecutionPlan>, time_index: usize, keys: Vec<usize>, gap: i64, schema: SchemaRef) -> Self {
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        time_index: usize,
+        keys: Vec<usize>,
+        gap: i64,
+        schema: SchemaRef,
+    ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             input.output_partitioning().clone(),
             EmissionType::Final,
             input.boundedness(),
         ));
-        Self { input, time_index, keys, gap, schema, properties }
+        Self {
+            input,
+            time_index,
+            keys,
+            gap,
+            schema,
+            properties,
+        }
     }
 }
 
 impl DisplayAs for SessionAssignExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "SessionAssignExec: gap={}ms, time column {}, keys {:?}", self.gap, self.time_index, self.keys)
+        write!(
+            f,
+            "SessionAssignExec: gap={}ms, time column {}, keys {:?}",
+            self.gap, self.time_index, self.keys
+        )
     }
 }
 
@@ -149,8 +213,11 @@ impl ExecutionPlan for SessionAssignExec {
             return vec![Distribution::SinglePartition];
         }
         let schema = self.input.schema();
-        let keys: Vec<Arc<dyn PhysicalExpr>> =
-            self.keys.iter().map(|k| Arc::new(Column::new(schema.field(*k).name(), *k)) as Arc<dyn PhysicalExpr>).collect();
+        let keys: Vec<Arc<dyn PhysicalExpr>> = self
+            .keys
+            .iter()
+            .map(|k| Arc::new(Column::new(schema.field(*k).name(), *k)) as Arc<dyn PhysicalExpr>)
+            .collect();
         vec![Distribution::KeyPartitioned(keys)]
     }
 
@@ -165,21 +232,44 @@ impl ExecutionPlan for SessionAssignExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = children.pop().ok_or_else(|| DataFusionError::Internal("SessionAssignExec takes one input".into()))?;
-        Ok(Arc::new(Self::new(input, self.time_index, self.keys.clone(), self.gap, self.schema.clone())))
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("SessionAssignExec takes one input".into()))?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.time_index,
+            self.keys.clone(),
+            self.gap,
+            self.schema.clone(),
+        )))
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let input_schema = self.input.schema();
-        let (time_index, keys, gap, schema) = (self.time_index, self.keys.clone(), self.gap, self.schema.clone());
+        let (time_index, keys, gap, schema) = (
+            self.time_index,
+            self.keys.clone(),
+            self.gap,
+            self.schema.clone(),
+        );
         let out = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
             let all = concat_batches(&input_schema, &batches)?;
             assign_sessions(&all, time_index, &keys, gap, &schema)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), out)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            out,
+        )))
     }
 }
 
@@ -192,12 +282,21 @@ mod tests {
     #[test]
     fn sessions_per_key_cut_at_the_gap() {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let input = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, false), Field::new("ts", ts.clone(), true)]));
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("ts", ts.clone(), true),
+        ]));
         let batch = RecordBatch::try_new(
             input,
             vec![
                 Arc::new(StringArray::from(vec!["a", "b", "a", "a", "b"])),
-                Arc::new(TimestampMillisecondArray::from(vec![Some(10), Some(0), Some(14), Some(30), None])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(10),
+                    Some(0),
+                    Some(14),
+                    Some(30),
+                    None,
+                ])),
             ],
         )
         .unwrap();
@@ -209,7 +308,14 @@ mod tests {
             Field::new("window_time", ts, false),
         ]));
         let b = assign_sessions(&batch, 1, &[0], 5, &out).unwrap();
-        let col = |i: usize| b.column(i).as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().values().to_vec();
+        let col = |i: usize| {
+            b.column(i)
+                .as_any()
+                .downcast_ref::<TimestampMillisecondArray>()
+                .unwrap()
+                .values()
+                .to_vec()
+        };
         // a@10, a@14 → [10, 19); a@30 → [30, 35); b@0 → [0, 5); b@NULL dropped
         assert_eq!(col(1), vec![10, 14, 30, 0]);
         assert_eq!(col(2), vec![10, 10, 30, 0]);

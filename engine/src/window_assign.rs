@@ -23,7 +23,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 
@@ -52,10 +54,20 @@ impl WindowAssigner {
         let time = batch.column(self.time_index);
         let tz = match time.data_type() {
             DataType::Timestamp(_, tz) => tz.clone(),
-            other => return Err(DataFusionError::Internal(format!("window time column is {other}"))),
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "window time column is {other}"
+                )));
+            }
         };
-        let ms = cast(time, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))?;
-        let ms = ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("cast to ms");
+        let ms = cast(
+            time,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        )?;
+        let ms = ms
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("cast to ms");
         let n = batch.num_rows();
         let mut rows: Vec<u32> = Vec::with_capacity(n);
         let mut starts: Vec<i64> = Vec::with_capacity(n);
@@ -83,7 +95,9 @@ impl WindowAssigner {
                     }
                 }
                 WindowKind::Session { .. } => {
-                    return Err(DataFusionError::Internal("SESSION windows are assigned per partition, not per row".into()));
+                    return Err(DataFusionError::Internal(
+                        "SESSION windows are assigned per partition, not per row".into(),
+                    ));
                 }
                 WindowKind::Cumulate { step, size } => {
                     let start = t - (t - offset).rem_euclid(size);
@@ -98,11 +112,16 @@ impl WindowAssigner {
             }
         }
         let indices = UInt32Array::from(rows);
-        let mut columns: Vec<ArrayRef> =
-            batch.columns().iter().map(|c| take(c.as_ref(), &indices, None)).collect::<std::result::Result<_, _>>()?;
+        let mut columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &indices, None))
+            .collect::<std::result::Result<_, _>>()?;
         let times: Vec<i64> = ends.iter().map(|e| e - 1).collect();
         for values in [starts, ends, times] {
-            columns.push(Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone())));
+            columns.push(Arc::new(
+                TimestampMillisecondArray::from(values).with_timezone_opt(tz.clone()),
+            ));
         }
         Ok(RecordBatch::try_new_with_options(
             schema.clone(),
@@ -130,13 +149,22 @@ impl WindowAssignExec {
             input.pipeline_behavior(),
             input.boundedness(),
         ));
-        Self { input, assigner, schema, properties }
+        Self {
+            input,
+            assigner,
+            schema,
+            properties,
+        }
     }
 }
 
 impl DisplayAs for WindowAssignExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WindowAssignExec: {} on column {}, offset={}ms", self.assigner.kind, self.assigner.time_index, self.assigner.offset)
+        write!(
+            f,
+            "WindowAssignExec: {} on column {}, offset={}ms",
+            self.assigner.kind, self.assigner.time_index, self.assigner.offset
+        )
     }
 }
 
@@ -160,16 +188,32 @@ impl ExecutionPlan for WindowAssignExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = children.pop().ok_or_else(|| DataFusionError::Internal("WindowAssignExec takes one input".into()))?;
-        Ok(Arc::new(Self::new(input, self.assigner, self.schema.clone())))
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("WindowAssignExec takes one input".into()))?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.assigner,
+            self.schema.clone(),
+        )))
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let (assigner, schema) = (self.assigner, self.schema.clone());
         let out = input.map(move |batch| assigner.assign(&batch?, &schema));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), out)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            out,
+        )))
     }
 }
 
@@ -189,14 +233,30 @@ impl ExtensionPlanner for TributaryExtensionPlanner {
         _session: &dyn Session,
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let Some(tvf) = node.as_any().downcast_ref::<WindowTvfNode>() else { return Ok(None) };
+        let Some(tvf) = node.as_any().downcast_ref::<WindowTvfNode>() else {
+            return Ok(None);
+        };
         let schema = Arc::new(node.schema().as_arrow().clone());
         if let WindowKind::Session { gap } = tvf.kind {
             let keys = tvf.partition_indices()?;
-            return Ok(Some(Arc::new(SessionAssignExec::new(physical_inputs[0].clone(), tvf.time_index()?, keys, gap, schema))));
+            return Ok(Some(Arc::new(SessionAssignExec::new(
+                physical_inputs[0].clone(),
+                tvf.time_index()?,
+                keys,
+                gap,
+                schema,
+            ))));
         }
-        let assigner = WindowAssigner { time_index: tvf.time_index()?, kind: tvf.kind, offset: tvf.offset };
-        Ok(Some(Arc::new(WindowAssignExec::new(physical_inputs[0].clone(), assigner, schema))))
+        let assigner = WindowAssigner {
+            time_index: tvf.time_index()?,
+            kind: tvf.kind,
+            offset: tvf.offset,
+        };
+        Ok(Some(Arc::new(WindowAssignExec::new(
+            physical_inputs[0].clone(),
+            assigner,
+            schema,
+        ))))
     }
 }
 
@@ -206,8 +266,16 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     fn assign(kind: WindowKind, times: &[i64]) -> Vec<(i64, i64, i64)> {
-        let input = Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true)]));
-        let batch = RecordBatch::try_new(input.clone(), vec![Arc::new(TimestampMillisecondArray::from(times.to_vec()))]).unwrap();
+        let input = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(
+            input.clone(),
+            vec![Arc::new(TimestampMillisecondArray::from(times.to_vec()))],
+        )
+        .unwrap();
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let out = Arc::new(Schema::new(vec![
             Field::new("ts", ts.clone(), true),
@@ -215,26 +283,54 @@ mod tests {
             Field::new("window_end", ts.clone(), false),
             Field::new("window_time", ts, false),
         ]));
-        let b = WindowAssigner { time_index: 0, kind, offset: 0 }.assign(&batch, &out).unwrap();
-        let col = |i: usize| b.column(i).as_any().downcast_ref::<TimestampMillisecondArray>().unwrap().values().to_vec();
+        let b = WindowAssigner {
+            time_index: 0,
+            kind,
+            offset: 0,
+        }
+        .assign(&batch, &out)
+        .unwrap();
+        let col = |i: usize| {
+            b.column(i)
+                .as_any()
+                .downcast_ref::<TimestampMillisecondArray>()
+                .unwrap()
+                .values()
+                .to_vec()
+        };
         let (t, s, e) = (col(0), col(1), col(2));
         (0..b.num_rows()).map(|i| (t[i], s[i], e[i])).collect()
     }
 
     #[test]
     fn tumble_puts_each_row_in_one_window() {
-        assert_eq!(assign(WindowKind::Tumble { size: 10 }, &[0, 9, 10, -1]), vec![(0, 0, 10), (9, 0, 10), (10, 10, 20), (-1, -10, 0)]);
+        assert_eq!(
+            assign(WindowKind::Tumble { size: 10 }, &[0, 9, 10, -1]),
+            vec![(0, 0, 10), (9, 0, 10), (10, 10, 20), (-1, -10, 0)]
+        );
     }
 
     #[test]
     fn hop_puts_a_row_in_size_over_slide_windows() {
-        assert_eq!(assign(WindowKind::Hop { slide: 5, size: 10 }, &[7]), vec![(7, 0, 10), (7, 5, 15)]);
-        assert_eq!(assign(WindowKind::Hop { slide: 4, size: 10 }, &[9]), vec![(9, 0, 10), (9, 4, 14), (9, 8, 18)]);
+        assert_eq!(
+            assign(WindowKind::Hop { slide: 5, size: 10 }, &[7]),
+            vec![(7, 0, 10), (7, 5, 15)]
+        );
+        assert_eq!(
+            assign(WindowKind::Hop { slide: 4, size: 10 }, &[9]),
+            vec![(9, 0, 10), (9, 4, 14), (9, 8, 18)]
+        );
     }
 
     #[test]
     fn cumulate_grows_windows_by_step() {
-        assert_eq!(assign(WindowKind::Cumulate { step: 5, size: 15 }, &[7]), vec![(7, 0, 10), (7, 0, 15)]);
-        assert_eq!(assign(WindowKind::Cumulate { step: 5, size: 15 }, &[16]), vec![(16, 15, 20), (16, 15, 25), (16, 15, 30)]);
+        assert_eq!(
+            assign(WindowKind::Cumulate { step: 5, size: 15 }, &[7]),
+            vec![(7, 0, 10), (7, 0, 15)]
+        );
+        assert_eq!(
+            assign(WindowKind::Cumulate { step: 5, size: 15 }, &[16]),
+            vec![(16, 15, 20), (16, 15, 25), (16, 15, 30)]
+        );
     }
 }

@@ -29,7 +29,12 @@ pub enum RowKind {
 
 impl RowKind {
     /// All kinds, by code.
-    pub const ALL: [RowKind; 4] = [RowKind::Insert, RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Delete];
+    pub const ALL: [RowKind; 4] = [
+        RowKind::Insert,
+        RowKind::UpdateBefore,
+        RowKind::UpdateAfter,
+        RowKind::Delete,
+    ];
 
     /// The kind's code in the runtime's `Int8` op arrays.
     pub fn code(self) -> i8 {

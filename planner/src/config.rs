@@ -76,13 +76,19 @@ pub struct TributaryConfig {
 
 impl Default for TributaryConfig {
     fn default() -> Self {
-        Self { runtime_mode: RuntimeMode::Automatic, parallelism: default_parallelism(), result_mode: ResultMode::Tableau }
+        Self {
+            runtime_mode: RuntimeMode::Automatic,
+            parallelism: default_parallelism(),
+            result_mode: ResultMode::Tableau,
+        }
     }
 }
 
 /// The number of cores, the default `parallelism.default`.
 pub fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl TributaryConfig {
@@ -94,11 +100,16 @@ impl TributaryConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             RUNTIME_MODE => self.runtime_mode = value.parse()?,
-            PARALLELISM => {
-                self.parallelism = value.trim().parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    Error::config(format!("invalid value '{value}' for '{PARALLELISM}': expected a whole number ≥ 1"))
-                })?
-            }
+            PARALLELISM => self.parallelism = value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "invalid value '{value}' for '{PARALLELISM}': expected a whole number ≥ 1"
+                    ))
+                })?,
             RESULT_MODE => {
                 self.result_mode = match value.trim().to_ascii_lowercase().as_str() {
                     "tableau" => ResultMode::Tableau,

@@ -79,7 +79,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), location: None, hint: None }
+        Self {
+            kind,
+            message: message.into(),
+            location: None,
+            hint: None,
+        }
     }
 
     /// A planning error.
@@ -138,7 +143,10 @@ impl From<sqlparser::parser::ParserError> for Error {
     fn from(e: sqlparser::parser::ParserError) -> Self {
         // sqlparser writes "sql parser error: <msg> at Line: L, Column: C".
         let text = e.to_string();
-        let text = text.strip_prefix("sql parser error: ").unwrap_or(&text).to_string();
+        let text = text
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&text)
+            .to_string();
         let (message, location) = split_sqlparser_location(&text);
         Error::syntax(message).at(location)
     }
@@ -146,7 +154,10 @@ impl From<sqlparser::parser::ParserError> for Error {
 
 impl From<sqlparser::tokenizer::TokenizerError> for Error {
     fn from(e: sqlparser::tokenizer::TokenizerError) -> Self {
-        Error::syntax(e.message.clone()).at(Some(Location { line: e.location.line, column: e.location.column }))
+        Error::syntax(e.message.clone()).at(Some(Location {
+            line: e.location.line,
+            column: e.location.column,
+        }))
     }
 }
 
@@ -175,18 +186,24 @@ impl From<ConnectorError> for Error {
 
 impl From<DataFusionError> for Error {
     fn from(e: DataFusionError) -> Self {
-        let location = e
+        let location = e.diagnostic().and_then(|d| d.span).map(|s| Location {
+            line: s.start.line,
+            column: s.start.column,
+        });
+        let help = e
             .diagnostic()
-            .and_then(|d| d.span)
-            .map(|s| Location { line: s.start.line, column: s.start.column });
-        let help = e.diagnostic().and_then(|d| d.helps.first().map(|h| h.message.clone()));
+            .and_then(|d| d.helps.first().map(|h| h.message.clone()));
         let root = e.find_root();
         let kind = match root {
             DataFusionError::SQL(..) => ErrorKind::Syntax,
             DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => ErrorKind::Plan,
             DataFusionError::NotImplemented(_) => ErrorKind::NotSupported,
             DataFusionError::Configuration(_) => ErrorKind::Config,
-            DataFusionError::External(inner) if inner.downcast_ref::<ConnectorError>().is_some() => ErrorKind::Connector,
+            DataFusionError::External(inner)
+                if inner.downcast_ref::<ConnectorError>().is_some() =>
+            {
+                ErrorKind::Connector
+            }
             _ => ErrorKind::Execution,
         };
         let message = match root {
@@ -196,7 +213,10 @@ impl From<DataFusionError> for Error {
             },
             DataFusionError::SQL(e, _) => {
                 let (m, loc) = split_sqlparser_location(&e.to_string());
-                let mut err = Error::new(ErrorKind::Syntax, m.trim_start_matches("sql parser error: ").to_string());
+                let mut err = Error::new(
+                    ErrorKind::Syntax,
+                    m.trim_start_matches("sql parser error: ").to_string(),
+                );
                 err.location = loc.or(location);
                 return err;
             }
@@ -248,8 +268,14 @@ mod tests {
     #[test]
     fn display_has_kind_location_and_hint() {
         let e = Error::plan("table 'x' not found")
-            .at(Some(Location { line: 1, column: 15 }))
+            .at(Some(Location {
+                line: 1,
+                column: 15,
+            }))
             .with_hint("did you mean 'y'?");
-        assert_eq!(e.to_string(), "planning error: table 'x' not found (at line 1, column 15)\nhint: did you mean 'y'?");
+        assert_eq!(
+            e.to_string(),
+            "planning error: table 'x' not found (at line 1, column 15)\nhint: did you mean 'y'?"
+        );
     }
 }

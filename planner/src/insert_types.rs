@@ -28,10 +28,18 @@ pub fn check_insert_types(dml: &DmlStatement) -> Result<()> {
         return Ok(());
     }
     check_values_literals(dml)?;
-    let LogicalPlan::Projection(projection) = dml.input.as_ref() else { return Ok(()) };
+    let LogicalPlan::Projection(projection) = dml.input.as_ref() else {
+        return Ok(());
+    };
     let input_schema = projection.input.schema();
     for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
-        let Expr::Cast(Cast { expr: inner, field: target }) = unalias(expr) else { continue };
+        let Expr::Cast(Cast {
+            expr: inner,
+            field: target,
+        }) = unalias(expr)
+        else {
+            continue;
+        };
         let target = target.data_type();
         let from = inner.get_type(input_schema)?;
         if castable(&from, target) {
@@ -39,7 +47,8 @@ pub fn check_insert_types(dml: &DmlStatement) -> Result<()> {
         }
         // A string column of VALUES: check each literal.
         if is_string(&from)
-            && let (Expr::Column(col), LogicalPlan::Values(values)) = (inner.as_ref(), projection.input.as_ref())
+            && let (Expr::Column(col), LogicalPlan::Values(values)) =
+                (inner.as_ref(), projection.input.as_ref())
             && let Ok(idx) = input_schema.index_of_column(col)
         {
             for (row, exprs) in values.values.iter().enumerate() {
@@ -80,12 +89,24 @@ fn check_values_literals(dml: &DmlStatement) -> Result<()> {
     let sink = dml.target.schema();
     for (row, exprs) in values.values.iter().enumerate() {
         for (col, expr) in exprs.iter().enumerate() {
-            let Expr::Cast(Cast { expr: inner, field: target }) = unalias(expr) else { continue };
-            let Expr::Literal(value, _) = unalias(inner) else { continue };
+            let Expr::Cast(Cast {
+                expr: inner,
+                field: target,
+            }) = unalias(expr)
+            else {
+                continue;
+            };
+            let Expr::Literal(value, _) = unalias(inner) else {
+                continue;
+            };
             if value.is_null() || value.cast_to(target.data_type()).is_ok() {
                 continue;
             }
-            let column = sink.fields().get(col).map(|f| f.name().clone()).unwrap_or_else(|| format!("#{}", col + 1));
+            let column = sink
+                .fields()
+                .get(col)
+                .map(|f| f.name().clone())
+                .unwrap_or_else(|| format!("#{}", col + 1));
             return Err(Error::plan(format!(
                 "type mismatch on INSERT INTO {}: cannot convert {} to {} for column '{column}' (row {} of VALUES)",
                 dml.table_name,
@@ -99,14 +120,23 @@ fn check_values_literals(dml: &DmlStatement) -> Result<()> {
     Ok(())
 }
 
-fn mismatch(dml: &DmlStatement, column: &str, from: &DataType, to: &DataType, _schema: &DFSchema) -> Error {
+fn mismatch(
+    dml: &DmlStatement,
+    column: &str,
+    from: &DataType,
+    to: &DataType,
+    _schema: &DFSchema,
+) -> Error {
     Error::plan(format!(
         "type mismatch on INSERT INTO {}: column '{column}' is {} but the query gives {}",
         dml.table_name,
         sql_type(to),
         sql_type(from)
     ))
-    .with_hint(format!("CAST the value to {} if that is what you mean", sql_type(to)))
+    .with_hint(format!(
+        "CAST the value to {} if that is what you mean",
+        sql_type(to)
+    ))
 }
 
 fn unalias(e: &Expr) -> &Expr {
@@ -118,7 +148,9 @@ fn unalias(e: &Expr) -> &Expr {
 
 fn literal_text(v: &ScalarValue) -> String {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => format!("'{s}'"),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => format!("'{s}'"),
         other => other.to_string(),
     }
 }
@@ -132,7 +164,10 @@ fn is_string(t: &DataType) -> bool {
 }
 
 fn is_temporal(t: &DataType) -> bool {
-    matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+    matches!(
+        t,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
 }
 
 /// Whether INSERT casts `from` to `to` implicitly.
@@ -155,8 +190,14 @@ mod tests {
         assert!(castable(&DataType::Int64, &DataType::Int32));
         assert!(castable(&DataType::Int32, &DataType::Float64));
         assert!(castable(&DataType::Null, &DataType::Utf8));
-        assert!(castable(&DataType::Date32, &DataType::Timestamp(TimeUnit::Millisecond, None)));
-        assert!(!castable(&DataType::Timestamp(TimeUnit::Nanosecond, None), &DataType::Float64));
+        assert!(castable(
+            &DataType::Date32,
+            &DataType::Timestamp(TimeUnit::Millisecond, None)
+        ));
+        assert!(!castable(
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+            &DataType::Float64
+        ));
         assert!(!castable(&DataType::Utf8, &DataType::Int32));
         assert!(!castable(&DataType::Int32, &DataType::Utf8));
         assert!(!castable(&DataType::Boolean, &DataType::Int32));

@@ -24,11 +24,11 @@ pub mod streaming;
 pub mod watermark;
 pub mod window_tvf;
 
+pub use changelog::{ChangelogMode, OP_COLUMN, RowKind};
 pub use config::TributaryConfig;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use mode::{ResolvedMode, RuntimeMode, resolve_mode};
 pub use parser::{ParsedStatement, Statement, parse_sql};
-pub use changelog::{ChangelogMode, OP_COLUMN, RowKind};
 pub use physical::{PhysicalQuery, QueryPlan, create_physical_plan};
 pub use streaming::StreamPlan;
 

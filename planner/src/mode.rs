@@ -71,9 +71,14 @@ pub fn resolve_mode(requested: RuntimeMode, plan: &LogicalPlan) -> Result<Resolv
                 return Err(Error::plan(format!(
                     "Querying an unbounded table '{t}' in batch mode is not allowed"
                 ))
-                .with_hint("SET 'execution.runtime-mode' = 'streaming', or make the source bounded"));
+                .with_hint(
+                    "SET 'execution.runtime-mode' = 'streaming', or make the source bounded",
+                ));
             }
-            ResolvedMode { mode: RuntimeMode::Batch, reason: "execution.runtime-mode = batch".into() }
+            ResolvedMode {
+                mode: RuntimeMode::Batch,
+                reason: "execution.runtime-mode = batch".into(),
+            }
         }
         RuntimeMode::Automatic if unbounded.is_empty() => ResolvedMode {
             mode: RuntimeMode::Batch,
@@ -81,11 +86,15 @@ pub fn resolve_mode(requested: RuntimeMode, plan: &LogicalPlan) -> Result<Resolv
         },
         RuntimeMode::Automatic => ResolvedMode {
             mode: RuntimeMode::Streaming,
-            reason: format!("execution.runtime-mode = automatic and table '{}' is unbounded", unbounded[0]),
+            reason: format!(
+                "execution.runtime-mode = automatic and table '{}' is unbounded",
+                unbounded[0]
+            ),
         },
-        RuntimeMode::Streaming => {
-            ResolvedMode { mode: RuntimeMode::Streaming, reason: "execution.runtime-mode = streaming".into() }
-        }
+        RuntimeMode::Streaming => ResolvedMode {
+            mode: RuntimeMode::Streaming,
+            reason: "execution.runtime-mode = streaming".into(),
+        },
     };
     Ok(resolved)
 }
@@ -113,7 +122,13 @@ mod tests {
     #[test]
     fn parses_modes() {
         assert_eq!("Batch".parse::<RuntimeMode>().unwrap(), RuntimeMode::Batch);
-        assert!("fast".parse::<RuntimeMode>().unwrap_err().to_string().contains("'batch', 'streaming' or 'automatic'"));
+        assert!(
+            "fast"
+                .parse::<RuntimeMode>()
+                .unwrap_err()
+                .to_string()
+                .contains("'batch', 'streaming' or 'automatic'")
+        );
     }
 
     #[test]

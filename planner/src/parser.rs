@@ -41,7 +41,10 @@ pub enum Statement {
     /// `CREATE TABLE ... WITH (...)`: a connector table.
     CreateConnectorTable(CreateConnectorTable),
     /// `SET` (list every key) or `SET 'key' = 'value'`.
-    Set { key: Option<String>, value: Option<String> },
+    Set {
+        key: Option<String>,
+        value: Option<String>,
+    },
     /// `RESET` (every key) or `RESET 'key'`.
     Reset { key: Option<String> },
     /// `SHOW TABLES`: tables and views.
@@ -85,19 +88,47 @@ pub struct CreateConnectorTable {
 /// The first syntax error, with its line and column in `sql`.
 pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).with_unescape(true).tokenize_with_location()?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()?;
     let mut out = Vec::new();
     for chunk in tokens.split(|t| t.token == Token::SemiColon) {
-        let Some(first) = chunk.iter().find(|t| !is_trivia(&t.token)) else { continue };
-        let last = chunk.iter().rev().find(|t| !is_trivia(&t.token)).unwrap_or(first);
+        let Some(first) = chunk.iter().find(|t| !is_trivia(&t.token)) else {
+            continue;
+        };
+        let last = chunk
+            .iter()
+            .rev()
+            .find(|t| !is_trivia(&t.token))
+            .unwrap_or(first);
         let location = loc(first);
-        let text = slice(sql, location, Location { line: last.span.end.line, column: last.span.end.column });
-        let end = Location { line: last.span.end.line, column: last.span.end.column };
+        let text = slice(
+            sql,
+            location,
+            Location {
+                line: last.span.end.line,
+                column: last.span.end.column,
+            },
+        );
+        let end = Location {
+            line: last.span.end.line,
+            column: last.span.end.column,
+        };
         // An error at the end of input (sqlparser's EOF has no position)
         // points just past the statement's last token.
-        let statement =
-            parse_statement(chunk.iter().filter(|t| !is_trivia(&t.token)).cloned().collect()).map_err(|e| e.at(Some(end)))?;
-        out.push(ParsedStatement { statement, location, text });
+        let statement = parse_statement(
+            chunk
+                .iter()
+                .filter(|t| !is_trivia(&t.token))
+                .cloned()
+                .collect(),
+        )
+        .map_err(|e| e.at(Some(end)))?;
+        out.push(ParsedStatement {
+            statement,
+            location,
+            text,
+        });
     }
     Ok(out)
 }
@@ -107,7 +138,10 @@ fn is_trivia(t: &Token) -> bool {
 }
 
 fn loc(t: &TokenWithSpan) -> Location {
-    Location { line: t.span.start.line, column: t.span.start.column }
+    Location {
+        line: t.span.start.line,
+        column: t.span.start.column,
+    }
 }
 
 /// The text between two locations (end exclusive).
@@ -115,10 +149,18 @@ fn slice(sql: &str, start: Location, end: Location) -> String {
     let offset = |l: Location| -> usize {
         let mut line_start = 0;
         for _ in 1..l.line {
-            line_start += sql[line_start..].find('\n').map(|i| i + 1).unwrap_or(sql.len() - line_start);
+            line_start += sql[line_start..]
+                .find('\n')
+                .map(|i| i + 1)
+                .unwrap_or(sql.len() - line_start);
         }
         let rest = &sql[line_start..];
-        line_start + rest.char_indices().nth(l.column.saturating_sub(1) as usize).map(|(i, _)| i).unwrap_or(rest.len())
+        line_start
+            + rest
+                .char_indices()
+                .nth(l.column.saturating_sub(1) as usize)
+                .map(|(i, _)| i)
+                .unwrap_or(rest.len())
     };
     let (a, b) = (offset(start), offset(end));
     sql.get(a..b.max(a)).unwrap_or_default().to_string()
@@ -137,7 +179,11 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
     match kw(0) {
         Some(Keyword::SET) => parse_set(&tokens[1..]),
         Some(Keyword::RESET) => {
-            let key = if tokens.len() > 1 { Some(setting_text(&tokens[1..])) } else { None };
+            let key = if tokens.len() > 1 {
+                Some(setting_text(&tokens[1..]))
+            } else {
+                None
+            };
             Ok(Statement::Reset { key })
         }
         Some(Keyword::SHOW) => match kw(1) {
@@ -160,7 +206,8 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
             }
             let inner_tokens = tokens[rest..].to_vec();
             let Some(first) = inner_tokens.first() else {
-                return Err(Error::syntax("EXPLAIN needs a statement to explain").at(tokens.last().map(loc)));
+                return Err(Error::syntax("EXPLAIN needs a statement to explain")
+                    .at(tokens.last().map(loc)));
             };
             let location = loc(first);
             let inner = parse_statement(inner_tokens)?;
@@ -168,7 +215,11 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
                 return Err(Error::syntax("EXPLAIN of an EXPLAIN").at(Some(location)));
             }
             Ok(Statement::Explain {
-                statement: Box::new(ParsedStatement { statement: inner, location, text: String::new() }),
+                statement: Box::new(ParsedStatement {
+                    statement: inner,
+                    location,
+                    text: String::new(),
+                }),
             })
         }
         Some(Keyword::CREATE) => {
@@ -191,7 +242,11 @@ fn expect_end(parser: &Parser) -> Result<()> {
     if next.token == Token::EOF {
         Ok(())
     } else {
-        Err(Error::syntax(format!("unexpected '{}' after the end of the statement", next.token)).at(Some(loc(&next))))
+        Err(Error::syntax(format!(
+            "unexpected '{}' after the end of the statement",
+            next.token
+        ))
+        .at(Some(loc(&next))))
     }
 }
 
@@ -231,14 +286,24 @@ fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             {
                 end += 1;
             }
-            let at = |token: Token| TokenWithSpan { token, span: t.span };
+            let at = |token: Token| TokenWithSpan {
+                token,
+                span: t.span,
+            };
             let word = |w: &str| at(Token::make_word(w, None));
-            out.extend([at(Token::LParen), word("SELECT"), at(Token::Mul), word("FROM")]);
+            out.extend([
+                at(Token::LParen),
+                word("SELECT"),
+                at(Token::Mul),
+                word("FROM"),
+            ]);
             out.extend_from_slice(&tokens[i + 1..end]);
             out.push(at(Token::RParen));
             i = end;
             // SESSION(TABLE t PARTITION BY k | (k1, k2), ...) → ..., PARTITION_BY(k1, k2), ...
-            if keyword(tokens.get(i)) == Some(Keyword::PARTITION) && keyword(tokens.get(i + 1)) == Some(Keyword::BY) {
+            if keyword(tokens.get(i)) == Some(Keyword::PARTITION)
+                && keyword(tokens.get(i + 1)) == Some(Keyword::BY)
+            {
                 let mut j = i + 2;
                 let mut depth = 0;
                 let start = j;
@@ -253,7 +318,9 @@ fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                     j += 1;
                 }
                 let mut keys = &tokens[start..j];
-                if keys.first().is_some_and(|k| k.token == Token::LParen) && keys.last().is_some_and(|k| k.token == Token::RParen) {
+                if keys.first().is_some_and(|k| k.token == Token::LParen)
+                    && keys.last().is_some_and(|k| k.token == Token::RParen)
+                {
                     keys = &keys[1..keys.len() - 1];
                 }
                 out.extend([at(Token::Comma), word("PARTITION_BY"), at(Token::LParen)]);
@@ -272,20 +339,28 @@ fn drop_tvf_table_keyword(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// `SET` / `SET 'k' = 'v'` / `SET k = v` / `SET k TO v`.
 fn parse_set(tokens: &[TokenWithSpan]) -> Result<Statement> {
     if tokens.is_empty() {
-        return Ok(Statement::Set { key: None, value: None });
+        return Ok(Statement::Set {
+            key: None,
+            value: None,
+        });
     }
     let split = tokens
         .iter()
         .position(|t| t.token == Token::Eq || keyword(Some(t)) == Some(Keyword::TO))
         .ok_or_else(|| {
-            Error::syntax("expected SET 'key' = 'value'").at(tokens.last().map(loc)).with_hint("e.g. SET 'execution.runtime-mode' = 'batch'")
+            Error::syntax("expected SET 'key' = 'value'")
+                .at(tokens.last().map(loc))
+                .with_hint("e.g. SET 'execution.runtime-mode' = 'batch'")
         })?;
     if split == 0 || split + 1 >= tokens.len() {
         return Err(Error::syntax("expected SET 'key' = 'value'")
             .at(Some(loc(&tokens[split.min(tokens.len() - 1)])))
             .with_hint("e.g. SET 'execution.runtime-mode' = 'batch'"));
     }
-    Ok(Statement::Set { key: Some(setting_text(&tokens[..split])), value: Some(setting_text(&tokens[split + 1..])) })
+    Ok(Statement::Set {
+        key: Some(setting_text(&tokens[..split])),
+        value: Some(setting_text(&tokens[split + 1..])),
+    })
 }
 
 /// The text of a key or value: a quoted string's content, or the tokens
@@ -305,7 +380,10 @@ fn setting_text(tokens: &[TokenWithSpan]) -> String {
 /// `None` if the statement is some other CREATE (left to DataFusion).
 fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateConnectorTable>> {
     let mut i = 1;
-    let temporary = matches!(keyword(tokens.get(i)), Some(Keyword::TEMPORARY) | Some(Keyword::TEMP));
+    let temporary = matches!(
+        keyword(tokens.get(i)),
+        Some(Keyword::TEMPORARY) | Some(Keyword::TEMP)
+    );
     if temporary {
         i += 1;
     }
@@ -327,13 +405,19 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name_location = loc(&parser.peek_token());
     let name = parser.parse_object_name(false)?;
-    let (columns, constraints) =
-        if parser.peek_token().token == Token::LParen { parser.parse_columns()? } else { (vec![], vec![]) };
+    let (columns, constraints) = if parser.peek_token().token == Token::LParen {
+        parser.parse_columns()?
+    } else {
+        (vec![], vec![])
+    };
     let mut options = Vec::new();
     if !has_with {
         expect_end(&parser)?;
         if columns.is_empty() {
-            return Err(Error::syntax("an in-memory table needs its columns declared").at(Some(name_location)));
+            return Err(
+                Error::syntax("an in-memory table needs its columns declared")
+                    .at(Some(name_location)),
+            );
         }
         return Ok(Some(CreateConnectorTable {
             name,
@@ -353,9 +437,13 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         let key = match key_token.token.clone() {
             Token::SingleQuotedString(s) => s,
             other => {
-                return Err(Error::syntax(format!("expected a quoted option key, found '{other}'"))
-                    .at(Some(loc(&key_token)))
-                    .with_hint("options are written 'key' = 'value', e.g. 'connector' = 'filesystem'"));
+                return Err(Error::syntax(format!(
+                    "expected a quoted option key, found '{other}'"
+                ))
+                .at(Some(loc(&key_token)))
+                .with_hint(
+                    "options are written 'key' = 'value', e.g. 'connector' = 'filesystem'",
+                ));
             }
         };
         parser.expect_token(&Token::Eq)?;
@@ -363,11 +451,18 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         let value = match value_token.token.clone() {
             Token::SingleQuotedString(s) => s,
             Token::Number(n, _) => n,
-            Token::Word(w) if w.quote_style.is_none() && matches!(w.keyword, Keyword::TRUE | Keyword::FALSE) => w.value,
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && matches!(w.keyword, Keyword::TRUE | Keyword::FALSE) =>
+            {
+                w.value
+            }
             other => {
-                return Err(Error::syntax(format!("expected a quoted value for option '{key}', found '{other}'"))
-                    .at(Some(loc(&value_token)))
-                    .with_hint(format!("write '{key}' = '<value>'")));
+                return Err(Error::syntax(format!(
+                    "expected a quoted value for option '{key}', found '{other}'"
+                ))
+                .at(Some(loc(&value_token)))
+                .with_hint(format!("write '{key}' = '<value>'")));
             }
         };
         options.push((key, value));
@@ -376,21 +471,39 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
             Token::Comma => continue,
             Token::RParen => break,
             other => {
-                return Err(Error::syntax(format!("expected ',' or ')' in the WITH options, found '{other}'"))
-                    .at(Some(loc(&sep))));
+                return Err(Error::syntax(format!(
+                    "expected ',' or ')' in the WITH options, found '{other}'"
+                ))
+                .at(Some(loc(&sep))));
             }
         }
     }
     expect_end(&parser)?;
-    Ok(Some(CreateConnectorTable { name, columns, constraints, options, if_not_exists, temporary, name_location, watermark }))
+    Ok(Some(CreateConnectorTable {
+        name,
+        columns,
+        constraints,
+        options,
+        if_not_exists,
+        temporary,
+        name_location,
+        watermark,
+    }))
 }
 
 /// Takes `WATERMARK FOR column AS expr` out of a CREATE TABLE's column list
 /// (sqlparser does not know it) and parses it; returns the remaining tokens.
-fn extract_watermark(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Option<WatermarkDef>)> {
-    let Some(open) = tokens.iter().position(|t| t.token == Token::LParen) else { return Ok((tokens.to_vec(), None)) };
+fn extract_watermark(
+    tokens: &[TokenWithSpan],
+) -> Result<(Vec<TokenWithSpan>, Option<WatermarkDef>)> {
+    let Some(open) = tokens.iter().position(|t| t.token == Token::LParen) else {
+        return Ok((tokens.to_vec(), None));
+    };
     // The column list must come right after the name (not `AS SELECT (...)`).
-    if tokens[..open].iter().any(|t| keyword(Some(t)) == Some(Keyword::AS)) {
+    if tokens[..open]
+        .iter()
+        .any(|t| keyword(Some(t)) == Some(Keyword::AS))
+    {
         return Ok((tokens.to_vec(), None));
     }
     let mut depth = 0;
@@ -404,7 +517,11 @@ fn extract_watermark(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Op
                 if depth == 0 {
                     if is_watermark(&tokens[element_start..j]) {
                         // the last element: drop the comma before it
-                        let start = if element_start > open + 1 { element_start - 1 } else { element_start };
+                        let start = if element_start > open + 1 {
+                            element_start - 1
+                        } else {
+                            element_start
+                        };
                         found = Some((start, j));
                     }
                     break;
@@ -420,9 +537,15 @@ fn extract_watermark(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Op
             _ => {}
         }
     }
-    let Some((start, end)) = found else { return Ok((tokens.to_vec(), None)) };
+    let Some((start, end)) = found else {
+        return Ok((tokens.to_vec(), None));
+    };
     // The element without its separating comma (before or after it).
-    let mut element: Vec<TokenWithSpan> = tokens[start..end].iter().skip_while(|t| t.token == Token::Comma).cloned().collect();
+    let mut element: Vec<TokenWithSpan> = tokens[start..end]
+        .iter()
+        .skip_while(|t| t.token == Token::Comma)
+        .cloned()
+        .collect();
     if element.last().is_some_and(|t| t.token == Token::Comma) {
         element.pop();
     }
@@ -435,11 +558,22 @@ fn extract_watermark(tokens: &[TokenWithSpan]) -> Result<(Vec<TokenWithSpan>, Op
     let expr = p.parse_expr()?;
     let rest = p.peek_token();
     if rest.token != Token::EOF && rest.token != Token::Comma {
-        return Err(Error::syntax(format!("unexpected '{}' in the WATERMARK clause", rest.token)).at(Some(loc(&rest))));
+        return Err(Error::syntax(format!(
+            "unexpected '{}' in the WATERMARK clause",
+            rest.token
+        ))
+        .at(Some(loc(&rest))));
     }
     let mut remaining = tokens[..start].to_vec();
     remaining.extend_from_slice(&tokens[end..]);
-    Ok((remaining, Some(WatermarkDef { column, expr, location })))
+    Ok((
+        remaining,
+        Some(WatermarkDef {
+            column,
+            expr,
+            location,
+        }),
+    ))
 }
 
 fn is_watermark(element: &[TokenWithSpan]) -> bool {
@@ -476,7 +610,10 @@ mod tests {
         assert_eq!(c.columns.len(), 2);
         assert!(c.if_not_exists && c.temporary);
         assert_eq!(c.options[1], ("path".to_string(), "/x".to_string()));
-        let Statement::CreateConnectorTable(c) = one("CREATE TABLE f WITH ('format' = 'parquet')") else { panic!() };
+        let Statement::CreateConnectorTable(c) = one("CREATE TABLE f WITH ('format' = 'parquet')")
+        else {
+            panic!()
+        };
         assert!(c.columns.is_empty());
     }
 
@@ -487,20 +624,39 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!(c.columns.iter().map(|c| c.name.value.as_str()).collect::<Vec<_>>(), ["auction", "ts", "price"]);
+        assert_eq!(
+            c.columns
+                .iter()
+                .map(|c| c.name.value.as_str())
+                .collect::<Vec<_>>(),
+            ["auction", "ts", "price"]
+        );
         let w = c.watermark.unwrap();
         assert_eq!(w.column.value, "ts");
         assert_eq!(w.expr.to_string(), "ts - INTERVAL '4' SECOND");
-        assert_eq!(w.location, Location { line: 1, column: 53 });
+        assert_eq!(
+            w.location,
+            Location {
+                line: 1,
+                column: 53
+            }
+        );
         // last element, and an in-memory table
-        let Statement::CreateConnectorTable(c) = one("CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts)") else { panic!() };
+        let Statement::CreateConnectorTable(c) =
+            one("CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts)")
+        else {
+            panic!()
+        };
         assert!(c.options.is_empty() && c.columns.len() == 1 && c.watermark.is_some());
     }
 
     #[test]
     fn plain_create_table_goes_to_datafusion() {
         assert!(matches!(one("CREATE TABLE t (a INT)"), Statement::Sql(_)));
-        assert!(matches!(one("CREATE TEMPORARY TABLE t AS SELECT 1"), Statement::Sql(_)));
+        assert!(matches!(
+            one("CREATE TEMPORARY TABLE t AS SELECT 1"),
+            Statement::Sql(_)
+        ));
     }
 
     #[test]
@@ -510,14 +666,25 @@ mod tests {
             _ => panic!(),
         };
         assert_eq!(s("SET"), (None, None));
-        assert_eq!(s("SET 'execution.runtime-mode' = 'batch'"), (Some("execution.runtime-mode".into()), Some("batch".into())));
-        assert_eq!(s("SET datafusion.execution.batch_size = 100"), (Some("datafusion.execution.batch_size".into()), Some("100".into())));
+        assert_eq!(
+            s("SET 'execution.runtime-mode' = 'batch'"),
+            (Some("execution.runtime-mode".into()), Some("batch".into()))
+        );
+        assert_eq!(
+            s("SET datafusion.execution.batch_size = 100"),
+            (
+                Some("datafusion.execution.batch_size".into()),
+                Some("100".into())
+            )
+        );
         assert!(matches!(one("RESET 'a.b'"), Statement::Reset { key: Some(k) } if k == "a.b"));
     }
 
     #[test]
     fn explain_plan_for() {
-        let Statement::Explain { statement } = one("EXPLAIN PLAN FOR SELECT 1") else { panic!() };
+        let Statement::Explain { statement } = one("EXPLAIN PLAN FOR SELECT 1") else {
+            panic!()
+        };
         assert!(matches!(statement.statement, Statement::Sql(_)));
     }
 
@@ -527,7 +694,16 @@ mod tests {
         assert_eq!(e.kind, crate::ErrorKind::Syntax);
         assert_eq!(e.location.map(|l| l.line), Some(2));
         let e = parse_sql("CREATE TABLE t (a INT) WITH ('k' = v)").unwrap_err();
-        assert!(e.message.contains("expected a quoted value for option 'k'"), "{e}");
-        assert_eq!(e.location, Some(Location { line: 1, column: 36 }));
+        assert!(
+            e.message.contains("expected a quoted value for option 'k'"),
+            "{e}"
+        );
+        assert_eq!(
+            e.location,
+            Some(Location {
+                line: 1,
+                column: 36
+            })
+        );
     }
 }

@@ -54,7 +54,16 @@ pub async fn create_physical_plan(
     let optimized = state.optimize(logical)?;
     let plan = match mode.mode {
         RuntimeMode::Streaming => QueryPlan::Streaming(plan_streaming(state, &optimized).await?),
-        _ => QueryPlan::Batch(state.query_planner().create_physical_plan(&optimized, state).await?),
+        _ => QueryPlan::Batch(
+            state
+                .query_planner()
+                .create_physical_plan(&optimized, state)
+                .await?,
+        ),
     };
-    Ok(PhysicalQuery { mode, logical: optimized, plan })
+    Ok(PhysicalQuery {
+        mode,
+        logical: optimized,
+        plan,
+    })
 }

@@ -21,7 +21,9 @@ use crate::error::Result;
 /// # Errors
 /// A column type DataFusion does not support.
 pub fn columns_to_schema(columns: &[ColumnDef], options: &ConfigOptions) -> Result<SchemaRef> {
-    let provider = TypesOnly { options: options.clone() };
+    let provider = TypesOnly {
+        options: options.clone(),
+    };
     let parser_options = ParserOptions::from(&options.sql_parser);
     let planner = SqlToRel::new_with_options(&provider, parser_options);
     Ok(Arc::new(planner.build_schema(columns.to_vec())?))
@@ -31,14 +33,25 @@ pub fn columns_to_schema(columns: &[ColumnDef], options: &ConfigOptions) -> Resu
 ///
 /// # Errors
 /// An expression that is not a literal constant.
-pub fn constant(expr: &sqlparser::ast::Expr, options: &ConfigOptions) -> Result<datafusion::common::ScalarValue> {
-    let provider = TypesOnly { options: options.clone() };
+pub fn constant(
+    expr: &sqlparser::ast::Expr,
+    options: &ConfigOptions,
+) -> Result<datafusion::common::ScalarValue> {
+    let provider = TypesOnly {
+        options: options.clone(),
+    };
     let planner = SqlToRel::new_with_options(&provider, ParserOptions::from(&options.sql_parser));
     let schema = datafusion::common::DFSchema::empty();
-    let logical = planner.sql_to_expr(expr.clone(), &schema, &mut datafusion::sql::planner::PlannerContext::new())?;
+    let logical = planner.sql_to_expr(
+        expr.clone(),
+        &schema,
+        &mut datafusion::sql::planner::PlannerContext::new(),
+    )?;
     match logical {
         datafusion::logical_expr::Expr::Literal(value, _) => Ok(value),
-        other => Err(crate::Error::plan(format!("expected a constant, found '{other}'"))),
+        other => Err(crate::Error::plan(format!(
+            "expected a constant, found '{other}'"
+        ))),
     }
 }
 
@@ -55,7 +68,10 @@ impl ContextProvider for TypesOnly {
     fn get_function_meta(&self, _name: &str) -> Option<Arc<ScalarUDF>> {
         None
     }
-    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<datafusion::logical_expr::HigherOrderUDF>> {
+    fn get_higher_order_meta(
+        &self,
+        _name: &str,
+    ) -> Option<Arc<datafusion::logical_expr::HigherOrderUDF>> {
         None
     }
     fn get_aggregate_meta(&self, _name: &str) -> Option<Arc<AggregateUDF>> {
@@ -101,7 +117,10 @@ mod tests {
         assert_eq!(schema.field(0).name(), "id");
         assert!(!schema.field(0).is_nullable());
         assert_eq!(schema.field(0).data_type(), &DataType::Int64);
-        assert_eq!(schema.field(2).data_type(), &DataType::Timestamp(TimeUnit::Millisecond, None));
+        assert_eq!(
+            schema.field(2).data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, None)
+        );
         assert_eq!(schema.field(3).data_type(), &DataType::Decimal128(10, 2));
     }
 }

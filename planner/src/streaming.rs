@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::SessionState;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::source_as_provider;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_expr::PhysicalExpr;
@@ -49,10 +49,19 @@ pub enum StreamNode {
     /// Reads a table: the partitions of DataFusion's scan of it, each row `+I`.
     /// With an event-time column, each partition emits watermarks: the
     /// largest time it has read minus the declared delay.
-    Source { table: String, scan: Arc<dyn ExecutionPlan>, watermark: Option<SourceWatermark> },
+    Source {
+        table: String,
+        scan: Arc<dyn ExecutionPlan>,
+        watermark: Option<SourceWatermark>,
+    },
     /// A window TVF: each row once per window it falls in, with
     /// `window_start`, `window_end`, `window_time` appended.
-    WindowAssign { input: Box<StreamPlan>, time_index: usize, kind: WindowKind, offset: i64 },
+    WindowAssign {
+        input: Box<StreamPlan>,
+        time_index: usize,
+        kind: WindowKind,
+        offset: i64,
+    },
     /// `GROUP BY window_start, window_end, ...` over a window TVF: keeps each
     /// window's accumulators until the watermark passes its end, then emits
     /// its rows once (append-only) and frees the state. Rows for a window
@@ -65,14 +74,24 @@ pub enum StreamNode {
         window_end: usize,
     },
     /// Keeps the rows (of any kind) for which `predicate` is true.
-    Filter { input: Box<StreamPlan>, predicate: Arc<dyn PhysicalExpr> },
+    Filter {
+        input: Box<StreamPlan>,
+        predicate: Arc<dyn PhysicalExpr>,
+    },
     /// Computes `exprs` over each row, keeping its kind.
-    Project { input: Box<StreamPlan>, exprs: Vec<Arc<dyn PhysicalExpr>> },
+    Project {
+        input: Box<StreamPlan>,
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+    },
     /// Merges its inputs (`UNION ALL`).
     Union { inputs: Vec<StreamPlan> },
     /// Non-windowed `GROUP BY`: keeps one accumulator set per key, consumes
     /// retractions, and emits `+I` / `-U` `+U` / `-D` as a key's result changes.
-    GroupAggregate { input: Box<StreamPlan>, group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate> },
+    GroupAggregate {
+        input: Box<StreamPlan>,
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggregates: Vec<StreamAggregate>,
+    },
     /// `GROUP BY window_start, window_end, <keys>` over a SESSION window TVF
     /// partitioned by `<keys>`: assigns and aggregates at once, merging
     /// sessions as rows arrive; emits a session when the watermark passes its
@@ -95,7 +114,11 @@ pub enum StreamNode {
     /// through the table's own sink, or hands every changelog row to a sink
     /// that takes updates (`print`, `blackhole`); emits one row, `count`, at
     /// the end.
-    Sink { input: Box<StreamPlan>, table: String, target: Arc<dyn TableProvider> },
+    Sink {
+        input: Box<StreamPlan>,
+        table: String,
+        target: Arc<dyn TableProvider>,
+    },
 }
 
 /// Where a source's event time is and how far watermarks trail it.
@@ -164,23 +187,39 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             // the scan (DataFusion would split an in-memory table by size,
             // largest batches first).
             let mut scan_state = state.clone();
-            scan_state.config_mut().options_mut().optimizer.repartition_file_scans = false;
-            let physical = scan_state.query_planner().create_physical_plan(plan, &scan_state).await?;
-            let watermark = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .find_map(|(column, f)| watermark_delay_ms(f).map(|delay_ms| SourceWatermark { column, delay_ms }));
+            scan_state
+                .config_mut()
+                .options_mut()
+                .optimizer
+                .repartition_file_scans = false;
+            let physical = scan_state
+                .query_planner()
+                .create_physical_plan(plan, &scan_state)
+                .await?;
+            let watermark = schema.fields().iter().enumerate().find_map(|(column, f)| {
+                watermark_delay_ms(f).map(|delay_ms| SourceWatermark { column, delay_ms })
+            });
             Ok(StreamPlan {
-                node: StreamNode::Source { table: scan.table_name.to_string(), scan: physical, watermark },
+                node: StreamNode::Source {
+                    table: scan.table_name.to_string(),
+                    scan: physical,
+                    watermark,
+                },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
         }
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
-            let physical = state.query_planner().create_physical_plan(plan, state).await?;
+            let physical = state
+                .query_planner()
+                .create_physical_plan(plan, state)
+                .await?;
             Ok(StreamPlan {
-                node: StreamNode::Source { table: "VALUES".into(), scan: physical, watermark: None },
+                node: StreamNode::Source {
+                    table: "VALUES".into(),
+                    scan: physical,
+                    watermark: None,
+                },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
@@ -197,20 +236,36 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             }
             let input = Box::pin(lower(state, &tvf.input)).await?;
             if input.changelog == ChangelogMode::Updating {
-                return Err(unsupported("a window TVF over an updating input", "windows take append-only rows"));
+                return Err(unsupported(
+                    "a window TVF over an updating input",
+                    "windows take append-only rows",
+                ));
             }
             let time_index = tvf.time_index()?;
             Ok(StreamPlan {
-                node: StreamNode::WindowAssign { input: Box::new(input), time_index, kind: tvf.kind, offset: tvf.offset },
+                node: StreamNode::WindowAssign {
+                    input: Box::new(input),
+                    time_index,
+                    kind: tvf.kind,
+                    offset: tvf.offset,
+                },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
         }
         LogicalPlan::Filter(filter) => {
             let input = Box::pin(lower(state, &filter.input)).await?;
-            let predicate = state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
+            let predicate =
+                state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
             let changelog = input.changelog;
-            Ok(StreamPlan { node: StreamNode::Filter { input: Box::new(input), predicate }, schema, changelog })
+            Ok(StreamPlan {
+                node: StreamNode::Filter {
+                    input: Box::new(input),
+                    predicate,
+                },
+                schema,
+                changelog,
+            })
         }
         LogicalPlan::Projection(projection) => {
             let input = Box::pin(lower(state, &projection.input)).await?;
@@ -220,7 +275,14 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 .map(|e| state.create_physical_expr(e.clone(), projection.input.schema()))
                 .collect::<datafusion::error::Result<Vec<_>>>()?;
             let changelog = input.changelog;
-            Ok(StreamPlan { node: StreamNode::Project { input: Box::new(input), exprs }, schema, changelog })
+            Ok(StreamPlan {
+                node: StreamNode::Project {
+                    input: Box::new(input),
+                    exprs,
+                },
+                schema,
+                changelog,
+            })
         }
         LogicalPlan::SubqueryAlias(alias) => {
             let mut input = Box::pin(lower(state, &alias.input)).await?;
@@ -232,23 +294,38 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             for i in &union.inputs {
                 inputs.push(Box::pin(lower(state, i)).await?);
             }
-            let changelog = if inputs.iter().all(|i| i.changelog == ChangelogMode::AppendOnly) {
+            let changelog = if inputs
+                .iter()
+                .all(|i| i.changelog == ChangelogMode::AppendOnly)
+            {
                 ChangelogMode::AppendOnly
             } else {
                 ChangelogMode::Updating
             };
-            Ok(StreamPlan { node: StreamNode::Union { inputs }, schema, changelog })
+            Ok(StreamPlan {
+                node: StreamNode::Union { inputs },
+                schema,
+                changelog,
+            })
         }
         LogicalPlan::Aggregate(aggregate) => lower_aggregate(state, aggregate, schema).await,
         LogicalPlan::Sort(_) => Err(unsupported(
             "ORDER BY",
             "a streaming result has no final order until the input ends",
         )),
-        LogicalPlan::Limit(_) => Err(unsupported("LIMIT", "a streaming result has no final order to cut")),
+        LogicalPlan::Limit(_) => Err(unsupported(
+            "LIMIT",
+            "a streaming result has no final order to cut",
+        )),
         LogicalPlan::Join(_) => Err(unsupported("joins", "streaming joins are not built yet")),
-        LogicalPlan::Window(_) => Err(unsupported("OVER window functions", "streaming OVER aggregation is not built yet")),
+        LogicalPlan::Window(_) => Err(unsupported(
+            "OVER window functions",
+            "streaming OVER aggregation is not built yet",
+        )),
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON", "it is not built yet")),
-        LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE", "it cannot run incrementally")),
+        LogicalPlan::RecursiveQuery(_) => {
+            Err(unsupported("WITH RECURSIVE", "it cannot run incrementally"))
+        }
         LogicalPlan::Unnest(_) => Err(unsupported("UNNEST", "it is not built yet")),
         LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(InsertOp::Append)) => {
             let input = Box::pin(lower(state, &dml.input)).await?;
@@ -264,19 +341,45 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 .with_hint("run the INSERT in BATCH mode, where the result is final, or make the query append-only"));
             }
             Ok(StreamPlan {
-                node: StreamNode::Sink { input: Box::new(input), table: dml.table_name.to_string(), target },
+                node: StreamNode::Sink {
+                    input: Box::new(input),
+                    table: dml.table_name.to_string(),
+                    target,
+                },
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
         }
-        LogicalPlan::Dml(_) => Err(unsupported("INSERT OVERWRITE, UPDATE and DELETE", "only INSERT INTO appends")),
-        other => Err(unsupported(other.display().to_string().split(':').next().unwrap_or("this operator"), "it is not built yet")),
+        LogicalPlan::Dml(_) => Err(unsupported(
+            "INSERT OVERWRITE, UPDATE and DELETE",
+            "only INSERT INTO appends",
+        )),
+        other => Err(unsupported(
+            other
+                .display()
+                .to_string()
+                .split(':')
+                .next()
+                .unwrap_or("this operator"),
+            "it is not built yet",
+        )),
     }
 }
 
-async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: SchemaRef) -> Result<StreamPlan> {
-    if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
-        return Err(unsupported("GROUPING SETS / ROLLUP / CUBE", "they are not built yet"));
+async fn lower_aggregate(
+    state: &SessionState,
+    aggregate: &Aggregate,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    if aggregate
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err(unsupported(
+            "GROUPING SETS / ROLLUP / CUBE",
+            "they are not built yet",
+        ));
     }
     let mut filters = Vec::new();
     if let Some(tvf) = session_tvf(&aggregate.input, &mut filters) {
@@ -295,17 +398,27 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
         // DataFusion 55 deprecates this helper for its LoweredAggregateBuilder,
         // which is not exported; the helper does the same lowering.
         #[allow(deprecated)]
-        let (expr, filter, order) =
-            create_aggregate_expr_and_maybe_filter(e, input_schema, physical_input_schema, state.execution_props())?;
+        let (expr, filter, order) = create_aggregate_expr_and_maybe_filter(
+            e,
+            input_schema,
+            physical_input_schema,
+            state.execution_props(),
+        )?;
         if !order.is_empty() {
-            return Err(unsupported("ordered aggregates (... ORDER BY inside an aggregate)", "they are not built yet"));
+            return Err(unsupported(
+                "ordered aggregates (... ORDER BY inside an aggregate)",
+                "they are not built yet",
+            ));
         }
         let name = expr.fun().name().to_ascii_lowercase();
         let retraction = if input.changelog == ChangelogMode::AppendOnly {
             Retraction::NotNeeded
         } else if expr.is_distinct() {
             return Err(unsupported(
-                &format!("{}(DISTINCT ...) over an updating input", name.to_uppercase()),
+                &format!(
+                    "{}(DISTINCT ...) over an updating input",
+                    name.to_uppercase()
+                ),
                 "its state cannot take retractions yet",
             ));
         } else if name == "min" || name == "max" {
@@ -318,7 +431,11 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
                 "its state cannot take retractions",
             ));
         };
-        aggregates.push(StreamAggregate { expr, filter, retraction });
+        aggregates.push(StreamAggregate {
+            expr,
+            filter,
+            retraction,
+        });
     }
     // GROUP BY window_start, window_end (of a window TVF): a window aggregate.
     let window_role = |e: &Expr| match e {
@@ -333,16 +450,28 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
     let has_start = roles.iter().any(|r| r.as_deref() == Some("start"));
     if let (Some(window_end), true) = (window_end, has_start) {
         if input.changelog == ChangelogMode::Updating {
-            return Err(unsupported("a window aggregate over an updating input", "windows take append-only rows"));
+            return Err(unsupported(
+                "a window aggregate over an updating input",
+                "windows take append-only rows",
+            ));
         }
         return Ok(StreamPlan {
-            node: StreamNode::WindowAggregate { input: Box::new(input), group, aggregates, window_end },
+            node: StreamNode::WindowAggregate {
+                input: Box::new(input),
+                group,
+                aggregates,
+                window_end,
+            },
             schema,
             changelog: ChangelogMode::AppendOnly,
         });
     }
     Ok(StreamPlan {
-        node: StreamNode::GroupAggregate { input: Box::new(input), group, aggregates },
+        node: StreamNode::GroupAggregate {
+            input: Box::new(input),
+            group,
+            aggregates,
+        },
         schema,
         changelog: ChangelogMode::Updating,
     })
@@ -352,15 +481,19 @@ async fn lower_aggregate(state: &SessionState, aggregate: &Aggregate, schema: Sc
 /// and filters (collected into `filters`).
 fn session_tvf<'a>(plan: &'a LogicalPlan, filters: &mut Vec<Expr>) -> Option<&'a WindowTvfNode> {
     match plan {
-        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => session_tvf(&p.input, filters),
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            session_tvf(&p.input, filters)
+        }
         LogicalPlan::SubqueryAlias(a) => session_tvf(&a.input, filters),
         LogicalPlan::Filter(f) => {
             filters.push(f.predicate.clone());
             session_tvf(&f.input, filters)
         }
-        LogicalPlan::Extension(e) => {
-            e.node.as_any().downcast_ref::<WindowTvfNode>().filter(|t| matches!(t.kind, WindowKind::Session { .. }))
-        }
+        LogicalPlan::Extension(e) => e
+            .node
+            .as_any()
+            .downcast_ref::<WindowTvfNode>()
+            .filter(|t| matches!(t.kind, WindowKind::Session { .. })),
         _ => None,
     }
 }
@@ -372,7 +505,9 @@ async fn lower_session_aggregate(
     filters: Vec<Expr>,
     schema: SchemaRef,
 ) -> Result<StreamPlan> {
-    let WindowKind::Session { gap } = tvf.kind else { unreachable!("session_tvf only returns SESSION") };
+    let WindowKind::Session { gap } = tvf.kind else {
+        unreachable!("session_tvf only returns SESSION")
+    };
     let needs = || {
         unsupported(
             "this GROUP BY over a SESSION window TVF",
@@ -381,19 +516,32 @@ async fn lower_session_aggregate(
     };
     let input = Box::pin(lower(state, &tvf.input)).await?;
     if input.changelog == ChangelogMode::Updating {
-        return Err(unsupported("a SESSION window over an updating input", "windows take append-only rows"));
+        return Err(unsupported(
+            "a SESSION window over an updating input",
+            "windows take append-only rows",
+        ));
     }
     let agg_input = aggregate.input.schema();
     let mut outputs = Vec::with_capacity(aggregate.group_expr.len());
     for e in &aggregate.group_expr {
-        let Expr::Column(c) = e else { return Err(needs()) };
-        let field = datafusion::common::ExprSchema::field_from_column(agg_input.as_ref(), c).map_err(|_| needs())?;
-        outputs.push(match field.metadata().get(WINDOW_COLUMN).map(String::as_str) {
-            Some("start") => SessionColumn::Start,
-            Some("end") => SessionColumn::End,
-            Some("time") => SessionColumn::Time,
-            _ => SessionColumn::Key(tvf.partition_by.iter().position(|k| k == &c.name).ok_or_else(needs)?),
-        });
+        let Expr::Column(c) = e else {
+            return Err(needs());
+        };
+        let field = datafusion::common::ExprSchema::field_from_column(agg_input.as_ref(), c)
+            .map_err(|_| needs())?;
+        outputs.push(
+            match field.metadata().get(WINDOW_COLUMN).map(String::as_str) {
+                Some("start") => SessionColumn::Start,
+                Some("end") => SessionColumn::End,
+                Some("time") => SessionColumn::Time,
+                _ => SessionColumn::Key(
+                    tvf.partition_by
+                        .iter()
+                        .position(|k| k == &c.name)
+                        .ok_or_else(needs)?,
+                ),
+            },
+        );
     }
     if !outputs.contains(&SessionColumn::Start) || !outputs.contains(&SessionColumn::End) {
         return Err(needs());
@@ -404,24 +552,49 @@ async fn lower_session_aggregate(
         .into_iter()
         .map(|i| {
             let (q, f) = tvf_input.qualified_field(i);
-            state.create_physical_expr(Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())), tvf_input)
+            state.create_physical_expr(
+                Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())),
+                tvf_input,
+            )
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
     for e in &aggregate.aggr_expr {
         #[allow(deprecated)]
-        let (expr, filter, order) = create_aggregate_expr_and_maybe_filter(e, tvf_input, tvf_input.as_arrow(), state.execution_props())
-            .map_err(|_| unsupported("an aggregate of a SESSION window's own columns", "aggregates read the table's columns"))?;
+        let (expr, filter, order) = create_aggregate_expr_and_maybe_filter(
+            e,
+            tvf_input,
+            tvf_input.as_arrow(),
+            state.execution_props(),
+        )
+        .map_err(|_| {
+            unsupported(
+                "an aggregate of a SESSION window's own columns",
+                "aggregates read the table's columns",
+            )
+        })?;
         if !order.is_empty() {
-            return Err(unsupported("ordered aggregates (... ORDER BY inside an aggregate)", "they are not built yet"));
+            return Err(unsupported(
+                "ordered aggregates (... ORDER BY inside an aggregate)",
+                "they are not built yet",
+            ));
         }
-        aggregates.push(StreamAggregate { expr, filter, retraction: Retraction::NotNeeded });
+        aggregates.push(StreamAggregate {
+            expr,
+            filter,
+            retraction: Retraction::NotNeeded,
+        });
     }
     let row_filter = match filters.into_iter().reduce(|a, b| a.and(b)) {
         None => None,
-        Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input).map_err(|_| {
-            unsupported("a WHERE on a SESSION window's own columns before GROUP BY", "filters read the table's columns")
-        })?),
+        Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input).map_err(
+            |_| {
+                unsupported(
+                    "a WHERE on a SESSION window's own columns before GROUP BY",
+                    "filters read the table's columns",
+                )
+            },
+        )?),
     };
     Ok(StreamPlan {
         node: StreamNode::SessionAggregate {
@@ -439,8 +612,10 @@ async fn lower_session_aggregate(
 }
 
 fn unsupported(construct: &str, why: &str) -> Error {
-    Error::not_supported(format!("{construct} is not supported in STREAMING mode yet: {why}"))
-        .with_hint("SET 'execution.runtime-mode' = 'batch' to run this query over the data present now")
+    Error::not_supported(format!(
+        "{construct} is not supported in STREAMING mode yet: {why}"
+    ))
+    .with_hint("SET 'execution.runtime-mode' = 'batch' to run this query over the data present now")
 }
 
 impl StreamPlan {
@@ -455,15 +630,40 @@ impl StreamPlan {
     fn fmt_indent(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
         let _ = match &self.node {
-            StreamNode::Source { table, watermark, .. } => {
-                let wm = watermark.map(|w| format!(", watermark=column {} - {}ms", w.column, w.delay_ms)).unwrap_or_default();
-                writeln!(out, "{pad}Source: table={table}{wm}, changelogMode={}", self.changelog)
+            StreamNode::Source {
+                table, watermark, ..
+            } => {
+                let wm = watermark
+                    .map(|w| format!(", watermark=column {} - {}ms", w.column, w.delay_ms))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{pad}Source: table={table}{wm}, changelogMode={}",
+                    self.changelog
+                )
             }
-            StreamNode::WindowAssign { kind, time_index, offset, .. } => {
-                writeln!(out, "{pad}WindowAssign: {kind} on column {time_index}, offset={offset}ms, changelogMode={}", self.changelog)
+            StreamNode::WindowAssign {
+                kind,
+                time_index,
+                offset,
+                ..
+            } => {
+                writeln!(
+                    out,
+                    "{pad}WindowAssign: {kind} on column {time_index}, offset={offset}ms, changelogMode={}",
+                    self.changelog
+                )
             }
-            StreamNode::SessionAggregate { gap, outputs, aggregates, .. } => {
-                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+            StreamNode::SessionAggregate {
+                gap,
+                outputs,
+                aggregates,
+                ..
+            } => {
+                let a: Vec<String> = aggregates
+                    .iter()
+                    .map(|a| a.expr.name().to_string())
+                    .collect();
                 writeln!(
                     out,
                     "{pad}SessionAggregate: gap={gap}ms, group={outputs:?}, aggregates=[{}], emit=on watermark, changelogMode={}",
@@ -471,9 +671,14 @@ impl StreamPlan {
                     self.changelog
                 )
             }
-            StreamNode::WindowAggregate { group, aggregates, .. } => {
+            StreamNode::WindowAggregate {
+                group, aggregates, ..
+            } => {
                 let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
-                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+                let a: Vec<String> = aggregates
+                    .iter()
+                    .map(|a| a.expr.name().to_string())
+                    .collect();
                 writeln!(
                     out,
                     "{pad}WindowAggregate: group=[{}], aggregates=[{}], emit=on watermark, changelogMode={}",
@@ -483,17 +688,37 @@ impl StreamPlan {
                 )
             }
             StreamNode::Filter { predicate, .. } => {
-                writeln!(out, "{pad}Filter: {predicate}, changelogMode={}", self.changelog)
+                writeln!(
+                    out,
+                    "{pad}Filter: {predicate}, changelogMode={}",
+                    self.changelog
+                )
             }
             StreamNode::Project { exprs, .. } => {
                 let e: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
-                writeln!(out, "{pad}Project: [{}], changelogMode={}", e.join(", "), self.changelog)
+                writeln!(
+                    out,
+                    "{pad}Project: [{}], changelogMode={}",
+                    e.join(", "),
+                    self.changelog
+                )
             }
-            StreamNode::Union { .. } => writeln!(out, "{pad}Union: changelogMode={}", self.changelog),
-            StreamNode::Sink { table, .. } => writeln!(out, "{pad}Sink: table={table}, changelogMode={}", self.changelog),
-            StreamNode::GroupAggregate { group, aggregates, .. } => {
+            StreamNode::Union { .. } => {
+                writeln!(out, "{pad}Union: changelogMode={}", self.changelog)
+            }
+            StreamNode::Sink { table, .. } => writeln!(
+                out,
+                "{pad}Sink: table={table}, changelogMode={}",
+                self.changelog
+            ),
+            StreamNode::GroupAggregate {
+                group, aggregates, ..
+            } => {
                 let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
-                let a: Vec<String> = aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+                let a: Vec<String> = aggregates
+                    .iter()
+                    .map(|a| a.expr.name().to_string())
+                    .collect();
                 writeln!(
                     out,
                     "{pad}GroupAggregate: group=[{}], aggregates=[{}], changelogMode={}",
@@ -511,10 +736,10 @@ impl StreamPlan {
             | StreamNode::WindowAssign { input, .. }
             | StreamNode::WindowAggregate { input, .. }
             | StreamNode::SessionAggregate { input, .. }
-            | StreamNode::Sink { input, .. } => {
-                input.fmt_indent(depth + 1, out)
+            | StreamNode::Sink { input, .. } => input.fmt_indent(depth + 1, out),
+            StreamNode::Union { inputs } => {
+                inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out))
             }
-            StreamNode::Union { inputs } => inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out)),
         }
     }
 }

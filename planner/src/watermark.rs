@@ -33,7 +33,10 @@ pub struct WatermarkDef {
 
 /// The watermark delay (ms) of an event-time field, if it has one.
 pub fn watermark_delay_ms(field: &Field) -> Option<i64> {
-    field.metadata().get(WATERMARK_DELAY_MS).and_then(|v| v.parse().ok())
+    field
+        .metadata()
+        .get(WATERMARK_DELAY_MS)
+        .and_then(|v| v.parse().ok())
 }
 
 /// Marks the column of `def` in `schema` as the event-time column.
@@ -42,13 +45,26 @@ pub fn watermark_delay_ms(field: &Field) -> Option<i64> {
 /// The column does not exist or is not a TIMESTAMP; the expression is not
 /// `column` or `column - INTERVAL 'n' unit` with n ≥ 0 (in days or smaller
 /// units).
-pub fn apply_watermark(schema: &SchemaRef, def: &WatermarkDef, interval_ms: impl Fn(&SqlExpr) -> Result<i64>) -> Result<SchemaRef> {
+pub fn apply_watermark(
+    schema: &SchemaRef,
+    def: &WatermarkDef,
+    interval_ms: impl Fn(&SqlExpr) -> Result<i64>,
+) -> Result<SchemaRef> {
     let at = Some(def.location);
     let name = normalize(&def.column);
     let (idx, field) = schema.column_with_name(&name).ok_or_else(|| {
-        Error::plan(format!("WATERMARK FOR {name}: no column '{name}' in the table")).at(at).with_hint(format!(
+        Error::plan(format!(
+            "WATERMARK FOR {name}: no column '{name}' in the table"
+        ))
+        .at(at)
+        .with_hint(format!(
             "the columns are: {}",
-            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     if !matches!(field.data_type(), DataType::Timestamp(..)) {
@@ -61,7 +77,11 @@ pub fn apply_watermark(schema: &SchemaRef, def: &WatermarkDef, interval_ms: impl
     }
     let delay = match &def.expr {
         SqlExpr::Identifier(id) if normalize(id) == name => 0,
-        SqlExpr::BinaryOp { left, op: BinaryOperator::Minus, right } if matches!(left.as_ref(), SqlExpr::Identifier(id) if normalize(id) == name) => {
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if matches!(left.as_ref(), SqlExpr::Identifier(id) if normalize(id) == name) => {
             interval_ms(right)?
         }
         other => {
@@ -71,18 +91,28 @@ pub fn apply_watermark(schema: &SchemaRef, def: &WatermarkDef, interval_ms: impl
         }
     };
     if delay < 0 {
-        return Err(Error::plan(format!("WATERMARK FOR {name}: the delay must not be negative")).at(at));
+        return Err(Error::plan(format!(
+            "WATERMARK FOR {name}: the delay must not be negative"
+        ))
+        .at(at));
     }
     let mut metadata: HashMap<String, String> = field.metadata().clone();
     metadata.insert(WATERMARK_DELAY_MS.into(), delay.to_string());
     metadata.insert(WATERMARK_EXPR.into(), def.expr.to_string());
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
     fields[idx] = Arc::new(field.as_ref().clone().with_metadata(metadata));
-    Ok(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+    Ok(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 fn normalize(id: &Ident) -> String {
-    if id.quote_style.is_some() { id.value.clone() } else { id.value.to_lowercase() }
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
 }
 
 /// The length of a constant interval in milliseconds.
@@ -92,11 +122,17 @@ fn normalize(id: &Ident) -> String {
 /// ms varies).
 pub fn interval_to_ms(value: &ScalarValue) -> Result<i64> {
     let ms = match value {
-        ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds),
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000,
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)
+        }
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+            i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000
+        }
         ScalarValue::IntervalYearMonth(_) | ScalarValue::IntervalMonthDayNano(_) => {
-            return Err(Error::plan("intervals of months or years are not supported here: their length varies")
-                .with_hint("use days, hours, minutes, seconds or milliseconds"));
+            return Err(Error::plan(
+                "intervals of months or years are not supported here: their length varies",
+            )
+            .with_hint("use days, hours, minutes, seconds or milliseconds"));
         }
         ScalarValue::DurationMillisecond(Some(v)) => *v,
         ScalarValue::DurationSecond(Some(v)) => v * 1000,

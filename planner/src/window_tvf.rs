@@ -31,9 +31,13 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::common::{DFSchema, DFSchemaRef, TableReference};
 use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::logical_expr::planner::{PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning};
+use datafusion::logical_expr::planner::{
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
+};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNodeCore};
-use sqlparser::ast::{Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, TableFactor};
+use sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, TableFactor,
+};
 
 use crate::watermark::interval_to_ms;
 
@@ -62,7 +66,9 @@ impl fmt::Display for WindowKind {
         match self {
             WindowKind::Tumble { size } => write!(f, "TUMBLE(size={size}ms)"),
             WindowKind::Hop { slide, size } => write!(f, "HOP(slide={slide}ms, size={size}ms)"),
-            WindowKind::Cumulate { step, size } => write!(f, "CUMULATE(step={step}ms, size={size}ms)"),
+            WindowKind::Cumulate { step, size } => {
+                write!(f, "CUMULATE(step={step}ms, size={size}ms)")
+            }
             WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
         }
     }
@@ -107,13 +113,24 @@ impl WindowTvfNode {
     ///
     /// # Errors
     /// The time column is missing or not a TIMESTAMP.
-    pub fn try_new(input: LogicalPlan, time_column: &str, kind: WindowKind, offset: i64, partition_by: Vec<String>) -> DFResult<Self> {
+    pub fn try_new(
+        input: LogicalPlan,
+        time_column: &str,
+        kind: WindowKind,
+        offset: i64,
+        partition_by: Vec<String>,
+    ) -> DFResult<Self> {
         let in_schema = input.schema();
         for key in &partition_by {
             if in_schema.index_of_column_by_name(None, key).is_none() {
                 return Err(DataFusionError::Plan(format!(
                     "window TVF: PARTITION BY {key} names no column of its table; the columns are: {}",
-                    in_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    in_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -134,20 +151,45 @@ impl WindowTvfNode {
         };
         let window_field = |name: &str, role: &str| {
             Arc::new(
-                Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, tz.clone()), false)
-                    .with_metadata(HashMap::from([(WINDOW_COLUMN.to_string(), role.to_string())])),
+                Field::new(
+                    name,
+                    DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+                    false,
+                )
+                .with_metadata(HashMap::from([(
+                    WINDOW_COLUMN.to_string(),
+                    role.to_string(),
+                )])),
             )
         };
-        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> =
-            in_schema.iter().map(|(q, f)| (q.cloned(), f.clone())).collect();
-        for (name, role) in [("window_start", "start"), ("window_end", "end"), ("window_time", "time")] {
+        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = in_schema
+            .iter()
+            .map(|(q, f)| (q.cloned(), f.clone()))
+            .collect();
+        for (name, role) in [
+            ("window_start", "start"),
+            ("window_end", "end"),
+            ("window_time", "time"),
+        ] {
             if fields.iter().any(|(_, f)| f.name() == name) {
-                return Err(DataFusionError::Plan(format!("window TVF: its input already has a column '{name}'")));
+                return Err(DataFusionError::Plan(format!(
+                    "window TVF: its input already has a column '{name}'"
+                )));
             }
             fields.push((None, window_field(name, role)));
         }
-        let schema = Arc::new(DFSchema::new_with_metadata(fields, in_schema.metadata().clone())?);
-        Ok(Self { input, time_column: time_column.to_string(), kind, offset, partition_by, schema })
+        let schema = Arc::new(DFSchema::new_with_metadata(
+            fields,
+            in_schema.metadata().clone(),
+        )?);
+        Ok(Self {
+            input,
+            time_column: time_column.to_string(),
+            kind,
+            offset,
+            partition_by,
+            schema,
+        })
     }
 
     /// The indices of the `PARTITION BY` columns in the input's schema.
@@ -155,18 +197,29 @@ impl WindowTvfNode {
         self.partition_by
             .iter()
             .map(|k| {
-                self.input.schema().index_of_column_by_name(None, k).ok_or_else(|| {
-                    DataFusionError::Plan(format!("window TVF: PARTITION BY column '{k}' no longer in its input"))
-                })
+                self.input
+                    .schema()
+                    .index_of_column_by_name(None, k)
+                    .ok_or_else(|| {
+                        DataFusionError::Plan(format!(
+                            "window TVF: PARTITION BY column '{k}' no longer in its input"
+                        ))
+                    })
             })
             .collect()
     }
 
     /// The index of the time column in the input's schema.
     pub fn time_index(&self) -> DFResult<usize> {
-        self.input.schema().index_of_column_by_name(None, &self.time_column).ok_or_else(|| {
-            DataFusionError::Plan(format!("window TVF: time column '{}' no longer in its input", self.time_column))
-        })
+        self.input
+            .schema()
+            .index_of_column_by_name(None, &self.time_column)
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "window TVF: time column '{}' no longer in its input",
+                    self.time_column
+                ))
+            })
     }
 }
 
@@ -188,18 +241,33 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WindowTVF: {} on {}, offset={}ms", self.kind, self.time_column, self.offset)?;
+        write!(
+            f,
+            "WindowTVF: {} on {}, offset={}ms",
+            self.kind, self.time_column, self.offset
+        )?;
         if !self.partition_by.is_empty() {
             write!(f, ", partition by [{}]", self.partition_by.join(", "))?;
         }
         Ok(())
     }
 
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
-        let input = inputs.pop().ok_or_else(|| DataFusionError::Internal("WindowTVF takes one input".into()))?;
-        Self::try_new(input, &self.time_column, self.kind, self.offset, self.partition_by.clone())
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DFResult<Self> {
+        let input = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("WindowTVF takes one input".into()))?;
+        Self::try_new(
+            input,
+            &self.time_column,
+            self.kind,
+            self.offset,
+            self.partition_by.clone(),
+        )
     }
-
 }
 
 /// The `RelationPlanner` for `TABLE(TUMBLE|HOP|CUMULATE(...))`.
@@ -207,8 +275,16 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
 pub struct WindowTvfPlanner;
 
 impl RelationPlanner for WindowTvfPlanner {
-    fn plan_relation(&self, relation: TableFactor, context: &mut dyn RelationPlannerContext) -> DFResult<RelationPlanning> {
-        let TableFactor::TableFunction { expr: SqlExpr::Function(function), alias } = &relation else {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> DFResult<RelationPlanning> {
+        let TableFactor::TableFunction {
+            expr: SqlExpr::Function(function),
+            alias,
+        } = &relation
+        else {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
         let name = function.name.to_string().to_uppercase();
@@ -221,7 +297,8 @@ impl RelationPlanner for WindowTvfPlanner {
             "SESSION" => "SESSION(TABLE t [PARTITION BY key], DESCRIPTOR(ts), gap)",
             _ => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, size [, offset])",
         };
-        let wrong = |what: String| DataFusionError::Plan(format!("{name}: {what}; expected {usage}"));
+        let wrong =
+            |what: String| DataFusionError::Plan(format!("{name}: {what}; expected {usage}"));
         let args: Vec<&SqlExpr> = match &function.args {
             FunctionArguments::List(list) => list
                 .args
@@ -248,13 +325,21 @@ impl RelationPlanner for WindowTvfPlanner {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(id))) => {
                             partition_by.push(context.normalize_ident(id.clone()))
                         }
-                        other => return Err(wrong(format!("PARTITION BY takes column names, not '{other}'"))),
+                        other => {
+                            return Err(wrong(format!(
+                                "PARTITION BY takes column names, not '{other}'"
+                            )));
+                        }
                     }
                 }
             }
             args.remove(1);
         }
-        let intervals = if name == "TUMBLE" || name == "SESSION" { 1 } else { 2 };
+        let intervals = if name == "TUMBLE" || name == "SESSION" {
+            1
+        } else {
+            2
+        };
         let max_args = if name == "SESSION" { 3 } else { 3 + intervals };
         if args.len() < 2 + intervals || args.len() > max_args {
             return Err(wrong(format!("{} arguments given", args.len())));
@@ -267,18 +352,34 @@ impl RelationPlanner for WindowTvfPlanner {
                 alias: None,
                 sample: None,
             })?,
-            other => return Err(wrong(format!("the first argument must be TABLE <name>, not '{other}'"))),
+            other => {
+                return Err(wrong(format!(
+                    "the first argument must be TABLE <name>, not '{other}'"
+                )));
+            }
         };
         // DESCRIPTOR(col)
         let time_column = match args[1] {
-            SqlExpr::Function(f) if f.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => match &f.args {
-                FunctionArguments::List(list) if list.args.len() == 1 => match &list.args[0] {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(id))) => context.normalize_ident(id.clone()),
-                    other => return Err(wrong(format!("DESCRIPTOR takes one column name, not '{other}'"))),
-                },
-                _ => return Err(wrong("DESCRIPTOR takes one column name".into())),
-            },
-            other => return Err(wrong(format!("the second argument must be DESCRIPTOR(<time column>), not '{other}'"))),
+            SqlExpr::Function(f) if f.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
+                match &f.args {
+                    FunctionArguments::List(list) if list.args.len() == 1 => match &list.args[0] {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(id))) => {
+                            context.normalize_ident(id.clone())
+                        }
+                        other => {
+                            return Err(wrong(format!(
+                                "DESCRIPTOR takes one column name, not '{other}'"
+                            )));
+                        }
+                    },
+                    _ => return Err(wrong("DESCRIPTOR takes one column name".into())),
+                }
+            }
+            other => {
+                return Err(wrong(format!(
+                    "the second argument must be DESCRIPTOR(<time column>), not '{other}'"
+                )));
+            }
         };
         let empty = DFSchema::empty();
         let mut lengths = Vec::new();
@@ -293,31 +394,55 @@ impl RelationPlanner for WindowTvfPlanner {
             };
             let value = match context.sql_to_expr((*e).clone(), &empty)? {
                 Expr::Literal(v, _) => v,
-                other => return Err(wrong(format!("the {what} must be a constant INTERVAL, not '{other}'"))),
+                other => {
+                    return Err(wrong(format!(
+                        "the {what} must be a constant INTERVAL, not '{other}'"
+                    )));
+                }
             };
-            let ms = interval_to_ms(&value).map_err(|e| wrong(format!("the {what}: {}", e.message)))?;
+            let ms =
+                interval_to_ms(&value).map_err(|e| wrong(format!("the {what}: {}", e.message)))?;
             if what != "offset" && ms <= 0 {
-                return Err(wrong(format!("the {what} must be a positive interval, not {ms} ms")));
+                return Err(wrong(format!(
+                    "the {what} must be a positive interval, not {ms} ms"
+                )));
             }
             lengths.push(ms);
         }
         let kind = match name.as_str() {
             "TUMBLE" => WindowKind::Tumble { size: lengths[0] },
             "SESSION" => WindowKind::Session { gap: lengths[0] },
-            "HOP" => WindowKind::Hop { slide: lengths[0], size: lengths[1] },
+            "HOP" => WindowKind::Hop {
+                slide: lengths[0],
+                size: lengths[1],
+            },
             _ => {
                 if lengths[1] % lengths[0] != 0 {
-                    return Err(wrong(format!("the size ({} ms) must be a multiple of the step ({} ms)", lengths[1], lengths[0])));
+                    return Err(wrong(format!(
+                        "the size ({} ms) must be a multiple of the step ({} ms)",
+                        lengths[1], lengths[0]
+                    )));
                 }
-                WindowKind::Cumulate { step: lengths[0], size: lengths[1] }
+                WindowKind::Cumulate {
+                    step: lengths[0],
+                    size: lengths[1],
+                }
             }
         };
         let offset = lengths.get(intervals).copied().unwrap_or(0);
-        let node = WindowTvfNode::try_new(input, &time_column, kind, offset, partition_by).map_err(|e| match e {
-            DataFusionError::Plan(m) => DataFusionError::Plan(m.replacen("window TVF", &name, 1)),
-            other => other,
-        })?;
-        let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
-        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias.clone()))))
+        let node = WindowTvfNode::try_new(input, &time_column, kind, offset, partition_by)
+            .map_err(|e| match e {
+                DataFusionError::Plan(m) => {
+                    DataFusionError::Plan(m.replacen("window TVF", &name, 1))
+                }
+                other => other,
+            })?;
+        let plan = LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        });
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan,
+            alias.clone(),
+        ))))
     }
 }

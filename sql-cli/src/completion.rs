@@ -25,7 +25,9 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords after which a table name is expected.
-const BEFORE_TABLE: &[&str] = &["FROM", "JOIN", "INTO", "TABLE", "DESCRIBE", "DESC", "UPDATE", "VIEW"];
+const BEFORE_TABLE: &[&str] = &[
+    "FROM", "JOIN", "INTO", "TABLE", "DESCRIBE", "DESC", "UPDATE", "VIEW",
+];
 
 /// The rustyline helper of the REPL: completion from the session; no hints,
 /// highlighting or validation (the REPL finds statement ends itself).
@@ -44,10 +46,24 @@ impl SqlHelper {
 impl Completer for SqlHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let tables = self.session.table_names(false).unwrap_or_default();
         let (start, words) = complete(line, pos, &tables);
-        Ok((start, words.into_iter().map(|w| Pair { display: w.clone(), replacement: w }).collect()))
+        Ok((
+            start,
+            words
+                .into_iter()
+                .map(|w| Pair {
+                    display: w.clone(),
+                    replacement: w,
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -55,21 +71,23 @@ impl Completer for SqlHelper {
 pub fn complete(line: &str, pos: usize, tables: &[String]) -> (usize, Vec<String>) {
     let pos = floor_char_boundary(line, pos);
     let before = &line[..pos];
-    let start = before
-        .rfind(|c: char| !is_word_char(c))
-        .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+    let start = before.rfind(|c: char| !is_word_char(c)).map_or(0, |i| {
+        i + before[i..].chars().next().map_or(1, char::len_utf8)
+    });
     let prefix = &before[start..];
     if prefix.is_empty() || !crate::sql_text::ends_in_code(before) {
         return (pos, vec![]);
     }
     let lower = prefix.to_lowercase();
-    let matching_tables = tables.iter().filter(|t| t.to_lowercase().starts_with(&lower) && t.as_str() != prefix);
+    let matching_tables = tables
+        .iter()
+        .filter(|t| t.to_lowercase().starts_with(&lower) && t.as_str() != prefix);
     let matching_keywords = KEYWORDS
         .iter()
         .filter(|k| k.to_lowercase().starts_with(&lower) && !k.eq_ignore_ascii_case(prefix))
         .map(|k| in_case_of(prefix, k));
-    let table_expected =
-        previous_word(&before[..start]).is_some_and(|w| BEFORE_TABLE.iter().any(|k| k.eq_ignore_ascii_case(w)));
+    let table_expected = previous_word(&before[..start])
+        .is_some_and(|w| BEFORE_TABLE.iter().any(|k| k.eq_ignore_ascii_case(w)));
     let mut words: Vec<String> = if table_expected {
         matching_tables.cloned().chain(matching_keywords).collect()
     } else {
@@ -96,7 +114,9 @@ fn floor_char_boundary(line: &str, pos: usize) -> usize {
 /// The word before the blanks at the end of `text`, if any.
 fn previous_word(text: &str) -> Option<&str> {
     let trimmed = text.trim_end();
-    let start = trimmed.rfind(|c: char| !is_word_char(c)).map_or(0, |i| i + 1);
+    let start = trimmed
+        .rfind(|c: char| !is_word_char(c))
+        .map_or(0, |i| i + 1);
     let word = &trimmed[start..];
     (!word.is_empty()).then_some(word)
 }
@@ -104,7 +124,11 @@ fn previous_word(text: &str) -> Option<&str> {
 /// `keyword` in the case of what the user typed: all lower case if the
 /// prefix has no upper-case letter, else upper case.
 fn in_case_of(prefix: &str, keyword: &str) -> String {
-    if prefix.chars().any(char::is_uppercase) { keyword.to_uppercase() } else { keyword.to_lowercase() }
+    if prefix.chars().any(char::is_uppercase) {
+        keyword.to_uppercase()
+    } else {
+        keyword.to_lowercase()
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +136,9 @@ mod tests {
     use super::*;
 
     fn tables() -> Vec<String> {
-        ["airlines", "airports", "flights", "selections"].map(String::from).to_vec()
+        ["airlines", "airports", "flights", "selections"]
+            .map(String::from)
+            .to_vec()
     }
 
     #[test]
@@ -120,8 +146,14 @@ mod tests {
         assert_eq!(complete("SEL", 3, &[]), (0, vec!["SELECT".to_string()]));
         assert_eq!(complete("sel", 3, &[]), (0, vec!["select".to_string()]));
         assert_eq!(complete("Sel", 3, &[]), (0, vec!["SELECT".to_string()]));
-        assert_eq!(complete("SELECT a FR", 11, &[]), (9, vec!["FROM".to_string()]));
-        assert_eq!(complete("select a fRo", 12, &[]), (9, vec!["FROM".to_string()]));
+        assert_eq!(
+            complete("SELECT a FR", 11, &[]),
+            (9, vec!["FROM".to_string()])
+        );
+        assert_eq!(
+            complete("select a fRo", 12, &[]),
+            (9, vec!["FROM".to_string()])
+        );
     }
 
     #[test]
@@ -130,14 +162,26 @@ mod tests {
             complete("SELECT * FROM air", 17, &tables()),
             (14, vec!["airlines".to_string(), "airports".to_string()])
         );
-        assert_eq!(complete("SELECT * FROM fl", 16, &tables()), (14, vec!["flights".to_string(), "float".to_string()]));
-        assert_eq!(complete("SELECT fl", 9, &tables()), (7, vec!["float".to_string(), "flights".to_string()]));
-        assert_eq!(complete("sel", 3, &tables()), (0, vec!["select".to_string(), "selections".to_string()]));
+        assert_eq!(
+            complete("SELECT * FROM fl", 16, &tables()),
+            (14, vec!["flights".to_string(), "float".to_string()])
+        );
+        assert_eq!(
+            complete("SELECT fl", 9, &tables()),
+            (7, vec!["float".to_string(), "flights".to_string()])
+        );
+        assert_eq!(
+            complete("sel", 3, &tables()),
+            (0, vec!["select".to_string(), "selections".to_string()])
+        );
     }
 
     #[test]
     fn completes_the_word_at_the_cursor() {
-        assert_eq!(complete("SELECT * FROM fli WHERE", 17, &tables()), (14, vec!["flights".to_string()]));
+        assert_eq!(
+            complete("SELECT * FROM fli WHERE", 17, &tables()),
+            (14, vec!["flights".to_string()])
+        );
     }
 
     #[test]
@@ -145,7 +189,10 @@ mod tests {
         assert_eq!(complete("SELECT ", 7, &tables()), (7, vec![]));
         assert_eq!(complete("SELECT 'fl", 10, &tables()), (10, vec![]));
         assert_eq!(complete("SELECT 1 -- fl", 14, &tables()), (14, vec![]));
-        assert_eq!(complete("SELECT '--' AS x, fli", 21, &tables()), (18, vec!["flights".to_string()]));
+        assert_eq!(
+            complete("SELECT '--' AS x, fli", 21, &tables()),
+            (18, vec!["flights".to_string()])
+        );
     }
 
     #[test]

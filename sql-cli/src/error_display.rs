@@ -77,7 +77,10 @@ fn render_location(location: Location, source: Option<&str>, origin: &Origin) ->
 /// Line `n` (1-based) of `source`, without its line ending.
 fn nth_line(source: &str, n: u64) -> Option<&str> {
     let index = usize::try_from(n.checked_sub(1)?).ok()?;
-    source.split('\n').nth(index).map(|l| l.strip_suffix('\r').unwrap_or(l))
+    source
+        .split('\n')
+        .nth(index)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
 }
 
 /// Blanks that put a caret under `column` (1-based, in characters) of
@@ -86,7 +89,10 @@ fn nth_line(source: &str, n: u64) -> Option<&str> {
 /// the caret just after the line.
 fn caret_padding(line: &str, column: u64) -> String {
     let before = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
-    line.chars().take(before).map(|c| if c == '\t' { '\t' } else { ' ' }).collect()
+    line.chars()
+        .take(before)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect()
 }
 
 #[cfg(test)]

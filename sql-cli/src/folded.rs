@@ -45,7 +45,11 @@ impl FoldedTable {
     /// `schema` is not a changelog's, or has a type arrow cannot compare.
     pub fn new(schema: &SchemaRef) -> Result<Self> {
         let data_schema = data_schema(schema)?;
-        let fields = data_schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let fields = data_schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
         let converter = RowConverter::new(fields).map_err(arrow_error)?;
         Ok(Self {
             data_schema,
@@ -79,19 +83,31 @@ impl FoldedTable {
             .columns()
             .first()
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| Error::new(ErrorKind::Execution, "not a changelog: no string 'op' column"))?;
-        let rows = self.converter.convert_columns(&batch.columns()[1..]).map_err(arrow_error)?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Execution,
+                    "not a changelog: no string 'op' column",
+                )
+            })?;
+        let rows = self
+            .converter
+            .convert_columns(&batch.columns()[1..])
+            .map_err(arrow_error)?;
         for i in 0..batch.num_rows() {
             let op = ops.value(i);
-            let kind = RowKind::from_short_string(op)
-                .ok_or_else(|| Error::new(ErrorKind::Execution, format!("unknown changelog op '{op}'")))?;
+            let kind = RowKind::from_short_string(op).ok_or_else(|| {
+                Error::new(ErrorKind::Execution, format!("unknown changelog op '{op}'"))
+            })?;
             let row = rows.row(i).owned();
             let vacated = self.vacated.take();
             if kind.is_retraction() {
                 let Some((n, seq)) = self.copies.get_mut(&row) else {
                     return Err(Error::new(
                         ErrorKind::Execution,
-                        format!("changelog retracts a row that is not there ({kind} at change {})", self.changes + 1),
+                        format!(
+                            "changelog retracts a row that is not there ({kind} at change {})",
+                            self.changes + 1
+                        ),
                     ));
                 };
                 *n -= 1;
@@ -177,7 +193,9 @@ mod tests {
 
     /// `batch`'s rows as text, sorted.
     fn sorted(batch: &RecordBatch) -> Vec<String> {
-        let text = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(batch)).unwrap().to_string();
+        let text = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(batch))
+            .unwrap()
+            .to_string();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         lines.sort();
         lines
@@ -188,13 +206,23 @@ mod tests {
         let batches = [
             batch(&[("+I", "a", 1), ("+I", "b", 1), ("+I", "b", 1)]),
             batch(&[("-U", "a", 1), ("+U", "a", 2), ("-D", "b", 1)]),
-            batch(&[("+I", "c", 5), ("-D", "b", 1), ("+I", "b", 7), ("-U", "a", 2), ("+U", "a", 3)]),
+            batch(&[
+                ("+I", "c", 5),
+                ("-D", "b", 1),
+                ("+I", "b", 7),
+                ("-U", "a", 2),
+                ("+U", "a", 3),
+            ]),
         ];
         let mut folded = FoldedTable::new(&schema()).unwrap();
         for (i, b) in batches.iter().enumerate() {
             folded.apply(b).unwrap();
             let expected = tributary_engine::changelog::fold(&schema(), &batches[..=i]).unwrap();
-            assert_eq!(sorted(&folded.table(usize::MAX).unwrap()), sorted(&expected), "after batch {i}");
+            assert_eq!(
+                sorted(&folded.table(usize::MAX).unwrap()),
+                sorted(&expected),
+                "after batch {i}"
+            );
             assert_eq!(folded.rows(), expected.num_rows() as u64);
         }
         assert_eq!(folded.changes(), 11);
@@ -203,20 +231,41 @@ mod tests {
     #[test]
     fn an_updated_row_keeps_its_place() {
         let mut folded = FoldedTable::new(&schema()).unwrap();
-        folded.apply(&batch(&[("+I", "a", 1), ("+I", "b", 1), ("+I", "c", 1)])).unwrap();
-        folded.apply(&batch(&[("-U", "a", 1), ("+U", "a", 2), ("-D", "b", 1), ("+I", "b", 5)])).unwrap();
+        folded
+            .apply(&batch(&[("+I", "a", 1), ("+I", "b", 1), ("+I", "c", 1)]))
+            .unwrap();
+        folded
+            .apply(&batch(&[
+                ("-U", "a", 1),
+                ("+U", "a", 2),
+                ("-D", "b", 1),
+                ("+I", "b", 5),
+            ]))
+            .unwrap();
         folded.apply(&batch(&[("-U", "c", 1)])).unwrap();
         folded.apply(&batch(&[("+U", "c", 9)])).unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&[folded.table(usize::MAX).unwrap()]).unwrap();
-        let rows: Vec<String> = text.to_string().lines().skip(3).map(str::to_string).collect();
-        assert_eq!(rows, ["| a | 2 |", "| c | 9 |", "| b | 5 |", "+---+---+"], "a delete and insert moves to the end");
+        let text = arrow::util::pretty::pretty_format_batches(&[folded.table(usize::MAX).unwrap()])
+            .unwrap();
+        let rows: Vec<String> = text
+            .to_string()
+            .lines()
+            .skip(3)
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            rows,
+            ["| a | 2 |", "| c | 9 |", "| b | 5 |", "+---+---+"],
+            "a delete and insert moves to the end"
+        );
         assert_eq!(folded.table(1).unwrap().num_rows(), 1);
     }
 
     #[test]
     fn copies_of_a_row_count_and_are_cut_by_the_limit() {
         let mut folded = FoldedTable::new(&schema()).unwrap();
-        folded.apply(&batch(&[("+I", "a", 1), ("+I", "a", 1), ("+I", "b", 2)])).unwrap();
+        folded
+            .apply(&batch(&[("+I", "a", 1), ("+I", "a", 1), ("+I", "b", 2)]))
+            .unwrap();
         assert_eq!(folded.rows(), 3);
         assert_eq!(folded.table(usize::MAX).unwrap().num_rows(), 3);
         assert_eq!(folded.table(1).unwrap().num_rows(), 1);
@@ -228,7 +277,10 @@ mod tests {
         let mut folded = FoldedTable::new(&schema()).unwrap();
         folded.apply(&batch(&[("+I", "a", 1)])).unwrap();
         let e = folded.apply(&batch(&[("-U", "a", 2)])).unwrap_err();
-        assert!(e.message.contains("retracts a row that is not there"), "{e:?}");
+        assert!(
+            e.message.contains("retracts a row that is not there"),
+            "{e:?}"
+        );
         let e = folded.apply(&batch(&[("?", "a", 1)])).unwrap_err();
         assert!(e.message.contains("unknown changelog op"), "{e:?}");
     }

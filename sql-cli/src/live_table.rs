@@ -72,7 +72,9 @@ impl LiveTable {
         terminal: bool,
         terminal_rows: Option<usize>,
     ) -> tributary_engine::Result<Self> {
-        let max_rows = terminal_rows.map_or(MAX_ROWS, |rows| rows.saturating_sub(FRAME_LINES).clamp(1, MAX_ROWS));
+        let max_rows = terminal_rows.map_or(MAX_ROWS, |rows| {
+            rows.saturating_sub(FRAME_LINES).clamp(1, MAX_ROWS)
+        });
         Ok(Self {
             table: FoldedTable::new(schema)?,
             started,
@@ -145,7 +147,11 @@ impl LiveTable {
         }
         let rows = self.table.rows();
         let secs = self.started.elapsed().as_secs_f64();
-        let in_set = if rows == 1 { "row in set" } else { "rows in set" };
+        let in_set = if rows == 1 {
+            "row in set"
+        } else {
+            "rows in set"
+        };
         text.push_str(&format!(
             "{rows} {in_set}, folded from {} ({secs:.3} sec)\n",
             plural(self.table.changes(), "change")
@@ -164,13 +170,21 @@ impl LiveTable {
         if !self.terminal {
             return self.finish();
         }
-        if self.stale { self.redraw() } else { Ok(String::new()) }
+        if self.stale {
+            self.redraw()
+        } else {
+            Ok(String::new())
+        }
     }
 
     /// Escape codes that erase the drawing on screen (none if there is
     /// none): up to its first line, then clear to the end of the screen.
     fn erase(&self) -> String {
-        if self.drawn_lines == 0 { String::new() } else { format!("\x1b[{}A\r\x1b[J", self.drawn_lines) }
+        if self.drawn_lines == 0 {
+            String::new()
+        } else {
+            format!("\x1b[{}A\r\x1b[J", self.drawn_lines)
+        }
     }
 }
 
@@ -219,52 +233,95 @@ mod tests {
     fn without_a_terminal_only_the_final_table() {
         let mut live = LiveTable::new(&schema(), Instant::now(), false, None).unwrap();
         assert_eq!(live.redraw_at(), None);
-        live.apply(&batch(&[("+I", "a", 1), ("+I", "b", 3)])).unwrap();
-        live.apply(&batch(&[("-U", "a", 1), ("+U", "a", 3)])).unwrap();
+        live.apply(&batch(&[("+I", "a", 1), ("+I", "b", 3)]))
+            .unwrap();
+        live.apply(&batch(&[("-U", "a", 1), ("+U", "a", 3)]))
+            .unwrap();
         assert_eq!(live.redraw_at(), None, "no redraws");
         let text = live.finish().unwrap();
         assert!(!text.contains('\x1b'), "{text:?}");
         let (table, last) = text.trim_end().rsplit_once('\n').unwrap();
-        assert_eq!(table, "+---+---+\n| k | n |\n+---+---+\n| a | 3 |\n| b | 3 |\n+---+---+");
-        assert!(last.starts_with("2 rows in set, folded from 4 changes (") && last.ends_with(" sec)"), "{last}");
+        assert_eq!(
+            table,
+            "+---+---+\n| k | n |\n+---+---+\n| a | 3 |\n| b | 3 |\n+---+---+"
+        );
+        assert!(
+            last.starts_with("2 rows in set, folded from 4 changes (") && last.ends_with(" sec)"),
+            "{last}"
+        );
     }
 
     #[test]
     fn an_empty_result_keeps_its_header() {
         let mut live = LiveTable::new(&schema(), Instant::now(), false, None).unwrap();
         let text = live.finish().unwrap();
-        assert!(text.starts_with("+---+---+\n| k | n |\n+---+---+\n+---+---+\n0 rows in set, folded from 0 changes ("));
+        assert!(text.starts_with(
+            "+---+---+\n| k | n |\n+---+---+\n+---+---+\n0 rows in set, folded from 0 changes ("
+        ));
     }
 
     #[test]
     fn on_a_terminal_each_drawing_erases_the_last() {
         let mut live = LiveTable::new(&schema(), Instant::now(), true, None).unwrap();
-        assert!(live.redraw_at().is_some(), "the empty table is drawn at once");
+        assert!(
+            live.redraw_at().is_some(),
+            "the empty table is drawn at once"
+        );
         let first = live.redraw().unwrap();
-        assert!(first.starts_with("\x1b[?7l+---+---+\n| k | n |\n"), "{first:?}");
-        assert!(first.contains("\n0 rows, 0 changes received ("), "{first:?}");
+        assert!(
+            first.starts_with("\x1b[?7l+---+---+\n| k | n |\n"),
+            "{first:?}"
+        );
+        assert!(
+            first.contains("\n0 rows, 0 changes received ("),
+            "{first:?}"
+        );
         assert_eq!(live.redraw_at(), None);
         live.apply(&batch(&[("+I", "a", 1)])).unwrap();
         let due = live.redraw_at().unwrap();
         assert!(due >= live.last_draw.unwrap() + REDRAW_INTERVAL);
         let second = live.redraw().unwrap();
         // Four lines of the empty table and its status line.
-        assert!(second.starts_with("\x1b[?7l\x1b[5A\r\x1b[J+---+---+\n"), "{second:?}");
-        assert!(second.contains("| a | 1 |\n+---+---+\n1 row, 1 change received ("), "{second:?}");
-        assert!(second.ends_with("Ctrl-C stops the query\n\x1b[?7h"), "{second:?}");
+        assert!(
+            second.starts_with("\x1b[?7l\x1b[5A\r\x1b[J+---+---+\n"),
+            "{second:?}"
+        );
+        assert!(
+            second.contains("| a | 1 |\n+---+---+\n1 row, 1 change received ("),
+            "{second:?}"
+        );
+        assert!(
+            second.ends_with("Ctrl-C stops the query\n\x1b[?7h"),
+            "{second:?}"
+        );
         let last = live.finish().unwrap();
         assert!(last.starts_with("\x1b[6A\r\x1b[J+---+---+\n"), "{last:?}");
-        assert!(last.contains("1 row in set, folded from 1 change ("), "{last:?}");
+        assert!(
+            last.contains("1 row in set, folded from 1 change ("),
+            "{last:?}"
+        );
     }
 
     #[test]
     fn a_drawing_shows_at_most_the_rows_that_fit() {
         let mut live = LiveTable::new(&schema(), Instant::now(), true, Some(9)).unwrap();
-        live.apply(&batch(&[("+I", "a", 1), ("+I", "b", 2), ("+I", "c", 3), ("+I", "d", 4)])).unwrap();
+        live.apply(&batch(&[
+            ("+I", "a", 1),
+            ("+I", "b", 2),
+            ("+I", "c", 3),
+            ("+I", "d", 4),
+        ]))
+        .unwrap();
         let drawing = live.redraw().unwrap();
-        assert!(drawing.contains("| b | 2 |\n| c | 3 |\n+---+---+\n3 of 4 rows shown, 4 changes"), "{drawing:?}");
+        assert!(
+            drawing.contains("| b | 2 |\n| c | 3 |\n+---+---+\n3 of 4 rows shown, 4 changes"),
+            "{drawing:?}"
+        );
         assert!(!drawing.contains("| d |"), "{drawing:?}");
-        assert!(live.finish().unwrap().contains("| d | 4 |"), "the final table has every row");
+        assert!(
+            live.finish().unwrap().contains("| d | 4 |"),
+            "the final table has every row"
+        );
         let big = LiveTable::new(&schema(), Instant::now(), true, Some(1000)).unwrap();
         assert_eq!(big.max_rows, MAX_ROWS);
     }
@@ -275,9 +332,17 @@ mod tests {
         live.redraw().unwrap();
         assert_eq!(live.interrupted().unwrap(), "");
         live.apply(&batch(&[("+I", "a", 1)])).unwrap();
-        assert!(live.interrupted().unwrap().contains("| a | 1 |"), "pending changes are drawn");
+        assert!(
+            live.interrupted().unwrap().contains("| a | 1 |"),
+            "pending changes are drawn"
+        );
         let mut piped = LiveTable::new(&schema(), Instant::now(), false, None).unwrap();
         piped.apply(&batch(&[("+I", "a", 1)])).unwrap();
-        assert!(piped.interrupted().unwrap().contains("| a | 1 |\n+---+---+\n1 row in set"));
+        assert!(
+            piped
+                .interrupted()
+                .unwrap()
+                .contains("| a | 1 |\n+---+---+\n1 row in set")
+        );
     }
 }

@@ -49,7 +49,12 @@ struct Args {
 
     /// Run these SQL statements (separated by ';') and exit. Repeatable; -c
     /// and -f run in the order given.
-    #[arg(short = 'c', long = "command", value_name = "SQL", allow_hyphen_values = true)]
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     command: Vec<String>,
 
     /// Run the SQL statements of this file and exit. Repeatable; -c and -f
@@ -95,10 +100,16 @@ enum Source {
 /// The `-c` and `-f` arguments in command-line order.
 fn ordered_sources(matches: &ArgMatches) -> Vec<Source> {
     let mut indexed: Vec<(usize, Source)> = Vec::new();
-    if let (Some(values), Some(indices)) = (matches.get_many::<String>("command"), matches.indices_of("command")) {
+    if let (Some(values), Some(indices)) = (
+        matches.get_many::<String>("command"),
+        matches.indices_of("command"),
+    ) {
         indexed.extend(indices.zip(values.map(|v| Source::Command(v.clone()))));
     }
-    if let (Some(values), Some(indices)) = (matches.get_many::<PathBuf>("file"), matches.indices_of("file")) {
+    if let (Some(values), Some(indices)) = (
+        matches.get_many::<PathBuf>("file"),
+        matches.indices_of("file"),
+    ) {
         indexed.extend(indices.zip(values.map(|v| Source::File(v.clone()))));
     }
     indexed.sort_by_key(|(i, _)| *i);
@@ -112,10 +123,16 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let sources = ordered_sources(&matches);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprint!("{}", render_plain(format_args!("cannot start the runtime: {e}")));
+            eprint!(
+                "{}",
+                render_plain(format_args!("cannot start the runtime: {e}"))
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -161,7 +178,10 @@ fn run(args: &Args, sources: Vec<Source>, runtime: &tokio::runtime::Runtime) -> 
         }
         return exit_code(runtime.block_on(runner.run(&sql, &Origin::Stdin)));
     }
-    println!("Tributary {} — type SQL ending in ';', Ctrl-D to exit", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Tributary {} — type SQL ending in ';', Ctrl-D to exit",
+        env!("CARGO_PKG_VERSION")
+    );
     match repl::Editor::new(session) {
         Ok(mut editor) => {
             repl::run(runtime, &mut runner, &mut editor);
@@ -199,13 +219,25 @@ mod tests {
 
     fn parse(argv: &[&str]) -> (Args, Vec<Source>) {
         let matches = Args::command().try_get_matches_from(argv).unwrap();
-        (Args::from_arg_matches(&matches).unwrap(), ordered_sources(&matches))
+        (
+            Args::from_arg_matches(&matches).unwrap(),
+            ordered_sources(&matches),
+        )
     }
 
     #[test]
     fn commands_and_files_keep_their_order() {
-        let (_, sources) =
-            parse(&["tributary", "-f", "a.sql", "-c", "SELECT 1", "--file", "b.sql", "--command", "SELECT 2"]);
+        let (_, sources) = parse(&[
+            "tributary",
+            "-f",
+            "a.sql",
+            "-c",
+            "SELECT 1",
+            "--file",
+            "b.sql",
+            "--command",
+            "SELECT 2",
+        ]);
         assert_eq!(
             sources,
             [
@@ -221,9 +253,23 @@ mod tests {
     fn defaults_and_options() {
         let (args, sources) = parse(&["tributary"]);
         assert!(sources.is_empty());
-        assert_eq!((args.format, args.mode, args.init), (Format::Table, None, None));
-        let (args, _) = parse(&["tributary", "-i", "init.sql", "--format", "ndjson", "--mode", "batch"]);
-        assert_eq!((args.format, args.mode, args.init), (Format::Ndjson, Some(Mode::Batch), Some("init.sql".into())));
+        assert_eq!(
+            (args.format, args.mode, args.init),
+            (Format::Table, None, None)
+        );
+        let (args, _) = parse(&[
+            "tributary",
+            "-i",
+            "init.sql",
+            "--format",
+            "ndjson",
+            "--mode",
+            "batch",
+        ]);
+        assert_eq!(
+            (args.format, args.mode, args.init),
+            (Format::Ndjson, Some(Mode::Batch), Some("init.sql".into()))
+        );
         assert_eq!(Mode::Streaming.as_str(), "streaming");
     }
 
@@ -235,8 +281,16 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected() {
-        assert!(Args::command().try_get_matches_from(["tributary", "--format", "xml"]).is_err());
-        assert!(Args::command().try_get_matches_from(["tributary", "--mode", "fast"]).is_err());
+        assert!(
+            Args::command()
+                .try_get_matches_from(["tributary", "--format", "xml"])
+                .is_err()
+        );
+        assert!(
+            Args::command()
+                .try_get_matches_from(["tributary", "--mode", "fast"])
+                .is_err()
+        );
     }
 
     #[test]

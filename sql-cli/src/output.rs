@@ -101,14 +101,26 @@ impl Printer {
     /// A printer of `format` writing rows to `out` and messages to `err`;
     /// `out` is not taken for a terminal.
     pub fn new(format: Format, out: Box<dyn Write>, err: Box<dyn Write>) -> Self {
-        Self { format, out, err, terminal: false, tableau: None, live_table: None }
+        Self {
+            format,
+            out,
+            err,
+            terminal: false,
+            tableau: None,
+            live_table: None,
+        }
     }
 
     /// A printer on the process's stdout (buffered, flushed after every
     /// batch) and stderr.
     pub fn stdio(format: Format) -> Self {
         let terminal = io::stdout().is_terminal();
-        Self::new(format, Box::new(io::BufWriter::new(io::stdout())), Box::new(io::stderr())).with_terminal(terminal)
+        Self::new(
+            format,
+            Box::new(io::BufWriter::new(io::stdout())),
+            Box::new(io::stderr()),
+        )
+        .with_terminal(terminal)
     }
 
     /// Whether the output is a terminal.
@@ -193,8 +205,13 @@ impl Printer {
             let inserted = inserted_rows(&collect(&mut result).await?);
             let rows = if inserted == 1 { "row" } else { "rows" };
             let line = match self.format {
-                Format::Table => format!("{inserted} {rows} inserted ({:.3} sec)\n", started.elapsed().as_secs_f64()),
-                Format::Csv | Format::Json | Format::Ndjson => format!("{inserted} {rows} inserted.\n"),
+                Format::Table => format!(
+                    "{inserted} {rows} inserted ({:.3} sec)\n",
+                    started.elapsed().as_secs_f64()
+                ),
+                Format::Csv | Format::Json | Format::Ndjson => {
+                    format!("{inserted} {rows} inserted.\n")
+                }
             };
             self.status(&line)?;
             return self.notices(&result);
@@ -202,7 +219,9 @@ impl Printer {
         match self.format {
             Format::Table if is_changelog(&result) => match result_mode {
                 ResultMode::Table => self.print_live_table(&mut result, started).await?,
-                ResultMode::Tableau | ResultMode::Changelog => self.print_tableau(&mut result, started).await?,
+                ResultMode::Tableau | ResultMode::Changelog => {
+                    self.print_tableau(&mut result, started).await?
+                }
             },
             Format::Table => {
                 let batches = collect(&mut result).await?;
@@ -211,11 +230,19 @@ impl Printer {
                 if !schema.fields().is_empty() {
                     // An empty batch still prints the header.
                     let empty = [RecordBatch::new_empty(schema)];
-                    let shown = if batches.is_empty() { &empty[..] } else { &batches[..] };
+                    let shown = if batches.is_empty() {
+                        &empty[..]
+                    } else {
+                        &batches[..]
+                    };
                     writeln!(self.out, "{}", pretty_tables(shown)?)?;
                 }
                 let secs = started.elapsed().as_secs_f64();
-                writeln!(self.out, "{rows} {} in set ({secs:.3} sec)", if rows == 1 { "row" } else { "rows" })?;
+                writeln!(
+                    self.out,
+                    "{rows} {} in set ({secs:.3} sec)",
+                    if rows == 1 { "row" } else { "rows" }
+                )?;
             }
             Format::Csv => {
                 let mut header = true;
@@ -256,8 +283,14 @@ impl Printer {
 
     /// Prints a STREAMING result's changelog rows as they arrive, in the
     /// tableau layout.
-    async fn print_tableau(&mut self, result: &mut QueryResult, started: Instant) -> Result<(), PrintError> {
-        let (tableau, _) = self.tableau.insert((Tableau::new(&result.schema()), started));
+    async fn print_tableau(
+        &mut self,
+        result: &mut QueryResult,
+        started: Instant,
+    ) -> Result<(), PrintError> {
+        let (tableau, _) = self
+            .tableau
+            .insert((Tableau::new(&result.schema()), started));
         self.out.write_all(tableau.header().as_bytes())?;
         self.out.flush()?;
         while let Some(batch) = result.next().await {
@@ -266,16 +299,22 @@ impl Printer {
             self.out.flush()?;
         }
         if let Some((tableau, started)) = self.tableau.take() {
-            self.out.write_all(tableau.footer(started.elapsed()).as_bytes())?;
+            self.out
+                .write_all(tableau.footer(started.elapsed()).as_bytes())?;
         }
         Ok(())
     }
 
     /// Shows a STREAMING result as its folded table: redrawn in place on a
     /// terminal as batches arrive, and in full when the stream ends.
-    async fn print_live_table(&mut self, result: &mut QueryResult, started: Instant) -> Result<(), PrintError> {
+    async fn print_live_table(
+        &mut self,
+        result: &mut QueryResult,
+        started: Instant,
+    ) -> Result<(), PrintError> {
         let rows = if self.terminal { terminal_rows() } else { None };
-        let live = LiveTable::new(&result.schema(), started, self.terminal, rows).map_err(PrintError::Query)?;
+        let live = LiveTable::new(&result.schema(), started, self.terminal, rows)
+            .map_err(PrintError::Query)?;
         let live = self.live_table.insert(live);
         loop {
             let next = match live.redraw_at() {
@@ -313,7 +352,10 @@ impl Printer {
     /// and flushes it.
     fn write_csv(&mut self, batch: &RecordBatch, header: bool) -> Result<(), PrintError> {
         let mut buffer = Vec::new();
-        arrow::csv::WriterBuilder::new().with_header(header).build(&mut buffer).write(batch)?;
+        arrow::csv::WriterBuilder::new()
+            .with_header(header)
+            .build(&mut buffer)
+            .write(batch)?;
         self.out.write_all(&buffer)?;
         self.out.flush()?;
         Ok(())
@@ -322,8 +364,14 @@ impl Printer {
 
 /// Whether `result` is a STREAMING changelog: its first column is `op`.
 fn is_changelog(result: &QueryResult) -> bool {
-    result.mode().is_some_and(|m| m.mode == RuntimeMode::Streaming)
-        && result.schema().fields().first().is_some_and(|f| f.name() == OP_COLUMN)
+    result
+        .mode()
+        .is_some_and(|m| m.mode == RuntimeMode::Streaming)
+        && result
+            .schema()
+            .fields()
+            .first()
+            .is_some_and(|f| f.name() == OP_COLUMN)
 }
 
 /// `batch` as an aligned table, as the `table` format prints BATCH results
@@ -337,7 +385,9 @@ pub fn pretty_table(batch: &RecordBatch) -> Result<String, PrintError> {
 
 /// `batches` as one aligned table (see [`pretty_table`]).
 fn pretty_tables(batches: &[RecordBatch]) -> Result<String, PrintError> {
-    let options = FormatOptions::default().with_null("NULL").with_display_error(true);
+    let options = FormatOptions::default()
+        .with_null("NULL")
+        .with_display_error(true);
     Ok(arrow::util::pretty::pretty_format_batches_with_options(batches, &options)?.to_string())
 }
 
@@ -352,8 +402,12 @@ fn is_insert_count(result: &QueryResult) -> bool {
 fn inserted_rows(batches: &[RecordBatch]) -> u64 {
     let mut total = 0u64;
     for batch in batches {
-        let Some(column) = batch.columns().last() else { continue };
-        let Ok(counts) = arrow::compute::cast(column, &arrow::datatypes::DataType::UInt64) else { continue };
+        let Some(column) = batch.columns().last() else {
+            continue;
+        };
+        let Ok(counts) = arrow::compute::cast(column, &arrow::datatypes::DataType::UInt64) else {
+            continue;
+        };
         if let Some(counts) = counts.as_any().downcast_ref::<arrow::array::UInt64Array>() {
             total = total.saturating_add(counts.iter().flatten().sum::<u64>());
         }
@@ -363,7 +417,9 @@ fn inserted_rows(batches: &[RecordBatch]) -> u64 {
 
 /// A JSON writer that writes nulls too, so every object has every column.
 fn json_writer<F: JsonFormat>(buffer: &mut Vec<u8>) -> arrow::json::Writer<&mut Vec<u8>, F> {
-    arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, F>(buffer)
+    arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, F>(buffer)
 }
 
 /// Reads the rest of the stream, keeping the result (for its notices).
@@ -405,7 +461,11 @@ pub(crate) mod test_support {
     /// A printer of `format` and its output and error buffers.
     pub fn printer(format: super::Format) -> (super::Printer, SharedBuf, SharedBuf) {
         let (out, err) = (SharedBuf::default(), SharedBuf::default());
-        (super::Printer::new(format, Box::new(out.clone()), Box::new(err.clone())), out, err)
+        (
+            super::Printer::new(format, Box::new(out.clone()), Box::new(err.clone())),
+            out,
+            err,
+        )
     }
 }
 
@@ -422,11 +482,14 @@ mod tests {
         }
         let (mut p, out, err) = printer(format);
         let result = session.sql(query).await.unwrap();
-        p.print(result, Instant::now(), ResultMode::Tableau).await.unwrap();
+        p.print(result, Instant::now(), ResultMode::Tableau)
+            .await
+            .unwrap();
         (out.text(), err.text())
     }
 
-    const SETUP: &str = "CREATE TABLE t (a INT, b STRING); INSERT INTO t VALUES (1, 'x'), (2, NULL)";
+    const SETUP: &str =
+        "CREATE TABLE t (a INT, b STRING); INSERT INTO t VALUES (1, 'x'), (2, NULL)";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn table_with_row_count() {
@@ -434,13 +497,25 @@ mod tests {
         assert!(out.contains("| a | b    |"), "{out}");
         assert!(out.contains("| 1 | x    |\n| 2 | NULL |"), "{out}");
         let last = out.lines().last().unwrap();
-        assert!(last.starts_with("2 rows in set (") && last.ends_with(" sec)"), "{out}");
+        assert!(
+            last.starts_with("2 rows in set (") && last.ends_with(" sec)"),
+            "{out}"
+        );
         assert_eq!(err, "");
         let (out, _) = print(Format::Table, SETUP, "SELECT a FROM t WHERE a = 1").await;
-        assert!(out.lines().last().unwrap().starts_with("1 row in set ("), "{out}");
+        assert!(
+            out.lines().last().unwrap().starts_with("1 row in set ("),
+            "{out}"
+        );
         let (out, _) = print(Format::Table, SETUP, "SELECT a FROM t WHERE a > 5").await;
-        assert!(out.contains("| a |"), "empty results keep their header: {out}");
-        assert!(out.lines().last().unwrap().starts_with("0 rows in set ("), "{out}");
+        assert!(
+            out.contains("| a |"),
+            "empty results keep their header: {out}"
+        );
+        assert!(
+            out.lines().last().unwrap().starts_with("0 rows in set ("),
+            "{out}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,15 +524,27 @@ mod tests {
         assert_eq!((out.as_str(), err.as_str()), ("Table 's' created.\n", ""));
         for format in [Format::Csv, Format::Json, Format::Ndjson] {
             let (out, err) = print(format, "", "CREATE TABLE s (a INT)").await;
-            assert_eq!((out.as_str(), err.as_str()), ("", "Table 's' created.\n"), "{format:?}");
+            assert_eq!(
+                (out.as_str(), err.as_str()),
+                ("", "Table 's' created.\n"),
+                "{format:?}"
+            );
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inserts_print_a_row_count_message() {
         let create = "CREATE TABLE t (a INT, b STRING)";
-        let (out, err) = print(Format::Table, create, "INSERT INTO t VALUES (1, 'x'), (2, 'y')").await;
-        assert!(out.starts_with("2 rows inserted (") && out.ends_with(" sec)\n"), "{out}");
+        let (out, err) = print(
+            Format::Table,
+            create,
+            "INSERT INTO t VALUES (1, 'x'), (2, 'y')",
+        )
+        .await;
+        assert!(
+            out.starts_with("2 rows inserted (") && out.ends_with(" sec)\n"),
+            "{out}"
+        );
         assert_eq!(err, "");
         let (out, err) = print(Format::Csv, create, "INSERT INTO t VALUES (1, 'x')").await;
         assert_eq!((out.as_str(), err.as_str()), ("", "1 row inserted.\n"));
@@ -491,7 +578,11 @@ mod tests {
     }
 
     /// Prints `query` run in STREAMING after `SETUP`, in `result_mode`.
-    async fn print_streaming(format: Format, result_mode: ResultMode, query: &str) -> (String, String) {
+    async fn print_streaming(
+        format: Format,
+        result_mode: ResultMode,
+        query: &str,
+    ) -> (String, String) {
         let session = Session::new();
         session.sql(SETUP).await.unwrap().collect().await.unwrap();
         session.set("execution.runtime-mode", "streaming").unwrap();
@@ -504,16 +595,27 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_streaming_result_prints_its_changelog_rows_with_the_op_first() {
         for mode in [ResultMode::Tableau, ResultMode::Changelog] {
-            let (out, err) = print_streaming(Format::Table, mode, "SELECT a, b FROM t WHERE a = 1").await;
+            let (out, err) =
+                print_streaming(Format::Table, mode, "SELECT a, b FROM t WHERE a = 1").await;
             let lines: Vec<&str> = out.lines().collect();
-            assert_eq!(lines[..3], [
-                "+----+-------------+----------------------+",
-                "| op |           a | b                    |",
-                "+----+-------------+----------------------+",
-            ], "{out}");
-            assert_eq!(lines[3], "| +I |           1 | x                    |", "{out}");
+            assert_eq!(
+                lines[..3],
+                [
+                    "+----+-------------+----------------------+",
+                    "| op |           a | b                    |",
+                    "+----+-------------+----------------------+",
+                ],
+                "{out}"
+            );
+            assert_eq!(
+                lines[3], "| +I |           1 | x                    |",
+                "{out}"
+            );
             assert_eq!(lines[4], lines[0]);
-            assert!(lines[5].starts_with("Received a total of 1 row (") && lines[5].ends_with(" sec)"), "{out}");
+            assert!(
+                lines[5].starts_with("Received a total of 1 row (") && lines[5].ends_with(" sec)"),
+                "{out}"
+            );
             assert_eq!(lines.len(), 6, "{out}");
             assert_eq!(err, "");
         }
@@ -525,9 +627,21 @@ mod tests {
         let (out, _) = print_streaming(Format::Table, ResultMode::Table, query).await;
         assert!(!out.contains('\x1b'), "no escape codes: {out:?}");
         assert!(!out.contains("+I"), "{out}");
-        assert!(out.starts_with("+------+---+\n| b    | s |\n+------+---+\n"), "{out}");
-        assert!(out.contains("| x    | 1 |") && out.contains("| NULL | 2 |"), "{out}");
-        assert!(out.lines().last().unwrap().starts_with("2 rows in set, folded from "), "{out}");
+        assert!(
+            out.starts_with("+------+---+\n| b    | s |\n+------+---+\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| x    | 1 |") && out.contains("| NULL | 2 |"),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .last()
+                .unwrap()
+                .starts_with("2 rows in set, folded from "),
+            "{out}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,9 +660,14 @@ mod tests {
         session.set("execution.runtime-mode", "batch").unwrap();
         let (mut p, out, _) = printer(Format::Table);
         let result = session.sql("SELECT a FROM t WHERE a = 1").await.unwrap();
-        p.print(result, Instant::now(), ResultMode::Table).await.unwrap();
+        p.print(result, Instant::now(), ResultMode::Table)
+            .await
+            .unwrap();
         let out = out.text();
-        assert!(out.starts_with("+---+\n| a |\n+---+\n| 1 |\n+---+\n1 row in set ("), "{out}");
+        assert!(
+            out.starts_with("+---+\n| a |\n+---+\n| 1 |\n+---+\n1 row in set ("),
+            "{out}"
+        );
     }
 
     /// Starts an endless STREAMING query over a slow `datagen` table, prints
@@ -564,7 +683,10 @@ mod tests {
             .unwrap();
         session.set("execution.runtime-mode", "streaming").unwrap();
         let (mut p, out, _) = printer(Format::Table);
-        let result = session.sql("SELECT k, COUNT(*) AS n FROM g GROUP BY k").await.unwrap();
+        let result = session
+            .sql("SELECT k, COUNT(*) AS n FROM g GROUP BY k")
+            .await
+            .unwrap();
         let printing = p.print(result, Instant::now(), result_mode);
         let stopped = tokio::time::timeout(std::time::Duration::from_millis(600), printing).await;
         assert!(stopped.is_err(), "an endless query does not end");
@@ -577,17 +699,33 @@ mod tests {
         let out = interrupt_an_endless_query(ResultMode::Tableau).await;
         assert!(out.starts_with("+----+"), "{out}");
         assert!(out.contains("| +I |"), "rows printed as they came: {out}");
-        assert!(out.lines().last().unwrap().starts_with("Received a total of "), "{out}");
+        assert!(
+            out.lines()
+                .last()
+                .unwrap()
+                .starts_with("Received a total of "),
+            "{out}"
+        );
         let out = interrupt_an_endless_query(ResultMode::Table).await;
         assert!(out.contains("| k | n "), "the table so far: {out}");
-        assert!(out.lines().last().unwrap().contains(" in set, folded from "), "{out}");
+        assert!(
+            out.lines()
+                .last()
+                .unwrap()
+                .contains(" in set, folded from "),
+            "{out}"
+        );
     }
 
     #[test]
     fn arrow_io_errors_are_output_errors() {
         let e = ArrowError::IoError("x".into(), io::Error::from(io::ErrorKind::BrokenPipe));
-        assert!(matches!(PrintError::from(e), PrintError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe));
+        assert!(
+            matches!(PrintError::from(e), PrintError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+        );
         let e = ArrowError::ComputeError("boom".into());
-        assert!(matches!(PrintError::from(e), PrintError::Query(e) if e.kind == ErrorKind::Execution));
+        assert!(
+            matches!(PrintError::from(e), PrintError::Query(e) if e.kind == ErrorKind::Execution)
+        );
     }
 }

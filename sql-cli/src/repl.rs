@@ -121,7 +121,11 @@ pub fn is_exit_command(line: &str) -> bool {
 pub fn run(runtime: &Runtime, runner: &mut Runner, reader: &mut dyn LineReader) {
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { PROMPT } else { CONTINUATION_PROMPT };
+        let prompt = if buffer.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION_PROMPT
+        };
         let line = match reader.read_line(prompt) {
             Ok(Input::Line(line)) => line,
             Ok(Input::Interrupted) => {
@@ -166,7 +170,11 @@ mod tests {
 
     impl Script {
         fn new(inputs: Vec<Input>) -> Self {
-            Self { inputs: inputs.into_iter(), prompts: vec![], history: vec![] }
+            Self {
+                inputs: inputs.into_iter(),
+                prompts: vec![],
+                history: vec![],
+            }
         }
     }
 
@@ -185,7 +193,11 @@ mod tests {
     }
 
     fn play(inputs: Vec<Input>) -> (Script, String, String) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let (p, out, err) = printer(Format::Csv);
         let mut runner = Runner::new(Session::new(), p, false);
         let mut script = Script::new(inputs);
@@ -195,17 +207,41 @@ mod tests {
 
     #[test]
     fn statements_span_lines_until_a_semicolon() {
-        let (script, out, _) = play(vec![line("SELECT 1"), line("  AS one"), line(";"), line("SELECT 2 AS two;")]);
+        let (script, out, _) = play(vec![
+            line("SELECT 1"),
+            line("  AS one"),
+            line(";"),
+            line("SELECT 2 AS two;"),
+        ]);
         assert_eq!(out, "one\n1\ntwo\n2\n");
-        assert_eq!(script.prompts, [PROMPT, CONTINUATION_PROMPT, CONTINUATION_PROMPT, PROMPT, PROMPT]);
-        assert_eq!(script.history, ["SELECT 1\n  AS one\n;", "SELECT 2 AS two;"]);
+        assert_eq!(
+            script.prompts,
+            [
+                PROMPT,
+                CONTINUATION_PROMPT,
+                CONTINUATION_PROMPT,
+                PROMPT,
+                PROMPT
+            ]
+        );
+        assert_eq!(
+            script.history,
+            ["SELECT 1\n  AS one\n;", "SELECT 2 AS two;"]
+        );
     }
 
     #[test]
     fn ctrl_c_at_the_prompt_drops_the_typed_statement() {
-        let (script, out, _) = play(vec![line("SELECT 1 AS one"), Input::Interrupted, line("SELECT 2 AS two;")]);
+        let (script, out, _) = play(vec![
+            line("SELECT 1 AS one"),
+            Input::Interrupted,
+            line("SELECT 2 AS two;"),
+        ]);
         assert_eq!(out, "two\n2\n");
-        assert_eq!(script.prompts, [PROMPT, CONTINUATION_PROMPT, PROMPT, PROMPT]);
+        assert_eq!(
+            script.prompts,
+            [PROMPT, CONTINUATION_PROMPT, PROMPT, PROMPT]
+        );
     }
 
     #[test]
@@ -231,7 +267,11 @@ mod tests {
 
     #[test]
     fn blank_lines_and_comments_keep_the_first_prompt() {
-        let (script, out, _) = play(vec![line(""), line("-- a comment"), line("SELECT 1 AS one;")]);
+        let (script, out, _) = play(vec![
+            line(""),
+            line("-- a comment"),
+            line("SELECT 1 AS one;"),
+        ]);
         assert_eq!(out, "one\n1\n");
         assert_eq!(script.prompts, [PROMPT, PROMPT, PROMPT, PROMPT]);
     }

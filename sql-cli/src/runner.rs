@@ -47,7 +47,11 @@ impl Runner {
     /// `cancel_on_ctrl_c`, Ctrl-C cancels the running statement (the binary
     /// always sets it; tests leave it off so no signal handler is installed).
     pub fn new(session: Session, printer: Printer, cancel_on_ctrl_c: bool) -> Self {
-        Self { session, printer, cancel_on_ctrl_c }
+        Self {
+            session,
+            printer,
+            cancel_on_ctrl_c,
+        }
     }
 
     /// Prints a one-line error that has no SQL text behind it.
@@ -71,13 +75,17 @@ impl Runner {
                     .location
                     .and_then(|l| byte_offset(text, l))
                     .and_then(|offset| statements_end_before(text, offset));
-                let statements = before.and_then(|end| self.session.parse(&text[..end]).ok()).unwrap_or_default();
+                let statements = before
+                    .and_then(|end| self.session.parse(&text[..end]).ok())
+                    .unwrap_or_default();
                 (statements, Some(error))
             }
         };
         for statement in &statements {
             let session = self.session.clone();
-            let outcome = self.run_statement(session.execute(statement), text, origin).await;
+            let outcome = self
+                .run_statement(session.execute(statement), text, origin)
+                .await;
             if outcome != Outcome::Success {
                 return outcome;
             }
@@ -120,7 +128,9 @@ impl Runner {
             }
             // Whoever closed our stdout (`| head`) does not want more, nor
             // an error message about it.
-            Some(Err(PrintError::Output(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Failed,
+            Some(Err(PrintError::Output(e))) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Outcome::Failed
+            }
             Some(Err(PrintError::Output(e))) => {
                 self.report_plain(format_args!("cannot write the output: {e}"));
                 Outcome::Failed
@@ -157,7 +167,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_every_statement_in_order() {
         let (mut r, out, err) = runner(Format::Csv);
-        let text = "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);\nSELECT a FROM t ORDER BY a;";
+        let text =
+            "CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);\nSELECT a FROM t ORDER BY a;";
         assert_eq!(r.run(text, &Origin::Command).await, Outcome::Success);
         assert_eq!(out.text(), "a\n1\n2\n");
         assert_eq!(err.text(), "Table 't' created.\n2 rows inserted.\n");
@@ -167,14 +178,22 @@ mod tests {
     async fn stops_at_the_first_error_and_shows_where() {
         let (mut r, out, err) = runner(Format::Csv);
         let text = "CREATE TABLE flights (a INT);\nSELECT * FROM fligths;\nSELECT 1 AS never;";
-        assert_eq!(r.run(text, &Origin::File("q.sql".into())).await, Outcome::Failed);
+        assert_eq!(
+            r.run(text, &Origin::File("q.sql".into())).await,
+            Outcome::Failed
+        );
         assert_eq!(out.text(), "");
         let err = err.text();
         assert!(
-            err.starts_with("Table 'flights' created.\nError: planning error: table 'fligths' not found\n"),
+            err.starts_with(
+                "Table 'flights' created.\nError: planning error: table 'fligths' not found\n"
+            ),
             "{err}"
         );
-        assert!(err.contains(" --> q.sql:2:15\n 2 | SELECT * FROM fligths;\n   |               ^\n"), "{err}");
+        assert!(
+            err.contains(" --> q.sql:2:15\n 2 | SELECT * FROM fligths;\n   |               ^\n"),
+            "{err}"
+        );
         assert!(err.contains("hint: did you mean 'flights'?"), "{err}");
     }
 
@@ -186,13 +205,19 @@ mod tests {
         assert_eq!(out.text(), "one\n1\n");
         let err = err.text();
         assert!(err.starts_with("Error: syntax error: "), "{err}");
-        assert!(err.contains(" --> line 2, column 1\n 2 | SELEC 2;\n   | ^\n"), "{err}");
+        assert!(
+            err.contains(" --> line 2, column 1\n 2 | SELEC 2;\n   | ^\n"),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn blank_text_does_nothing() {
         let (mut r, out, err) = runner(Format::Table);
-        assert_eq!(r.run("  -- nothing\n", &Origin::Repl).await, Outcome::Success);
+        assert_eq!(
+            r.run("  -- nothing\n", &Origin::Repl).await,
+            Outcome::Success
+        );
         assert_eq!((out.text(), err.text()), (String::new(), String::new()));
     }
 }

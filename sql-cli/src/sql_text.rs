@@ -126,7 +126,10 @@ pub fn scan(text: &str) -> Scan {
             }
         }
     }
-    out.unterminated = matches!(state, State::Quoted(_) | State::BlockComment(_) | State::Dollar(_));
+    out.unterminated = matches!(
+        state,
+        State::Quoted(_) | State::BlockComment(_) | State::Dollar(_)
+    );
     out.ends_in_literal_or_comment = state != State::Normal;
     out
 }
@@ -137,7 +140,10 @@ fn dollar_tag(rest: &str) -> Option<&str> {
     let body = rest.strip_prefix('$')?;
     let end = body.find('$')?;
     let tag = &body[..end];
-    let valid = tag.chars().next().is_none_or(|c| c.is_alphabetic() || c == '_')
+    let valid = tag
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_alphabetic() || c == '_')
         && tag.chars().all(|c| c.is_alphanumeric() || c == '_');
     valid.then_some(tag)
 }
@@ -162,11 +168,14 @@ pub fn ends_in_code(text: &str) -> bool {
     !scan(text).ends_in_literal_or_comment
 }
 
-
 /// The byte offset where every statement ending at or before `offset` ends
 /// (just past its `;`), if any statement does.
 pub fn statements_end_before(text: &str, offset: usize) -> Option<usize> {
-    scan(text).statement_ends.into_iter().take_while(|&end| end <= offset).last()
+    scan(text)
+        .statement_ends
+        .into_iter()
+        .take_while(|&end| end <= offset)
+        .last()
 }
 
 /// The byte offset of a 1-based line and column (columns count characters),
@@ -180,7 +189,10 @@ pub fn byte_offset(text: &str, location: Location) -> Option<usize> {
     let line = &text[line_start..];
     let line_len = line.find('\n').unwrap_or(line.len());
     let column = location.column.saturating_sub(1) as usize;
-    let within = line[..line_len].char_indices().nth(column).map_or(line_len, |(i, _)| i);
+    let within = line[..line_len]
+        .char_indices()
+        .nth(column)
+        .map_or(line_len, |(i, _)| i);
     Some(line_start + within)
 }
 
@@ -238,7 +250,6 @@ mod tests {
         assert!(!is_blank("SELECT"));
     }
 
-
     #[test]
     fn code_ends_outside_quotes_and_comments() {
         assert!(ends_in_code("SELECT a"));
@@ -264,9 +275,27 @@ mod tests {
         assert_eq!(byte_offset(text, Location { line: 1, column: 1 }), Some(0));
         assert_eq!(byte_offset(text, Location { line: 2, column: 8 }), Some(17));
         // 'é' is two bytes: column 11 ('x') is at byte 10 + 11.
-        assert_eq!(byte_offset(text, Location { line: 2, column: 11 }), Some(21));
+        assert_eq!(
+            byte_offset(
+                text,
+                Location {
+                    line: 2,
+                    column: 11
+                }
+            ),
+            Some(21)
+        );
         assert_eq!(&text[21..22], "x");
-        assert_eq!(byte_offset(text, Location { line: 2, column: 99 }), Some(22));
+        assert_eq!(
+            byte_offset(
+                text,
+                Location {
+                    line: 2,
+                    column: 99
+                }
+            ),
+            Some(22)
+        );
         assert_eq!(byte_offset(text, Location { line: 3, column: 6 }), Some(28));
         assert_eq!(byte_offset(text, Location { line: 4, column: 1 }), None);
     }

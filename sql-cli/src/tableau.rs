@@ -63,8 +63,16 @@ impl Tableau {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let width = if i == 0 { OP_WIDTH } else { column_width(f.name(), f.data_type(), f.is_nullable()) };
-                Column { name: f.name().clone(), width, right: is_number(f.data_type()) }
+                let width = if i == 0 {
+                    OP_WIDTH
+                } else {
+                    column_width(f.name(), f.data_type(), f.is_nullable())
+                };
+                Column {
+                    name: f.name().clone(),
+                    width,
+                    right: is_number(f.data_type()),
+                }
             })
             .collect();
         Self { columns, rows: 0 }
@@ -82,7 +90,9 @@ impl Tableau {
     /// # Errors
     /// A column arrow cannot format.
     pub fn rows(&mut self, batch: &RecordBatch) -> Result<String, ArrowError> {
-        let options = FormatOptions::default().with_null(NULL).with_display_error(true);
+        let options = FormatOptions::default()
+            .with_null(NULL)
+            .with_display_error(true);
         let formatters = batch
             .columns()
             .iter()
@@ -103,7 +113,12 @@ impl Tableau {
     /// The end: a border and `Received a total of N rows (S sec)`.
     pub fn footer(&self, elapsed: Duration) -> String {
         let noun = if self.rows == 1 { "row" } else { "rows" };
-        format!("{}Received a total of {} {noun} ({:.3} sec)\n", self.border(), self.rows, elapsed.as_secs_f64())
+        format!(
+            "{}Received a total of {} {noun} ({:.3} sec)\n",
+            self.border(),
+            self.rows,
+            elapsed.as_secs_f64()
+        )
     }
 
     /// `+----+-----+` with the column widths.
@@ -167,7 +182,9 @@ pub fn type_width(data_type: &DataType) -> usize {
         Date64 => "2013-01-01T00:00:00".len(),
         Time32(unit) | Time64(unit) => "00:00:00".len() + fraction_width(unit),
         // `2013-01-01T10:00:00.000`, then `+00:00` with a time zone.
-        Timestamp(unit, tz) => "2013-01-01T10:00:00".len() + fraction_width(unit) + tz.as_ref().map_or(0, |_| 6),
+        Timestamp(unit, tz) => {
+            "2013-01-01T10:00:00".len() + fraction_width(unit) + tz.as_ref().map_or(0, |_| 6)
+        }
         _ => TEXT_WIDTH,
     }
 }
@@ -220,8 +237,14 @@ mod tests {
     fn widths_come_from_types_and_names() {
         assert_eq!(type_width(&DataType::Int32), 11);
         assert_eq!(type_width(&DataType::Int64), 20);
-        assert_eq!(type_width(&DataType::Timestamp(TimeUnit::Millisecond, None)), 23);
-        assert_eq!(type_width(&DataType::Timestamp(TimeUnit::Second, Some("UTC".into()))), 25);
+        assert_eq!(
+            type_width(&DataType::Timestamp(TimeUnit::Millisecond, None)),
+            23
+        );
+        assert_eq!(
+            type_width(&DataType::Timestamp(TimeUnit::Second, Some("UTC".into()))),
+            25
+        );
         assert_eq!(type_width(&DataType::Date32), 10);
         assert_eq!(type_width(&DataType::Utf8), TEXT_WIDTH);
         // -99999999.99, -0.99999, -99999
@@ -231,8 +254,15 @@ mod tests {
         assert_eq!(column_width("flag", &DataType::Boolean, false), 5);
         assert_eq!(column_width("b", &DataType::Int8, true), 4, "room for NULL");
         assert_eq!(column_width("b", &DataType::UInt8, false), 3);
-        assert_eq!(column_width("a_rather_long_name", &DataType::Int32, false), 18, "the name widens");
-        assert_eq!(column_width(&"n".repeat(50), &DataType::Int32, false), MAX_NAME_WIDTH);
+        assert_eq!(
+            column_width("a_rather_long_name", &DataType::Int32, false),
+            18,
+            "the name widens"
+        );
+        assert_eq!(
+            column_width(&"n".repeat(50), &DataType::Int32, false),
+            MAX_NAME_WIDTH
+        );
     }
 
     #[test]
@@ -254,9 +284,17 @@ mod tests {
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec!["+I", "-U", "+U"])),
-            Arc::new(StringArray::from(vec![Some("UA"), Some("UA"), Some("a carrier with a long name")])),
+            Arc::new(StringArray::from(vec![
+                Some("UA"),
+                Some("UA"),
+                Some("a carrier with a long name"),
+            ])),
             Arc::new(Int64Array::from(vec![1, 1, 22])),
-            Arc::new(TimestampMillisecondArray::from(vec![Some(1_357_034_400_000), None, Some(1_357_034_400_123)])),
+            Arc::new(TimestampMillisecondArray::from(vec![
+                Some(1_357_034_400_000),
+                None,
+                Some(1_357_034_400_123),
+            ])),
         ];
         RecordBatch::try_new(schema, columns).unwrap()
     }
@@ -287,6 +325,10 @@ Received a total of 3 rows (1.500 sec)
         let batch = changelog_batch().slice(0, 1);
         let mut tableau = Tableau::new(&batch.schema());
         tableau.rows(&batch).unwrap();
-        assert!(tableau.footer(Duration::ZERO).ends_with("Received a total of 1 row (0.000 sec)\n"));
+        assert!(
+            tableau
+                .footer(Duration::ZERO)
+                .ends_with("Received a total of 1 row (0.000 sec)\n")
+        );
     }
 }

@@ -39,7 +39,10 @@ pub struct TributaryDb {
 impl TributaryDb {
     /// A fresh session in `mode`.
     pub fn new(mode: RuntimeMode) -> tributary_engine::Result<Self> {
-        Ok(Self { session: Session::builder().runtime_mode(mode).build()?, mode })
+        Ok(Self {
+            session: Session::builder().runtime_mode(mode).build()?,
+            mode,
+        })
     }
 }
 
@@ -68,13 +71,24 @@ impl sqllogictest::AsyncDB for TributaryDb {
         let mut schema = result.schema();
         let mut batches = result.collect().await.map_err(SltError)?;
         // In STREAMING the result is a changelog: compare what it folds to.
-        if self.mode == RuntimeMode::Streaming && schema.fields().first().is_some_and(|f| f.name() == "op") {
+        if self.mode == RuntimeMode::Streaming
+            && schema.fields().first().is_some_and(|f| f.name() == "op")
+        {
             let folded = fold(&schema, &batches).map_err(SltError)?;
             schema = folded.schema();
             batches = vec![folded];
         }
-        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-        let rows = format_rows(&batches).map_err(|e| SltError(tributary_engine::Error::new(tributary_engine::ErrorKind::Execution, e.to_string())))?;
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        let rows = format_rows(&batches).map_err(|e| {
+            SltError(tributary_engine::Error::new(
+                tributary_engine::ErrorKind::Execution,
+                e.to_string(),
+            ))
+        })?;
         Ok(DBOutput::Rows { types, rows })
     }
 
@@ -129,12 +143,18 @@ fn format_value(col: &ArrayRef, row: usize, displayed: &str) -> String {
     match col.data_type() {
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
             let cast = arrow::compute::cast(&col.slice(row, 1), &DataType::Float64);
-            match cast.ok().and_then(|a| a.as_any().downcast_ref::<arrow::array::Float64Array>().map(|a| a.value(0))) {
+            match cast.ok().and_then(|a| {
+                a.as_any()
+                    .downcast_ref::<arrow::array::Float64Array>()
+                    .map(|a| a.value(0))
+            }) {
                 Some(v) => format_float(v),
                 None => displayed.to_string(),
             }
         }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if displayed.is_empty() => "(empty)".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if displayed.is_empty() => {
+            "(empty)".into()
+        }
         _ => displayed.to_string(),
     }
 }
@@ -145,14 +165,24 @@ fn format_value(col: &ArrayRef, row: usize, displayed: &str) -> String {
 /// on how rows arrive, and keep every digit a test means.
 pub fn format_float(v: f64) -> String {
     if !v.is_finite() {
-        return if v.is_nan() { "NaN".into() } else if v > 0.0 { "inf".into() } else { "-inf".into() };
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let rounded: f64 = format!("{v:.11e}").parse().unwrap_or(v);
     if rounded == 0.0 {
         return "0.0".into();
     }
     let s = rounded.to_string();
-    if s.contains('.') || s.contains('e') || s.contains("inf") { s } else { format!("{s}.0") }
+    if s.contains('.') || s.contains('e') || s.contains("inf") {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Options of a runner invocation.
@@ -172,7 +202,9 @@ pub fn find_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -201,16 +233,27 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
     let files: Vec<PathBuf> = find_files(&dir)
         .into_iter()
         .filter(|f| {
-            let rel = f.strip_prefix(&dir).unwrap_or(f).to_string_lossy().to_string();
-            options.filters.is_empty() || options.filters.iter().any(|flt| rel.contains(flt.as_str()))
+            let rel = f
+                .strip_prefix(&dir)
+                .unwrap_or(f)
+                .to_string_lossy()
+                .to_string();
+            options.filters.is_empty()
+                || options.filters.iter().any(|flt| rel.contains(flt.as_str()))
         })
         .collect();
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let rel = file.strip_prefix(dir.parent().unwrap_or(&dir)).unwrap_or(file).display().to_string();
+        let rel = file
+            .strip_prefix(dir.parent().unwrap_or(&dir))
+            .unwrap_or(file)
+            .display()
+            .to_string();
         let modes = match &options.modes {
             Some(m) => m.clone(),
-            None if rel.contains("/cross_mode/") => vec![RuntimeMode::Batch, RuntimeMode::Streaming],
+            None if rel.contains("/cross_mode/") => {
+                vec![RuntimeMode::Batch, RuntimeMode::Streaming]
+            }
             None => vec![RuntimeMode::Batch],
         };
         for &mode in &modes {
@@ -229,7 +272,10 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
                     .await
                     .map_err(|e| e.to_string())
             } else {
-                runner.run_file_async(file).await.map_err(|e| e.display(true).to_string())
+                runner
+                    .run_file_async(file)
+                    .await
+                    .map_err(|e| e.display(true).to_string())
             };
             match outcome {
                 Ok(()) => {
@@ -250,7 +296,11 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
 /// [--complete] [FILTER...]`. Flags cargo's test harness passes (such as
 /// `--nocapture`) are ignored.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, String> {
-    let mut options = RunOptions { modes: None, filters: vec![], complete: false };
+    let mut options = RunOptions {
+        modes: None,
+        filters: vec![],
+        complete: false,
+    };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -260,7 +310,11 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, 
                     "batch" => vec![RuntimeMode::Batch],
                     "streaming" => vec![RuntimeMode::Streaming],
                     "both" => vec![RuntimeMode::Batch, RuntimeMode::Streaming],
-                    other => return Err(format!("unknown mode '{other}': expected batch, streaming or both")),
+                    other => {
+                        return Err(format!(
+                            "unknown mode '{other}': expected batch, streaming or both"
+                        ));
+                    }
                 })
             }
             "--complete" => options.complete = true,
@@ -291,7 +345,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) {
         eprintln!("cannot enter {}: {e}", env!("CARGO_MANIFEST_DIR"));
         std::process::exit(2);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let (passed, failed) = runtime.block_on(run(&options));
     println!("sqllogictest: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {
@@ -319,7 +376,13 @@ mod tests {
 
     #[test]
     fn args() {
-        let o = parse_args(["--mode".into(), "both".into(), "joins".into(), "--nocapture".into()]).unwrap();
+        let o = parse_args([
+            "--mode".into(),
+            "both".into(),
+            "joins".into(),
+            "--nocapture".into(),
+        ])
+        .unwrap();
         assert_eq!(o.modes.map(|m| m.len()), Some(2));
         assert_eq!(o.filters, vec!["joins".to_string()]);
         assert!(parse_args(["--mode".into(), "x".into()]).is_err());

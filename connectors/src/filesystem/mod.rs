@@ -55,13 +55,17 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use self::monitor::{MONITOR_INTERVAL_KEY, MonitoredFormat, MonitoredSource, parse_monitor_interval};
+use self::monitor::{
+    MONITOR_INTERVAL_KEY, MonitoredFormat, MonitoredSource, parse_monitor_interval,
+};
 use self::text_decode::{CsvDialect, ParseErrorPolicy};
 use crate::options::invalid;
 use crate::{Boundedness, ConnectorError, TableOptions};
@@ -85,7 +89,10 @@ const PARQUET_KEYS: &[&str] = &["parquet.compression"];
 #[derive(Debug, Clone)]
 pub enum FileFormatOptions {
     /// `'format' = 'csv'`.
-    Csv { dialect: CsvDialect, policy: ParseErrorPolicy },
+    Csv {
+        dialect: CsvDialect,
+        policy: ParseErrorPolicy,
+    },
     /// `'format' = 'json'`: one JSON object per line.
     Json { policy: ParseErrorPolicy },
     /// `'format' = 'parquet'`; `compression` is the codec for written files
@@ -95,21 +102,34 @@ pub enum FileFormatOptions {
 
 impl FileFormatOptions {
     fn from_options(table: &str, options: &TableOptions) -> Result<Self, ConnectorError> {
-        let format = options.get("format").ok_or_else(|| ConnectorError::MissingOption {
-            table: table.into(),
-            key: "format".into(),
-            hint: format!("add 'format' = '<one of: {}>'", FORMATS.join(", ")),
-        })?;
+        let format = options
+            .get("format")
+            .ok_or_else(|| ConnectorError::MissingOption {
+                table: table.into(),
+                key: "format".into(),
+                hint: format!("add 'format' = '<one of: {}>'", FORMATS.join(", ")),
+            })?;
         let format = format.to_ascii_lowercase();
         let keys: Vec<&str> = match format.as_str() {
             "csv" => [COMMON_KEYS, CSV_KEYS].concat(),
             "json" => [COMMON_KEYS, JSON_KEYS].concat(),
             "parquet" => [COMMON_KEYS, PARQUET_KEYS].concat(),
-            other => return Err(invalid(table, "format", other, &format!("one of: {}", FORMATS.join(", ")))),
+            other => {
+                return Err(invalid(
+                    table,
+                    "format",
+                    other,
+                    &format!("one of: {}", FORMATS.join(", ")),
+                ));
+            }
         };
         options.check_keys(table, "filesystem", &keys)?;
         let policy = |key: &str| -> Result<ParseErrorPolicy, ConnectorError> {
-            Ok(if options.bool(table, key, false)? { ParseErrorPolicy::Skip } else { ParseErrorPolicy::Fail })
+            Ok(if options.bool(table, key, false)? {
+                ParseErrorPolicy::Skip
+            } else {
+                ParseErrorPolicy::Fail
+            })
         };
         Ok(match format.as_str() {
             "csv" => FileFormatOptions::Csv {
@@ -125,8 +145,12 @@ impl FileFormatOptions {
                 },
                 policy: policy("csv.ignore-parse-errors")?,
             },
-            "json" => FileFormatOptions::Json { policy: policy("json.ignore-parse-errors")? },
-            _ => FileFormatOptions::Parquet { compression: options.get("parquet.compression").map(str::to_string) },
+            "json" => FileFormatOptions::Json {
+                policy: policy("json.ignore-parse-errors")?,
+            },
+            _ => FileFormatOptions::Parquet {
+                compression: options.get("parquet.compression").map(str::to_string),
+            },
         })
     }
 
@@ -200,12 +224,17 @@ impl FileSystemTable {
         options: TableOptions,
     ) -> Result<Self, ConnectorError> {
         let format = FileFormatOptions::from_options(name, &options)?;
-        let raw_path = options.get("path").ok_or_else(|| ConnectorError::MissingOption {
-            table: name.into(),
-            key: "path".into(),
-            hint: "add 'path' = '<file or directory>'".into(),
+        let raw_path = options
+            .get("path")
+            .ok_or_else(|| ConnectorError::MissingOption {
+                table: name.into(),
+                key: "path".into(),
+                hint: "add 'path' = '<file or directory>'".into(),
+            })?;
+        let path = std::path::absolute(raw_path).map_err(|source| ConnectorError::Io {
+            path: raw_path.into(),
+            source,
         })?;
-        let path = std::path::absolute(raw_path).map_err(|source| ConnectorError::Io { path: raw_path.into(), source })?;
         let monitor_interval = match options.get(MONITOR_INTERVAL_KEY) {
             Some(value) => Some(parse_monitor_interval(name, value)?),
             None => None,
@@ -217,14 +246,20 @@ impl FileSystemTable {
             Some(s) => s,
             None => {
                 if !path.exists() {
-                    return Err(ConnectorError::PathNotFound { table: name.into(), path: raw_path.into() });
+                    return Err(ConnectorError::PathNotFound {
+                        table: name.into(),
+                        path: raw_path.into(),
+                    });
                 }
                 infer_schema(name, &path, &format, raw_path).await?
             }
         };
         let url = listing_url(&path)?;
-        let listing_options = ListingOptions::new(format.datafusion_format()?).with_file_extension(format.extension());
-        let config = ListingTableConfig::new(url).with_listing_options(listing_options).with_schema(schema.clone());
+        let listing_options = ListingOptions::new(format.datafusion_format()?)
+            .with_file_extension(format.extension());
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(listing_options)
+            .with_schema(schema.clone());
         let listing = Arc::new(ListingTable::try_new(config)?);
         Ok(Self {
             name: name.into(),
@@ -253,7 +288,11 @@ impl FileSystemTable {
     /// `'source.monitor-interval'` (a scan watches the directory for new
     /// files and never ends).
     pub fn boundedness(&self) -> Boundedness {
-        if self.monitor_interval.is_some() { Boundedness::Unbounded } else { Boundedness::Bounded }
+        if self.monitor_interval.is_some() {
+            Boundedness::Unbounded
+        } else {
+            Boundedness::Bounded
+        }
     }
 
     /// How often a scan lists the directory for new files
@@ -310,10 +349,16 @@ impl TableProvider for FileSystemTable {
         self.check_exists()?;
         if let Some(interval) = self.monitor_interval {
             if !self.path.is_dir() {
-                return Err(not_a_directory(&self.name, self.options.get("path").unwrap_or_default()).into());
+                return Err(not_a_directory(
+                    &self.name,
+                    self.options.get("path").unwrap_or_default(),
+                )
+                .into());
             }
             let format = match &self.format {
-                FileFormatOptions::Csv { dialect, policy } => MonitoredFormat::Csv(dialect.clone(), *policy),
+                FileFormatOptions::Csv { dialect, policy } => {
+                    MonitoredFormat::Csv(dialect.clone(), *policy)
+                }
                 FileFormatOptions::Json { policy } => MonitoredFormat::Json(*policy),
                 FileFormatOptions::Parquet { .. } => MonitoredFormat::Parquet,
             };
@@ -328,7 +373,9 @@ impl TableProvider for FileSystemTable {
             return monitor::scan(source, projection, limit);
         }
         match &self.format {
-            FileFormatOptions::Parquet { .. } => self.listing.scan(state, projection, filters, limit).await,
+            FileFormatOptions::Parquet { .. } => {
+                self.listing.scan(state, projection, filters, limit).await
+            }
             FileFormatOptions::Csv { dialect, policy } => text_scan::scan(
                 &self.path,
                 self.schema.clone(),
@@ -352,12 +399,18 @@ impl TableProvider for FileSystemTable {
         }
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         match &self.format {
             FileFormatOptions::Parquet { .. } if self.monitor_interval.is_none() => {
                 self.listing.supports_filters_pushdown(filters)
             }
-            _ => Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]),
+            _ => Ok(vec![
+                TableProviderFilterPushDown::Unsupported;
+                filters.len()
+            ]),
         }
     }
 
@@ -432,7 +485,11 @@ pub fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
                 continue;
             }
             let p = entry.path();
-            if p.is_dir() { dirs.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                dirs.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out.sort();
@@ -445,12 +502,18 @@ async fn infer_schema(
     format: &FileFormatOptions,
     raw_path: &str,
 ) -> Result<SchemaRef, ConnectorError> {
-    let files = list_files(path).map_err(|source| ConnectorError::Io { path: raw_path.into(), source })?;
+    let files = list_files(path).map_err(|source| ConnectorError::Io {
+        path: raw_path.into(),
+        source,
+    })?;
     let first = files.first().ok_or_else(|| ConnectorError::Inference {
         table: table.into(),
         message: format!("'{raw_path}' holds no data file"),
     })?;
-    let io = |source| ConnectorError::Io { path: first.display().to_string(), source };
+    let io = |source| ConnectorError::Io {
+        path: first.display().to_string(),
+        source,
+    };
     let inference = |e: arrow::error::ArrowError| ConnectorError::Inference {
         table: table.into(),
         message: format!("{}: {e}", first.display()),
@@ -467,14 +530,21 @@ async fn infer_schema(
             if dialect.allow_comments {
                 f = f.with_comment(b'#');
             }
-            f.infer_schema(std::fs::File::open(first).map_err(io)?, Some(1000)).map_err(inference)?.0
+            f.infer_schema(std::fs::File::open(first).map_err(io)?, Some(1000))
+                .map_err(inference)?
+                .0
         }
         FileFormatOptions::Json { .. } => {
             let reader = std::io::BufReader::new(std::fs::File::open(first).map_err(io)?);
-            let schema = arrow::json::reader::infer_json_schema(reader, Some(1000)).map_err(inference)?.0;
+            let schema = arrow::json::reader::infer_json_schema(reader, Some(1000))
+                .map_err(inference)?
+                .0;
             let mut first_line = String::new();
             let mut reader = std::io::BufReader::new(std::fs::File::open(first).map_err(io)?);
-            while first_line.trim().is_empty() && std::io::BufRead::read_line(&mut reader, &mut first_line).map_err(io)? > 0 {}
+            while first_line.trim().is_empty()
+                && std::io::BufRead::read_line(&mut reader, &mut first_line).map_err(io)? > 0
+            {
+            }
             in_order_of_appearance(schema, &first_line)
         }
         FileFormatOptions::Parquet { .. } => {
@@ -492,7 +562,10 @@ async fn infer_schema(
 /// arrow-json infers fields in name order; put them in the order the first
 /// line writes them (fields missing from it keep their place at the end), as
 /// a user reading the file expects.
-fn in_order_of_appearance(schema: arrow::datatypes::Schema, line: &str) -> arrow::datatypes::Schema {
+fn in_order_of_appearance(
+    schema: arrow::datatypes::Schema,
+    line: &str,
+) -> arrow::datatypes::Schema {
     let position = |name: &str| line.find(&format!("\"{name}\"")).unwrap_or(usize::MAX);
     let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
     fields.sort_by_key(|f| position(f.name()));
@@ -500,7 +573,8 @@ fn in_order_of_appearance(schema: arrow::datatypes::Schema, line: &str) -> arrow
 }
 
 fn parquet_schema(file: std::fs::File) -> Result<SchemaRef, String> {
-    let builder = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| e.to_string())?;
+    let builder =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| e.to_string())?;
     Ok(builder.schema().clone())
 }

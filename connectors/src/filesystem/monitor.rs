@@ -50,7 +50,9 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use tokio::sync::mpsc::Sender;
 
 use super::is_hidden;
-use super::text_decode::{BatchSink, CsvDialect, ParseErrorPolicy, decode_csv_file, decode_json_file};
+use super::text_decode::{
+    BatchSink, CsvDialect, ParseErrorPolicy, decode_csv_file, decode_json_file,
+};
 use crate::ConnectorError;
 use crate::options::invalid;
 
@@ -76,7 +78,9 @@ const EXPECTED_INTERVAL: &str = "a positive duration: a whole number and a unit,
 pub fn parse_monitor_interval(table: &str, value: &str) -> Result<Duration, ConnectorError> {
     let error = || invalid(table, MONITOR_INTERVAL_KEY, value, EXPECTED_INTERVAL);
     let text = value.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: u64 = text[..digits].parse().map_err(|_| error())?;
     let millis_per_unit: u64 = match text[digits..].trim().to_ascii_lowercase().as_str() {
         "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
@@ -128,8 +132,19 @@ pub(super) fn scan(
         None => (0..source.schema.fields().len()).collect(),
     };
     let projected = Arc::new(source.schema.project(&columns)?);
-    let partition = MonitoredPartition { source, columns, projected: projected.clone() };
-    Ok(Arc::new(StreamingTableExec::try_new(projected, vec![Arc::new(partition)], None, vec![], true, limit)?))
+    let partition = MonitoredPartition {
+        source,
+        columns,
+        projected: projected.clone(),
+    };
+    Ok(Arc::new(StreamingTableExec::try_new(
+        projected,
+        vec![Arc::new(partition)],
+        None,
+        vec![],
+        true,
+        limit,
+    )?))
 }
 
 /// The single partition of a monitored scan.
@@ -212,11 +227,15 @@ impl Watcher {
     /// modification time, ties by path. Runs on a blocking thread.
     fn poll(&mut self) -> Result<Flow> {
         let seen = &self.seen;
-        let mut new: Vec<(SystemTime, PathBuf)> = list_with_mtime(&self.source.dir, &|path| seen.contains(path))
-            .map_err(|source| ConnectorError::Io { path: self.source.dir.display().to_string(), source })?
-            .into_iter()
-            .filter(|(_, path)| self.wanted(path))
-            .collect();
+        let mut new: Vec<(SystemTime, PathBuf)> =
+            list_with_mtime(&self.source.dir, &|path| seen.contains(path))
+                .map_err(|source| ConnectorError::Io {
+                    path: self.source.dir.display().to_string(),
+                    source,
+                })?
+                .into_iter()
+                .filter(|(_, path)| self.wanted(path))
+                .collect();
         new.sort();
         for (_, file) in new {
             self.seen.insert(file.clone());
@@ -224,12 +243,19 @@ impl Watcher {
                 return Ok(Flow::Stop);
             }
         }
-        Ok(if self.tx.is_closed() { Flow::Stop } else { Flow::Continue })
+        Ok(if self.tx.is_closed() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 
     /// Whether a listed file is a data file of this table.
     fn wanted(&self, path: &Path) -> bool {
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         if is_staging(&name) {
             return false;
         }
@@ -249,18 +275,29 @@ impl Watcher {
         // CSV and JSON decode every column (a CSV row is split by position)
         // and are projected here; Parquet reads only the projected columns.
         let mut project_and_send = |batch: RecordBatch| {
-            open = tx.blocking_send(batch.project(columns).map_err(DataFusionError::from)).is_ok();
+            open = tx
+                .blocking_send(batch.project(columns).map_err(DataFusionError::from))
+                .is_ok();
             open
         };
         let skipped = match &self.source.format {
             MonitoredFormat::Csv(dialect, policy) => {
                 decode_csv_file(file, dialect, schema, *policy, &mut project_and_send)?
             }
-            MonitoredFormat::Json(policy) => decode_json_file(file, schema, *policy, &mut project_and_send)?,
+            MonitoredFormat::Json(policy) => {
+                decode_json_file(file, schema, *policy, &mut project_and_send)?
+            }
             MonitoredFormat::Parquet => {
                 let mut send = |batch: RecordBatch| tx.blocking_send(Ok(batch)).is_ok();
                 let table = &self.source.table;
-                let complete = read_parquet_file(file, table, schema, &self.projected, self.batch_size, &mut send)?;
+                let complete = read_parquet_file(
+                    file,
+                    table,
+                    schema,
+                    &self.projected,
+                    self.batch_size,
+                    &mut send,
+                )?;
                 open = complete;
                 0
             }
@@ -273,7 +310,8 @@ impl Watcher {
 /// A file that the local object store is still writing: `name#N`, renamed
 /// to `name` when complete (DataFusion's sinks write through it).
 fn is_staging(name: &str) -> bool {
-    name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Every file under `dir`, recursively, with its modification time, except
@@ -282,7 +320,10 @@ fn is_staging(name: &str) -> bool {
 /// symbolic links followed), but an entry that vanishes while the directory
 /// is listed (a writer renamed or deleted it) is left out instead of failing
 /// the listing.
-fn list_with_mtime(dir: &Path, known: &dyn Fn(&Path) -> bool) -> std::io::Result<Vec<(SystemTime, PathBuf)>> {
+fn list_with_mtime(
+    dir: &Path,
+    known: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<Vec<(SystemTime, PathBuf)>> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -336,8 +377,12 @@ pub(super) fn read_parquet_file(
         path: file.display().to_string(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
     };
-    let handle = File::open(file).map_err(|source| ConnectorError::Io { path: file.display().to_string(), source })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(handle).map_err(|e| bad(e.to_string()))?;
+    let handle = File::open(file).map_err(|source| ConnectorError::Io {
+        path: file.display().to_string(),
+        source,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(handle).map_err(|e| bad(e.to_string()))?;
     let file_schema = builder.schema().clone();
     let missing: Vec<&str> = table_schema
         .fields()
@@ -346,12 +391,20 @@ pub(super) fn read_parquet_file(
         .filter(|name| file_schema.index_of(name).is_err())
         .collect();
     if !missing.is_empty() {
-        let has: Vec<&str> = file_schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let has: Vec<&str> = file_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         return Err(bad(format!(
             "column{} {} of table '{table}' missing from the file (it has: {}); every file of a monitored table must \
              have every declared column",
             if missing.len() == 1 { "" } else { "s" },
-            missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             has.join(", "),
         )));
     }
@@ -370,15 +423,24 @@ pub(super) fn read_parquet_file(
         roots.push(index);
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let reader = builder.with_projection(mask).with_batch_size(batch_size).build().map_err(|e| bad(e.to_string()))?;
-    let options = CastOptions { safe: false, ..Default::default() };
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
         let columns = projected
             .fields()
             .iter()
             .map(|field| {
-                let column = batch.column_by_name(field.name()).expect("projected column read");
+                let column = batch
+                    .column_by_name(field.name())
+                    .expect("projected column read");
                 cast_with_options(column, field.data_type(), &options)
                     .map_err(|e| bad(format!("column '{}': {e}", field.name())))
             })
@@ -415,7 +477,10 @@ mod tests {
     }
 
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]))
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
     }
 
     fn options(dir: &Path, format: &str, extra: &[(&str, &str)]) -> TableOptions {
@@ -423,14 +488,19 @@ mod tests {
             ("connector".to_string(), "filesystem".to_string()),
             ("path".to_string(), dir.display().to_string()),
             ("format".to_string(), format.to_string()),
-            (MONITOR_INTERVAL_KEY.to_string(), format!("{INTERVAL_MS} ms")),
+            (
+                MONITOR_INTERVAL_KEY.to_string(),
+                format!("{INTERVAL_MS} ms"),
+            ),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         TableOptions::new(pairs)
     }
 
     async fn table(dir: &Path, format: &str, extra: &[(&str, &str)]) -> FileSystemTable {
-        FileSystemTable::try_new("watched", Some(schema()), options(dir, format, extra)).await.unwrap()
+        FileSystemTable::try_new("watched", Some(schema()), options(dir, format, extra))
+            .await
+            .unwrap()
     }
 
     async fn start(
@@ -439,7 +509,10 @@ mod tests {
         limit: Option<usize>,
     ) -> (Arc<dyn ExecutionPlan>, SendableRecordBatchStream) {
         let ctx = SessionContext::new();
-        let plan = t.scan(&ctx.state(), projection.as_ref(), &[], limit).await.unwrap();
+        let plan = t
+            .scan(&ctx.state(), projection.as_ref(), &[], limit)
+            .await
+            .unwrap();
         assert_eq!(plan.properties().partitioning.partition_count(), 1);
         let stream = plan.execute(0, ctx.task_ctx()).unwrap();
         (plan, stream)
@@ -454,16 +527,32 @@ mod tests {
     }
 
     fn set_mtime(path: &Path, t: SystemTime) {
-        File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
     }
 
     fn ids(batch: &RecordBatch) -> Vec<i64> {
-        batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap().iter().map(|v| v.unwrap()).collect()
+        batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
     }
 
     /// The ids of the rows that arrive within `wait`, reading until `n` rows
     /// came; fewer if the time runs out.
-    async fn next_ids(stream: &mut SendableRecordBatchStream, n: usize, wait: Duration) -> Vec<i64> {
+    async fn next_ids(
+        stream: &mut SendableRecordBatchStream,
+        n: usize,
+        wait: Duration,
+    ) -> Vec<i64> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
         while out.len() < n {
@@ -479,7 +568,10 @@ mod tests {
     /// Asserts that no row arrives within `wait`.
     async fn assert_quiet(stream: &mut SendableRecordBatchStream, wait: Duration) {
         if let Ok(item) = tokio::time::timeout(wait, stream.next()).await {
-            panic!("expected no rows, got {:?}", item.map(|b| b.map(|b| ids(&b))));
+            panic!(
+                "expected no rows, got {:?}",
+                item.map(|b| b.map(|b| ids(&b)))
+            );
         }
     }
 
@@ -493,11 +585,25 @@ mod tests {
         assert_eq!(ms("250"), 250);
         assert_eq!(ms(" 2 seconds "), 2_000);
         assert_eq!(ms("1 h"), 3_600_000);
-        for bad in ["", "soon", "1.5 s", "-1 s", "0 s", "0", "1 fortnight", "s", "1 s 2", "99999999999999999999 d"] {
+        for bad in [
+            "",
+            "soon",
+            "1.5 s",
+            "-1 s",
+            "0 s",
+            "0",
+            "1 fortnight",
+            "s",
+            "1 s 2",
+            "99999999999999999999 d",
+        ] {
             let err = parse_monitor_interval("t", bad).unwrap_err().to_string();
             assert!(err.contains("table 't'"), "{bad}: {err}");
             assert!(err.contains("'source.monitor-interval'"), "{bad}: {err}");
-            assert!(err.contains("'1 s', '500 ms', '10s' or '1 min'"), "{bad}: {err}");
+            assert!(
+                err.contains("'1 s', '500 ms', '10s' or '1 min'"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -514,27 +620,52 @@ mod tests {
                 .filter(|(k, _)| *k != MONITOR_INTERVAL_KEY)
                 .map(|(k, v)| (k.into(), v.into())),
         );
-        let bounded = FileSystemTable::try_new("plain", Some(schema()), plain).await.unwrap();
+        let bounded = FileSystemTable::try_new("plain", Some(schema()), plain)
+            .await
+            .unwrap();
         assert_eq!(bounded.boundedness(), Boundedness::Bounded);
         assert_eq!(bounded.monitor_interval(), None);
 
         let file = dir.path().join("one.csv");
         std::fs::write(&file, "id,name\n1,a\n").unwrap();
-        let err = FileSystemTable::try_new("watched", Some(schema()), options(&file, "csv", &[])).await.unwrap_err();
+        let err = FileSystemTable::try_new("watched", Some(schema()), options(&file, "csv", &[]))
+            .await
+            .unwrap_err();
         let err = err.to_string();
-        assert!(err.contains("table 'watched'") && err.contains("'path'"), "{err}");
-        assert!(err.contains("a directory, since 'source.monitor-interval' is set"), "{err}");
+        assert!(
+            err.contains("table 'watched'") && err.contains("'path'"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a directory, since 'source.monitor-interval' is set"),
+            "{err}"
+        );
 
         let mut bad = options(dir.path(), "csv", &[]);
         bad = TableOptions::new(bad.iter().map(|(k, v)| {
-            (k.to_string(), if k == MONITOR_INTERVAL_KEY { "every second".to_string() } else { v.to_string() })
+            (
+                k.to_string(),
+                if k == MONITOR_INTERVAL_KEY {
+                    "every second".to_string()
+                } else {
+                    v.to_string()
+                },
+            )
         }));
-        let err = FileSystemTable::try_new("watched", Some(schema()), bad).await.unwrap_err().to_string();
-        assert!(err.contains("invalid value 'every second' for option 'source.monitor-interval'"), "{err}");
+        let err = FileSystemTable::try_new("watched", Some(schema()), bad)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid value 'every second' for option 'source.monitor-interval'"),
+            "{err}"
+        );
 
         // A directory that does not exist yet is fine at CREATE TABLE.
         let later = dir.path().join("later");
-        let t = FileSystemTable::try_new("watched", Some(schema()), options(&later, "json", &[])).await.unwrap();
+        let t = FileSystemTable::try_new("watched", Some(schema()), options(&later, "json", &[]))
+            .await
+            .unwrap();
         assert_eq!(t.boundedness(), Boundedness::Unbounded);
     }
 
@@ -548,13 +679,21 @@ mod tests {
         set_mtime(&dir.path().join("b.csv"), now - Duration::from_secs(20));
         let t = table(dir.path(), "csv", &[]).await;
         let (_plan, mut stream) = start(&t, None, None).await;
-        assert_eq!(next_ids(&mut stream, 3, interval() * 2).await, vec![3, 1, 2], "b.csv is older");
+        assert_eq!(
+            next_ids(&mut stream, 3, interval() * 2).await,
+            vec![3, 1, 2],
+            "b.csv is older"
+        );
         assert_quiet(&mut stream, interval() * 2).await;
 
         let written = Instant::now();
         publish(dir.path(), "c.csv", "id,name\n4,c\n5,c\n");
         assert_eq!(next_ids(&mut stream, 2, interval() * 2).await, vec![4, 5]);
-        assert!(written.elapsed() <= interval() * 2, "{:?}", written.elapsed());
+        assert!(
+            written.elapsed() <= interval() * 2,
+            "{:?}",
+            written.elapsed()
+        );
 
         // Read once: touching or rewriting a file read before does nothing.
         set_mtime(&dir.path().join("c.csv"), SystemTime::now());
@@ -578,13 +717,20 @@ mod tests {
         let staging = dir.path().join("_batch");
         std::fs::create_dir(&staging).unwrap();
         let t0 = SystemTime::now() - Duration::from_secs(60);
-        for (name, id, mtime) in [("x.csv", 1, t0 + Duration::from_secs(5)), ("z.csv", 3, t0), ("y.csv", 2, t0)] {
+        for (name, id, mtime) in [
+            ("x.csv", 1, t0 + Duration::from_secs(5)),
+            ("z.csv", 3, t0),
+            ("y.csv", 2, t0),
+        ] {
             let path = staging.join(name);
             std::fs::write(&path, format!("id,name\n{id},{name}\n")).unwrap();
             set_mtime(&path, mtime);
         }
         std::fs::rename(&staging, dir.path().join("batch")).unwrap();
-        assert_eq!(next_ids(&mut stream, 3, interval() * 2).await, vec![2, 3, 1]);
+        assert_eq!(
+            next_ids(&mut stream, 3, interval() * 2).await,
+            vec![2, 3, 1]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -611,26 +757,45 @@ mod tests {
         publish(dir.path(), "big.csv", &format!("id,name\n{rows}"));
         let mut options = options(dir.path(), "csv", &[]);
         options = TableOptions::new(options.iter().map(|(k, v)| {
-            (k.to_string(), if k == MONITOR_INTERVAL_KEY { "1 min".to_string() } else { v.to_string() })
+            (
+                k.to_string(),
+                if k == MONITOR_INTERVAL_KEY {
+                    "1 min".to_string()
+                } else {
+                    v.to_string()
+                },
+            )
         }));
-        let t = FileSystemTable::try_new("watched", Some(schema()), options).await.unwrap();
+        let t = FileSystemTable::try_new("watched", Some(schema()), options)
+            .await
+            .unwrap();
         let watching = |t: &FileSystemTable| Arc::strong_count(&t.skipped_rows) > 1;
 
         let (plan, mut stream) = start(&t, None, None).await;
-        assert!(!next_ids(&mut stream, 1, Duration::from_secs(5)).await.is_empty());
+        assert!(
+            !next_ids(&mut stream, 1, Duration::from_secs(5))
+                .await
+                .is_empty()
+        );
         drop(stream);
         drop(plan);
         let deadline = Instant::now() + Duration::from_secs(1);
         while watching(&t) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!watching(&t), "the reader is still running after its stream was dropped");
+        assert!(
+            !watching(&t),
+            "the reader is still running after its stream was dropped"
+        );
 
         // The same while it waits for the next poll.
         std::fs::remove_file(dir.path().join("big.csv")).unwrap();
         publish(dir.path(), "small.csv", "id,name\n1,a\n");
         let (plan, mut stream) = start(&t, None, None).await;
-        assert_eq!(next_ids(&mut stream, 1, Duration::from_secs(5)).await, vec![1]);
+        assert_eq!(
+            next_ids(&mut stream, 1, Duration::from_secs(5)).await,
+            vec![1]
+        );
         assert_quiet(&mut stream, Duration::from_millis(100)).await;
         drop(stream);
         drop(plan);
@@ -638,7 +803,10 @@ mod tests {
         while watching(&t) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!watching(&t), "the polling task is still running after its stream was dropped");
+        assert!(
+            !watching(&t),
+            "the polling task is still running after its stream was dropped"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,7 +815,10 @@ mod tests {
         publish(dir.path(), "a.csv", "id,name\n1,a\n2,b\n3,c\n");
         let t = table(dir.path(), "csv", &[]).await;
         let (_plan, stream) = start(&t, None, Some(2)).await;
-        let batches: Vec<_> = tokio::time::timeout(Duration::from_secs(5), stream.collect::<Vec<_>>()).await.unwrap();
+        let batches: Vec<_> =
+            tokio::time::timeout(Duration::from_secs(5), stream.collect::<Vec<_>>())
+                .await
+                .unwrap();
         let rows: usize = batches.into_iter().map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows, 2);
     }
@@ -686,14 +857,21 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(err.contains("a.csv:3: cannot parse 'x' as BIGINT for column 'id'"), "{err}");
+        assert!(
+            err.contains("a.csv:3: cannot parse 'x' as BIGINT for column 'id'"),
+            "{err}"
+        );
     }
 
     fn write_parquet(path: &Path, batch: &RecordBatch) {
-        let hidden = path.with_file_name(format!("_{}", path.file_name().unwrap().to_string_lossy()));
-        let mut w =
-            datafusion::parquet::arrow::ArrowWriter::try_new(File::create(&hidden).unwrap(), batch.schema(), None)
-                .unwrap();
+        let hidden =
+            path.with_file_name(format!("_{}", path.file_name().unwrap().to_string_lossy()));
+        let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+            File::create(&hidden).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
         w.write(batch).unwrap();
         w.close().unwrap();
         std::fs::rename(&hidden, path).unwrap();
@@ -722,20 +900,36 @@ mod tests {
         let t = table(dir.path(), "parquet", &[]).await;
 
         let (_plan, mut stream) = start(&t, None, None).await;
-        let first = tokio::time::timeout(interval() * 2, stream.next()).await.unwrap().unwrap().unwrap();
+        let first = tokio::time::timeout(interval() * 2, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(first.schema(), schema());
         assert_eq!(ids(&first), vec![1, 2]);
-        let names = first.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let names = first
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(names.iter().collect::<Vec<_>>(), vec![Some("a"), Some("b")]);
 
         // A projection reads only the asked columns, in the asked order.
         let (_plan, mut projected) = start(&t, Some(vec![1]), None).await;
-        let b = tokio::time::timeout(interval() * 2, projected.next()).await.unwrap().unwrap().unwrap();
+        let b = tokio::time::timeout(interval() * 2, projected.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(b.num_columns(), 1);
         assert_eq!(b.schema().field(0).name(), "name");
         // No column at all (COUNT(*)): rows without columns.
         let (_plan, mut counted) = start(&t, Some(vec![]), None).await;
-        let b = tokio::time::timeout(interval() * 2, counted.next()).await.unwrap().unwrap().unwrap();
+        let b = tokio::time::timeout(interval() * 2, counted.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!((b.num_columns(), b.num_rows()), (0, 2));
 
         // A later file without the column 'name' fails the scan, naming it.
@@ -745,9 +939,16 @@ mod tests {
         )
         .unwrap();
         write_parquet(&dir.path().join("2.parquet"), &only_id);
-        let err = tokio::time::timeout(interval() * 2, stream.next()).await.unwrap().unwrap().unwrap_err().to_string();
+        let err = tokio::time::timeout(interval() * 2, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("2.parquet: column 'name' of table 'watched' missing from the file (it has: id)"),
+            err.contains(
+                "2.parquet: column 'name' of table 'watched' missing from the file (it has: id)"
+            ),
             "{err}"
         );
     }

@@ -129,13 +129,18 @@ fn decode_csv_fast(
             if buf.is_empty() {
                 done = true;
             }
-            let decoded = decoder.decode(buf).map_err(|e| csv_structure_error(path, e, rows_before, header_lines))?;
+            let decoded = decoder
+                .decode(buf)
+                .map_err(|e| csv_structure_error(path, e, rows_before, header_lines))?;
             reader.consume(decoded);
             if decoded == 0 || decoder.capacity() == 0 {
                 break;
             }
         }
-        match decoder.flush().map_err(|e| csv_structure_error(path, e, rows_before, header_lines))? {
+        match decoder
+            .flush()
+            .map_err(|e| csv_structure_error(path, e, rows_before, header_lines))?
+        {
             Some(raw) => {
                 let first = rows_before;
                 rows_before += raw.num_rows() as u64;
@@ -183,7 +188,10 @@ fn decode_csv_records(
         if lines.is_empty() {
             return Ok::<bool, ConnectorError>(true);
         }
-        let arrays: Vec<ArrayRef> = columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let arrays: Vec<ArrayRef> = columns
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
         let raw = RecordBatch::try_new_with_options(
             all_text(schema),
             arrays,
@@ -217,7 +225,11 @@ fn decode_csv_records(
         if utf8 && record.len() == width {
             for (builder, field) in columns.iter_mut().zip(record.iter()) {
                 let field = std::str::from_utf8(field).unwrap_or_default();
-                if field.is_empty() { builder.append_null() } else { builder.append_value(field) }
+                if field.is_empty() {
+                    builder.append_null()
+                } else {
+                    builder.append_value(field)
+                }
             }
             lines.push(line);
             if lines.len() == BATCH_ROWS && !flush(&mut columns, &mut lines, &mut skipped)? {
@@ -227,7 +239,10 @@ fn decode_csv_records(
             // Rows before this one may hold an earlier error: check them first.
             flush(&mut columns, &mut lines, &mut skipped)?;
             let what = if utf8 {
-                format!("incorrect number of fields, expected {width} got {}", record.len())
+                format!(
+                    "incorrect number of fields, expected {width} got {}",
+                    record.len()
+                )
             } else {
                 "invalid UTF-8".to_string()
             };
@@ -243,7 +258,9 @@ fn malformed_csv(path: &Path, line: u64, what: &str) -> ConnectorError {
         file: path.display().to_string(),
         line,
         message: format!("malformed CSV row: {what}"),
-        hint: Some("fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+        hint: Some(
+            "fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows".into(),
+        ),
     }
 }
 
@@ -266,13 +283,23 @@ pub fn decode_json_file(
     let mut line_ends: Vec<usize> = Vec::with_capacity(BATCH_ROWS); // end offset of each line in `chunk`
     let mut first_line = 1u64; // line number of the chunk's first line
     loop {
-        let n = reader.read_until(b'\n', &mut chunk).map_err(|source| io_error(path, source))?;
+        let n = reader
+            .read_until(b'\n', &mut chunk)
+            .map_err(|source| io_error(path, source))?;
         if n > 0 {
             line_ends.push(chunk.len());
         }
         let full = line_ends.len() == BATCH_ROWS || chunk.len() >= (4 << 20);
         if (n == 0 || full) && !line_ends.is_empty() {
-            let batch = decode_json_chunk(path, schema, policy, &chunk, &line_ends, first_line, &mut skipped)?;
+            let batch = decode_json_chunk(
+                path,
+                schema,
+                policy,
+                &chunk,
+                &line_ends,
+                first_line,
+                &mut skipped,
+            )?;
             if batch.num_rows() > 0 && !sink(batch) {
                 return Ok(skipped);
             }
@@ -286,8 +313,13 @@ pub fn decode_json_file(
     }
 }
 
-fn json_decoder(schema: &SchemaRef, rows: usize) -> Result<arrow::json::reader::Decoder, ConnectorError> {
-    Ok(arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(rows.max(1)).build_decoder()?)
+fn json_decoder(
+    schema: &SchemaRef,
+    rows: usize,
+) -> Result<arrow::json::reader::Decoder, ConnectorError> {
+    Ok(arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.max(1))
+        .build_decoder()?)
 }
 
 /// Decodes the whole chunk at once; if that fails, line by line.
@@ -343,7 +375,9 @@ fn decode_json_chunk(
                     file: path.display().to_string(),
                     line: first_line + i as u64,
                     message: format!("malformed JSON row: {}", arrow_message(&e)),
-                    hint: Some("set 'json.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+                    hint: Some(
+                        "set 'json.ignore-parse-errors' = 'true' to skip malformed rows".into(),
+                    ),
                 });
             }
         }
@@ -365,7 +399,10 @@ fn cast_checked(
     line_of_row: &dyn Fn(usize) -> u64,
     policy: ParseErrorPolicy,
 ) -> Result<Checked, ConnectorError> {
-    let options = CastOptions { safe: true, ..Default::default() };
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
     let mut columns = Vec::with_capacity(schema.fields().len());
     let mut bad: Option<BooleanArray> = None;
     // Under Fail: the first bad (row, column), rows first, so the error names
@@ -392,12 +429,21 @@ fn cast_checked(
     }
     if let Some((row, col)) = first_bad {
         let field = schema.field(col);
-        let value = ArrayFormatter::try_new(raw.column(col).as_ref(), &FormatOptions::default())?.value(row).to_string();
+        let value = ArrayFormatter::try_new(raw.column(col).as_ref(), &FormatOptions::default())?
+            .value(row)
+            .to_string();
         return Err(ConnectorError::Malformed {
             file: path.display().to_string(),
             line: line_of_row(row),
-            message: format!("cannot parse '{value}' as {} for column '{}'", sql_type_name(field.data_type()), field.name()),
-            hint: Some("fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows".into()),
+            message: format!(
+                "cannot parse '{value}' as {} for column '{}'",
+                sql_type_name(field.data_type()),
+                field.name()
+            ),
+            hint: Some(
+                "fix the row, or set 'csv.ignore-parse-errors' = 'true' to skip malformed rows"
+                    .into(),
+            ),
         });
     }
     let batch = RecordBatch::try_new_with_options(
@@ -409,7 +455,10 @@ fn cast_checked(
         None => Ok(Checked { batch, skipped: 0 }),
         Some(bad) => {
             let skipped = bad.true_count() as u64;
-            Ok(Checked { batch: filter_record_batch(&batch, &not(&bad)?)?, skipped })
+            Ok(Checked {
+                batch: filter_record_batch(&batch, &not(&bad)?)?,
+                skipped,
+            })
         }
     }
 }
@@ -421,11 +470,20 @@ fn is_text(t: &DataType) -> bool {
 /// `schema` with every column as nullable text, for the raw CSV decode.
 fn all_text(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     ))
 }
 
-fn csv_structure_error(path: &Path, e: arrow::error::ArrowError, rows_before: u64, header_lines: u64) -> ConnectorError {
+fn csv_structure_error(
+    path: &Path,
+    e: arrow::error::ArrowError,
+    rows_before: u64,
+    header_lines: u64,
+) -> ConnectorError {
     // arrow-csv numbers records from 1 since the start of the file, header
     // included, in "incorrect number of fields for line N".
     let message = arrow_message(&ConnectorError::from(e));
@@ -442,16 +500,28 @@ fn csv_structure_error(path: &Path, e: arrow::error::ArrowError, rows_before: u6
 
 fn arrow_message(e: &ConnectorError) -> String {
     let s = e.to_string();
-    for prefix in ["Arrow error: ", "Csv error: ", "Json error: ", "Parser error: "] {
+    for prefix in [
+        "Arrow error: ",
+        "Csv error: ",
+        "Json error: ",
+        "Parser error: ",
+    ] {
         if let Some(rest) = s.strip_prefix(prefix) {
-            return rest.strip_prefix("Csv error: ").or_else(|| rest.strip_prefix("Json error: ")).unwrap_or(rest).to_string();
+            return rest
+                .strip_prefix("Csv error: ")
+                .or_else(|| rest.strip_prefix("Json error: "))
+                .unwrap_or(rest)
+                .to_string();
         }
     }
     s
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> ConnectorError {
-    ConnectorError::Io { path: path.display().to_string(), source }
+    ConnectorError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The SQL name of an Arrow type, as `DESCRIBE` and error messages show it
@@ -481,7 +551,11 @@ pub fn sql_type_name(t: &DataType) -> String {
                 TimeUnit::Microsecond => 6,
                 TimeUnit::Nanosecond => 9,
             };
-            if tz.is_some() { format!("TIMESTAMP_LTZ({p})") } else { format!("TIMESTAMP({p})") }
+            if tz.is_some() {
+                format!("TIMESTAMP_LTZ({p})")
+            } else {
+                format!("TIMESTAMP({p})")
+            }
         }
         DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
         DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
@@ -510,10 +584,19 @@ mod tests {
     }
 
     fn dialect() -> CsvDialect {
-        CsvDialect { delimiter: b',', quote: b'"', escape: None, allow_comments: false, header: true }
+        CsvDialect {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            allow_comments: false,
+            header: true,
+        }
     }
 
-    fn collect_csv(content: &str, policy: ParseErrorPolicy) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
+    fn collect_csv(
+        content: &str,
+        policy: ParseErrorPolicy,
+    ) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
         let f = write(content);
         let mut out = Vec::new();
         let skipped = decode_csv_file(f.path(), &dialect(), &schema(), policy, &mut |b| {
@@ -525,7 +608,8 @@ mod tests {
 
     #[test]
     fn csv_values_are_typed() {
-        let (batches, skipped) = collect_csv("id,name\n1,a\n2,\n,c\n", ParseErrorPolicy::Fail).unwrap();
+        let (batches, skipped) =
+            collect_csv("id,name\n1,a\n2,\n,c\n", ParseErrorPolicy::Fail).unwrap();
         assert_eq!(skipped, 0);
         let b = &batches[0];
         let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -536,25 +620,42 @@ mod tests {
 
     #[test]
     fn csv_bad_value_names_file_and_line() {
-        let err = collect_csv("id,name\n1,a\nx,b\n", ParseErrorPolicy::Fail).unwrap_err().to_string();
-        assert!(err.contains(":3: cannot parse 'x' as BIGINT for column 'id'"), "{err}");
+        let err = collect_csv("id,name\n1,a\nx,b\n", ParseErrorPolicy::Fail)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":3: cannot parse 'x' as BIGINT for column 'id'"),
+            "{err}"
+        );
         assert!(err.contains("csv.ignore-parse-errors"), "{err}");
     }
 
     #[test]
     fn csv_wrong_field_count_names_the_line() {
-        let err = collect_csv("id,name\n1,a\n2,b,extra\n", ParseErrorPolicy::Fail).unwrap_err().to_string();
+        let err = collect_csv("id,name\n1,a\n2,b,extra\n", ParseErrorPolicy::Fail)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(":3: malformed CSV row"), "{err}");
     }
 
     #[test]
     fn csv_skip_policy_counts_bad_rows() {
-        let (batches, skipped) =
-            collect_csv("id,name\n1,a\nx,b\n3,c,extra\n4,d\n", ParseErrorPolicy::Skip).unwrap();
+        let (batches, skipped) = collect_csv(
+            "id,name\n1,a\nx,b\n3,c,extra\n4,d\n",
+            ParseErrorPolicy::Skip,
+        )
+        .unwrap();
         assert_eq!(skipped, 2);
         let ids: Vec<_> = batches
             .iter()
-            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().iter().collect::<Vec<_>>())
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(ids, vec![Some(1), Some(4)]);
     }

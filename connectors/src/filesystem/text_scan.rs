@@ -40,13 +40,18 @@ pub fn scan(
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let files = list_files(path).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let mut sized: Vec<(u64, PathBuf)> =
-        files.into_iter().map(|f| (std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0), f)).collect();
+    let mut sized: Vec<(u64, PathBuf)> = files
+        .into_iter()
+        .map(|f| (std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0), f))
+        .collect();
     sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let n = partitions.max(1).min(sized.len().max(1));
     let mut groups: Vec<(u64, Vec<PathBuf>)> = vec![(0, Vec::new()); n];
     for (size, file) in sized {
-        let lightest = groups.iter_mut().min_by_key(|g| g.0).expect("at least one group");
+        let lightest = groups
+            .iter_mut()
+            .min_by_key(|g| g.0)
+            .expect("at least one group");
         lightest.0 += size;
         lightest.1.push(file);
     }
@@ -63,7 +68,14 @@ pub fn scan(
             }) as Arc<dyn PartitionStream>
         })
         .collect();
-    Ok(Arc::new(StreamingTableExec::try_new(schema, streams, projection, vec![], false, limit)?))
+    Ok(Arc::new(StreamingTableExec::try_new(
+        schema,
+        streams,
+        projection,
+        vec![],
+        false,
+        limit,
+    )?))
 }
 
 /// One partition of a text scan: a list of files read in order.
@@ -84,13 +96,20 @@ impl PartitionStream for TextFilePartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
         let tx = builder.tx();
-        let (schema, files, format, policy, skipped) =
-            (self.schema.clone(), self.files.clone(), self.format.clone(), self.policy, self.skipped.clone());
+        let (schema, files, format, policy, skipped) = (
+            self.schema.clone(),
+            self.files.clone(),
+            self.format.clone(),
+            self.policy,
+            self.skipped.clone(),
+        );
         builder.spawn_blocking(move || {
             let mut sink = |batch| tx.blocking_send(Ok(batch)).is_ok();
             for file in &files {
                 let n = match &format {
-                    TextFormat::Csv(dialect) => decode_csv_file(file, dialect, &schema, policy, &mut sink),
+                    TextFormat::Csv(dialect) => {
+                        decode_csv_file(file, dialect, &schema, policy, &mut sink)
+                    }
                     TextFormat::Json => decode_json_file(file, &schema, policy, &mut sink),
                 }?;
                 skipped.fetch_add(n, Ordering::Relaxed);

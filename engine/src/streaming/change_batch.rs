@@ -21,28 +21,54 @@ pub(crate) struct ChangeBatch {
 impl ChangeBatch {
     /// Every row of `data` as `+I`.
     pub fn inserts(data: RecordBatch) -> Self {
-        let ops = Arc::new(Int8Array::from_value(RowKind::Insert.code(), data.num_rows()));
+        let ops = Arc::new(Int8Array::from_value(
+            RowKind::Insert.code(),
+            data.num_rows(),
+        ));
         Self { ops, data }
     }
 
     /// The kind of each row.
     pub fn kinds(&self) -> impl Iterator<Item = RowKind> + '_ {
-        self.ops.values().iter().map(|c| RowKind::from_code(*c).unwrap_or(RowKind::Insert))
+        self.ops
+            .values()
+            .iter()
+            .map(|c| RowKind::from_code(*c).unwrap_or(RowKind::Insert))
     }
 
     /// Rows where `mask` is true (NULL counts as false).
     pub fn filter(&self, mask: &BooleanArray) -> Result<Self> {
-        let mask = if mask.null_count() > 0 { arrow::compute::prep_null_mask_filter(mask) } else { mask.clone() };
+        let mask = if mask.null_count() > 0 {
+            arrow::compute::prep_null_mask_filter(mask)
+        } else {
+            mask.clone()
+        };
         let ops = filter(self.ops.as_ref(), &mask)?;
-        let ops = Arc::new(ops.as_any().downcast_ref::<Int8Array>().expect("Int8 ops").clone());
-        Ok(Self { ops, data: filter_record_batch(&self.data, &mask)? })
+        let ops = Arc::new(
+            ops.as_any()
+                .downcast_ref::<Int8Array>()
+                .expect("Int8 ops")
+                .clone(),
+        );
+        Ok(Self {
+            ops,
+            data: filter_record_batch(&self.data, &mask)?,
+        })
     }
 
     /// The rows at `indices`, in that order.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
         let ops = take(self.ops.as_ref(), indices, None)?;
-        let ops = Arc::new(ops.as_any().downcast_ref::<Int8Array>().expect("Int8 ops").clone());
-        Ok(Self { ops, data: take_record_batch(&self.data, indices)? })
+        let ops = Arc::new(
+            ops.as_any()
+                .downcast_ref::<Int8Array>()
+                .expect("Int8 ops")
+                .clone(),
+        );
+        Ok(Self {
+            ops,
+            data: take_record_batch(&self.data, indices)?,
+        })
     }
 
     pub fn num_rows(&self) -> usize {

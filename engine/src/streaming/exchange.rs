@@ -28,7 +28,8 @@ pub(super) fn start_hash_exchange(
     tasks: &mut JoinSet<()>,
 ) -> Vec<Receiver> {
     let instances = if key.is_empty() { 1 } else { instances };
-    let (senders, receivers): (Vec<Sender>, Vec<Receiver>) = (0..instances).map(|_| channel()).unzip();
+    let (senders, receivers): (Vec<Sender>, Vec<Receiver>) =
+        (0..instances).map(|_| channel()).unzip();
     for (router, mut input) in inputs.into_iter().enumerate() {
         let senders = senders.clone();
         let key = key.clone();
@@ -70,7 +71,14 @@ pub(super) fn start_hash_exchange(
             }
             if !ended {
                 for tx in &senders {
-                    let _ = send(tx, Ok(Message::Watermark { from: router, ts: END_OF_INPUT })).await;
+                    let _ = send(
+                        tx,
+                        Ok(Message::Watermark {
+                            from: router,
+                            ts: END_OF_INPUT,
+                        }),
+                    )
+                    .await;
                 }
             }
         });
@@ -79,12 +87,19 @@ pub(super) fn start_hash_exchange(
 }
 
 /// Splits `change` by the hash of its key into `n` parts (None where empty).
-fn route(change: &ChangeBatch, key: &[Arc<dyn PhysicalExpr>], n: usize) -> Result<Vec<Option<ChangeBatch>>> {
+fn route(
+    change: &ChangeBatch,
+    key: &[Arc<dyn PhysicalExpr>],
+    n: usize,
+) -> Result<Vec<Option<ChangeBatch>>> {
     if n == 1 {
         return Ok(vec![Some(change.clone())]);
     }
     let rows = change.num_rows();
-    let columns = key.iter().map(|e| e.evaluate(&change.data)?.into_array(rows)).collect::<Result<Vec<_>>>()?;
+    let columns = key
+        .iter()
+        .map(|e| e.evaluate(&change.data)?.into_array(rows))
+        .collect::<Result<Vec<_>>>()?;
     let mut hashes = vec![0u64; rows];
     create_hashes(&columns, &RandomState::with_seed(0), &mut hashes)?;
     let mut indices: Vec<Vec<u32>> = vec![Vec::new(); n];

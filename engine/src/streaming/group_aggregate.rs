@@ -129,21 +129,38 @@ struct GroupAggregate {
 }
 
 impl GroupAggregate {
-    fn try_new(group: Vec<Arc<dyn PhysicalExpr>>, aggregates: Vec<StreamAggregate>, schema: SchemaRef) -> Result<Self> {
+    fn try_new(
+        group: Vec<Arc<dyn PhysicalExpr>>,
+        aggregates: Vec<StreamAggregate>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
         let keys = if group.is_empty() {
             None
         } else {
-            let fields = schema.fields()[..group.len()].iter().map(|f| SortField::new(f.data_type().clone())).collect();
+            let fields = schema.fields()[..group.len()]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect();
             Some(RowConverter::new(fields)?)
         };
         let min_max_converters = aggregates
             .iter()
             .map(|a| match a.retraction {
-                Retraction::MinMax { .. } => Ok(Some(MinMaxMultiset::converter(a.expr.field().data_type())?)),
+                Retraction::MinMax { .. } => {
+                    Ok(Some(MinMaxMultiset::converter(a.expr.field().data_type())?))
+                }
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { group, aggregates, schema, keys, min_max_converters, groups: HashMap::new(), emitted_any: false })
+        Ok(Self {
+            group,
+            aggregates,
+            schema,
+            keys,
+            min_max_converters,
+            groups: HashMap::new(),
+            emitted_any: false,
+        })
     }
 
     fn new_group(&self) -> Result<Group> {
@@ -153,15 +170,21 @@ impl GroupAggregate {
             .zip(&self.min_max_converters)
             .map(|(a, conv)| {
                 Ok(match (a.retraction, conv) {
-                    (Retraction::MinMax { min }, Some(conv)) => {
-                        AggState::MinMax(MinMaxMultiset::new(min, a.expr.field().data_type().clone(), conv.clone()))
+                    (Retraction::MinMax { min }, Some(conv)) => AggState::MinMax(
+                        MinMaxMultiset::new(min, a.expr.field().data_type().clone(), conv.clone()),
+                    ),
+                    (Retraction::NotNeeded, _) => {
+                        AggState::Accumulator(a.expr.create_accumulator()?)
                     }
-                    (Retraction::NotNeeded, _) => AggState::Accumulator(a.expr.create_accumulator()?),
                     _ => AggState::Accumulator(a.expr.create_sliding_accumulator()?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Group { states, rows: 0, emitted: None })
+        Ok(Group {
+            states,
+            rows: 0,
+            emitted: None,
+        })
     }
 
     /// Applies one input batch; returns the changes it caused.
@@ -172,7 +195,11 @@ impl GroupAggregate {
         }
         let key_rows = match &self.keys {
             Some(conv) => {
-                let columns = self.group.iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>()?;
+                let columns = self
+                    .group
+                    .iter()
+                    .map(|e| e.evaluate(&change.data)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()?;
                 Some(conv.convert_columns(&columns)?)
             }
             None => None,
@@ -180,7 +207,13 @@ impl GroupAggregate {
         let args = self
             .aggregates
             .iter()
-            .map(|a| a.expr.expressions().iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>())
+            .map(|a| {
+                a.expr
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(&change.data)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
             .collect::<Result<Vec<_>>>()?;
         let filters = self
             .aggregates
@@ -189,9 +222,14 @@ impl GroupAggregate {
                 None => Ok(None),
                 Some(f) => {
                     let mask = f.evaluate(&change.data)?.into_array(n)?;
-                    Ok(Some(mask.as_any().downcast_ref::<BooleanArray>().cloned().ok_or_else(|| {
-                        DataFusionError::Internal("aggregate FILTER is not boolean".into())
-                    })?))
+                    Ok(Some(
+                        mask.as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .cloned()
+                            .ok_or_else(|| {
+                                DataFusionError::Internal("aggregate FILTER is not boolean".into())
+                            })?,
+                    ))
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -231,7 +269,11 @@ impl GroupAggregate {
         let order = UInt32Array::from(order);
         let args = args
             .iter()
-            .map(|cols| cols.iter().map(|a| take(a.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>())
+            .map(|cols| {
+                cols.iter()
+                    .map(|a| take(a.as_ref(), &order, None))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let filters = filters
             .iter()
@@ -246,7 +288,13 @@ impl GroupAggregate {
         let touched: Vec<(Vec<u8>, (usize, usize), (usize, usize))> = keys
             .into_iter()
             .enumerate()
-            .map(|(slot, key)| (key, (offsets[2 * slot], offsets[2 * slot + 1]), (offsets[2 * slot + 1], offsets[2 * slot + 2])))
+            .map(|(slot, key)| {
+                (
+                    key,
+                    (offsets[2 * slot], offsets[2 * slot + 1]),
+                    (offsets[2 * slot + 1], offsets[2 * slot + 2]),
+                )
+            })
             .collect();
 
         let mut out_keys: Vec<Vec<u8>> = Vec::new();
@@ -269,21 +317,37 @@ impl GroupAggregate {
                     if start == end {
                         continue;
                     }
-                    let mut slice: Vec<ArrayRef> = args[j].iter().map(|a| a.slice(start, end - start)).collect();
+                    let mut slice: Vec<ArrayRef> = args[j]
+                        .iter()
+                        .map(|a| a.slice(start, end - start))
+                        .collect();
                     if let Some(mask) = &filters[j] {
                         let mask = mask.slice(start, end - start);
-                        let mask = if mask.null_count() > 0 { arrow::compute::prep_null_mask_filter(&mask) } else { mask };
+                        let mask = if mask.null_count() > 0 {
+                            arrow::compute::prep_null_mask_filter(&mask)
+                        } else {
+                            mask
+                        };
                         if mask.true_count() == 0 {
                             continue;
                         }
-                        slice = slice.iter().map(|a| arrow::compute::filter(a.as_ref(), &mask)).collect::<std::result::Result<_, _>>()?;
+                        slice = slice
+                            .iter()
+                            .map(|a| arrow::compute::filter(a.as_ref(), &mask))
+                            .collect::<std::result::Result<_, _>>()?;
                     }
-                    if retract { state.retract(&slice)? } else { state.update(&slice)? }
+                    if retract {
+                        state.retract(&slice)?
+                    } else {
+                        state.update(&slice)?
+                    }
                 }
             }
             group.rows += inserted as i64 - retracted as i64;
             if group.rows < 0 {
-                return Err(DataFusionError::Execution("GROUP BY retracted more rows of a key than it received".into()));
+                return Err(DataFusionError::Execution(
+                    "GROUP BY retracted more rows of a key than it received".into(),
+                ));
             }
             if group.rows == 0 && self.keys.is_some() {
                 if let Some(old) = group.emitted.take() {
@@ -294,7 +358,11 @@ impl GroupAggregate {
                 self.groups.remove(&key);
                 continue;
             }
-            let new = group.states.iter_mut().map(AggState::evaluate).collect::<Result<Vec<_>>>()?;
+            let new = group
+                .states
+                .iter_mut()
+                .map(AggState::evaluate)
+                .collect::<Result<Vec<_>>>()?;
             match group.emitted.take() {
                 None => {
                     out_keys.push(key.clone());
@@ -324,12 +392,21 @@ impl GroupAggregate {
             return Ok(None);
         }
         let mut group = self.new_group()?;
-        let values = group.states.iter_mut().map(AggState::evaluate).collect::<Result<Vec<_>>>()?;
+        let values = group
+            .states
+            .iter_mut()
+            .map(AggState::evaluate)
+            .collect::<Result<Vec<_>>>()?;
         self.emitted_any = true;
         self.output(vec![vec![]], vec![RowKind::Insert], vec![values])
     }
 
-    fn output(&self, keys: Vec<Vec<u8>>, kinds: Vec<RowKind>, values: Vec<Vec<ScalarValue>>) -> Result<Option<ChangeBatch>> {
+    fn output(
+        &self,
+        keys: Vec<Vec<u8>>,
+        kinds: Vec<RowKind>,
+        values: Vec<Vec<ScalarValue>>,
+    ) -> Result<Option<ChangeBatch>> {
         if kinds.is_empty() {
             return Ok(None);
         }
@@ -345,10 +422,20 @@ impl GroupAggregate {
         for j in 0..self.aggregates.len() {
             let array = ScalarValue::iter_to_array(values.iter().map(|v| v[j].clone()))?;
             let want = self.schema.field(offset + j).data_type();
-            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+            columns.push(if array.data_type() == want {
+                array
+            } else {
+                cast(&array, want)?
+            });
         }
-        let data = RecordBatch::try_new_with_options(self.schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
-        let ops = Arc::new(arrow::array::Int8Array::from_iter_values(kinds.iter().map(|k| k.code())));
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        let ops = Arc::new(arrow::array::Int8Array::from_iter_values(
+            kinds.iter().map(|k| k.code()),
+        ));
         Ok(Some(ChangeBatch { ops, data }))
     }
 }

@@ -28,17 +28,26 @@ impl MinMaxMultiset {
     /// A state for values of `data_type`; `converter` is shared by the
     /// groups of one aggregate.
     pub fn new(min: bool, data_type: DataType, converter: Arc<RowConverter>) -> Self {
-        Self { min, data_type, converter, values: BTreeMap::new() }
+        Self {
+            min,
+            data_type,
+            converter,
+            values: BTreeMap::new(),
+        }
     }
 
     /// A converter for values of `data_type`.
     pub fn converter(data_type: &DataType) -> Result<Arc<RowConverter>> {
-        Ok(Arc::new(RowConverter::new(vec![SortField::new(data_type.clone())])?))
+        Ok(Arc::new(RowConverter::new(vec![SortField::new(
+            data_type.clone(),
+        )])?))
     }
 
     /// Adds the non-NULL values of `values`.
     pub fn update(&mut self, values: &ArrayRef) -> Result<()> {
-        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(values))?;
         for i in 0..values.len() {
             if values.is_valid(i) {
                 *self.values.entry(rows.row(i).owned()).or_insert(0) += 1;
@@ -53,7 +62,9 @@ impl MinMaxMultiset {
     /// If a value is not in the multiset: the changelog retracted a row that
     /// was never added.
     pub fn retract(&mut self, values: &ArrayRef) -> Result<()> {
-        let rows = self.converter.convert_columns(std::slice::from_ref(values))?;
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(values))?;
         for i in 0..values.len() {
             if values.is_null(i) {
                 continue;
@@ -77,7 +88,11 @@ impl MinMaxMultiset {
 
     /// The current MIN or MAX; NULL when empty.
     pub fn evaluate(&self) -> Result<ScalarValue> {
-        let key = if self.min { self.values.keys().next() } else { self.values.keys().next_back() };
+        let key = if self.min {
+            self.values.keys().next()
+        } else {
+            self.values.keys().next_back()
+        };
         match key {
             None => ScalarValue::try_from(&self.data_type),
             Some(row) => {
@@ -103,15 +118,21 @@ mod tests {
         let mut min = MinMaxMultiset::new(true, DataType::Int64, conv.clone());
         let mut max = MinMaxMultiset::new(false, DataType::Int64, conv);
         for m in [&mut min, &mut max] {
-            m.update(&array(&[Some(5), Some(-3), None, Some(9), Some(-3)])).unwrap();
+            m.update(&array(&[Some(5), Some(-3), None, Some(9), Some(-3)]))
+                .unwrap();
         }
         assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(-3)));
         assert_eq!(max.evaluate().unwrap(), ScalarValue::Int64(Some(9)));
         min.retract(&array(&[Some(-3)])).unwrap();
-        assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(-3)), "one -3 is left");
+        assert_eq!(
+            min.evaluate().unwrap(),
+            ScalarValue::Int64(Some(-3)),
+            "one -3 is left"
+        );
         min.retract(&array(&[Some(-3)])).unwrap();
         assert_eq!(min.evaluate().unwrap(), ScalarValue::Int64(Some(5)));
-        max.retract(&array(&[Some(9), Some(5), Some(-3), Some(-3)])).unwrap();
+        max.retract(&array(&[Some(9), Some(5), Some(-3), Some(-3)]))
+            .unwrap();
         assert_eq!(max.evaluate().unwrap(), ScalarValue::Int64(None));
         assert!(max.retract(&array(&[Some(1)])).is_err());
     }

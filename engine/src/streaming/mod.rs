@@ -71,7 +71,10 @@ impl StreamMetrics {
     /// A counter of late rows for the operator described by `name`.
     pub(crate) fn late_rows_counter(&self, name: String) -> Arc<std::sync::atomic::AtomicU64> {
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        self.late_rows.lock().expect("metrics lock").push((name, counter.clone()));
+        self.late_rows
+            .lock()
+            .expect("metrics lock")
+            .push((name, counter.clone()));
         counter
     }
 
@@ -109,19 +112,29 @@ pub async fn execute(
 ) -> Result<(SendableRecordBatchStream, Arc<StreamMetrics>)> {
     let mut tasks = JoinSet::new();
     let metrics = Arc::new(StreamMetrics::default());
-    let env = Env { state, ctx: &ctx, parallelism: parallelism.max(1), metrics: &metrics };
+    let env = Env {
+        state,
+        ctx: &ctx,
+        parallelism: parallelism.max(1),
+        metrics: &metrics,
+    };
     let outputs = build(plan, &env, &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
     let out_schema = schema.clone();
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
     }));
     // The tasks live as long as the stream: dropping it aborts them. When
     // every output has ended, a task that panicked is an error, never a
     // quiet end of input.
     let rows = merged.filter_map(move |item| {
         futures::future::ready(match item {
-            Ok(Message::Data(change)) if change.num_rows() > 0 => Some(with_op_column(&out_schema, change)),
+            Ok(Message::Data(change)) if change.num_rows() > 0 => {
+                Some(with_op_column(&out_schema, change))
+            }
             Ok(_) => None,
             Err(e) => Some(Err(e)),
         })
@@ -138,14 +151,19 @@ pub async fn execute(
                     .cloned()
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                return Some(Err(DataFusionError::Execution(format!("a streaming operator failed: {message}"))));
+                return Some(Err(DataFusionError::Execution(format!(
+                    "a streaming operator failed: {message}"
+                ))));
             }
         }
         None
     })
     .filter_map(futures::future::ready);
     let stream = rows.chain(panics);
-    Ok((Box::pin(RecordBatchStreamAdapter::new(schema, stream)), metrics))
+    Ok((
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        metrics,
+    ))
 }
 
 /// What every operator may need while starting.
@@ -156,8 +174,13 @@ struct Env<'a> {
     metrics: &'a Arc<StreamMetrics>,
 }
 
-pub(super) fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: ChangeBatch) -> Result<RecordBatch> {
-    let ops: ArrayRef = Arc::new(StringArray::from_iter_values(change.kinds().map(|k| k.short_string())));
+pub(super) fn with_op_column(
+    schema: &arrow::datatypes::SchemaRef,
+    change: ChangeBatch,
+) -> Result<RecordBatch> {
+    let ops: ArrayRef = Arc::new(StringArray::from_iter_values(
+        change.kinds().map(|k| k.short_string()),
+    ));
     let mut columns = Vec::with_capacity(change.data.num_columns() + 1);
     columns.push(ops);
     columns.extend(change.data.columns().iter().cloned());
@@ -166,20 +189,48 @@ pub(super) fn with_op_column(schema: &arrow::datatypes::SchemaRef, change: Chang
 
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
-    let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| Box::pin(build(input, env, tasks)).await;
+    let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
+        Box::pin(build(input, env, tasks)).await
+    };
     let (ctx, parallelism) = (env.ctx, env.parallelism);
     match &plan.node {
-        StreamNode::Source { scan, watermark, .. } => source::start(scan.clone(), *watermark, ctx.clone(), tasks),
-        StreamNode::WindowAssign { input, time_index, kind, offset } => {
+        StreamNode::Source {
+            scan, watermark, ..
+        } => source::start(scan.clone(), *watermark, ctx.clone(), tasks),
+        StreamNode::WindowAssign {
+            input,
+            time_index,
+            kind,
+            offset,
+        } => {
             let inputs = inputs_of(input, tasks).await?;
-            let assigner = crate::window_assign::WindowAssigner { time_index: *time_index, kind: *kind, offset: *offset };
-            Ok(stateless::start_window_assign(inputs, assigner, plan.schema.clone(), tasks))
+            let assigner = crate::window_assign::WindowAssigner {
+                time_index: *time_index,
+                kind: *kind,
+                offset: *offset,
+            };
+            Ok(stateless::start_window_assign(
+                inputs,
+                assigner,
+                plan.schema.clone(),
+                tasks,
+            ))
         }
-        StreamNode::SessionAggregate { input, time_index, gap, keys, outputs, aggregates, row_filter } => {
+        StreamNode::SessionAggregate {
+            input,
+            time_index,
+            gap,
+            keys,
+            outputs,
+            aggregates,
+            row_filter,
+        } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
             let instances = exchange::start_hash_exchange(inputs, keys.clone(), parallelism, tasks);
-            let late = env.metrics.late_rows_counter(format!("session window aggregate (gap {gap} ms)"));
+            let late = env
+                .metrics
+                .late_rows_counter(format!("session window aggregate (gap {gap} ms)"));
             instances
                 .into_iter()
                 .map(|rx| {
@@ -196,13 +247,23 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 })
                 .collect()
         }
-        StreamNode::WindowAggregate { input, group, aggregates, window_end } => {
+        StreamNode::WindowAggregate {
+            input,
+            group,
+            aggregates,
+            window_end,
+        } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
-            let instances = exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+            let instances =
+                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
             let late = env.metrics.late_rows_counter(format!(
                 "window aggregate GROUP BY {}",
-                group.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
+                group
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             instances
                 .into_iter()
@@ -226,7 +287,12 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
         }
         StreamNode::Project { input, exprs } => {
             let inputs = inputs_of(input, tasks).await?;
-            Ok(stateless::start_project(inputs, exprs.clone(), plan.schema.clone(), tasks))
+            Ok(stateless::start_project(
+                inputs,
+                exprs.clone(),
+                plan.schema.clone(),
+                tasks,
+            ))
         }
         StreamNode::Union { inputs } => {
             let mut out = Vec::new();
@@ -235,17 +301,38 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             }
             Ok(out)
         }
-        StreamNode::GroupAggregate { input, group, aggregates } => {
+        StreamNode::GroupAggregate {
+            input,
+            group,
+            aggregates,
+        } => {
             let inputs = inputs_of(input, tasks).await?;
-            let instances = exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+            let instances =
+                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
             instances
                 .into_iter()
-                .map(|rx| group_aggregate::start(rx, group.clone(), aggregates.clone(), plan.schema.clone(), tasks))
+                .map(|rx| {
+                    group_aggregate::start(
+                        rx,
+                        group.clone(),
+                        aggregates.clone(),
+                        plan.schema.clone(),
+                        tasks,
+                    )
+                })
                 .collect()
         }
         StreamNode::Sink { input, target, .. } => {
             let inputs = inputs_of(input, tasks).await?;
-            sink::start(inputs, input.schema.clone(), target.clone(), env.state, ctx.clone(), tasks).await
+            sink::start(
+                inputs,
+                input.schema.clone(),
+                target.clone(),
+                env.state,
+                ctx.clone(),
+                tasks,
+            )
+            .await
         }
     }
 }

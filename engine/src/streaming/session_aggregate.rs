@@ -70,7 +70,16 @@ pub(super) fn start(
             match result {
                 Ok(None) => {}
                 Ok(Some((fired, watermark))) => {
-                    if !send_data(&tx, Ok(fired)).await || !send(&tx, Ok(Message::Watermark { from: 0, ts: watermark })).await {
+                    if !send_data(&tx, Ok(fired)).await
+                        || !send(
+                            &tx,
+                            Ok(Message::Watermark {
+                                from: 0,
+                                ts: watermark,
+                            }),
+                        )
+                        .await
+                    {
                         return;
                     }
                 }
@@ -111,22 +120,46 @@ impl SessionAggregate {
             return Ok(());
         }
         let data = &change.data;
-        let keys = self.spec.keys.iter().map(|e| e.evaluate(data)?.into_array(n)).collect::<Result<Vec<_>>>()?;
+        let keys = self
+            .spec
+            .keys
+            .iter()
+            .map(|e| e.evaluate(data)?.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
         if self.converter.is_none() {
-            self.converter = Some(RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?);
+            self.converter = Some(RowConverter::new(
+                keys.iter()
+                    .map(|k| SortField::new(k.data_type().clone()))
+                    .collect(),
+            )?);
         }
         let converter = self.converter.as_ref().expect("set above");
-        let key_rows = if keys.is_empty() { None } else { Some(converter.convert_columns(&keys)?) };
+        let key_rows = if keys.is_empty() {
+            None
+        } else {
+            Some(converter.convert_columns(&keys)?)
+        };
         let times = millis(data.column(self.spec.time_index))?;
         let args = self
             .spec
             .aggregates
             .iter()
-            .map(|a| a.expr.expressions().iter().map(|e| e.evaluate(data)?.into_array(n)).collect::<Result<Vec<_>>>())
+            .map(|a| {
+                a.expr
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(data)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
             .collect::<Result<Vec<_>>>()?;
         let row_mask = match &self.spec.row_filter {
             None => None,
-            Some(f) => f.evaluate(data)?.into_array(n)?.as_any().downcast_ref::<BooleanArray>().cloned(),
+            Some(f) => f
+                .evaluate(data)?
+                .into_array(n)?
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .cloned(),
         };
         // Each aggregate's mask: its FILTER clause and the row filter.
         let filters = self
@@ -136,7 +169,12 @@ impl SessionAggregate {
             .map(|a| {
                 let own = match &a.filter {
                     None => None,
-                    Some(f) => f.evaluate(data)?.into_array(n)?.as_any().downcast_ref::<BooleanArray>().cloned(),
+                    Some(f) => f
+                        .evaluate(data)?
+                        .into_array(n)?
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .cloned(),
                 };
                 Ok(match (own, &row_mask) {
                     (Some(a), Some(b)) => Some(arrow::compute::and(&a, b)?),
@@ -164,13 +202,21 @@ impl SessionAggregate {
             let mut start = 0;
             while start < rows.len() {
                 let mut end = start + 1;
-                while end < rows.len() && times.value(rows[end] as usize) - times.value(rows[end - 1] as usize) < gap {
+                while end < rows.len()
+                    && times.value(rows[end] as usize) - times.value(rows[end - 1] as usize) < gap
+                {
                     end += 1;
                 }
                 let slice = &rows[start..end];
-                let (first, last) = (times.value(slice[0] as usize), times.value(slice[slice.len() - 1] as usize));
+                let (first, last) = (
+                    times.value(slice[0] as usize),
+                    times.value(slice[slice.len() - 1] as usize),
+                );
                 let counted = match &row_mask {
-                    Some(m) => slice.iter().filter(|r| m.is_valid(**r as usize) && m.value(**r as usize)).count() as u64,
+                    Some(m) => slice
+                        .iter()
+                        .filter(|r| m.is_valid(**r as usize) && m.value(**r as usize))
+                        .count() as u64,
                     None => slice.len() as u64,
                 };
                 self.add(key, first, last + gap, slice, counted, &args, &filters)?;
@@ -206,18 +252,30 @@ impl SessionAggregate {
             start,
             end,
             counted,
-            accumulators: self.spec.aggregates.iter().map(|a| a.expr.create_accumulator()).collect::<Result<Vec<_>>>()?,
+            accumulators: self
+                .spec
+                .aggregates
+                .iter()
+                .map(|a| a.expr.create_accumulator())
+                .collect::<Result<Vec<_>>>()?,
         };
         for (j, acc) in session.accumulators.iter_mut().enumerate() {
             let selected: Vec<u32> = match &filters[j] {
-                Some(mask) => rows.iter().copied().filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize)).collect(),
+                Some(mask) => rows
+                    .iter()
+                    .copied()
+                    .filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize))
+                    .collect(),
                 None => rows.to_vec(),
             };
             if selected.is_empty() {
                 continue;
             }
             let idx = UInt32Array::from(selected);
-            let taken = args[j].iter().map(|a| take(a.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let taken = args[j]
+                .iter()
+                .map(|a| take(a.as_ref(), &idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             acc.update_batch(&taken)?;
         }
         let mut kept = Vec::with_capacity(open.len());
@@ -226,8 +284,16 @@ impl SessionAggregate {
                 session.start = session.start.min(other.start);
                 session.end = session.end.max(other.end);
                 session.counted += other.counted;
-                for (mine, theirs) in session.accumulators.iter_mut().zip(other.accumulators.iter_mut()) {
-                    let state = theirs.state()?.into_iter().map(|v| v.to_array()).collect::<Result<Vec<_>>>()?;
+                for (mine, theirs) in session
+                    .accumulators
+                    .iter_mut()
+                    .zip(other.accumulators.iter_mut())
+                {
+                    let state = theirs
+                        .state()?
+                        .into_iter()
+                        .map(|v| v.to_array())
+                        .collect::<Result<Vec<_>>>()?;
                     mine.merge_batch(&state)?;
                 }
             } else {
@@ -240,7 +306,9 @@ impl SessionAggregate {
     }
 
     fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
-        let slot = self.watermarks.get_mut(from).ok_or_else(|| DataFusionError::Internal(format!("watermark from unknown input {from}")))?;
+        let slot = self.watermarks.get_mut(from).ok_or_else(|| {
+            DataFusionError::Internal(format!("watermark from unknown input {from}"))
+        })?;
         *slot = (*slot).max(ts);
         let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
         if min <= self.current {
@@ -249,8 +317,13 @@ impl SessionAggregate {
         self.current = min;
         let mut fired: Vec<(Vec<u8>, Session)> = Vec::new();
         self.sessions.retain(|key, open| {
-            let (done, keep): (Vec<Session>, Vec<Session>) = open.drain(..).partition(|s| s.end.saturating_sub(1) <= min);
-            fired.extend(done.into_iter().filter(|s| s.counted > 0).map(|s| (key.clone(), s)));
+            let (done, keep): (Vec<Session>, Vec<Session>) =
+                open.drain(..).partition(|s| s.end.saturating_sub(1) <= min);
+            fired.extend(
+                done.into_iter()
+                    .filter(|s| s.counted > 0)
+                    .map(|s| (key.clone(), s)),
+            );
             *open = keep;
             !open.is_empty()
         });
@@ -273,11 +346,21 @@ impl SessionAggregate {
             let array: ArrayRef = match out {
                 SessionColumn::Key(k) if rows > 0 => key_columns[*k].clone(),
                 SessionColumn::Key(_) => arrow::array::new_empty_array(want),
-                SessionColumn::Start => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.start))),
-                SessionColumn::End => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.end))),
-                SessionColumn::Time => Arc::new(TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| s.end - 1))),
+                SessionColumn::Start => Arc::new(TimestampMillisecondArray::from_iter_values(
+                    fired.iter().map(|(_, s)| s.start),
+                )),
+                SessionColumn::End => Arc::new(TimestampMillisecondArray::from_iter_values(
+                    fired.iter().map(|(_, s)| s.end),
+                )),
+                SessionColumn::Time => Arc::new(TimestampMillisecondArray::from_iter_values(
+                    fired.iter().map(|(_, s)| s.end - 1),
+                )),
             };
-            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+            columns.push(if array.data_type() == want {
+                array
+            } else {
+                cast(&array, want)?
+            });
         }
         let offset = columns.len();
         let mut fired = fired;
@@ -286,12 +369,23 @@ impl SessionAggregate {
             let array = if rows == 0 {
                 arrow::array::new_empty_array(want)
             } else {
-                let values = fired.iter_mut().map(|(_, s)| s.accumulators[j].evaluate()).collect::<Result<Vec<ScalarValue>>>()?;
+                let values = fired
+                    .iter_mut()
+                    .map(|(_, s)| s.accumulators[j].evaluate())
+                    .collect::<Result<Vec<ScalarValue>>>()?;
                 ScalarValue::iter_to_array(values)?
             };
-            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+            columns.push(if array.data_type() == want {
+                array
+            } else {
+                cast(&array, want)?
+            });
         }
-        let data = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+        let data = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
         Ok(ChangeBatch::inserts(data))
     }
 }
@@ -299,8 +393,16 @@ impl SessionAggregate {
 fn millis(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
     let tz = match column.data_type() {
         DataType::Timestamp(_, tz) => tz.clone(),
-        other => return Err(DataFusionError::Internal(format!("session time column is {other}"))),
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "session time column is {other}"
+            )));
+        }
     };
     let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
-    Ok(ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("ms").clone())
+    Ok(ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("ms")
+        .clone())
 }

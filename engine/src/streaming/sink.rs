@@ -31,10 +31,25 @@ pub(super) async fn start(
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<Receiver>> {
     if let Some(sink) = tributary_connectors::print::changelog_sink(&target) {
-        return Ok(vec![start_changelog_sink(inputs, input_schema, sink, tasks)?]);
+        return Ok(vec![start_changelog_sink(
+            inputs,
+            input_schema,
+            sink,
+            tasks,
+        )?]);
     }
-    let partition = Arc::new(ChannelPartition { schema: input_schema.clone(), inputs: Mutex::new(Some(inputs)) });
-    let input = Arc::new(StreamingTableExec::try_new(input_schema, vec![partition], None, vec![], false, None)?);
+    let partition = Arc::new(ChannelPartition {
+        schema: input_schema.clone(),
+        inputs: Mutex::new(Some(inputs)),
+    });
+    let input = Arc::new(StreamingTableExec::try_new(
+        input_schema,
+        vec![partition],
+        None,
+        vec![],
+        false,
+        None,
+    )?);
     let plan = target.insert_into(state, input, InsertOp::Append).await?;
     let (tx, rx) = channel();
     let mut stream = plan.execute(0, ctx)?;
@@ -59,21 +74,23 @@ fn start_changelog_sink(
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
     let with_op = tributary_planner::changelog::changelog_schema(&input_schema);
-    let count_schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-        "count",
-        arrow::datatypes::DataType::UInt64,
-        false,
-    )]));
+    let count_schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("count", arrow::datatypes::DataType::UInt64, false),
+    ]));
     tasks.spawn(async move {
         let mut merged = futures::stream::select_all(inputs.into_iter().map(|rx| {
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+            futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            })
+            .boxed()
         }));
         let mut rows = 0u64;
         while let Some(item) = merged.next().await {
             let written = match item {
                 Ok(Message::Data(change)) => {
                     rows += change.num_rows() as u64;
-                    super::with_op_column(&with_op, change).and_then(|batch| sink.write_changelog(&batch))
+                    super::with_op_column(&with_op, change)
+                        .and_then(|batch| sink.write_changelog(&batch))
                 }
                 Ok(Message::Watermark { .. }) => Ok(()),
                 Err(e) => Err(e),
@@ -110,12 +127,17 @@ impl PartitionStream for ChannelPartition {
         let schema = self.schema.clone();
         let Some(inputs) = inputs else {
             let error = futures::stream::once(async {
-                Err(DataFusionError::Internal("a streaming sink's input can be read once".into()))
+                Err(DataFusionError::Internal(
+                    "a streaming sink's input can be read once".into(),
+                ))
             });
             return Box::pin(RecordBatchStreamAdapter::new(schema, error));
         };
         let merged = futures::stream::select_all(inputs.into_iter().map(|rx| {
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+            futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            })
+            .boxed()
         }));
         // The planner only lets append-only input reach a sink, so every row is +I.
         let rows = merged.filter_map(|item| {

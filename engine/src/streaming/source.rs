@@ -68,7 +68,14 @@ pub(super) fn start(
                     }
                 }
             }
-            let _ = send(&tx, Ok(Message::Watermark { from: 0, ts: END_OF_INPUT })).await;
+            let _ = send(
+                &tx,
+                Ok(Message::Watermark {
+                    from: 0,
+                    ts: END_OF_INPUT,
+                }),
+            )
+            .await;
         });
         outputs.push(rx);
     }
@@ -83,6 +90,9 @@ fn max_event_time(batch: &RecordBatch, column: usize) -> Result<Option<i64>> {
         _ => return Ok(None),
     };
     let ms = cast(times, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
-    let ms = ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("cast to ms");
+    let ms = ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("cast to ms");
     Ok(arrow::compute::max(ms))
 }

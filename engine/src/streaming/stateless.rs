@@ -16,13 +16,24 @@ use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 use crate::window_assign::WindowAssigner;
 
 /// Starts a filter per input partition.
-pub(super) fn start_filter(inputs: Vec<Receiver>, predicate: Arc<dyn PhysicalExpr>, tasks: &mut JoinSet<()>) -> Vec<Receiver> {
+pub(super) fn start_filter(
+    inputs: Vec<Receiver>,
+    predicate: Arc<dyn PhysicalExpr>,
+    tasks: &mut JoinSet<()>,
+) -> Vec<Receiver> {
     map_each(inputs, tasks, move |change| {
-        let mask = predicate.evaluate(&change.data)?.into_array(change.num_rows())?;
+        let mask = predicate
+            .evaluate(&change.data)?
+            .into_array(change.num_rows())?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| DataFusionError::Internal(format!("filter predicate is {}, not boolean", mask.data_type())))?;
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "filter predicate is {}, not boolean",
+                    mask.data_type()
+                ))
+            })?;
         change.filter(mask)
     })
 }
@@ -40,8 +51,15 @@ pub(super) fn start_project(
             .iter()
             .map(|e| e.evaluate(&change.data)?.into_array(rows))
             .collect::<Result<Vec<_>>>()?;
-        let data = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
-        Ok(ChangeBatch { ops: change.ops, data })
+        let data = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        Ok(ChangeBatch {
+            ops: change.ops,
+            data,
+        })
     })
 }
 

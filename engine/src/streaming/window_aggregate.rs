@@ -43,7 +43,10 @@ pub(super) fn start(
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
-    let fields = schema.fields()[..group.len()].iter().map(|f| SortField::new(f.data_type().clone())).collect();
+    let fields = schema.fields()[..group.len()]
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
     let mut op = WindowAggregate {
         keys: RowConverter::new(fields)?,
         group,
@@ -68,7 +71,15 @@ pub(super) fn start(
                     if !send_data(&tx, Ok(fired)).await {
                         return;
                     }
-                    if !send(&tx, Ok(Message::Watermark { from: 0, ts: watermark })).await {
+                    if !send(
+                        &tx,
+                        Ok(Message::Watermark {
+                            from: 0,
+                            ts: watermark,
+                        }),
+                    )
+                    .await
+                    {
                         return;
                     }
                 }
@@ -103,20 +114,35 @@ impl WindowAggregate {
         if n == 0 {
             return Ok(());
         }
-        let columns = self.group.iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>()?;
+        let columns = self
+            .group
+            .iter()
+            .map(|e| e.evaluate(&change.data)?.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
         let ends = window_ends(&columns[self.window_end])?;
         let rows = self.keys.convert_columns(&columns)?;
         let args = self
             .aggregates
             .iter()
-            .map(|a| a.expr.expressions().iter().map(|e| e.evaluate(&change.data)?.into_array(n)).collect::<Result<Vec<_>>>())
+            .map(|a| {
+                a.expr
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(&change.data)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
             .collect::<Result<Vec<_>>>()?;
         let filters = self
             .aggregates
             .iter()
             .map(|a| match &a.filter {
                 None => Ok(None),
-                Some(f) => Ok(f.evaluate(&change.data)?.into_array(n)?.as_any().downcast_ref::<BooleanArray>().cloned()),
+                Some(f) => Ok(f
+                    .evaluate(&change.data)?
+                    .into_array(n)?
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()),
             })
             .collect::<Result<Vec<_>>>()?;
 
@@ -146,20 +172,31 @@ impl WindowAggregate {
             let accumulators = match window.get_mut(&key) {
                 Some(a) => a,
                 None => {
-                    let fresh = self.aggregates.iter().map(|a| a.expr.create_accumulator()).collect::<Result<Vec<_>>>()?;
+                    let fresh = self
+                        .aggregates
+                        .iter()
+                        .map(|a| a.expr.create_accumulator())
+                        .collect::<Result<Vec<_>>>()?;
                     window.entry(key).or_insert(fresh)
                 }
             };
             for (j, acc) in accumulators.iter_mut().enumerate() {
                 let rows: Vec<u32> = match &filters[j] {
-                    Some(mask) => indices.iter().copied().filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize)).collect(),
+                    Some(mask) => indices
+                        .iter()
+                        .copied()
+                        .filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize))
+                        .collect(),
                     None => indices.clone(),
                 };
                 if rows.is_empty() {
                     continue;
                 }
                 let idx = UInt32Array::from(rows);
-                let taken = args[j].iter().map(|a| take(a.as_ref(), &idx, None)).collect::<std::result::Result<Vec<_>, _>>()?;
+                let taken = args[j]
+                    .iter()
+                    .map(|a| take(a.as_ref(), &idx, None))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 acc.update_batch(&taken)?;
             }
         }
@@ -169,7 +206,9 @@ impl WindowAggregate {
     /// Takes a watermark from input `from`; returns the windows it closes
     /// and the new watermark, if it advanced.
     fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
-        let slot = self.watermarks.get_mut(from).ok_or_else(|| DataFusionError::Internal(format!("watermark from unknown input {from}")))?;
+        let slot = self.watermarks.get_mut(from).ok_or_else(|| {
+            DataFusionError::Internal(format!("watermark from unknown input {from}"))
+        })?;
         *slot = (*slot).max(ts);
         let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
         if min <= self.current {
@@ -186,7 +225,12 @@ impl WindowAggregate {
         let mut values: Vec<Vec<ScalarValue>> = Vec::new();
         for (_, window) in fired {
             for (key, mut accumulators) in window {
-                values.push(accumulators.iter_mut().map(|a| a.evaluate()).collect::<Result<Vec<_>>>()?);
+                values.push(
+                    accumulators
+                        .iter_mut()
+                        .map(|a| a.evaluate())
+                        .collect::<Result<Vec<_>>>()?,
+                );
                 keys.push(key);
             }
         }
@@ -197,9 +241,13 @@ impl WindowAggregate {
         let rows = keys.len();
         let parser = self.keys.parser();
         let mut columns: Vec<ArrayRef> = if rows == 0 {
-            self.schema.fields()[..self.group.len()].iter().map(|f| arrow::array::new_empty_array(f.data_type())).collect()
+            self.schema.fields()[..self.group.len()]
+                .iter()
+                .map(|f| arrow::array::new_empty_array(f.data_type()))
+                .collect()
         } else {
-            self.keys.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+            self.keys
+                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
         };
         let offset = columns.len();
         for j in 0..self.aggregates.len() {
@@ -209,9 +257,17 @@ impl WindowAggregate {
             } else {
                 ScalarValue::iter_to_array(values.iter().map(|v| v[j].clone()))?
             };
-            columns.push(if array.data_type() == want { array } else { cast(&array, want)? });
+            columns.push(if array.data_type() == want {
+                array
+            } else {
+                cast(&array, want)?
+            });
         }
-        let data = RecordBatch::try_new_with_options(self.schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?;
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
         Ok(ChangeBatch::inserts(data))
     }
 }
@@ -220,8 +276,16 @@ impl WindowAggregate {
 fn window_ends(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
     let tz = match column.data_type() {
         DataType::Timestamp(_, tz) => tz.clone(),
-        other => return Err(DataFusionError::Internal(format!("window_end is {other}, not a timestamp"))),
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "window_end is {other}, not a timestamp"
+            )));
+        }
     };
     let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
-    Ok(ms.as_any().downcast_ref::<TimestampMillisecondArray>().expect("cast to ms").clone())
+    Ok(ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("cast to ms")
+        .clone())
 }
