@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use tributary_planner::RowKind;
 use tributary_planner::streaming::{Retraction, StreamAggregate};
 
+use super::aggregate_input;
 use super::min_max::MinMaxMultiset;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
@@ -204,35 +205,8 @@ impl GroupAggregate {
             }
             None => None,
         };
-        let args = self
-            .aggregates
-            .iter()
-            .map(|a| {
-                a.expr
-                    .expressions()
-                    .iter()
-                    .map(|e| e.evaluate(&change.data)?.into_array(n))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let filters = self
-            .aggregates
-            .iter()
-            .map(|a| match &a.filter {
-                None => Ok(None),
-                Some(f) => {
-                    let mask = f.evaluate(&change.data)?.into_array(n)?;
-                    Ok(Some(
-                        mask.as_any()
-                            .downcast_ref::<BooleanArray>()
-                            .cloned()
-                            .ok_or_else(|| {
-                                DataFusionError::Internal("aggregate FILTER is not boolean".into())
-                            })?,
-                    ))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let args = aggregate_input::arguments(&self.aggregates, &change.data)?;
+        let filters = aggregate_input::filter_masks(&self.aggregates, &change.data)?;
 
         // Each row's bucket: (key slot, insert or retraction), keys in first-seen order.
         let mut slot_of: HashMap<&[u8], usize> = HashMap::new();

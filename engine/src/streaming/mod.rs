@@ -14,6 +14,7 @@
 //!
 //! Dropping the result stream aborts every task.
 
+mod aggregate_input;
 mod change_batch;
 mod exchange;
 mod group_aggregate;

@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use tributary_planner::streaming::{SessionColumn, StreamAggregate};
 
+use super::aggregate_input::{self, MinWatermark};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// What an instance needs to know.
@@ -56,8 +57,7 @@ pub(super) fn start(
         converter: None,
         spec,
         sessions: HashMap::new(),
-        watermarks: vec![i64::MIN; routers.max(1)],
-        current: i64::MIN,
+        watermark: MinWatermark::new(routers),
         late,
     };
     tasks.spawn(async move {
@@ -108,8 +108,8 @@ struct SessionAggregate {
     converter: Option<RowConverter>,
     /// Open sessions per key, in no particular order.
     sessions: HashMap<Vec<u8>, Vec<Session>>,
-    watermarks: Vec<i64>,
-    current: i64,
+    /// The minimum watermark over the routers feeding this instance.
+    watermark: MinWatermark,
     late: Arc<AtomicU64>,
 }
 
@@ -140,42 +140,17 @@ impl SessionAggregate {
             Some(converter.convert_columns(&keys)?)
         };
         let times = millis(data.column(self.spec.time_index))?;
-        let args = self
+        let args = aggregate_input::arguments(&self.spec.aggregates, data)?;
+        let row_mask = self
             .spec
-            .aggregates
-            .iter()
-            .map(|a| {
-                a.expr
-                    .expressions()
-                    .iter()
-                    .map(|e| e.evaluate(data)?.into_array(n))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let row_mask = match &self.spec.row_filter {
-            None => None,
-            Some(f) => f
-                .evaluate(data)?
-                .into_array(n)?
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .cloned(),
-        };
+            .row_filter
+            .as_ref()
+            .map(|f| aggregate_input::boolean(f.as_ref(), data))
+            .transpose()?;
         // Each aggregate's mask: its FILTER clause and the row filter.
-        let filters = self
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| {
-                let own = match &a.filter {
-                    None => None,
-                    Some(f) => f
-                        .evaluate(data)?
-                        .into_array(n)?
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .cloned(),
-                };
+        let filters = aggregate_input::filter_masks(&self.spec.aggregates, data)?
+            .into_iter()
+            .map(|own| {
                 Ok(match (own, &row_mask) {
                     (Some(a), Some(b)) => Some(arrow::compute::and(&a, b)?),
                     (a, b) => a.or_else(|| b.clone()),
@@ -241,7 +216,7 @@ impl SessionAggregate {
     ) -> Result<()> {
         let open = self.sessions.entry(key.to_vec()).or_default();
         let overlaps = |s: &Session| s.start < end && start < s.end;
-        if !open.iter().any(overlaps) && end.saturating_sub(1) <= self.current {
+        if !open.iter().any(overlaps) && end.saturating_sub(1) <= self.watermark.current() {
             self.late.fetch_add(rows.len() as u64, Ordering::Relaxed);
             if open.is_empty() {
                 self.sessions.remove(key);
@@ -306,15 +281,9 @@ impl SessionAggregate {
     }
 
     fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
-        let slot = self.watermarks.get_mut(from).ok_or_else(|| {
-            DataFusionError::Internal(format!("watermark from unknown input {from}"))
-        })?;
-        *slot = (*slot).max(ts);
-        let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
-        if min <= self.current {
+        let Some(min) = self.watermark.advance(from, ts)? else {
             return Ok(None);
-        }
-        self.current = min;
+        };
         let mut fired: Vec<(Vec<u8>, Session)> = Vec::new();
         self.sessions.retain(|key, open| {
             let (done, keep): (Vec<Session>, Vec<Session>) =
@@ -327,7 +296,7 @@ impl SessionAggregate {
             *open = keep;
             !open.is_empty()
         });
-        Ok(Some((self.output(fired)?, self.current)))
+        Ok(Some((self.output(fired)?, self.watermark.current())))
     }
 
     fn output(&self, fired: Vec<(Vec<u8>, Session)>) -> Result<ChangeBatch> {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 
 use tributary_planner::streaming::StreamAggregate;
 
+use super::aggregate_input::{self, MinWatermark};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// Starts one instance; `routers` is how many inputs feed it watermarks.
@@ -54,8 +55,7 @@ pub(super) fn start(
         window_end,
         schema,
         windows: BTreeMap::new(),
-        watermarks: vec![i64::MIN; routers.max(1)],
-        current: i64::MIN,
+        watermark: MinWatermark::new(routers),
         late,
     };
     tasks.spawn(async move {
@@ -102,9 +102,8 @@ struct WindowAggregate {
     /// Open windows by `window_end` (ms), then by key.
     windows: BTreeMap<i64, HashMap<Vec<u8>, Vec<Box<dyn Accumulator>>>>,
     /// The latest watermark of each input.
-    watermarks: Vec<i64>,
-    /// The minimum of `watermarks`: windows ending at or before it + 1 ms have fired.
-    current: i64,
+    /// The minimum watermark over the routers feeding this instance.
+    watermark: MinWatermark,
     late: Arc<AtomicU64>,
 }
 
@@ -121,30 +120,8 @@ impl WindowAggregate {
             .collect::<Result<Vec<_>>>()?;
         let ends = window_ends(&columns[self.window_end])?;
         let rows = self.keys.convert_columns(&columns)?;
-        let args = self
-            .aggregates
-            .iter()
-            .map(|a| {
-                a.expr
-                    .expressions()
-                    .iter()
-                    .map(|e| e.evaluate(&change.data)?.into_array(n))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let filters = self
-            .aggregates
-            .iter()
-            .map(|a| match &a.filter {
-                None => Ok(None),
-                Some(f) => Ok(f
-                    .evaluate(&change.data)?
-                    .into_array(n)?
-                    .as_any()
-                    .downcast_ref::<BooleanArray>()
-                    .cloned()),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let args = aggregate_input::arguments(&self.aggregates, &change.data)?;
+        let filters = aggregate_input::filter_masks(&self.aggregates, &change.data)?;
 
         // Rows of each (window, key); late rows counted and left out.
         let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
@@ -152,7 +129,7 @@ impl WindowAggregate {
         let mut late = 0u64;
         for i in 0..n {
             let end = ends.value(i);
-            if end.saturating_sub(1) <= self.current {
+            if end.saturating_sub(1) <= self.watermark.current() {
                 late += 1;
                 continue;
             }
@@ -206,17 +183,11 @@ impl WindowAggregate {
     /// Takes a watermark from input `from`; returns the windows it closes
     /// and the new watermark, if it advanced.
     fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
-        let slot = self.watermarks.get_mut(from).ok_or_else(|| {
-            DataFusionError::Internal(format!("watermark from unknown input {from}"))
-        })?;
-        *slot = (*slot).max(ts);
-        let min = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
-        if min <= self.current {
+        if self.watermark.advance(from, ts)?.is_none() {
             return Ok(None);
         }
-        self.current = min;
         // Windows whose last instant (end - 1) is at or before the watermark.
-        let open = match self.current.checked_add(2) {
+        let open = match self.watermark.current().checked_add(2) {
             Some(first_open_end) => self.windows.split_off(&first_open_end),
             None => BTreeMap::new(),
         };
@@ -234,7 +205,7 @@ impl WindowAggregate {
                 keys.push(key);
             }
         }
-        Ok(Some((self.output(keys, values)?, self.current)))
+        Ok(Some((self.output(keys, values)?, self.watermark.current())))
     }
 
     fn output(&self, keys: Vec<Vec<u8>>, values: Vec<Vec<ScalarValue>>) -> Result<ChangeBatch> {
