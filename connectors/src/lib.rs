@@ -21,6 +21,7 @@
 //!
 //! [`TableProvider`]: datafusion::catalog::TableProvider
 
+pub mod catalog_table;
 pub mod datagen;
 pub mod error;
 pub mod filesystem;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 
+pub use catalog_table::{CatalogTable, ColumnSource};
 pub use datagen::DataGenTable;
 pub use error::ConnectorError;
 pub use filesystem::FileSystemTable;
@@ -103,9 +105,19 @@ pub async fn create_table(
     }
 }
 
+/// The connector's own table under a [`CatalogTable`] (computed columns or
+/// a primary key declared on top); any other table as it is.
+pub fn connector_table(table: &dyn TableProvider) -> &dyn TableProvider {
+    match table.downcast_ref::<CatalogTable>() {
+        Some(t) => t.inner().as_ref(),
+        None => table,
+    }
+}
+
 /// The boundedness of a table provider built by this crate; tables from
 /// elsewhere (in-memory tables, views over them) are bounded.
 pub fn boundedness_of(table: &dyn TableProvider) -> Boundedness {
+    let table = connector_table(table);
     if let Some(t) = table.downcast_ref::<FileSystemTable>() {
         return t.boundedness();
     }

@@ -15,7 +15,9 @@
 //! Every token keeps its line and column in the whole text, so errors point
 //! into the text the user typed, whichever statement they are in.
 
-use sqlparser::ast::{ColumnDef, ObjectName, Statement as SqlStatement, TableConstraint};
+use sqlparser::ast::{
+    ColumnDef, Expr as SqlExpr, Ident, ObjectName, Statement as SqlStatement, TableConstraint,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -23,6 +25,21 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Location, Result};
 use crate::watermark::WatermarkDef;
+
+/// A computed column `name AS expr` of a CREATE TABLE (Flink's computed
+/// column): not stored by the connector, computed from the other columns
+/// each time the table is read.
+#[derive(Debug, Clone)]
+pub struct ComputedColumnDef {
+    /// The column's name.
+    pub name: Ident,
+    /// The expression over the table's physical columns.
+    pub expr: SqlExpr,
+    /// Its 0-based position among all the table's columns, as declared.
+    pub position: usize,
+    /// Where the declaration starts.
+    pub location: Location,
+}
 
 /// One parsed statement and where it starts in the text.
 #[derive(Debug, Clone)]
@@ -77,6 +94,8 @@ pub struct CreateConnectorTable {
     pub temporary: bool,
     /// `WATERMARK FOR column AS expr`, if declared.
     pub watermark: Option<WatermarkDef>,
+    /// Computed columns `name AS expr` (Flink), in declaration order.
+    pub computed: Vec<ComputedColumnDef>,
     /// Where the table name is.
     pub name_location: Location,
 }
@@ -390,7 +409,11 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
     if keyword(tokens.get(i)) != Some(Keyword::TABLE) {
         return Ok(None);
     }
-    let (tokens, watermark) = extract_watermark(tokens)?;
+    let (tokens, extensions) = extract_column_list_extensions(tokens)?;
+    let ColumnListExtensions {
+        watermark,
+        computed,
+    } = extensions;
     // A WITH followed by '(' and a quoted key makes this a connector table;
     // a WATERMARK makes it ours too (DataFusion has no such clause).
     let has_with = tokens.windows(3).any(|w| {
@@ -398,7 +421,7 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
             && w[1].token == Token::LParen
             && matches!(w[2].token, Token::SingleQuotedString(_))
     });
-    if !has_with && watermark.is_none() {
+    if !has_with && watermark.is_none() && computed.is_empty() {
         return Ok(None);
     }
     let mut parser = parser(tokens[i + 1..].to_vec());
@@ -428,6 +451,7 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
             temporary,
             name_location,
             watermark,
+            computed,
         }));
     }
     parser.expect_keyword(Keyword::WITH)?;
@@ -488,67 +512,109 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         temporary,
         name_location,
         watermark,
+        computed,
     }))
 }
 
-/// Takes `WATERMARK FOR column AS expr` out of a CREATE TABLE's column list
-/// (sqlparser does not know it) and parses it; returns the remaining tokens.
-fn extract_watermark(
+/// The parts of a CREATE TABLE column list that sqlparser does not know,
+/// taken out of it: Flink's `WATERMARK FOR column AS expr` and computed
+/// columns `name AS expr`.
+#[derive(Debug, Default)]
+struct ColumnListExtensions {
+    watermark: Option<WatermarkDef>,
+    computed: Vec<ComputedColumnDef>,
+}
+
+/// Takes the watermark and computed columns out of a CREATE TABLE's column
+/// list and parses them; returns the remaining tokens (the list without
+/// them, which sqlparser parses).
+fn extract_column_list_extensions(
     tokens: &[TokenWithSpan],
-) -> Result<(Vec<TokenWithSpan>, Option<WatermarkDef>)> {
+) -> Result<(Vec<TokenWithSpan>, ColumnListExtensions)> {
+    let mut found = ColumnListExtensions::default();
     let Some(open) = tokens.iter().position(|t| t.token == Token::LParen) else {
-        return Ok((tokens.to_vec(), None));
+        return Ok((tokens.to_vec(), found));
     };
     // The column list must come right after the name (not `AS SELECT (...)`).
     if tokens[..open]
         .iter()
         .any(|t| keyword(Some(t)) == Some(Keyword::AS))
     {
-        return Ok((tokens.to_vec(), None));
+        return Ok((tokens.to_vec(), found));
     }
+    // The elements of the list at depth 1, as token ranges without commas.
     let mut depth = 0;
     let mut element_start = open + 1;
-    let mut found: Option<(usize, usize)> = None; // token range of the element, comma included
+    let mut elements: Vec<(usize, usize)> = Vec::new();
+    let mut close = None;
     for (j, t) in tokens.iter().enumerate().skip(open) {
         match t.token {
             Token::LParen => depth += 1,
             Token::RParen => {
                 depth -= 1;
                 if depth == 0 {
-                    if is_watermark(&tokens[element_start..j]) {
-                        // the last element: drop the comma before it
-                        let start = if element_start > open + 1 {
-                            element_start - 1
-                        } else {
-                            element_start
-                        };
-                        found = Some((start, j));
-                    }
+                    elements.push((element_start, j));
+                    close = Some(j);
                     break;
                 }
             }
             Token::Comma if depth == 1 => {
-                if is_watermark(&tokens[element_start..j]) {
-                    found = Some((element_start, j + 1));
-                    break;
-                }
+                elements.push((element_start, j));
                 element_start = j + 1;
             }
             _ => {}
         }
     }
-    let Some((start, end)) = found else {
-        return Ok((tokens.to_vec(), None));
+    let Some(close) = close else {
+        return Ok((tokens.to_vec(), found));
     };
-    // The element without its separating comma (before or after it).
-    let mut element: Vec<TokenWithSpan> = tokens[start..end]
-        .iter()
-        .skip_while(|t| t.token == Token::Comma)
-        .cloned()
-        .collect();
-    if element.last().is_some_and(|t| t.token == Token::Comma) {
-        element.pop();
+    let mut kept: Vec<&[TokenWithSpan]> = Vec::new();
+    let mut position = 0; // columns (physical and computed) so far
+    for &(start, end) in &elements {
+        let element: Vec<TokenWithSpan> = tokens[start..end]
+            .iter()
+            .filter(|t| !is_trivia(&t.token))
+            .cloned()
+            .collect();
+        if is_watermark(&element) {
+            let def = parse_watermark(element)?;
+            if let Some(first) = &found.watermark {
+                return Err(Error::syntax("a table can declare only one WATERMARK")
+                    .at(Some(def.location))
+                    .with_hint(format!(
+                        "keep one of the WATERMARK clauses (the first is at line {}, column {})",
+                        first.location.line, first.location.column
+                    )));
+            }
+            found.watermark = Some(def);
+        } else if is_computed_column(&element) {
+            found
+                .computed
+                .push(parse_computed_column(element, position)?);
+            position += 1;
+        } else {
+            if !is_table_constraint(&element) {
+                position += 1;
+            }
+            kept.push(&tokens[start..end]);
+        }
     }
+    if found.watermark.is_none() && found.computed.is_empty() {
+        return Ok((tokens.to_vec(), found));
+    }
+    let mut remaining = tokens[..=open].to_vec();
+    for (i, element) in kept.iter().enumerate() {
+        if i > 0 {
+            remaining.push(TokenWithSpan::wrap(Token::Comma));
+        }
+        remaining.extend_from_slice(element);
+    }
+    remaining.extend_from_slice(&tokens[close..]);
+    Ok((remaining, found))
+}
+
+/// Parses `WATERMARK FOR column AS expr`.
+fn parse_watermark(element: Vec<TokenWithSpan>) -> Result<WatermarkDef> {
     let location = loc(&element[0]);
     let mut p = parser(element);
     p.next_token(); // WATERMARK
@@ -557,23 +623,67 @@ fn extract_watermark(
     p.expect_keyword(Keyword::AS)?;
     let expr = p.parse_expr()?;
     let rest = p.peek_token();
-    if rest.token != Token::EOF && rest.token != Token::Comma {
+    if rest.token != Token::EOF {
         return Err(Error::syntax(format!(
             "unexpected '{}' in the WATERMARK clause",
             rest.token
         ))
         .at(Some(loc(&rest))));
     }
-    let mut remaining = tokens[..start].to_vec();
-    remaining.extend_from_slice(&tokens[end..]);
-    Ok((
-        remaining,
-        Some(WatermarkDef {
-            column,
-            expr,
-            location,
-        }),
-    ))
+    Ok(WatermarkDef {
+        column,
+        expr,
+        location,
+    })
+}
+
+/// Parses a computed column `name AS expr`.
+fn parse_computed_column(
+    element: Vec<TokenWithSpan>,
+    position: usize,
+) -> Result<ComputedColumnDef> {
+    let location = loc(&element[0]);
+    let mut p = parser(element);
+    let name = p.parse_identifier()?;
+    p.expect_keyword(Keyword::AS)?;
+    let expr = p.parse_expr()?;
+    let rest = p.peek_token();
+    if rest.token != Token::EOF {
+        return Err(Error::syntax(format!(
+            "unexpected '{}' after the computed column '{name}'",
+            rest.token
+        ))
+        .at(Some(loc(&rest)))
+        .with_hint(format!(
+            "a computed column is written `{name} AS <expression>`"
+        )));
+    }
+    Ok(ComputedColumnDef {
+        name,
+        expr,
+        position,
+        location,
+    })
+}
+
+/// `name AS ...`: a computed column (a physical column has a type there).
+fn is_computed_column(element: &[TokenWithSpan]) -> bool {
+    matches!(element.first().map(|t| &t.token), Some(Token::Word(_)))
+        && keyword(element.get(1)) == Some(Keyword::AS)
+}
+
+/// A table constraint element (`PRIMARY KEY (...)`, `CONSTRAINT n ...`, ...).
+fn is_table_constraint(element: &[TokenWithSpan]) -> bool {
+    matches!(
+        keyword(element.first()),
+        Some(
+            Keyword::PRIMARY
+                | Keyword::CONSTRAINT
+                | Keyword::UNIQUE
+                | Keyword::FOREIGN
+                | Keyword::CHECK
+        )
+    )
 }
 
 fn is_watermark(element: &[TokenWithSpan]) -> bool {
@@ -648,6 +758,46 @@ mod tests {
             panic!()
         };
         assert!(c.options.is_empty() && c.columns.len() == 1 && c.watermark.is_some());
+    }
+
+    #[test]
+    fn computed_columns_are_taken_out_with_their_positions() {
+        let Statement::CreateConnectorTable(c) = one(
+            "CREATE TABLE t (a BIGINT, b AS a * 2, ts AS TO_TIMESTAMP(a), c STRING, WATERMARK FOR ts AS ts, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'x')",
+        ) else {
+            panic!()
+        };
+        let names: Vec<_> = c.columns.iter().map(|c| c.name.value.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        let computed: Vec<_> = c
+            .computed
+            .iter()
+            .map(|c| (c.name.value.as_str(), c.expr.to_string(), c.position))
+            .collect();
+        assert_eq!(
+            computed,
+            [
+                ("b", "a * 2".to_string(), 1),
+                ("ts", "TO_TIMESTAMP(a)".to_string(), 2)
+            ]
+        );
+        assert_eq!(c.constraints.len(), 1);
+        assert_eq!(c.watermark.unwrap().column.value, "ts");
+        assert_eq!(
+            c.computed[0].location,
+            Location {
+                line: 1,
+                column: 27
+            }
+        );
+        let err =
+            parse_sql("CREATE TABLE t (a INT, b AS a + ) WITH ('connector' = 'x')").unwrap_err();
+        assert!(err.location.is_some(), "{err}");
+        let err = parse_sql(
+            "CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts, WATERMARK FOR ts AS ts)",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("only one WATERMARK"), "{err}");
     }
 
     #[test]
