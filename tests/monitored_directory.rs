@@ -188,3 +188,58 @@ async fn windows_close_when_a_later_file_moves_the_watermark() {
         vec!["+I|2024-01-01T10:00:20|2024-01-01T10:00:30|1|5"]
     );
 }
+
+/// Two monitored directories feed one window through `UNION ALL`; one
+/// never gets a file. Without `table.exec.source.idle-timeout` its source
+/// holds the minimum watermark back and no window closes; with it, the
+/// quiet source is marked idle and the other one's watermark closes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_source_stops_holding_windows_back_after_the_idle_timeout() {
+    for idle_timeout in [None, Some("300 ms")] {
+        let busy = tempfile::tempdir().unwrap();
+        let quiet = tempfile::tempdir().unwrap();
+        publish(
+            busy.path(),
+            "1.csv",
+            "id,ts\n1,2024-01-01 10:00:01\n2,2024-01-01 10:00:04\n3,2024-01-01 10:00:15\n",
+        );
+        let session = Session::builder().parallelism(1).build().unwrap();
+        if let Some(timeout) = idle_timeout {
+            session
+                .set("table.exec.source.idle-timeout", timeout)
+                .unwrap();
+        }
+        for (name, dir) in [("busy", busy.path()), ("quiet", quiet.path())] {
+            let ddl = format!(
+                "CREATE TABLE {name} (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+                 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', 'source.monitor-interval' = '{} ms')",
+                dir.display(),
+                INTERVAL.as_millis()
+            );
+            session.sql(&ddl).await.unwrap().collect().await.unwrap();
+        }
+        session
+            .sql("CREATE VIEW both_dirs AS SELECT * FROM busy UNION ALL SELECT * FROM quiet")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut result = session
+            .sql(
+                "SELECT window_start, COUNT(*) AS n
+                 FROM TABLE(TUMBLE(TABLE both_dirs, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+                 GROUP BY window_start, window_end",
+            )
+            .await
+            .unwrap();
+        let fired = rows(&read_rows(&mut result, 1, INTERVAL * 4).await);
+        match idle_timeout {
+            None => assert!(
+                fired.is_empty(),
+                "the quiet source holds the watermark back: {fired:?}"
+            ),
+            Some(_) => assert_eq!(fired, vec!["+I|2024-01-01T10:00:00|2"]),
+        }
+    }
+}

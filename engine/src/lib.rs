@@ -39,6 +39,7 @@ mod result;
 mod session;
 pub mod session_window;
 pub mod streaming;
+mod table_declaration;
 pub mod window_assign;
 
 pub use result::QueryResult;

@@ -83,7 +83,9 @@ impl QueryResult {
         self.watched = tables
             .into_iter()
             .filter_map(|t| {
-                let before = t.downcast_ref::<FileSystemTable>()?.skipped_rows();
+                let before = tributary_connectors::connector_table(t.as_ref())
+                    .downcast_ref::<FileSystemTable>()?
+                    .skipped_rows();
                 Some((t, before))
             })
             .collect();
@@ -161,14 +163,32 @@ impl QueryResult {
             return;
         }
         self.finished = true;
-        for (operator, rows) in self.late_rows() {
+        let late = self.late_rows();
+        for (operator, rows) in &late {
             self.notices.push(format!(
                 "{rows} late row{} dropped by the {operator}: they arrived after the watermark had closed their window",
-                if rows == 1 { "" } else { "s" }
+                if *rows == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(metrics) = &self.metrics
+            && let Some(query) = metrics.late_rows_query()
+            && !late.is_empty()
+        {
+            let total: u64 = late.iter().map(|(_, n)| n).sum();
+            let kept = metrics.late_rows_kept();
+            self.notices.push(format!(
+                "read them with: SELECT * FROM system.late_rows WHERE query = {query}{}",
+                if kept < total {
+                    format!(" (the first {kept} are kept)")
+                } else {
+                    String::new()
+                }
             ));
         }
         for (table, before) in &self.watched {
-            if let Some(t) = table.downcast_ref::<FileSystemTable>() {
+            if let Some(t) = tributary_connectors::connector_table(table.as_ref())
+                .downcast_ref::<FileSystemTable>()
+            {
                 let skipped = t.skipped_rows().saturating_sub(*before);
                 if skipped > 0 {
                     self.notices.push(format!(

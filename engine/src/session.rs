@@ -17,6 +17,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use tributary_planner::window_tvf::WindowTvfPlanner;
 
+use crate::streaming::late_rows::{LateRowLog, LateRowsTable};
 use crate::window_assign::TributaryExtensionPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
@@ -24,10 +25,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use sqlparser::ast::ObjectName;
 
-use tributary_connectors::{TableOptions, sql_type_name};
+use tributary_connectors::{CatalogTable, TableOptions, sql_type_name};
 use tributary_planner::parser::CreateConnectorTable;
-use tributary_planner::schema::{columns_to_schema, constant};
-use tributary_planner::watermark::{WATERMARK_EXPR, apply_watermark, interval_to_ms};
+use tributary_planner::watermark::WATERMARK_EXPR;
 use tributary_planner::{
     Error, ErrorKind, Location, ParsedStatement, PhysicalQuery, QueryPlan, Result, RuntimeMode,
     Statement, TributaryConfig, create_physical_plan, parse_sql,
@@ -116,10 +116,15 @@ impl Session {
     /// automatic`, `parallelism.default` = the number of cores.
     pub fn new() -> Self {
         let config = TributaryConfig::default();
+        let late_rows = Arc::new(LateRowLog::default());
         let mut df = SessionConfig::new()
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_DATABASE)
             .with_information_schema(true)
-            .with_target_partitions(config.parallelism);
+            .with_target_partitions(config.parallelism)
+            // The planners read Tributary's settings from here.
+            .with_extension(Arc::new(config.clone()))
+            // STREAMING queries keep their late rows here.
+            .with_extension(late_rows.clone());
         // Spans on identifiers let planning errors point at the SQL text.
         df.options_mut().sql_parser.collect_spans = true;
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
@@ -136,6 +141,7 @@ impl Session {
         for f in crate::functions::flink_functions() {
             ctx.register_udf(f);
         }
+        register_system_tables(&ctx, late_rows);
         Self {
             ctx,
             config: Arc::new(std::sync::RwLock::new(config)),
@@ -227,15 +233,7 @@ impl Session {
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
         let mut config = self.config.write().expect("config lock");
         if config.set(key, value)? {
-            if key == tributary_planner::config::PARALLELISM {
-                let state = self.ctx.state_ref();
-                state
-                    .write()
-                    .config_mut()
-                    .options_mut()
-                    .execution
-                    .target_partitions = config.parallelism;
-            }
+            publish(&mut self.ctx.state_ref().write(), &config);
             return Ok(());
         }
         if key.starts_with("datafusion.") {
@@ -275,10 +273,9 @@ impl Session {
                 options.sql_parser.collect_spans = true;
                 options.execution.target_partitions = config.parallelism;
                 options.catalog.information_schema = true;
+                publish(&mut state, &config);
             }
-            Some(k) if config.reset(k) => {
-                state.config_mut().options_mut().execution.target_partitions = config.parallelism;
-            }
+            Some(k) if config.reset(k) => publish(&mut state, &config),
             Some(k) if k.starts_with("datafusion.") => {
                 let default = ConfigOptions::default()
                     .entries()
@@ -332,42 +329,37 @@ impl Session {
                 .at(at)
                 .with_hint("DROP TABLE it first, or use CREATE TABLE IF NOT EXISTS"));
         }
-        if !create.constraints.is_empty() {
-            return Err(Error::not_supported(
-                "table constraints (PRIMARY KEY, UNIQUE, ...) are not supported yet",
-            )
-            .at(at));
-        }
         let state = self.ctx.state();
-        let options = state.config().options();
-        let mut schema = if create.columns.is_empty() {
-            None
-        } else {
-            Some(columns_to_schema(&create.columns, options)?)
-        };
-        if let Some(def) = &create.watermark {
-            let Some(declared) = &schema else {
-                return Err(Error::plan("WATERMARK needs the columns declared")
-                    .at(Some(def.location))
-                    .with_hint("list the table's columns before the WATERMARK clause"));
-            };
-            let interval_ms = |e: &sqlparser::ast::Expr| -> Result<i64> {
-                interval_to_ms(&constant(e, options).map_err(|err| err.at(Some(def.location)))?)
-                    .map_err(|err| err.at(Some(def.location)))
-            };
-            schema = Some(apply_watermark(declared, def, interval_ms)?);
-        }
+        let declaration = crate::table_declaration::resolve(&state, create)?;
         let provider: Arc<dyn TableProvider> = if create.options.is_empty() {
-            let schema = schema.expect("an in-memory table has declared columns");
+            let Some(declared) = &declaration else {
+                return Err(Error::syntax("an in-memory table needs its columns declared").at(at));
+            };
             Arc::new(datafusion::datasource::MemTable::try_new(
-                schema,
+                declared.physical.clone(),
                 vec![vec![]],
             )?)
         } else {
             let options = TableOptions::new(create.options.iter().cloned());
-            tributary_connectors::create_table(name.table(), schema, options)
-                .await
-                .map_err(|e| Error::from(e).at(at))?
+            tributary_connectors::create_table(
+                name.table(),
+                declaration.as_ref().map(|d| d.physical.clone()),
+                options,
+            )
+            .await
+            .map_err(|e| Error::from(e).at(at))?
+        };
+        let provider = match declaration {
+            Some(d) if d.needs_catalog_table() => {
+                let constraints = d.constraints();
+                Arc::new(CatalogTable::new(
+                    provider,
+                    d.schema,
+                    d.columns,
+                    constraints,
+                ))
+            }
+            _ => provider,
         };
         self.ctx.register_table(name.clone(), provider)?;
         Ok(QueryResult::status(format!("Table '{name}' created.")))
@@ -415,8 +407,34 @@ impl Session {
             .await
             .map_err(|_| table_not_found(self, &reference))?;
         let schema = table.schema();
-        let mut cols: Vec<Vec<String>> = vec![vec![]; 4];
-        for f in schema.fields() {
+        // Flink's DESCRIBE: name, type, null, key, extras, watermark.
+        let key: Vec<usize> = table
+            .constraints()
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .find_map(|c| match c {
+                datafusion::common::Constraint::PrimaryKey(k) => Some(k.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let key_text = format!(
+            "PRI({})",
+            key.iter()
+                .map(|&i| schema.field(i).name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let computed: Vec<(String, String)> = table
+            .downcast_ref::<CatalogTable>()
+            .map(|t| {
+                t.computed_columns()
+                    .into_iter()
+                    .map(|(name, sql)| (name.to_string(), sql.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut cols: Vec<Vec<String>> = vec![vec![]; 6];
+        for (i, f) in schema.fields().iter().enumerate() {
             cols[0].push(f.name().clone());
             let watermark = f.metadata().get(WATERMARK_EXPR);
             // Flink marks an event-time column's type with *ROWTIME*.
@@ -430,9 +448,24 @@ impl Session {
                 }
             ));
             cols[2].push(if f.is_nullable() { "TRUE" } else { "FALSE" }.into());
-            cols[3].push(watermark.cloned().unwrap_or_default());
+            cols[3].push(if key.contains(&i) {
+                key_text.clone()
+            } else {
+                String::new()
+            });
+            cols[4].push(
+                computed
+                    .iter()
+                    .find(|(name, _)| name == f.name())
+                    .map(|(_, expr)| format!("AS {expr}"))
+                    .unwrap_or_default(),
+            );
+            cols[5].push(watermark.cloned().unwrap_or_default());
         }
-        Ok(string_batch(&["name", "type", "null", "watermark"], cols))
+        Ok(string_batch(
+            &["name", "type", "null", "key", "extras", "watermark"],
+            cols,
+        ))
     }
 
     async fn explain(&self, inner: &ParsedStatement) -> Result<QueryResult> {
@@ -553,6 +586,28 @@ impl QueryPlanner for TributaryQueryPlanner {
     ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
         self.0.create_physical_plan(plan, session).await
     }
+}
+
+/// Registers the schema `system` with its tables: `system.late_rows`.
+fn register_system_tables(ctx: &SessionContext, late_rows: Arc<LateRowLog>) {
+    use datafusion::catalog::SchemaProvider;
+    let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    let _ = schema.register_table(
+        "late_rows".to_string(),
+        Arc::new(LateRowsTable::new(late_rows)),
+    );
+    if let Some(catalog) = ctx.catalog(DEFAULT_CATALOG) {
+        let _ = catalog.register_schema("system", schema);
+    }
+}
+
+/// Makes Tributary's settings visible to DataFusion and to the planners:
+/// the parallelism as DataFusion's target partitions, the whole config as a
+/// session-config extension.
+fn publish(state: &mut SessionState, config: &TributaryConfig) {
+    let df = state.config_mut();
+    df.options_mut().execution.target_partitions = config.parallelism;
+    df.set_extension(Arc::new(config.clone()));
 }
 
 fn ddl_status(ddl: &datafusion::logical_expr::DdlStatement) -> String {

@@ -17,6 +17,13 @@ pub const PARALLELISM: &str = "parallelism.default";
 /// `table` (a table updated in place) or `changelog` (same as tableau).
 pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
 
+/// `table.exec.source.idle-timeout` (Flink's key): a source partition that
+/// sends no row for this long (processing time) is idle — the minimum
+/// watermark downstream leaves it out until it sends rows again. `0` (the
+/// default) never marks a partition idle. Values like `500 ms`, `5 s`,
+/// `1 min`; a bare number is milliseconds.
+pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+
 /// How the shell shows STREAMING results (Flink's SQL client result modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultMode {
@@ -61,6 +68,10 @@ pub const KEYS: &[ConfigKey] = &[
         key: RESULT_MODE,
         description: "tableau | table | changelog: how the shell shows STREAMING results",
     },
+    ConfigKey {
+        key: SOURCE_IDLE_TIMEOUT,
+        description: "a source partition with no rows for this long (e.g. '5 s') is left out of the minimum watermark; 0 = never",
+    },
 ];
 
 /// The values set for Tributary's keys; unset keys have their defaults.
@@ -72,6 +83,8 @@ pub struct TributaryConfig {
     pub parallelism: usize,
     /// `sql-client.execution.result-mode`.
     pub result_mode: ResultMode,
+    /// `table.exec.source.idle-timeout` in ms; 0 = never idle.
+    pub source_idle_timeout_ms: u64,
 }
 
 impl Default for TributaryConfig {
@@ -80,6 +93,7 @@ impl Default for TributaryConfig {
             runtime_mode: RuntimeMode::Automatic,
             parallelism: default_parallelism(),
             result_mode: ResultMode::Tableau,
+            source_idle_timeout_ms: 0,
         }
     }
 }
@@ -122,6 +136,13 @@ impl TributaryConfig {
                     }
                 }
             }
+            SOURCE_IDLE_TIMEOUT => {
+                self.source_idle_timeout_ms = parse_duration_ms(value).ok_or_else(|| {
+                    Error::config(format!(
+                        "invalid value '{value}' for '{SOURCE_IDLE_TIMEOUT}': expected a duration such as '500 ms', '5 s' or '1 min'"
+                    ))
+                })?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -134,6 +155,7 @@ impl TributaryConfig {
             RUNTIME_MODE => self.runtime_mode = default.runtime_mode,
             PARALLELISM => self.parallelism = default.parallelism,
             RESULT_MODE => self.result_mode = default.result_mode,
+            SOURCE_IDLE_TIMEOUT => self.source_idle_timeout_ms = default.source_idle_timeout_ms,
             _ => return false,
         }
         true
@@ -145,8 +167,31 @@ impl TributaryConfig {
             (RUNTIME_MODE.to_string(), self.runtime_mode.to_string()),
             (PARALLELISM.to_string(), self.parallelism.to_string()),
             (RESULT_MODE.to_string(), self.result_mode.to_string()),
+            (
+                SOURCE_IDLE_TIMEOUT.to_string(),
+                format!("{} ms", self.source_idle_timeout_ms),
+            ),
         ])
     }
+}
+
+/// Parses a duration as Flink writes one (`500 ms`, `5s`, `2 min`, `1 h`,
+/// `3 d`; a bare number is ms) into milliseconds.
+pub fn parse_duration_ms(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let amount: u64 = value[..split].parse().ok()?;
+    let unit_ms: u64 = match value[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    amount.checked_mul(unit_ms)
 }
 
 #[cfg(test)]
@@ -164,5 +209,20 @@ mod tests {
         assert!(!c.set("no.such.key", "1").unwrap());
         assert!(c.reset(RUNTIME_MODE));
         assert_eq!(c.runtime_mode, RuntimeMode::Automatic);
+        assert!(c.set(SOURCE_IDLE_TIMEOUT, "5 s").unwrap());
+        assert_eq!(c.source_idle_timeout_ms, 5_000);
+        assert!(c.set(SOURCE_IDLE_TIMEOUT, "five").is_err());
+    }
+
+    #[test]
+    fn durations_in_flink_units() {
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("500 ms"), Some(500));
+        assert_eq!(parse_duration_ms("5s"), Some(5_000));
+        assert_eq!(parse_duration_ms("2 min"), Some(120_000));
+        assert_eq!(parse_duration_ms("1 h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("s"), None);
+        assert_eq!(parse_duration_ms("5 weeks"), None);
     }
 }

@@ -27,6 +27,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 
 use crate::changelog::ChangelogMode;
+use crate::config::TributaryConfig;
 use crate::error::{Error, Result};
 use crate::watermark::watermark_delay_ms;
 use crate::window_tvf::{WINDOW_COLUMN, WindowKind, WindowTvfNode};
@@ -128,6 +129,9 @@ pub struct SourceWatermark {
     pub column: usize,
     /// The declared delay (`ts - INTERVAL ...`), ms.
     pub delay_ms: i64,
+    /// `table.exec.source.idle-timeout` (ms), if set: a partition that sends
+    /// no row for this long is marked idle.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A GROUP BY column of a [`StreamNode::SessionAggregate`].
@@ -196,8 +200,17 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 .query_planner()
                 .create_physical_plan(plan, &scan_state)
                 .await?;
+            let idle_timeout_ms = state
+                .config()
+                .get_extension::<TributaryConfig>()
+                .map(|c| c.source_idle_timeout_ms)
+                .filter(|ms| *ms > 0);
             let watermark = schema.fields().iter().enumerate().find_map(|(column, f)| {
-                watermark_delay_ms(f).map(|delay_ms| SourceWatermark { column, delay_ms })
+                watermark_delay_ms(f).map(|delay_ms| SourceWatermark {
+                    column,
+                    delay_ms,
+                    idle_timeout_ms,
+                })
             });
             Ok(StreamPlan {
                 node: StreamNode::Source {

@@ -60,10 +60,13 @@ pub(super) fn boolean(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Bo
 }
 
 /// The watermark of an operator instance fed by several routers: the
-/// minimum of the latest watermark of each.
+/// minimum of the latest watermark of each input that is not idle (Flink
+/// leaves idle inputs out of the minimum, and takes them back in when they
+/// send a watermark again). The watermark never goes back.
 #[derive(Debug)]
 pub(super) struct MinWatermark {
     inputs: Vec<i64>,
+    idle: Vec<bool>,
     current: i64,
 }
 
@@ -72,6 +75,7 @@ impl MinWatermark {
     pub fn new(inputs: usize) -> Self {
         Self {
             inputs: vec![i64::MIN; inputs.max(1)],
+            idle: vec![false; inputs.max(1)],
             current: i64::MIN,
         }
     }
@@ -81,22 +85,54 @@ impl MinWatermark {
         self.current
     }
 
-    /// Takes watermark `ts` from router `from`; returns the new minimum if it
-    /// advanced.
+    /// Takes watermark `ts` from router `from` (which is active again if it
+    /// was idle); returns the new minimum if it advanced.
     ///
     /// # Errors
     /// `from` is not one of the routers.
     pub fn advance(&mut self, from: usize, ts: i64) -> Result<Option<i64>> {
-        let slot = self.inputs.get_mut(from).ok_or_else(|| {
-            DataFusionError::Internal(format!("watermark from unknown input {from}"))
-        })?;
-        *slot = (*slot).max(ts);
-        let min = self.inputs.iter().copied().min().unwrap_or(i64::MIN);
+        let slot = self.slot(from)?;
+        self.inputs[slot] = self.inputs[slot].max(ts);
+        self.idle[slot] = false;
+        Ok(self.recompute())
+    }
+
+    /// Marks router `from` idle; returns the new minimum if leaving it out
+    /// advanced the watermark.
+    ///
+    /// # Errors
+    /// `from` is not one of the routers.
+    pub fn idle(&mut self, from: usize) -> Result<Option<i64>> {
+        let slot = self.slot(from)?;
+        self.idle[slot] = true;
+        Ok(self.recompute())
+    }
+
+    fn slot(&self, from: usize) -> Result<usize> {
+        if from < self.inputs.len() {
+            Ok(from)
+        } else {
+            Err(DataFusionError::Internal(format!(
+                "watermark from unknown input {from}"
+            )))
+        }
+    }
+
+    /// The minimum over active inputs, if above the current watermark.
+    /// With every input idle the watermark stays where it is.
+    fn recompute(&mut self) -> Option<i64> {
+        let min = self
+            .inputs
+            .iter()
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(ts, _)| *ts)
+            .min()?;
         if min <= self.current {
-            return Ok(None);
+            return None;
         }
         self.current = min;
-        Ok(Some(min))
+        Some(min)
     }
 }
 
@@ -113,5 +149,24 @@ mod tests {
         assert_eq!(w.advance(1, 3).unwrap(), None);
         assert_eq!(w.current(), 10);
         assert!(w.advance(2, 1).is_err());
+    }
+
+    #[test]
+    fn idle_inputs_are_left_out_until_they_send_a_watermark() {
+        let mut w = MinWatermark::new(3);
+        assert_eq!(w.advance(0, 100).unwrap(), None);
+        assert_eq!(w.advance(1, 50).unwrap(), None);
+        // input 2 never sent anything and goes idle: min of 0 and 1
+        assert_eq!(w.idle(2).unwrap(), Some(50));
+        assert_eq!(w.idle(1).unwrap(), Some(100));
+        // every input idle: the watermark holds
+        assert_eq!(w.idle(0).unwrap(), None);
+        assert_eq!(w.current(), 100);
+        // input 1 comes back behind: the watermark does not go back
+        assert_eq!(w.advance(1, 60).unwrap(), None);
+        assert_eq!(w.current(), 100);
+        assert_eq!(w.advance(0, 200).unwrap(), None);
+        assert_eq!(w.advance(1, 150).unwrap(), Some(150));
+        assert!(w.idle(5).is_err());
     }
 }

@@ -47,6 +47,14 @@ pub(super) fn start_hash_exchange(
                         }
                         continue;
                     }
+                    Ok(Message::Idle { .. }) => {
+                        for tx in &senders {
+                            if !send(tx, Ok(Message::Idle { from: router })).await {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         let _ = send(&senders[0], Err(e)).await;
                         return;

@@ -49,7 +49,7 @@ pub(super) fn start(
         while let Some(item) = input.recv().await {
             let out = match item {
                 Ok(Message::Data(change)) => op.process(&change),
-                Ok(Message::Watermark { .. }) => continue,
+                Ok(Message::Watermark { .. } | Message::Idle { .. }) => continue,
                 Err(e) => Err(e),
             };
             match out {

@@ -18,6 +18,7 @@ mod aggregate_input;
 mod change_batch;
 mod exchange;
 mod group_aggregate;
+pub mod late_rows;
 mod min_max;
 mod session_aggregate;
 mod sink;
@@ -40,6 +41,7 @@ use tributary_planner::changelog::changelog_schema;
 use tributary_planner::streaming::{StreamNode, StreamPlan};
 
 pub(crate) use change_batch::ChangeBatch;
+use late_rows::{LateRowLog, LateRows};
 
 /// Batches in flight between two operators, per channel.
 const CHANNEL_CAPACITY: usize = 4;
@@ -52,6 +54,10 @@ pub(crate) enum Message {
     /// No row with an event time at or before `ts` (ms) will follow from
     /// input `from` (the router index after an exchange; 0 elsewhere).
     Watermark { from: usize, ts: i64 },
+    /// Input `from` is idle: it has sent no rows for
+    /// `table.exec.source.idle-timeout`, so the minimum watermark leaves it
+    /// out until it sends a watermark again (Flink's `WatermarkStatus.IDLE`).
+    Idle { from: usize },
 }
 
 /// The watermark that ends an input: every window closes.
@@ -62,21 +68,43 @@ pub(crate) type Receiver = mpsc::Receiver<Result<Message>>;
 /// The sending end of an operator's output partition.
 pub(crate) type Sender = mpsc::Sender<Result<Message>>;
 
-/// Counters an operator keeps for the user: late rows dropped.
+/// What a streaming run reports to the user: the late rows each window
+/// operator dropped (counted, and kept in the session's `system.late_rows`).
 #[derive(Debug, Default)]
 pub struct StreamMetrics {
     late_rows: std::sync::Mutex<Vec<(String, Arc<std::sync::atomic::AtomicU64>)>>,
+    /// Late rows kept in the log by this query so far.
+    kept: Arc<std::sync::atomic::AtomicU64>,
+    /// This query's number in the session's late-row log.
+    query: u64,
+    log: Option<Arc<LateRowLog>>,
 }
 
 impl StreamMetrics {
-    /// A counter of late rows for the operator described by `name`.
-    pub(crate) fn late_rows_counter(&self, name: String) -> Arc<std::sync::atomic::AtomicU64> {
+    /// Metrics of a new query whose late rows go to `log`.
+    pub(crate) fn for_query(log: Option<Arc<LateRowLog>>) -> Self {
+        let query = log.as_ref().map(|l| l.begin_query()).unwrap_or_default();
+        Self {
+            query,
+            log,
+            ..Self::default()
+        }
+    }
+
+    /// The late-row recorder of the operator described by `name`.
+    pub(crate) fn late_rows_recorder(&self, name: String) -> LateRows {
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
         self.late_rows
             .lock()
             .expect("metrics lock")
-            .push((name, counter.clone()));
-        counter
+            .push((name.clone(), counter.clone()));
+        LateRows::new(
+            name.into(),
+            counter,
+            self.kept.clone(),
+            self.query,
+            self.log.clone(),
+        )
     }
 
     /// Late rows dropped so far, per operator with any: (operator, rows).
@@ -92,6 +120,20 @@ impl StreamMetrics {
         }
         out.retain(|(_, n)| *n > 0);
         out
+    }
+
+    /// The query's number in `system.late_rows` (column `query`), if the
+    /// session keeps late rows.
+    pub fn late_rows_query(&self) -> Option<u64> {
+        self.log.as_ref().map(|_| self.query)
+    }
+
+    /// How many late rows were kept in `system.late_rows` (at most
+    /// [`late_rows::KEPT_PER_QUERY`]).
+    pub fn late_rows_kept(&self) -> u64 {
+        self.kept
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(late_rows::KEPT_PER_QUERY)
     }
 }
 
@@ -112,7 +154,9 @@ pub async fn execute(
     parallelism: usize,
 ) -> Result<(SendableRecordBatchStream, Arc<StreamMetrics>)> {
     let mut tasks = JoinSet::new();
-    let metrics = Arc::new(StreamMetrics::default());
+    let metrics = Arc::new(StreamMetrics::for_query(
+        state.config().get_extension::<LateRowLog>(),
+    ));
     let env = Env {
         state,
         ctx: &ctx,
@@ -231,7 +275,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             let instances = exchange::start_hash_exchange(inputs, keys.clone(), parallelism, tasks);
             let late = env
                 .metrics
-                .late_rows_counter(format!("session window aggregate (gap {gap} ms)"));
+                .late_rows_recorder(format!("session window aggregate (gap {gap} ms)"));
             instances
                 .into_iter()
                 .map(|rx| {
@@ -258,11 +302,12 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             let routers = inputs.len();
             let instances =
                 exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
-            let late = env.metrics.late_rows_counter(format!(
+            let late = env.metrics.late_rows_recorder(format!(
                 "window aggregate GROUP BY {}",
-                group
+                // The output names the group columns (no `@index` suffixes).
+                plan.schema.fields()[..group.len()]
                     .iter()
-                    .map(|g| g.to_string())
+                    .map(|f| f.name().as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ));

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, take};
@@ -30,6 +29,7 @@ use tokio::task::JoinSet;
 use tributary_planner::streaming::{SessionColumn, StreamAggregate};
 
 use super::aggregate_input::{self, MinWatermark};
+use super::late_rows::LateRows;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// What an instance needs to know.
@@ -49,7 +49,7 @@ pub(super) fn start(
     mut input: Receiver,
     routers: usize,
     spec: SessionSpec,
-    late: Arc<AtomicU64>,
+    late: LateRows,
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
@@ -65,6 +65,7 @@ pub(super) fn start(
             let result = match item {
                 Ok(Message::Data(change)) => op.process(&change).map(|()| None),
                 Ok(Message::Watermark { from, ts }) => op.advance(from, ts),
+                Ok(Message::Idle { from }) => op.idle(from),
                 Err(e) => Err(e),
             };
             match result {
@@ -110,7 +111,7 @@ struct SessionAggregate {
     sessions: HashMap<Vec<u8>, Vec<Session>>,
     /// The minimum watermark over the routers feeding this instance.
     watermark: MinWatermark,
-    late: Arc<AtomicU64>,
+    late: LateRows,
 }
 
 impl SessionAggregate {
@@ -171,6 +172,7 @@ impl SessionAggregate {
             by_key.entry(key).or_default().push(i as u32);
         }
         let gap = self.spec.gap;
+        let mut late: Vec<u32> = Vec::new();
         for (key, mut rows) in by_key {
             rows.sort_by_key(|r| times.value(*r as usize));
             // Cut the key's rows into sessions of their own.
@@ -194,15 +196,20 @@ impl SessionAggregate {
                         .count() as u64,
                     None => slice.len() as u64,
                 };
-                self.add(key, first, last + gap, slice, counted, &args, &filters)?;
+                if self.add(key, first, last + gap, slice, counted, &args, &filters)? {
+                    late.extend_from_slice(slice);
+                }
                 start = end;
             }
         }
-        Ok(())
+        late.sort_unstable();
+        self.late.record(data, &late, self.watermark.current())
     }
 
     /// Adds a session [start, end) made of `rows`, merging it with the open
-    /// sessions of `key` it overlaps.
+    /// sessions of `key` it overlaps. Returns `true` if the rows are late
+    /// (their session ended before the watermark and bridges no open one):
+    /// they are left out.
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
@@ -213,15 +220,14 @@ impl SessionAggregate {
         counted: u64,
         args: &[Vec<ArrayRef>],
         filters: &[Option<BooleanArray>],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let open = self.sessions.entry(key.to_vec()).or_default();
         let overlaps = |s: &Session| s.start < end && start < s.end;
         if !open.iter().any(overlaps) && end.saturating_sub(1) <= self.watermark.current() {
-            self.late.fetch_add(rows.len() as u64, Ordering::Relaxed);
             if open.is_empty() {
                 self.sessions.remove(key);
             }
-            return Ok(());
+            return Ok(true);
         }
         let mut session = Session {
             start,
@@ -277,13 +283,26 @@ impl SessionAggregate {
         }
         kept.push(session);
         *open = kept;
-        Ok(())
+        Ok(false)
     }
 
     fn advance(&mut self, from: usize, ts: i64) -> Result<Option<(ChangeBatch, i64)>> {
-        let Some(min) = self.watermark.advance(from, ts)? else {
-            return Ok(None);
-        };
+        match self.watermark.advance(from, ts)? {
+            Some(min) => self.fire(min).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Input `from` went idle: fires what the watermark, if it moved, closes.
+    fn idle(&mut self, from: usize) -> Result<Option<(ChangeBatch, i64)>> {
+        match self.watermark.idle(from)? {
+            Some(min) => self.fire(min).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Emits and frees the sessions that end at or before watermark `min`.
+    fn fire(&mut self, min: i64) -> Result<(ChangeBatch, i64)> {
         let mut fired: Vec<(Vec<u8>, Session)> = Vec::new();
         self.sessions.retain(|key, open| {
             let (done, keep): (Vec<Session>, Vec<Session>) =
@@ -296,7 +315,7 @@ impl SessionAggregate {
             *open = keep;
             !open.is_empty()
         });
-        Ok(Some((self.output(fired)?, self.watermark.current())))
+        Ok((self.output(fired)?, self.watermark.current()))
     }
 
     fn output(&self, fired: Vec<(Vec<u8>, Session)>) -> Result<ChangeBatch> {

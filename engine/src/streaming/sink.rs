@@ -92,7 +92,7 @@ fn start_changelog_sink(
                     super::with_op_column(&with_op, change)
                         .and_then(|batch| sink.write_changelog(&batch))
                 }
-                Ok(Message::Watermark { .. }) => Ok(()),
+                Ok(Message::Watermark { .. } | Message::Idle { .. }) => Ok(()),
                 Err(e) => Err(e),
             };
             if let Err(e) = written {
@@ -143,7 +143,7 @@ impl PartitionStream for ChannelPartition {
         let rows = merged.filter_map(|item| {
             futures::future::ready(match item {
                 Ok(Message::Data(change)) => Some(Ok(change.data)),
-                Ok(Message::Watermark { .. }) => None,
+                Ok(Message::Watermark { .. } | Message::Idle { .. }) => None,
                 Err(e) => Some(Err(e)),
             })
         });

@@ -6,6 +6,11 @@
 //!
 //! Any table a BATCH query can scan can be read as a stream this way; an
 //! unbounded source's scan simply never ends.
+//!
+//! With `table.exec.source.idle-timeout` set, a partition that reads no row
+//! for that long tells downstream it is idle, so a partition that has no
+//! data (an empty split, a quiet directory) does not hold every window
+//! open; its next rows make it active again (Flink's source idleness).
 
 use std::sync::Arc;
 
@@ -37,7 +42,27 @@ pub(super) fn start(
         let mut stream = scan.execute(p, ctx.clone())?;
         tasks.spawn(async move {
             let mut current = i64::MIN;
-            while let Some(batch) = stream.next().await {
+            let idle_timeout = watermark
+                .and_then(|w| w.idle_timeout_ms)
+                .map(std::time::Duration::from_millis);
+            let mut idle = false;
+            loop {
+                let next = match idle_timeout {
+                    Some(timeout) if !idle => {
+                        match tokio::time::timeout(timeout, stream.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                idle = true;
+                                if !send(&tx, Ok(Message::Idle { from: 0 })).await {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    _ => stream.next().await,
+                };
+                let Some(batch) = next else { break };
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => {
@@ -59,13 +84,24 @@ pub(super) fn start(
                 if !send_data(&tx, Ok(ChangeBatch::inserts(batch))).await {
                     return;
                 }
-                if let Some(ts) = next
-                    && ts > current
-                {
+                // An idle partition becomes active again by sending its
+                // watermark, even one that has not moved.
+                let reactivated = std::mem::take(&mut idle);
+                let advanced = next.is_some_and(|ts| ts > current);
+                if let Some(ts) = next.filter(|_| advanced) {
                     current = ts;
-                    if !send(&tx, Ok(Message::Watermark { from: 0, ts })).await {
-                        return;
-                    }
+                }
+                if (advanced || reactivated)
+                    && !send(
+                        &tx,
+                        Ok(Message::Watermark {
+                            from: 0,
+                            ts: current,
+                        }),
+                    )
+                    .await
+                {
+                    return;
                 }
             }
             let _ = send(

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, take};
@@ -29,6 +28,7 @@ use tokio::task::JoinSet;
 use tributary_planner::streaming::StreamAggregate;
 
 use super::aggregate_input::{self, MinWatermark};
+use super::late_rows::LateRows;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// Starts one instance; `routers` is how many inputs feed it watermarks.
@@ -40,7 +40,7 @@ pub(super) fn start(
     aggregates: Vec<StreamAggregate>,
     window_end: usize,
     schema: SchemaRef,
-    late: Arc<AtomicU64>,
+    late: LateRows,
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
@@ -63,6 +63,7 @@ pub(super) fn start(
             let result = match item {
                 Ok(Message::Data(change)) => op.process(&change).map(|()| None),
                 Ok(Message::Watermark { from, ts }) => op.advance(from, ts),
+                Ok(Message::Idle { from }) => op.idle(from),
                 Err(e) => Err(e),
             };
             match result {
@@ -104,7 +105,7 @@ struct WindowAggregate {
     /// The latest watermark of each input.
     /// The minimum watermark over the routers feeding this instance.
     watermark: MinWatermark,
-    late: Arc<AtomicU64>,
+    late: LateRows,
 }
 
 impl WindowAggregate {
@@ -126,11 +127,11 @@ impl WindowAggregate {
         // Rows of each (window, key); late rows counted and left out.
         let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
         let mut touched: Vec<(i64, Vec<u8>, Vec<u32>)> = Vec::new();
-        let mut late = 0u64;
+        let mut late: Vec<u32> = Vec::new();
         for i in 0..n {
             let end = ends.value(i);
             if end.saturating_sub(1) <= self.watermark.current() {
-                late += 1;
+                late.push(i as u32);
                 continue;
             }
             let key = rows.row(i).data();
@@ -141,9 +142,8 @@ impl WindowAggregate {
             touched[slot].2.push(i as u32);
         }
         drop(slot_of);
-        if late > 0 {
-            self.late.fetch_add(late, Ordering::Relaxed);
-        }
+        self.late
+            .record(&change.data, &late, self.watermark.current())?;
         for (end, key, indices) in touched {
             let window = self.windows.entry(end).or_default();
             let accumulators = match window.get_mut(&key) {
@@ -186,6 +186,20 @@ impl WindowAggregate {
         if self.watermark.advance(from, ts)?.is_none() {
             return Ok(None);
         }
+        self.fire().map(Some)
+    }
+
+    /// Input `from` went idle; returns what `advance` does if that moved the
+    /// watermark.
+    fn idle(&mut self, from: usize) -> Result<Option<(ChangeBatch, i64)>> {
+        if self.watermark.idle(from)?.is_none() {
+            return Ok(None);
+        }
+        self.fire().map(Some)
+    }
+
+    /// Emits and frees the windows the current watermark closes.
+    fn fire(&mut self) -> Result<(ChangeBatch, i64)> {
         // Windows whose last instant (end - 1) is at or before the watermark.
         let open = match self.watermark.current().checked_add(2) {
             Some(first_open_end) => self.windows.split_off(&first_open_end),
@@ -205,7 +219,7 @@ impl WindowAggregate {
                 keys.push(key);
             }
         }
-        Ok(Some((self.output(keys, values)?, self.watermark.current())))
+        Ok((self.output(keys, values)?, self.watermark.current()))
     }
 
     fn output(&self, keys: Vec<Vec<u8>>, values: Vec<Vec<ScalarValue>>) -> Result<ChangeBatch> {
