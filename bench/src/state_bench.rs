@@ -87,9 +87,11 @@ async fn keys(keys: u64) -> Result<(), String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    ctx.sql(&format!("CREATE VIEW keyed AS SELECT i % {keys} AS k, v FROM gen"))
-        .await
-        .map_err(|e| e.to_string())?;
+    ctx.sql(&format!(
+        "CREATE VIEW keyed AS SELECT i % {keys} AS k, v FROM gen"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let df_rows = ctx
         .sql(&query)

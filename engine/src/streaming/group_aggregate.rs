@@ -107,13 +107,15 @@ impl AggState {
     }
 }
 
-/// One key's state.
+/// One key's state. The values last emitted for the key are not kept: they
+/// are what the states evaluate to before the next batch is applied, so
+/// they are computed again then (memory per key matters more than one more
+/// `evaluate` per touched key).
 struct Group {
-    states: Vec<AggState>,
-    /// Rows of the key now in the input (inserted minus retracted).
+    states: Box<[AggState]>,
+    /// Rows of the key now in the input (inserted minus retracted); a key
+    /// with rows has emitted its result.
     rows: i64,
-    /// The aggregate values last emitted, if any.
-    emitted: Option<Vec<ScalarValue>>,
 }
 
 struct GroupAggregate {
@@ -124,7 +126,7 @@ struct GroupAggregate {
     keys: Option<RowConverter>,
     /// Shared by the keys of each MIN/MAX aggregate.
     min_max_converters: Vec<Option<Arc<RowConverter>>>,
-    groups: HashMap<Vec<u8>, Group>,
+    groups: HashMap<Box<[u8]>, Group>,
     /// A global aggregate emitted at least once.
     emitted_any: bool,
 }
@@ -180,12 +182,8 @@ impl GroupAggregate {
                     _ => AggState::Accumulator(a.expr.create_sliding_accumulator()?),
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Group {
-            states,
-            rows: 0,
-            emitted: None,
-        })
+            .collect::<Result<Box<[_]>>>()?;
+        Ok(Group { states, rows: 0 })
     }
 
     /// Applies one input batch; returns the changes it caused.
@@ -276,16 +274,33 @@ impl GroupAggregate {
         let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
         for (key, inserts, retracts) in touched {
             let (inserted, retracted) = (inserts.1 - inserts.0, retracts.1 - retracts.0);
-            if !self.groups.contains_key(&key) {
+            if !self.groups.contains_key(key.as_slice()) {
                 if inserted == 0 {
                     return Err(DataFusionError::Execution(
                         "GROUP BY received a retraction for a key it has no rows of".into(),
                     ));
                 }
                 let g = self.new_group()?;
-                self.groups.insert(key.clone(), g);
+                self.groups.insert(key.clone().into_boxed_slice(), g);
             }
-            let group = self.groups.get_mut(&key).expect("inserted above");
+            let global = self.keys.is_none();
+            let emitted_any = self.emitted_any;
+            let group = self
+                .groups
+                .get_mut(key.as_slice())
+                .ok_or_else(|| DataFusionError::Internal("group vanished".into()))?;
+            // What the key showed until now: its states before this batch.
+            let old = if group.rows > 0 || (global && emitted_any) {
+                Some(
+                    group
+                        .states
+                        .iter_mut()
+                        .map(AggState::evaluate)
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            } else {
+                None
+            };
             for (j, state) in group.states.iter_mut().enumerate() {
                 for ((start, end), retract) in [(inserts, false), (retracts, true)] {
                     if start == end {
@@ -323,13 +338,13 @@ impl GroupAggregate {
                     "GROUP BY retracted more rows of a key than it received".into(),
                 ));
             }
-            if group.rows == 0 && self.keys.is_some() {
-                if let Some(old) = group.emitted.take() {
+            if group.rows == 0 && !global {
+                if let Some(old) = old {
                     out_keys.push(key.clone());
                     out_kinds.push(RowKind::Delete);
                     out_values.push(old);
                 }
-                self.groups.remove(&key);
+                self.groups.remove(key.as_slice());
                 continue;
             }
             let new = group
@@ -337,23 +352,22 @@ impl GroupAggregate {
                 .iter_mut()
                 .map(AggState::evaluate)
                 .collect::<Result<Vec<_>>>()?;
-            match group.emitted.take() {
+            match old {
                 None => {
-                    out_keys.push(key.clone());
+                    out_keys.push(key);
                     out_kinds.push(RowKind::Insert);
-                    out_values.push(new.clone());
+                    out_values.push(new);
                 }
                 Some(old) if old != new => {
                     out_keys.push(key.clone());
                     out_kinds.push(RowKind::UpdateBefore);
                     out_values.push(old);
-                    out_keys.push(key.clone());
+                    out_keys.push(key);
                     out_kinds.push(RowKind::UpdateAfter);
-                    out_values.push(new.clone());
+                    out_values.push(new);
                 }
                 Some(_) => {}
             }
-            group.emitted = Some(new);
         }
         self.emitted_any |= !out_kinds.is_empty();
         self.output(out_keys, out_kinds, out_values)

@@ -223,13 +223,27 @@ pub(super) fn with_op_column(
     schema: &arrow::datatypes::SchemaRef,
     change: ChangeBatch,
 ) -> Result<RecordBatch> {
-    let ops: ArrayRef = Arc::new(StringArray::from_iter_values(
-        change.kinds().map(|k| k.short_string()),
-    ));
+    let ops: ArrayRef = Arc::new(op_strings(&change.ops));
     let mut columns = Vec::with_capacity(change.data.num_columns() + 1);
     columns.push(ops);
     columns.extend(change.data.columns().iter().cloned());
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The `op` column for row-kind codes: every value is two bytes (`+I`,
+/// `-U`, `+U`, `-D`), so the offsets are 0, 2, 4, ... and the bytes are
+/// copied from a table — no per-row string building.
+fn op_strings(codes: &arrow::array::Int8Array) -> StringArray {
+    const OPS: [[u8; 2]; 4] = [*b"+I", *b"-U", *b"+U", *b"-D"];
+    let n = codes.len();
+    let mut bytes = Vec::with_capacity(2 * n);
+    for code in codes.values().iter() {
+        // Codes come from RowKind::code (0..=3); anything else reads as +I.
+        bytes.extend_from_slice(&OPS[usize::try_from(*code).unwrap_or(0).min(3)]);
+    }
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(2, n));
+    // Every value is one of the ASCII strings above.
+    StringArray::new(offsets, arrow::buffer::Buffer::from_vec(bytes), None)
 }
 
 /// Starts the operators of `plan` and returns its output partitions.
@@ -401,4 +415,20 @@ pub(crate) async fn send_data(tx: &Sender, result: Result<ChangeBatch>) -> bool 
 #[allow(dead_code)]
 pub(crate) fn internal(message: impl Into<String>) -> DataFusionError {
     DataFusionError::Internal(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_column_spells_each_row_kind() {
+        let codes = arrow::array::Int8Array::from(vec![0, 1, 2, 3, 0]);
+        let ops = op_strings(&codes);
+        let values: Vec<&str> = ops.iter().map(|v| v.unwrap()).collect();
+        assert_eq!(values, ["+I", "-U", "+U", "-D", "+I"]);
+        assert!(arrow::array::Array::is_empty(&op_strings(
+            &arrow::array::Int8Array::from(Vec::<i8>::new())
+        )));
+    }
 }
