@@ -2,12 +2,16 @@
 //!
 //! Every `test_files/**/*.slt` file runs against a fresh [`Session`] once per
 //! runtime mode asked for (in STREAMING, a query's changelog is folded into
-//! the table it describes before it is compared). By default, files under
-//! `test_files/cross_mode/` run in both modes and the others in BATCH —
-//! until STREAMING runs every construct the other suites use. The mode is also a sqllogictest *label*, so a
-//! record or file can be limited to one mode with the format's own
+//! the table it describes before it is compared). By default every file
+//! runs in both BATCH and STREAMING. The mode is also a sqllogictest
+//! *label*, so a record can be limited to one mode with the format's own
 //! conditions — `onlyif batch`, `skipif streaming` — each with a comment
-//! saying why.
+//! line just above saying why (`# mode limit: ...` for a construct STREAMING
+//! refuses, `# TODO(bug): ...` for a disagreement not fixed yet). A
+//! directory whose files cannot carry such limits (files imported unedited
+//! from other engines) can hold a commented `MODES` file, see
+//! [`default_modes`]. A failing record does not stop its file; the run ends
+//! with a summary of the files and query records run in each mode.
 //!
 //! Values are written the way the suites expect them: `NULL` for null, `(empty)`
 //! for an empty string, floats rounded to 12 significant digits (so a sum
@@ -188,8 +192,8 @@ pub fn format_float(v: f64) -> String {
 /// Options of a runner invocation.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Modes to run every file in; `None`: both for `cross_mode/` files,
-    /// BATCH for the others.
+    /// Modes to run every file in; `None`: the file's default modes (both,
+    /// unless a `MODES` file says otherwise, see [`default_modes`]).
     pub modes: Option<Vec<RuntimeMode>>,
     /// Only files whose path contains one of these (all files if empty).
     pub filters: Vec<String>,
@@ -197,7 +201,13 @@ pub struct RunOptions {
     pub complete: bool,
 }
 
-/// Every `.slt` file under `dir`, sorted.
+/// Is `p` a suite file: `*.slt`, or `*.test` (the extension of SQLite's
+/// sqllogictest corpus, imported unedited under `test_files/standard/`)?
+fn is_suite_file(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "slt" || x == "test")
+}
+
+/// Every suite file under `dir`, sorted.
 pub fn find_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -209,7 +219,7 @@ pub fn find_files(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "slt") {
+            } else if is_suite_file(&p) {
                 out.push(p);
             }
         }
@@ -226,9 +236,91 @@ fn mode_label(mode: RuntimeMode) -> &'static str {
     }
 }
 
-/// Runs the suites; returns (passed, failed) counts of (file, mode) runs
-/// and prints each failure with its file, line, SQL, expected and actual.
-pub async fn run(options: &RunOptions) -> (usize, usize) {
+/// The modes a file runs in when `--mode` is not given: BATCH and STREAMING,
+/// unless a `MODES` file in the file's directory (or the nearest one above
+/// it, up to `root`) limits them. A `MODES` file is for a whole directory
+/// that cannot carry per-record limits (files imported unedited from other
+/// engines); it must say why in `#` comment lines, and holds one line
+/// `batch`, `streaming` or `both`. Everywhere else, limit single records
+/// with `onlyif batch` / `skipif streaming` and a comment.
+pub fn default_modes(file: &Path, root: &Path) -> Result<Vec<RuntimeMode>, String> {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        let modes_file = d.join("MODES");
+        if modes_file.is_file() {
+            let text = std::fs::read_to_string(&modes_file)
+                .map_err(|e| format!("{}: {e}", modes_file.display()))?;
+            let comments = text
+                .lines()
+                .filter(|l| l.trim_start().starts_with('#'))
+                .count();
+            let words: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            if comments == 0 {
+                return Err(format!(
+                    "{}: a MODES file must say why in a # comment",
+                    modes_file.display()
+                ));
+            }
+            return match words.as_slice() {
+                ["batch"] => Ok(vec![RuntimeMode::Batch]),
+                ["streaming"] => Ok(vec![RuntimeMode::Streaming]),
+                ["both"] => Ok(vec![RuntimeMode::Batch, RuntimeMode::Streaming]),
+                _ => Err(format!(
+                    "{}: expected one line 'batch', 'streaming' or 'both'",
+                    modes_file.display()
+                )),
+            };
+        }
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(vec![RuntimeMode::Batch, RuntimeMode::Streaming])
+}
+
+/// Would a record with `conditions` run under `labels`?
+fn runs_under(conditions: &[sqllogictest::Condition], labels: &[&str]) -> bool {
+    conditions.iter().all(|c| match c {
+        sqllogictest::Condition::OnlyIf { label } => labels.contains(&label.as_str()),
+        sqllogictest::Condition::SkipIf { label } => !labels.contains(&label.as_str()),
+    })
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// (file, mode) runs that passed / failed.
+    pub passed: usize,
+    pub failed: usize,
+    /// Suite files run.
+    pub files: usize,
+    /// `query` records run in BATCH / in STREAMING.
+    pub batch_queries: usize,
+    pub streaming_queries: usize,
+    /// `query` records of the files run that this run runs in both modes,
+    /// only in BATCH, only in STREAMING, or in neither (limited to other
+    /// engines, or to a mode not run).
+    pub both: usize,
+    pub batch_only: usize,
+    pub streaming_only: usize,
+    pub neither: usize,
+    /// `query` records skipped by `onlyif`/`skipif` in a mode the file runs in.
+    pub skipped_batch: usize,
+    pub skipped_streaming: usize,
+}
+
+/// At most this many failing records are printed per file and mode.
+const MAX_ERRORS_SHOWN: usize = 10;
+
+/// Runs the suites and prints each failure with its file, line, SQL,
+/// expected and actual. A failing record does not stop its file: every
+/// record runs, so one run shows every failure.
+pub async fn run(options: &RunOptions) -> Summary {
     let dir = test_files_dir();
     let files: Vec<PathBuf> = find_files(&dir)
         .into_iter()
@@ -242,7 +334,7 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
                 || options.filters.iter().any(|flt| rel.contains(flt.as_str()))
         })
         .collect();
-    let (mut passed, mut failed) = (0, 0);
+    let mut summary = Summary::default();
     for file in &files {
         let rel = file
             .strip_prefix(dir.parent().unwrap_or(&dir))
@@ -251,17 +343,55 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
             .to_string();
         let modes = match &options.modes {
             Some(m) => m.clone(),
-            None if rel.contains("/cross_mode/") => {
-                vec![RuntimeMode::Batch, RuntimeMode::Streaming]
-            }
-            None => vec![RuntimeMode::Batch],
+            None => match default_modes(file, &dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    summary.failed += 1;
+                    println!("FAILED {rel}\n{e}\n");
+                    continue;
+                }
+            },
         };
+        summary.files += 1;
+        let records = match sqllogictest::parse_file::<DefaultColumnType>(file) {
+            Ok(r) => r,
+            Err(e) => {
+                summary.failed += 1;
+                println!("FAILED {rel}\n{e}\n");
+                continue;
+            }
+        };
+        // Which query records run in which mode (the engine's name is a
+        // label too, as in the sqllogictest runner).
+        for r in &records {
+            if let sqllogictest::Record::Query { conditions, .. } = r {
+                let b = runs_under(conditions, &["batch", "tributary"]);
+                let s = runs_under(conditions, &["streaming", "tributary"]);
+                let in_batch = b && modes.contains(&RuntimeMode::Batch);
+                let in_streaming = s && modes.contains(&RuntimeMode::Streaming);
+                match (in_batch, in_streaming) {
+                    (true, true) => summary.both += 1,
+                    (true, false) => summary.batch_only += 1,
+                    (false, true) => summary.streaming_only += 1,
+                    (false, false) => summary.neither += 1,
+                }
+                for &mode in &modes {
+                    let runs = if mode == RuntimeMode::Streaming { s } else { b };
+                    match (mode, runs) {
+                        (RuntimeMode::Streaming, true) => summary.streaming_queries += 1,
+                        (RuntimeMode::Streaming, false) => summary.skipped_streaming += 1,
+                        (_, true) => summary.batch_queries += 1,
+                        (_, false) => summary.skipped_batch += 1,
+                    }
+                }
+            }
+        }
         for &mode in &modes {
             let make = move || async move { TributaryDb::new(mode).map_err(SltError) };
             let mut runner = sqllogictest::Runner::new(make);
             runner.add_label(mode_label(mode));
-            let outcome = if options.complete {
-                runner
+            let errors: Vec<String> = if options.complete {
+                match runner
                     .update_test_file(
                         file,
                         " ",
@@ -270,26 +400,42 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
                         sqllogictest::default_column_validator,
                     )
                     .await
-                    .map_err(|e| e.to_string())
-            } else {
-                runner
-                    .run_file_async(file)
-                    .await
-                    .map_err(|e| e.display(true).to_string())
-            };
-            match outcome {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok     [{}] {rel}", mode_label(mode));
+                {
+                    Ok(()) => vec![],
+                    Err(e) => vec![e.to_string()],
                 }
-                Err(e) => {
-                    failed += 1;
-                    println!("FAILED [{}] {rel}\n{e}\n", mode_label(mode));
+            } else {
+                let mut errors = vec![];
+                for record in records.iter().cloned() {
+                    if let sqllogictest::Record::Halt { .. } = record {
+                        break;
+                    }
+                    if let Err(e) = runner.run_async(record).await {
+                        errors.push(e.display(true).to_string());
+                    }
+                }
+                errors
+            };
+            if errors.is_empty() {
+                summary.passed += 1;
+                println!("ok     [{}] {rel}", mode_label(mode));
+            } else {
+                summary.failed += 1;
+                println!(
+                    "FAILED [{}] {rel}: {} record(s)\n",
+                    mode_label(mode),
+                    errors.len()
+                );
+                for e in errors.iter().take(MAX_ERRORS_SHOWN) {
+                    println!("{e}\n");
+                }
+                if errors.len() > MAX_ERRORS_SHOWN {
+                    println!("... and {} more\n", errors.len() - MAX_ERRORS_SHOWN);
                 }
             }
         }
     }
-    (passed, failed)
+    summary
 }
 
 /// Parses the runner's command line: `[--mode batch|streaming|both]
@@ -320,7 +466,9 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, 
             "--complete" => options.complete = true,
             "-h" | "--help" => {
                 return Err("usage: tributary-sqllogictest [--mode batch|streaming|both] [--complete] [FILTER...]\n\
-                            Runs test_files/**/*.slt whose path contains a FILTER (all if none)."
+                            Runs test_files/**/*.slt (and standard/**/*.test) whose path contains a FILTER (all if none).\n\
+                            --mode: the modes to run every file in; default: both, except where a MODES file\n\
+                            limits a directory. Records are limited with `onlyif batch` / `skipif streaming`."
                     .into());
             }
             flag if flag.starts_with('-') => {} // cargo test harness flags
@@ -349,8 +497,22 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let (passed, failed) = runtime.block_on(run(&options));
-    println!("sqllogictest: {passed} passed, {failed} failed");
+    let s = runtime.block_on(run(&options));
+    println!(
+        "sqllogictest: {} files; query records run: {} in BATCH, {} in STREAMING; \
+         skipped by mode limits: {} in BATCH, {} in STREAMING",
+        s.files, s.batch_queries, s.streaming_queries, s.skipped_batch, s.skipped_streaming
+    );
+    println!(
+        "sqllogictest: query records run in both modes: {}, in BATCH only: {}, \
+         in STREAMING only: {}, in neither: {}",
+        s.both, s.batch_only, s.streaming_only, s.neither
+    );
+    println!(
+        "sqllogictest: {} passed, {} failed (file, mode) runs",
+        s.passed, s.failed
+    );
+    let (passed, failed) = (s.passed, s.failed);
     if failed > 0 || passed == 0 {
         std::process::exit(1);
     }
