@@ -500,6 +500,47 @@ def updating_aggregates_nested():
 
 
 
+
+@topic("predicates", "WHERE predicates: comparisons, BETWEEN, IN, LIKE, AND / OR / NOT, on integers, floats and strings")
+def predicates():
+    qs = []
+    preds = ["qty > 2", "qty >= 2", "qty < 2", "qty <= 2", "qty = 2", "qty <> 2", "qty BETWEEN 2 AND 5",
+             "qty NOT BETWEEN 2 AND 5", "qty IN (1, 3, 5)", "qty NOT IN (1, 3, 5)", "qty IS NULL", "qty IS NOT NULL",
+             "price > 2.0", "price <= 1.5", "price BETWEEN 1.25 AND 2.5", "price IS NULL",
+             "region = 'east'", "region <> 'east'", "region < 'north'", "region IN ('east', 'west')",
+             "region NOT IN ('east', 'west')", "product LIKE 'p%'", "product LIKE '%e%'", "product NOT LIKE '%a%'",
+             "product LIKE '_ea_'", "region >= 'south'", "id % 2 = 0", "id * qty > 10", "qty + id < 6",
+             "LENGTH(product) = 4"]
+    for p in preds:
+        qs.append(f"SELECT id FROM sales WHERE {p}")
+    combos = [("qty > 2", "price < 2"), ("region = 'east'", "qty >= 3"), ("product = 'plum'", "price > 4"),
+              ("qty IS NULL", "price IS NULL"), ("id < 4", "region = 'west'"), ("price > 2", "qty > 3"),
+              ("product LIKE 'p%'", "region <> 'east'"), ("qty BETWEEN 1 AND 3", "price BETWEEN 1 AND 3")]
+    for a, b in combos:
+        for f in ["{a} AND {b}", "{a} OR {b}", "NOT ({a}) AND {b}", "NOT ({a} OR {b})", "({a}) IS NOT TRUE OR {b}",
+                  "NOT ({a} AND {b})"]:
+            qs.append("SELECT id FROM sales WHERE " + f.format(a=a, b=b))
+    for p in preds[:12]:
+        qs.append(f"SELECT region, COUNT(*) FROM sales WHERE {p} GROUP BY region")
+    return SALES, qs
+
+
+@topic("arithmetic", "Integer and float arithmetic, precedence, modulo, negation (no integer division here)")
+def arithmetic():
+    qs = []
+    exprs = ["i + b * 2", "(i + b) * 2", "i - -b", "-(i - b)", "i * i - b", "b % 5", "-b % 5", "b % -5", "i % 4",
+             "d * d", "d + 0.5 * i", "(d + 1) * (d - 1)", "d * 100 + i", "ABS(i - 7) * 3", "i * 1000000 + b",
+             "d / 2.0", "d / -4.0", "(i + 1.0) / 8", "d - d", "i + d + b", "b - i * d", "2 * i + 3 * d",
+             "i * 2 % 3", "100 - i * i", "d * -1.5"]
+    for e in exprs:
+        qs.append(f"SELECT id, {e} FROM nums")
+        qs.append(f"SELECT SUM({e}), MAX({e}), MIN({e}) FROM nums")
+    for a in ["7", "-7", "0", "12", "1000"]:
+        for b in ["3", "-3", "5"]:
+            qs.append(f"SELECT {a} + {b} AS s, {a} - {b} AS d, {a} * {b} AS p, {a} % {b} AS m, -{a} + {b} AS n")
+    return NUMS, qs
+
+
 # Events in time order (no row is late for the watermark), keyed by k.
 EVENTS_ROWS = [
     ("a", 1, "10:00:05"), ("b", 2, "10:01:10"), ("a", 3, "10:02:00"), ("c", 4, "10:04:59"), ("a", 5, "10:05:00"),
