@@ -15,9 +15,9 @@ Where DuckDB's semantics legitimately differ from Tributary's (Flink's /
 DataFusion's), a query is not written from DuckDB's answer:
   - `/` on two integers: DuckDB divides as floats, Tributary truncates; the
     queries here divide floats only (integer division is in the hand-written
-    queries/arithmetic.slt).
+    queries/integer_division_casts.slt).
   - CAST of a float to an integer: DuckDB rounds, Tributary truncates; not
-    generated (hand-written in queries/literals_casts.slt).
+    generated (hand-written in queries/integer_division_casts.slt).
   - DECIMAL literals: DuckDB types 1.5 as DECIMAL, Tributary as DOUBLE; the
     values are converted to float and printed as the runner prints floats.
 Such a query can carry `expect=` (rows checked by hand) and `why=` (printed
@@ -645,6 +645,61 @@ def window_session():
                 qs.append(Q(f"SELECT {key}window_start, window_end, {a} FROM {tvf} GROUP BY {key}window_start, window_end",
                             oracle=session_oracle(gap, part, f"{key}window_start, window_end, {a}", f"GROUP BY {key}window_start, window_end")))
     return EVENTS, qs
+
+
+
+@topic("aggregates_of_expressions", "Aggregates of scalar expressions, and expressions of aggregates")
+def aggregates_of_expressions():
+    qs = []
+    exprs = ["qty * 2", "qty + id", "price * qty", "COALESCE(qty, 0)", "CASE WHEN qty > 2 THEN qty END",
+             "LENGTH(product)", "CASE WHEN region = 'east' THEN price ELSE 0 END", "ABS(qty - 4)",
+             "NULLIF(qty, 1)", "id % 3"]
+    for e in exprs:
+        for a in ["SUM({e})", "MIN({e})", "MAX({e})", "COUNT({e})", "AVG({e})", "COUNT(DISTINCT {e})"]:
+            agg = a.format(e=e)
+            qs.append(f"SELECT region, {agg} FROM sales GROUP BY region")
+    for f in ["SUM(qty) * 10 + COUNT(*)", "MAX(price) - MIN(price)", "CAST(SUM(qty) AS DOUBLE) / COUNT(*)",
+              "COALESCE(SUM(qty), -1)", "CASE WHEN COUNT(*) > 2 THEN 'many' ELSE 'few' END",
+              "SUM(qty) FILTER (WHERE price > 2) + SUM(qty) FILTER (WHERE price <= 2)",
+              "COUNT(*) - COUNT(DISTINCT product)", "UPPER(MIN(product)) || '/' || LOWER(MAX(product))"]:
+        qs.append(f"SELECT region, {f} FROM sales GROUP BY region")
+        qs.append(f"SELECT product, {f} FROM sales GROUP BY product")
+    return SALES, qs
+
+
+@topic("window_filters", "Window TVF aggregates with WHERE before and HAVING after the window")
+def window_filters():
+    qs = []
+    for size in [5, 10, 30]:
+        tvf = f"TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), {minutes(size)}))"
+        duck = f"(SELECT *, time_bucket(INTERVAL '{size}' MINUTE, ts) AS window_start, time_bucket(INTERVAL '{size}' MINUTE, ts) + INTERVAL '{size}' MINUTE AS window_end FROM ev)"
+        for where in ["k = 'a'", "v % 2 = 0", "k <> 'b' AND v > 3", "v BETWEEN 4 AND 12"]:
+            for a in ["COUNT(*)", "SUM(v)", "MAX(v) - MIN(v)"]:
+                qs.append(Q(f"SELECT window_start, window_end, {a} FROM {tvf} WHERE {where} GROUP BY window_start, window_end",
+                            oracle=f"SELECT window_start, window_end, {a} FROM {duck} WHERE {where} GROUP BY window_start, window_end"))
+        for having in ["COUNT(*) > 1", "SUM(v) >= 10", "MAX(v) < 10"]:
+            qs.append(Q(f"SELECT window_start, k, COUNT(*) FROM {tvf} GROUP BY window_start, window_end, k HAVING {having}",
+                        oracle=f"SELECT window_start, k, COUNT(*) FROM {duck} GROUP BY window_start, window_end, k HAVING {having}"))
+        qs.append(Q(f"SELECT n, COUNT(*) FROM (SELECT window_start, COUNT(*) AS n FROM {tvf} GROUP BY window_start, window_end) GROUP BY n",
+                    oracle=f"SELECT n, COUNT(*) FROM (SELECT window_start, COUNT(*) AS n FROM {duck} GROUP BY window_start, window_end) GROUP BY n"))
+    return EVENTS, qs
+
+
+
+@topic("string_literals", "String functions on literals, and on strings with NULLs and empty strings in GROUP BY")
+def string_literals():
+    qs = []
+    lits = ["'Tributary'", "'a,b,,c'", "'  two  words '", "'x'", "'MIXED lower'", "'2024-01-01'", "'abcabc'",
+            "'NULL'"]
+    funcs = ["LOWER({x})", "UPPER({x})", "LENGTH({x})", "TRIM({x})", "LTRIM({x}) || '|'", "RTRIM({x}) || '|'",
+             "REPLACE({x}, 'a', '')", "SUBSTR({x}, 3)", "SPLIT_PART({x}, ',', 3)", "STRPOS({x}, 'b')",
+             "RPAD({x}, 12, '-')", "{x} LIKE '%a%'", "REPEAT({x}, 3)"]
+    for x in lits:
+        for f in funcs:
+            qs.append("SELECT " + f.format(x=x))
+    for k in ["s", "LENGTH(s)", "UPPER(s)", "s IS NULL", "COALESCE(s, '?')"]:
+        qs.append(f"SELECT {k}, COUNT(*) FROM strs GROUP BY {k}")
+    return STRS, qs
 
 
 def main():
