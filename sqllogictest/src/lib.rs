@@ -554,6 +554,45 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_layout_is_accepted() {
+        let n = sqllogictest::default_normalizer;
+        let rows = vec![
+            vec!["1".to_string(), "10".to_string()],
+            vec!["2".into(), "20".into()],
+        ];
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(validator(n, &rows, &lines(&["1 10", "2 20"])));
+        assert!(validator(n, &rows, &lines(&["1", "10", "2", "20"])));
+        assert!(!validator(n, &rows, &lines(&["1", "10", "20", "2"])));
+        assert!(!validator(n, &rows, &lines(&["1 10"])));
+    }
+
+    #[test]
+    fn modes_files() {
+        let root = std::env::temp_dir().join(format!("slt-modes-{}", std::process::id()));
+        let sub = root.join("standard").join("x");
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = sub.join("a.test");
+        let both = vec![RuntimeMode::Batch, RuntimeMode::Streaming];
+        assert_eq!(default_modes(&file, &root).unwrap(), both);
+        std::fs::write(
+            root.join("standard").join("MODES"),
+            "# why: ORDER BY everywhere\nbatch\n",
+        )
+        .unwrap();
+        assert_eq!(
+            default_modes(&file, &root).unwrap(),
+            vec![RuntimeMode::Batch]
+        );
+        std::fs::write(root.join("standard").join("MODES"), "batch\n").unwrap();
+        assert!(
+            default_modes(&file, &root).is_err(),
+            "a MODES file must say why"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn args() {
         let o = parse_args([
             "--mode".into(),
