@@ -299,6 +299,33 @@ pub fn default_modes(file: &Path, root: &Path) -> Result<Vec<RuntimeMode>, Strin
     Ok(vec![RuntimeMode::Batch, RuntimeMode::Streaming])
 }
 
+/// The mode limits of a suite file that have no comment: every
+/// `onlyif` / `skipif` of `batch` or `streaming` must have a `#` line just
+/// above it (or above the conditions stacked on it) saying why. Returns the
+/// line numbers of those that do not.
+pub fn uncommented_mode_limits(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_condition = |l: &str| l.starts_with("onlyif ") || l.starts_with("skipif ");
+    let mut bad = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        let mut words = line.split_whitespace();
+        let (Some(kind), Some(label)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !matches!(kind, "onlyif" | "skipif") || !matches!(label, "batch" | "streaming") {
+            continue;
+        }
+        let mut j = i;
+        while j > 0 && is_condition(lines[j - 1]) {
+            j -= 1;
+        }
+        if j == 0 || !lines[j - 1].trim_start().starts_with('#') {
+            bad.push(i + 1);
+        }
+    }
+    bad
+}
+
 /// Would a record with `conditions` run under `labels`?
 fn runs_under(conditions: &[sqllogictest::Condition], labels: &[&str]) -> bool {
     conditions.iter().all(|c| match c {
@@ -369,6 +396,14 @@ pub async fn run(options: &RunOptions) -> Summary {
             },
         };
         summary.files += 1;
+        let bad = uncommented_mode_limits(&std::fs::read_to_string(file).unwrap_or_default());
+        if !bad.is_empty() {
+            summary.failed += 1;
+            println!(
+                "FAILED {rel}: a mode limit (onlyif/skipif batch/streaming) without a comment line above it saying why, at line(s) {bad:?}\n"
+            );
+            continue;
+        }
         let records = match sqllogictest::parse_file::<DefaultColumnType>(file) {
             Ok(r) => r,
             Err(e) => {
@@ -590,6 +625,27 @@ mod tests {
             "a MODES file must say why"
         );
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn mode_limits_need_a_comment() {
+        assert_eq!(
+            uncommented_mode_limits("# why\nonlyif batch\nquery I\nSELECT 1\n"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            uncommented_mode_limits("# why\nskipif mysql\nskipif streaming\nquery I\n"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            uncommented_mode_limits("\nonlyif batch\nquery I\n"),
+            vec![2]
+        );
+        assert_eq!(uncommented_mode_limits("skipif streaming\n"), vec![1]);
+        assert_eq!(
+            uncommented_mode_limits("\nskipif mysql\nquery I\n"),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
