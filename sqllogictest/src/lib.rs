@@ -2,12 +2,16 @@
 //!
 //! Every `test_files/**/*.slt` file runs against a fresh [`Session`] once per
 //! runtime mode asked for (in STREAMING, a query's changelog is folded into
-//! the table it describes before it is compared). By default, files under
-//! `test_files/cross_mode/` run in both modes and the others in BATCH —
-//! until STREAMING runs every construct the other suites use. The mode is also a sqllogictest *label*, so a
-//! record or file can be limited to one mode with the format's own
+//! the table it describes before it is compared). By default every file
+//! runs in both BATCH and STREAMING. The mode is also a sqllogictest
+//! *label*, so a record can be limited to one mode with the format's own
 //! conditions — `onlyif batch`, `skipif streaming` — each with a comment
-//! saying why.
+//! line just above saying why (`# mode limit: ...` for a construct STREAMING
+//! refuses, `# TODO(bug): ...` for a disagreement not fixed yet). A
+//! directory whose files cannot carry such limits (files imported unedited
+//! from other engines) can hold a commented `MODES` file, see
+//! [`default_modes`]. A failing record does not stop its file; the run ends
+//! with a summary of the files and query records run in each mode.
 //!
 //! Values are written the way the suites expect them: `NULL` for null, `(empty)`
 //! for an empty string, floats rounded to 12 significant digits (so a sum
@@ -188,8 +192,8 @@ pub fn format_float(v: f64) -> String {
 /// Options of a runner invocation.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Modes to run every file in; `None`: both for `cross_mode/` files,
-    /// BATCH for the others.
+    /// Modes to run every file in; `None`: the file's default modes (both,
+    /// unless a `MODES` file says otherwise, see [`default_modes`]).
     pub modes: Option<Vec<RuntimeMode>>,
     /// Only files whose path contains one of these (all files if empty).
     pub filters: Vec<String>,
@@ -197,7 +201,29 @@ pub struct RunOptions {
     pub complete: bool,
 }
 
-/// Every `.slt` file under `dir`, sorted.
+/// The result validator: the sqllogictest crate's (one row a line, values
+/// separated by spaces), or else SQLite's layout, in which its corpus writes
+/// results: one value a line (`query III` of two rows is six lines).
+pub fn validator(
+    normalizer: sqllogictest::Normalizer,
+    actual: &[Vec<String>],
+    expected: &[String],
+) -> bool {
+    if sqllogictest::default_validator(normalizer, actual, expected) {
+        return true;
+    }
+    let values: Vec<String> = actual.iter().flatten().map(normalizer).collect();
+    let expected: Vec<String> = expected.iter().map(normalizer).collect();
+    actual.first().is_some_and(|r| r.len() > 1) && values == expected
+}
+
+/// Is `p` a suite file: `*.slt`, or `*.test` (the extension of SQLite's
+/// sqllogictest corpus, imported unedited under `test_files/standard/`)?
+fn is_suite_file(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "slt" || x == "test")
+}
+
+/// Every suite file under `dir`, sorted.
 pub fn find_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -209,7 +235,7 @@ pub fn find_files(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "slt") {
+            } else if is_suite_file(&p) {
                 out.push(p);
             }
         }
@@ -226,9 +252,118 @@ fn mode_label(mode: RuntimeMode) -> &'static str {
     }
 }
 
-/// Runs the suites; returns (passed, failed) counts of (file, mode) runs
-/// and prints each failure with its file, line, SQL, expected and actual.
-pub async fn run(options: &RunOptions) -> (usize, usize) {
+/// The modes a file runs in when `--mode` is not given: BATCH and STREAMING,
+/// unless a `MODES` file in the file's directory (or the nearest one above
+/// it, up to `root`) limits them. A `MODES` file is for a whole directory
+/// that cannot carry per-record limits (files imported unedited from other
+/// engines); it must say why in `#` comment lines, and holds one line
+/// `batch`, `streaming` or `both`. Everywhere else, limit single records
+/// with `onlyif batch` / `skipif streaming` and a comment.
+pub fn default_modes(file: &Path, root: &Path) -> Result<Vec<RuntimeMode>, String> {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        let modes_file = d.join("MODES");
+        if modes_file.is_file() {
+            let text = std::fs::read_to_string(&modes_file)
+                .map_err(|e| format!("{}: {e}", modes_file.display()))?;
+            let comments = text
+                .lines()
+                .filter(|l| l.trim_start().starts_with('#'))
+                .count();
+            let words: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            if comments == 0 {
+                return Err(format!(
+                    "{}: a MODES file must say why in a # comment",
+                    modes_file.display()
+                ));
+            }
+            return match words.as_slice() {
+                ["batch"] => Ok(vec![RuntimeMode::Batch]),
+                ["streaming"] => Ok(vec![RuntimeMode::Streaming]),
+                ["both"] => Ok(vec![RuntimeMode::Batch, RuntimeMode::Streaming]),
+                _ => Err(format!(
+                    "{}: expected one line 'batch', 'streaming' or 'both'",
+                    modes_file.display()
+                )),
+            };
+        }
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(vec![RuntimeMode::Batch, RuntimeMode::Streaming])
+}
+
+/// The mode limits of a suite file that have no comment: every
+/// `onlyif` / `skipif` of `batch` or `streaming` must have a `#` line just
+/// above it (or above the conditions stacked on it) saying why. Returns the
+/// line numbers of those that do not.
+pub fn uncommented_mode_limits(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_condition = |l: &str| l.starts_with("onlyif ") || l.starts_with("skipif ");
+    let mut bad = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        let mut words = line.split_whitespace();
+        let (Some(kind), Some(label)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !matches!(kind, "onlyif" | "skipif") || !matches!(label, "batch" | "streaming") {
+            continue;
+        }
+        let mut j = i;
+        while j > 0 && is_condition(lines[j - 1]) {
+            j -= 1;
+        }
+        if j == 0 || !lines[j - 1].trim_start().starts_with('#') {
+            bad.push(i + 1);
+        }
+    }
+    bad
+}
+
+/// Would a record with `conditions` run under `labels`?
+fn runs_under(conditions: &[sqllogictest::Condition], labels: &[&str]) -> bool {
+    conditions.iter().all(|c| match c {
+        sqllogictest::Condition::OnlyIf { label } => labels.contains(&label.as_str()),
+        sqllogictest::Condition::SkipIf { label } => !labels.contains(&label.as_str()),
+    })
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// (file, mode) runs that passed / failed.
+    pub passed: usize,
+    pub failed: usize,
+    /// Suite files run.
+    pub files: usize,
+    /// `query` records run in BATCH / in STREAMING.
+    pub batch_queries: usize,
+    pub streaming_queries: usize,
+    /// `query` records of the files run that this run runs in both modes,
+    /// only in BATCH, only in STREAMING, or in neither (limited to other
+    /// engines, or to a mode not run).
+    pub both: usize,
+    pub batch_only: usize,
+    pub streaming_only: usize,
+    pub neither: usize,
+    /// `query` records skipped by `onlyif`/`skipif` in a mode the file runs in.
+    pub skipped_batch: usize,
+    pub skipped_streaming: usize,
+}
+
+/// At most this many failing records are printed per file and mode.
+const MAX_ERRORS_SHOWN: usize = 10;
+
+/// Runs the suites and prints each failure with its file, line, SQL,
+/// expected and actual. A failing record does not stop its file: every
+/// record runs, so one run shows every failure.
+pub async fn run(options: &RunOptions) -> Summary {
     let dir = test_files_dir();
     let files: Vec<PathBuf> = find_files(&dir)
         .into_iter()
@@ -242,7 +377,7 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
                 || options.filters.iter().any(|flt| rel.contains(flt.as_str()))
         })
         .collect();
-    let (mut passed, mut failed) = (0, 0);
+    let mut summary = Summary::default();
     for file in &files {
         let rel = file
             .strip_prefix(dir.parent().unwrap_or(&dir))
@@ -251,45 +386,108 @@ pub async fn run(options: &RunOptions) -> (usize, usize) {
             .to_string();
         let modes = match &options.modes {
             Some(m) => m.clone(),
-            None if rel.contains("/cross_mode/") => {
-                vec![RuntimeMode::Batch, RuntimeMode::Streaming]
-            }
-            None => vec![RuntimeMode::Batch],
+            None => match default_modes(file, &dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    summary.failed += 1;
+                    println!("FAILED {rel}\n{e}\n");
+                    continue;
+                }
+            },
         };
+        summary.files += 1;
+        let bad = uncommented_mode_limits(&std::fs::read_to_string(file).unwrap_or_default());
+        if !bad.is_empty() {
+            summary.failed += 1;
+            println!(
+                "FAILED {rel}: a mode limit (onlyif/skipif batch/streaming) without a comment line above it saying why, at line(s) {bad:?}\n"
+            );
+            continue;
+        }
+        let records = match sqllogictest::parse_file::<DefaultColumnType>(file) {
+            Ok(r) => r,
+            Err(e) => {
+                summary.failed += 1;
+                println!("FAILED {rel}\n{e}\n");
+                continue;
+            }
+        };
+        // Which query records run in which mode (the engine's name is a
+        // label too, as in the sqllogictest runner).
+        for r in &records {
+            if let sqllogictest::Record::Query { conditions, .. } = r {
+                let b = runs_under(conditions, &["batch", "tributary"]);
+                let s = runs_under(conditions, &["streaming", "tributary"]);
+                let in_batch = b && modes.contains(&RuntimeMode::Batch);
+                let in_streaming = s && modes.contains(&RuntimeMode::Streaming);
+                match (in_batch, in_streaming) {
+                    (true, true) => summary.both += 1,
+                    (true, false) => summary.batch_only += 1,
+                    (false, true) => summary.streaming_only += 1,
+                    (false, false) => summary.neither += 1,
+                }
+                for &mode in &modes {
+                    let runs = if mode == RuntimeMode::Streaming { s } else { b };
+                    match (mode, runs) {
+                        (RuntimeMode::Streaming, true) => summary.streaming_queries += 1,
+                        (RuntimeMode::Streaming, false) => summary.skipped_streaming += 1,
+                        (_, true) => summary.batch_queries += 1,
+                        (_, false) => summary.skipped_batch += 1,
+                    }
+                }
+            }
+        }
         for &mode in &modes {
             let make = move || async move { TributaryDb::new(mode).map_err(SltError) };
             let mut runner = sqllogictest::Runner::new(make);
             runner.add_label(mode_label(mode));
-            let outcome = if options.complete {
-                runner
+            runner.with_validator(validator);
+            let errors: Vec<String> = if options.complete {
+                match runner
                     .update_test_file(
                         file,
                         " ",
-                        sqllogictest::default_validator,
+                        validator,
                         sqllogictest::default_normalizer,
                         sqllogictest::default_column_validator,
                     )
                     .await
-                    .map_err(|e| e.to_string())
-            } else {
-                runner
-                    .run_file_async(file)
-                    .await
-                    .map_err(|e| e.display(true).to_string())
-            };
-            match outcome {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok     [{}] {rel}", mode_label(mode));
+                {
+                    Ok(()) => vec![],
+                    Err(e) => vec![e.to_string()],
                 }
-                Err(e) => {
-                    failed += 1;
-                    println!("FAILED [{}] {rel}\n{e}\n", mode_label(mode));
+            } else {
+                let mut errors = vec![];
+                for record in records.iter().cloned() {
+                    if let sqllogictest::Record::Halt { .. } = record {
+                        break;
+                    }
+                    if let Err(e) = runner.run_async(record).await {
+                        errors.push(e.display(true).to_string());
+                    }
+                }
+                errors
+            };
+            if errors.is_empty() {
+                summary.passed += 1;
+                println!("ok     [{}] {rel}", mode_label(mode));
+            } else {
+                summary.failed += 1;
+                println!(
+                    "FAILED [{}] {rel}: {} record(s)\n",
+                    mode_label(mode),
+                    errors.len()
+                );
+                for e in errors.iter().take(MAX_ERRORS_SHOWN) {
+                    println!("{e}\n");
+                }
+                if errors.len() > MAX_ERRORS_SHOWN {
+                    println!("... and {} more\n", errors.len() - MAX_ERRORS_SHOWN);
                 }
             }
         }
     }
-    (passed, failed)
+    summary
 }
 
 /// Parses the runner's command line: `[--mode batch|streaming|both]
@@ -320,7 +518,9 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, 
             "--complete" => options.complete = true,
             "-h" | "--help" => {
                 return Err("usage: tributary-sqllogictest [--mode batch|streaming|both] [--complete] [FILTER...]\n\
-                            Runs test_files/**/*.slt whose path contains a FILTER (all if none)."
+                            Runs test_files/**/*.slt (and standard/**/*.test) whose path contains a FILTER (all if none).\n\
+                            --mode: the modes to run every file in; default: both, except where a MODES file\n\
+                            limits a directory. Records are limited with `onlyif batch` / `skipif streaming`."
                     .into());
             }
             flag if flag.starts_with('-') => {} // cargo test harness flags
@@ -349,8 +549,22 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let (passed, failed) = runtime.block_on(run(&options));
-    println!("sqllogictest: {passed} passed, {failed} failed");
+    let s = runtime.block_on(run(&options));
+    println!(
+        "sqllogictest: {} files; query records run: {} in BATCH, {} in STREAMING; \
+         skipped by onlyif / skipif: {} in BATCH, {} in STREAMING",
+        s.files, s.batch_queries, s.streaming_queries, s.skipped_batch, s.skipped_streaming
+    );
+    println!(
+        "sqllogictest: query records run in both modes: {}, in BATCH only: {}, \
+         in STREAMING only: {}, in neither: {}",
+        s.both, s.batch_only, s.streaming_only, s.neither
+    );
+    println!(
+        "sqllogictest: {} passed, {} failed (file, mode) runs",
+        s.passed, s.failed
+    );
+    let (passed, failed) = (s.passed, s.failed);
     if failed > 0 || passed == 0 {
         std::process::exit(1);
     }
@@ -372,6 +586,66 @@ mod tests {
         assert_eq!(format_float(0.1 + 0.2), "0.3");
         assert_eq!(format_float(-0.0), "0.0");
         assert_eq!(format_float(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn sqlite_layout_is_accepted() {
+        let n = sqllogictest::default_normalizer;
+        let rows = vec![
+            vec!["1".to_string(), "10".to_string()],
+            vec!["2".into(), "20".into()],
+        ];
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(validator(n, &rows, &lines(&["1 10", "2 20"])));
+        assert!(validator(n, &rows, &lines(&["1", "10", "2", "20"])));
+        assert!(!validator(n, &rows, &lines(&["1", "10", "20", "2"])));
+        assert!(!validator(n, &rows, &lines(&["1 10"])));
+    }
+
+    #[test]
+    fn modes_files() {
+        let root = std::env::temp_dir().join(format!("slt-modes-{}", std::process::id()));
+        let sub = root.join("standard").join("x");
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = sub.join("a.test");
+        let both = vec![RuntimeMode::Batch, RuntimeMode::Streaming];
+        assert_eq!(default_modes(&file, &root).unwrap(), both);
+        std::fs::write(
+            root.join("standard").join("MODES"),
+            "# why: ORDER BY everywhere\nbatch\n",
+        )
+        .unwrap();
+        assert_eq!(
+            default_modes(&file, &root).unwrap(),
+            vec![RuntimeMode::Batch]
+        );
+        std::fs::write(root.join("standard").join("MODES"), "batch\n").unwrap();
+        assert!(
+            default_modes(&file, &root).is_err(),
+            "a MODES file must say why"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn mode_limits_need_a_comment() {
+        assert_eq!(
+            uncommented_mode_limits("# why\nonlyif batch\nquery I\nSELECT 1\n"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            uncommented_mode_limits("# why\nskipif mysql\nskipif streaming\nquery I\n"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            uncommented_mode_limits("\nonlyif batch\nquery I\n"),
+            vec![2]
+        );
+        assert_eq!(uncommented_mode_limits("skipif streaming\n"), vec![1]);
+        assert_eq!(
+            uncommented_mode_limits("\nskipif mysql\nquery I\n"),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
