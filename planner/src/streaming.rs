@@ -19,6 +19,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -184,6 +185,14 @@ pub async fn plan_streaming(state: &SessionState, plan: &LogicalPlan) -> Result<
 
 async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    // Subqueries the optimizer could not turn into joins stay expressions
+    // that no physical operator evaluates: refuse them here, not at run time.
+    if let Some(construct) = plan.expressions().iter().find_map(subquery_in) {
+        return Err(unsupported(
+            construct,
+            "it is not rewritten into a join, and STREAMING evaluates subqueries no other way",
+        ));
+    }
     match plan {
         LogicalPlan::TableScan(scan) => {
             // A source must read each partition in the table's own order, or its
@@ -622,6 +631,25 @@ async fn lower_session_aggregate(
         schema,
         changelog: ChangelogMode::AppendOnly,
     })
+}
+
+/// The kind of subquery in `expr`, if it has one.
+fn subquery_in(expr: &Expr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = expr.apply(|e| {
+        found = match e {
+            Expr::ScalarSubquery(_) => Some("a scalar subquery"),
+            Expr::InSubquery(_) => Some("an IN subquery"),
+            Expr::Exists(_) => Some("an EXISTS subquery"),
+            _ => None,
+        };
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 fn unsupported(construct: &str, why: &str) -> Error {
