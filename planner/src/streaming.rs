@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, WriteOp};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -166,6 +166,8 @@ pub enum Retraction {
     Accumulator,
     /// A multiset of values, because MIN/MAX cannot undo a value (MIN if true).
     MinMax { min: bool },
+    /// `COUNT(DISTINCT x)`: a multiset of the values, counted by key.
+    DistinctCount,
     /// The input is append-only: nothing is ever retracted.
     NotNeeded,
 }
@@ -435,6 +437,8 @@ async fn lower_aggregate(
         let name = expr.fun().name().to_ascii_lowercase();
         let retraction = if input.changelog == ChangelogMode::AppendOnly {
             Retraction::NotNeeded
+        } else if expr.is_distinct() && name == "count" && expr.expressions().len() == 1 {
+            Retraction::DistinctCount
         } else if expr.is_distinct() {
             return Err(unsupported(
                 &format!(

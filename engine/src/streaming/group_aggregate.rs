@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
 use arrow::compute::{cast, take};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -30,7 +30,7 @@ use tributary_planner::RowKind;
 use tributary_planner::streaming::{Retraction, StreamAggregate};
 
 use super::aggregate_input;
-use super::min_max::MinMaxMultiset;
+use super::value_multiset::{Measure, ValueMultiset};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// Starts one instance of the operator on `input`.
@@ -81,28 +81,28 @@ pub(super) fn start(
 /// The state of one aggregate for one key.
 enum AggState {
     Accumulator(Box<dyn Accumulator>),
-    MinMax(MinMaxMultiset),
+    Multiset(ValueMultiset),
 }
 
 impl AggState {
     fn update(&mut self, args: &[ArrayRef]) -> Result<()> {
         match self {
             AggState::Accumulator(a) => a.update_batch(args),
-            AggState::MinMax(m) => m.update(&args[0]),
+            AggState::Multiset(m) => m.update(&args[0]),
         }
     }
 
     fn retract(&mut self, args: &[ArrayRef]) -> Result<()> {
         match self {
             AggState::Accumulator(a) => a.retract_batch(args),
-            AggState::MinMax(m) => m.retract(&args[0]),
+            AggState::Multiset(m) => m.retract(&args[0]),
         }
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         match self {
             AggState::Accumulator(a) => a.evaluate(),
-            AggState::MinMax(m) => m.evaluate(),
+            AggState::Multiset(m) => m.evaluate(),
         }
     }
 }
@@ -124,8 +124,9 @@ struct GroupAggregate {
     schema: SchemaRef,
     /// Encodes the key columns (None for a global aggregate).
     keys: Option<RowConverter>,
-    /// Shared by the keys of each MIN/MAX aggregate.
-    min_max_converters: Vec<Option<Arc<RowConverter>>>,
+    /// Shared by the keys of each MIN/MAX/COUNT(DISTINCT) aggregate over an
+    /// updating input (COUNT(DISTINCT)'s is made from its first argument).
+    multiset_converters: Vec<Option<Arc<RowConverter>>>,
     groups: HashMap<Box<[u8]>, Group>,
     /// A global aggregate emitted at least once.
     emitted_any: bool,
@@ -146,11 +147,11 @@ impl GroupAggregate {
                 .collect();
             Some(RowConverter::new(fields)?)
         };
-        let min_max_converters = aggregates
+        let multiset_converters = aggregates
             .iter()
             .map(|a| match a.retraction {
                 Retraction::MinMax { .. } => {
-                    Ok(Some(MinMaxMultiset::converter(a.expr.field().data_type())?))
+                    Ok(Some(ValueMultiset::converter(a.expr.field().data_type())?))
                 }
                 _ => Ok(None),
             })
@@ -160,7 +161,7 @@ impl GroupAggregate {
             aggregates,
             schema,
             keys,
-            min_max_converters,
+            multiset_converters,
             groups: HashMap::new(),
             emitted_any: false,
         })
@@ -170,12 +171,26 @@ impl GroupAggregate {
         let states = self
             .aggregates
             .iter()
-            .zip(&self.min_max_converters)
+            .zip(&self.multiset_converters)
             .map(|(a, conv)| {
                 Ok(match (a.retraction, conv) {
-                    (Retraction::MinMax { min }, Some(conv)) => AggState::MinMax(
-                        MinMaxMultiset::new(min, a.expr.field().data_type().clone(), conv.clone()),
+                    (Retraction::MinMax { min }, Some(conv)) => {
+                        AggState::Multiset(ValueMultiset::new(
+                            if min { Measure::Min } else { Measure::Max },
+                            a.expr.field().data_type().clone(),
+                            conv.clone(),
+                        ))
+                    }
+                    (Retraction::DistinctCount, Some(conv)) => AggState::Multiset(
+                        ValueMultiset::new(Measure::DistinctCount, DataType::Int64, conv.clone()),
                     ),
+                    // Only a global aggregate that saw no batch at all: it
+                    // counts nothing, whatever the values' type.
+                    (Retraction::DistinctCount, None) => AggState::Multiset(ValueMultiset::new(
+                        Measure::DistinctCount,
+                        DataType::Int64,
+                        ValueMultiset::converter(&DataType::Null)?,
+                    )),
                     (Retraction::NotNeeded, _) => {
                         AggState::Accumulator(a.expr.create_accumulator()?)
                     }
@@ -205,6 +220,14 @@ impl GroupAggregate {
         };
         let args = aggregate_input::arguments(&self.aggregates, &change.data)?;
         let filters = aggregate_input::filter_masks(&self.aggregates, &change.data)?;
+        for (j, a) in self.aggregates.iter().enumerate() {
+            if a.retraction == Retraction::DistinctCount && self.multiset_converters[j].is_none() {
+                let values = args[j].first().ok_or_else(|| {
+                    DataFusionError::Internal("COUNT(DISTINCT) without an argument".into())
+                })?;
+                self.multiset_converters[j] = Some(ValueMultiset::converter(values.data_type())?);
+            }
+        }
 
         // Each row's bucket: (key slot, insert or retraction), keys in first-seen order.
         let mut slot_of: HashMap<&[u8], usize> = HashMap::new();

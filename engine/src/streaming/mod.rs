@@ -19,11 +19,11 @@ mod change_batch;
 mod exchange;
 mod group_aggregate;
 pub mod late_rows;
-mod min_max;
 mod session_aggregate;
 mod sink;
 mod source;
 mod stateless;
+mod value_multiset;
 mod window_aggregate;
 
 use std::sync::Arc;

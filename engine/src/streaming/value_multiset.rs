@@ -1,10 +1,13 @@
-//! MIN and MAX that take retractions: the values of a group kept as a
-//! multiset (an ordered map from value to count), so removing the current
-//! minimum reveals the next one. DataFusion's sliding MIN/MAX assume values
-//! leave in arrival order (a window's), which a changelog does not promise.
+//! MIN, MAX and COUNT(DISTINCT) that take retractions: the values of a
+//! group kept as a multiset (an ordered map from value to count), so
+//! removing the current minimum reveals the next one, and a value stops
+//! counting as distinct when its last copy is retracted. DataFusion's
+//! sliding MIN/MAX assume values leave in arrival order (a window's), which
+//! a changelog does not promise; its DISTINCT accumulators cannot retract.
 //!
 //! Values are keyed by their arrow-row encoding, which orders like the
-//! values themselves, so the map's first and last keys are MIN and MAX.
+//! values themselves, so the map's first and last keys are MIN and MAX, and
+//! its length is the distinct count.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,21 +18,30 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 
-/// The multiset state of one group's MIN or MAX.
+/// What a [`ValueMultiset`] evaluates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Measure {
+    Min,
+    Max,
+    /// The number of distinct non-NULL values (`BIGINT`).
+    DistinctCount,
+}
+
+/// The multiset state of one group's MIN, MAX or COUNT(DISTINCT).
 #[derive(Debug)]
-pub(crate) struct MinMaxMultiset {
-    min: bool,
+pub(crate) struct ValueMultiset {
+    measure: Measure,
     data_type: DataType,
     converter: Arc<RowConverter>,
     values: BTreeMap<OwnedRow, u64>,
 }
 
-impl MinMaxMultiset {
-    /// A state for values of `data_type`; `converter` is shared by the
-    /// groups of one aggregate.
-    pub fn new(min: bool, data_type: DataType, converter: Arc<RowConverter>) -> Self {
+impl ValueMultiset {
+    /// A state for values of `data_type` (the result's type for MIN/MAX);
+    /// `converter` is shared by the groups of one aggregate.
+    pub fn new(measure: Measure, data_type: DataType, converter: Arc<RowConverter>) -> Self {
         Self {
-            min,
+            measure,
             data_type,
             converter,
             values: BTreeMap::new(),
@@ -78,7 +90,11 @@ impl MinMaxMultiset {
                 None => {
                     return Err(DataFusionError::Execution(format!(
                         "{} retracted a value it never saw",
-                        if self.min { "MIN" } else { "MAX" }
+                        match self.measure {
+                            Measure::Min => "MIN",
+                            Measure::Max => "MAX",
+                            Measure::DistinctCount => "COUNT(DISTINCT)",
+                        }
                     )));
                 }
             }
@@ -86,12 +102,14 @@ impl MinMaxMultiset {
         Ok(())
     }
 
-    /// The current MIN or MAX; NULL when empty.
+    /// The current MIN or MAX (NULL when empty), or the distinct count.
     pub fn evaluate(&self) -> Result<ScalarValue> {
-        let key = if self.min {
-            self.values.keys().next()
-        } else {
-            self.values.keys().next_back()
+        let key = match self.measure {
+            Measure::Min => self.values.keys().next(),
+            Measure::Max => self.values.keys().next_back(),
+            Measure::DistinctCount => {
+                return Ok(ScalarValue::Int64(Some(self.values.len() as i64)));
+            }
         };
         match key {
             None => ScalarValue::try_from(&self.data_type),
@@ -114,9 +132,9 @@ mod tests {
 
     #[test]
     fn retracting_the_minimum_reveals_the_next() {
-        let conv = MinMaxMultiset::converter(&DataType::Int64).unwrap();
-        let mut min = MinMaxMultiset::new(true, DataType::Int64, conv.clone());
-        let mut max = MinMaxMultiset::new(false, DataType::Int64, conv);
+        let conv = ValueMultiset::converter(&DataType::Int64).unwrap();
+        let mut min = ValueMultiset::new(Measure::Min, DataType::Int64, conv.clone());
+        let mut max = ValueMultiset::new(Measure::Max, DataType::Int64, conv);
         for m in [&mut min, &mut max] {
             m.update(&array(&[Some(5), Some(-3), None, Some(9), Some(-3)]))
                 .unwrap();
@@ -135,5 +153,19 @@ mod tests {
             .unwrap();
         assert_eq!(max.evaluate().unwrap(), ScalarValue::Int64(None));
         assert!(max.retract(&array(&[Some(1)])).is_err());
+    }
+
+    #[test]
+    fn distinct_count_drops_a_value_with_its_last_copy() {
+        let conv = ValueMultiset::converter(&DataType::Int64).unwrap();
+        let mut n = ValueMultiset::new(Measure::DistinctCount, DataType::Int64, conv);
+        n.update(&array(&[Some(1), Some(1), None, Some(2)]))
+            .unwrap();
+        assert_eq!(n.evaluate().unwrap(), ScalarValue::Int64(Some(2)));
+        n.retract(&array(&[Some(1)])).unwrap();
+        assert_eq!(n.evaluate().unwrap(), ScalarValue::Int64(Some(2)));
+        n.retract(&array(&[Some(1), None])).unwrap();
+        assert_eq!(n.evaluate().unwrap(), ScalarValue::Int64(Some(1)));
+        assert!(n.retract(&array(&[Some(7)])).is_err());
     }
 }
