@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
-use datafusion::common::{JoinType, NullEquality};
+use datafusion::common::{JoinType, NullEquality, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
@@ -519,6 +519,41 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                 "mark joins are not built yet",
             ));
         }
+    }
+    // `ON ... AND FALSE`, simplified by the optimizer to no keys and a
+    // FALSE filter: nothing matches, so only the outer sides' padded rows
+    // come out. Keys that are never equal (0 on the left, 1 on the right)
+    // give exactly that, without comparing any pair.
+    let never = matches!(
+        &join.filter,
+        Some(Expr::Literal(ScalarValue::Boolean(None | Some(false)), _))
+    );
+    if join.on.is_empty() && never {
+        let left = Box::pin(lower(state, &join.left)).await?;
+        let right = Box::pin(lower(state, &join.right)).await?;
+        let key = |v: i64| -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+            Ok(vec![state.create_physical_expr(
+                Expr::Literal(ScalarValue::Int64(Some(v)), None),
+                join.left.schema(),
+            )?])
+        };
+        return Ok(StreamPlan {
+            node: StreamNode::Join {
+                left: Box::new(left),
+                right: Box::new(right),
+                join_type: join.join_type,
+                left_keys: key(0)?,
+                right_keys: key(1)?,
+                filter: None,
+                null_equals_null: false,
+            },
+            schema,
+            changelog: if join.join_type == JoinType::Inner {
+                ChangelogMode::AppendOnly
+            } else {
+                ChangelogMode::Updating
+            },
+        });
     }
     if join.on.is_empty() {
         return Err(unsupported(
