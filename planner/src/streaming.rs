@@ -125,7 +125,9 @@ pub enum StreamNode {
         /// Inner, Left, Right, Full, LeftSemi, LeftAnti, RightSemi or RightAnti.
         join_type: JoinType,
         /// The equi-join keys over the left input, pairwise of the same type
-        /// as `right_keys`.
+        /// as `right_keys`. None (a cross or theta join): every row meets
+        /// every row of the other side in one instance (as Flink's global
+        /// join), and only `filter` decides.
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         /// The equi-join keys over the right input.
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -555,12 +557,6 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
             },
         });
     }
-    if join.on.is_empty() {
-        return Err(unsupported(
-            "a join without an equality between the two sides (a cross or theta join)",
-            "a streaming join partitions both sides by equal keys",
-        ));
-    }
     if join.null_aware {
         return Err(unsupported(
             "NOT IN (subquery)",
@@ -869,10 +865,13 @@ impl StreamPlan {
                     .zip(right_keys)
                     .map(|(l, r)| format!("{l} {eq} {r}"))
                     .collect();
-                let filter = filter
+                let mut filter = filter
                     .as_ref()
                     .map(|f| format!(", filter={f}"))
                     .unwrap_or_default();
+                if left_keys.is_empty() {
+                    filter.push_str(", parallelism=1 (no equality)");
+                }
                 writeln!(
                     out,
                     "{pad}Join: type={join_type}, on=[{}]{filter}, state=unbounded, changelogMode={}",

@@ -271,6 +271,10 @@ impl StreamingJoin {
             .map(|e| e.evaluate(&change.data)?.into_array(n))
             .collect::<Result<Vec<_>>>()?;
         let key_rows = self.key.convert_columns(&key_columns)?;
+        // No key (a join without equalities, run on one instance as Flink
+        // does): every row has the empty key and meets every other row.
+        let keyless = key_columns.is_empty();
+        let key_of = |i: usize| -> &[u8] { if keyless { &[] } else { key_rows.row(i).data() } };
         // SQL `=`: a NULL in any key column matches nothing.
         let mut joinable = vec![true; n];
         if !self.null_equals_null {
@@ -283,6 +287,16 @@ impl StreamingJoin {
             }
         }
         let row_bytes = self.sides[s].rows.convert_columns(change.data.columns())?;
+        // A side may have no columns at all (the query reads none of them):
+        // arrow-row then has no rows to give, and every row is the empty one.
+        let no_columns = change.data.num_columns() == 0;
+        let row_of = |i: usize| -> &[u8] {
+            if no_columns {
+                &[]
+            } else {
+                row_bytes.row(i).data()
+            }
+        };
 
         // The other side's rows under each key of the batch: the candidates.
         // The other side does not change while this batch is applied.
@@ -293,7 +307,7 @@ impl StreamingJoin {
         let mut cand_matches: Vec<u64> = Vec::new();
         let mut keys: Vec<&[u8]> = Vec::new();
         for (i, ok) in joinable.iter().enumerate() {
-            let key = key_rows.row(i).data();
+            let key = key_of(i);
             if !ok || range_of.contains_key(key) {
                 continue;
             }
@@ -324,7 +338,7 @@ impl StreamingJoin {
         let mut pair_cand: Vec<u32> = Vec::new();
         pair_offsets.push(0usize);
         for (i, ok) in joinable.iter().enumerate() {
-            if *ok && let Some((a, b)) = range_of.get(key_rows.row(i).data()) {
+            if *ok && let Some((a, b)) = range_of.get(key_of(i)) {
                 for j in *a..*b {
                     pair_probe.push(i as u32);
                     pair_cand.push(j as u32);
@@ -359,8 +373,8 @@ impl StreamingJoin {
                 .map(|p| pair_cand[p] as usize)
                 .collect();
             let m: u64 = matched.iter().map(|j| cand_count[*j]).sum();
-            let key = key_rows.row(i).data();
-            let row = row_bytes.row(i).data();
+            let key = key_of(i);
+            let row = row_of(i);
             let retract = kind.is_retraction();
             let state = &mut self.sides[s].state;
             if retract {
@@ -805,6 +819,44 @@ mod tests {
             ],
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_side_without_columns_still_counts_its_rows() {
+        // `SELECT r.* FROM l FULL JOIN r ON ... AND FALSE`: the left input
+        // has rows but no columns (the query reads none), and constant keys.
+        let empty: SchemaRef = Arc::new(Schema::empty());
+        let r = side_schema("r");
+        let key = |v: i64| -> Vec<Arc<dyn PhysicalExpr>> {
+            vec![Arc::new(
+                datafusion::physical_expr::expressions::Literal::new(
+                    datafusion::common::ScalarValue::Int64(Some(v)),
+                ),
+            )]
+        };
+        let mut j = StreamingJoin::try_new(JoinSpec {
+            join_type: JoinType::Full,
+            keys: [key(0), key(1)],
+            filter: None,
+            null_equals_null: false,
+            inputs: [empty.clone(), r.clone()],
+            schema: r.clone(),
+        })
+        .unwrap();
+        let left = ChangeBatch {
+            ops: Arc::new(Int8Array::from(vec![I.code(), I.code(), D.code()])),
+            data: RecordBatch::try_new_with_options(
+                empty,
+                vec![],
+                &RecordBatchOptions::new().with_row_count(Some(3)),
+            )
+            .unwrap(),
+        };
+        let out = j.process(0, &left).unwrap();
+        assert_eq!(out.num_rows(), 3);
+        assert!(j.process(0, &left).is_ok());
+        let out = j.process(1, &rows(1, &[(I, Some(1), "x")])).unwrap();
+        assert_eq!(show(&out), vec!["+I|1|x"]);
     }
 
     #[test]
