@@ -13,7 +13,7 @@
 //! runs random queries from a grammar of what STREAMING runs (see the
 //! STREAMING section of `docs/sql-reference.md`): projections and filters,
 //! `GROUP BY` with several aggregates, `HAVING`, `DISTINCT`, aggregates over
-//! updating aggregates, window TVF aggregates and `UNION ALL`. Each query
+//! updating aggregates, window TVF aggregates, `UNION ALL` and joins. Each query
 //! runs in BATCH (random parallelism) and in STREAMING (random parallelism
 //! and `datafusion.execution.batch_size`); the STREAMING changelog is folded
 //! (a retraction of a missing row fails the test) and compared with BATCH as
@@ -24,8 +24,12 @@
 //! A failure is shrunk (simpler query, fewer rows, fewer batches) and printed
 //! as a self-contained `.slt` case, expected rows from BATCH.
 //!
+//! Joins (inner, left, right, full, and semi/anti through `[NOT] EXISTS`)
+//! of two tables or GROUP BY results, on 1–2 equalities and sometimes a
+//! further condition, are the sixth family.
+//!
 //! Left out of the grammar: what STREAMING refuses by design (`ORDER BY`,
-//! `LIMIT`, joins, subqueries that become joins, `OVER`, set operations other
+//! `LIMIT`, `NOT IN` subqueries, `OVER`, set operations other
 //! than `UNION ALL`, GROUPING SETS, non-retractable aggregates over updating
 //! input); delays of 0 (`WATERMARK FOR ts AS ts`), where a row equal to the
 //! largest time so far is late in STREAMING, as in Flink; and, each marked
@@ -33,8 +37,8 @@
 //! regressions.slt`, the shapes that hit known bugs: `DATE_TRUNC` around
 //! aggregations, SESSION windows rewritten by DataFusion's optimizer,
 //! grouping on float expressions (signed zeros), FILTER over a one-row
-//! input, SUM of decimals beside DISTINCT aggregates, and CASE conditions
-//! DataFusion reasons about.
+//! input, SUM of decimals beside DISTINCT aggregates, CASE conditions
+//! DataFusion reasons about, and a WHERE over an outer join.
 //!
 //! Knobs: `TRIBUTARY_RANDOM_SEED` (decimal or `0x` hex; fixed by default, so
 //! CI is deterministic) and `TRIBUTARY_RANDOM_CASES` (total queries over all
@@ -1833,11 +1837,24 @@ impl Family {
             Family::Union => simple_select(rng, tables),
             Family::Join => {
                 let (env, from) = join_from(rng, tables);
-                match rng.below(10) {
+                let outer = matches!(
+                    &from,
+                    From::Join(j) if matches!(j.kind, JoinKind::Left | JoinKind::Right | JoinKind::Full)
+                );
+                let mut select = match rng.below(10) {
                     0..=4 => projection(rng, &env, from),
                     5..=7 => aggregation(rng, &env, from, vec![]),
                     _ => distinct(rng, &env, from),
+                };
+                // TODO(bug): allow a WHERE over an outer join. DataFusion 55's
+                // BATCH pushes `a.x IS NULL` on the NULL-padded side through
+                // the join key into the other input, dropping padded rows
+                // (regressions.slt, eighth case), and fails comparing INT and
+                // BIGINT join keys in a WHERE (ninth case).
+                if outer {
+                    select.filter = None;
                 }
+                select
             }
         }
     }
