@@ -5,8 +5,10 @@
 //! Supported now: table scans (any source, read as a stream), projection,
 //! filter, `UNION ALL`, non-windowed `GROUP BY` aggregation (also `DISTINCT`,
 //! `HAVING`, `FILTER (WHERE ...)`, and aggregation over an updating input),
-//! and `INSERT INTO` of an append-only result. Anything else is a plan-time error that names the
-//! construct and suggests BATCH.
+//! window TVFs and their aggregates, regular joins (inner, outer, semi, anti;
+//! over append-only or updating inputs; unbounded state), and `INSERT INTO`
+//! of an append-only result. Anything else is a plan-time error that names
+//! the construct and suggests BATCH.
 //!
 //! Expressions are DataFusion `PhysicalExpr`s and aggregates DataFusion
 //! `AggregateFunctionExpr`s, so every scalar function works in both modes.
