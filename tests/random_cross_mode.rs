@@ -24,12 +24,13 @@
 //! A failure is shrunk (simpler query, fewer rows, fewer batches) and printed
 //! as a self-contained `.slt` case, expected rows from BATCH.
 //!
-//! Joins (inner, left, right, full, and semi/anti through `[NOT] EXISTS`)
+//! Joins (inner, left, right, full, semi/anti through `[NOT] EXISTS`, and
+//! uncorrelated `NOT IN`)
 //! of two tables or GROUP BY results, on 1–2 equalities and sometimes a
 //! further condition, are the sixth family.
 //!
 //! Left out of the grammar: what STREAMING refuses by design (`ORDER BY`,
-//! `LIMIT`, `NOT IN` subqueries, `OVER`, set operations other
+//! `LIMIT`, correlated `NOT IN` subqueries, `OVER`, set operations other
 //! than `UNION ALL`, GROUPING SETS, non-retractable aggregates over updating
 //! input); delays of 0 (`WATERMARK FOR ts AS ts`), where a row equal to the
 //! largest time so far is late in STREAMING, as in Flink; and, each marked
@@ -678,6 +679,8 @@ enum JoinKind {
     Full,
     Semi,
     Anti,
+    /// `a.x NOT IN (SELECT b.y FROM b)` (first key only, no extra condition).
+    NotIn,
 }
 
 /// One input of a join: a table, or a GROUP BY over one (an updating input).
@@ -739,6 +742,12 @@ impl Join {
             JoinKind::Left => "LEFT JOIN",
             JoinKind::Right => "RIGHT JOIN",
             JoinKind::Full => "FULL JOIN",
+            JoinKind::NotIn => {
+                let (l, r) = &self.keys[0];
+                return format!(
+                    "(SELECT * FROM {left} WHERE {l} NOT IN (SELECT {r} FROM {right})) AS a"
+                );
+            }
             JoinKind::Semi | JoinKind::Anti => {
                 let not = if self.kind == JoinKind::Anti {
                     "NOT "
@@ -760,7 +769,7 @@ impl Join {
     /// The columns a SELECT over the join sees (only `a`'s for SEMI/ANTI).
     fn env(&self, tables: &TableSet) -> Env {
         let mut env = self.left.env(tables, "a");
-        if !matches!(self.kind, JoinKind::Semi | JoinKind::Anti) {
+        if !matches!(self.kind, JoinKind::Semi | JoinKind::Anti | JoinKind::NotIn) {
             env.cols.extend(self.right.env(tables, "b").cols);
         }
         env.append_only = self.append_only();
@@ -787,7 +796,7 @@ impl Join {
                 ..self.clone()
             });
         }
-        if !matches!(self.kind, JoinKind::Inner | JoinKind::Semi | JoinKind::Anti) {
+        if matches!(self.kind, JoinKind::Left | JoinKind::Right | JoinKind::Full) {
             out.push(Join {
                 kind: JoinKind::Inner,
                 ..self.clone()
@@ -1990,6 +1999,7 @@ fn join_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
         JoinKind::Full,
         JoinKind::Semi,
         JoinKind::Anti,
+        JoinKind::NotIn,
     ]);
     let side = |rng: &mut Rng| {
         let t = rng.pick(&tables.tables);
@@ -2034,7 +2044,7 @@ fn join_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
             cols: a.cols.iter().chain(&b.cols).cloned().collect(),
             ..a.clone()
         };
-        let extra = rng.chance(0.35).then(|| condition(rng, &both, 1));
+        let extra = (kind != JoinKind::NotIn && rng.chance(0.35)).then(|| condition(rng, &both, 1));
         let join = Join {
             kind,
             left,

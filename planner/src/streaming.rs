@@ -139,6 +139,10 @@ pub enum StreamNode {
         /// `IS NOT DISTINCT FROM` keys: NULL keys match each other. Otherwise
         /// (`=`) a row with a NULL key matches nothing.
         null_equals_null: bool,
+        /// `NOT IN (subquery)`, a LEFT ANTI join with SQL's NULL semantics: a
+        /// NULL anywhere in the subquery empties the result, so it runs on
+        /// one instance that sees every right row.
+        null_aware: bool,
     },
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink, or hands every changelog row to a sink
@@ -550,6 +554,7 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                 right_keys: key(1)?,
                 filter: None,
                 null_equals_null: false,
+                null_aware: false,
             },
             schema,
             changelog: if join.join_type == JoinType::Inner {
@@ -559,10 +564,10 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
             },
         });
     }
-    if join.null_aware {
+    if join.null_aware && (join.join_type != JoinType::LeftAnti || join.filter.is_some()) {
         return Err(unsupported(
-            "NOT IN (subquery)",
-            "its NULL semantics need every row of the subquery in one place; NOT EXISTS is supported",
+            "a correlated NOT IN (subquery)",
+            "only an uncorrelated NOT IN is built; NOT EXISTS is supported",
         ));
     }
     let left = Box::pin(lower(state, &join.left)).await?;
@@ -614,6 +619,7 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
             right_keys,
             filter,
             null_equals_null: join.null_equality == NullEquality::NullEqualsNull,
+            null_aware: join.null_aware,
         },
         schema,
         changelog,
@@ -855,6 +861,7 @@ impl StreamPlan {
                 right_keys,
                 filter,
                 null_equals_null,
+                null_aware,
                 ..
             } => {
                 let eq = if *null_equals_null {
@@ -873,6 +880,9 @@ impl StreamPlan {
                     .unwrap_or_default();
                 if left_keys.is_empty() {
                     filter.push_str(", parallelism=1 (no equality)");
+                }
+                if *null_aware {
+                    filter.push_str(", NOT IN (null-aware), parallelism=1");
                 }
                 writeln!(
                     out,

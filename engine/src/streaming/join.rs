@@ -34,7 +34,7 @@
 //! The watermark is the minimum over both inputs. State is never expired:
 //! without a TTL it grows with the inputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
@@ -66,6 +66,9 @@ pub(super) struct JoinSpec {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// NULL keys match each other (`IS NOT DISTINCT FROM`).
     pub null_equals_null: bool,
+    /// A LEFT ANTI join with `NOT IN`'s NULL semantics; the planner runs it
+    /// on one instance (it needs every right row) and without a filter.
+    pub null_aware: bool,
     /// The schemas of the left and right input.
     pub inputs: [SchemaRef; 2],
     /// The output schema (DataFusion's join schema).
@@ -149,6 +152,30 @@ struct Side {
     state: HashMap<Vec<u8>, HashMap<Vec<u8>, Entry>>,
 }
 
+/// `NOT IN (subquery)`: a left row is in the result only if the right side
+/// has no row with a NULL key and either has no rows at all or none equal
+/// to the row's key (then a NULL key is fine too). Whether the right side is
+/// empty or holds a NULL decides for every left row at once.
+#[derive(Debug, Default)]
+struct NullAware {
+    right_rows: u64,
+    right_null_rows: u64,
+    /// Keys of left rows that hold a NULL.
+    null_keys: HashSet<Vec<u8>>,
+}
+
+impl NullAware {
+    /// (the right side holds a NULL key, the right side is empty).
+    fn flags(&self) -> (bool, bool) {
+        (self.right_null_rows > 0, self.right_rows == 0)
+    }
+
+    /// Whether a left row is in the result under `flags`.
+    fn visible(flags: (bool, bool), key_null: bool, matches: u64) -> bool {
+        !flags.0 && (flags.1 || (!key_null && matches == 0))
+    }
+}
+
 /// What the output rows are made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
@@ -174,6 +201,7 @@ struct StreamingJoin {
     /// Semi/anti: the kept side and whether it is ANTI.
     semi: Option<(usize, bool)>,
     output: Output,
+    null_aware: Option<NullAware>,
 }
 
 /// The output rows being collected: for each, its kind and the index of its
@@ -243,6 +271,8 @@ impl StreamingJoin {
             padded,
             semi,
             output,
+            null_aware: (spec.null_aware && spec.join_type == JoinType::LeftAnti)
+                .then(NullAware::default),
         })
     }
 
@@ -366,6 +396,8 @@ impl StreamingJoin {
             }
         };
         let mut changed = vec![false; cand_rows.len()];
+        let flags_before = self.null_aware.as_ref().map(NullAware::flags);
+        let matches_before = cand_matches.clone();
         for (i, kind) in change.kinds().enumerate() {
             let (pa, pb) = (pair_offsets[i], pair_offsets[i + 1]);
             let matched: Vec<usize> = (pa..pb)
@@ -403,6 +435,22 @@ impl StreamingJoin {
                 entry.count += 1;
                 entry.matches = m;
             }
+            if let Some(na) = &mut self.null_aware {
+                let key_null = !joinable[i];
+                if s == 1 {
+                    if retract {
+                        na.right_rows = na.right_rows.saturating_sub(1);
+                        if key_null {
+                            na.right_null_rows = na.right_null_rows.saturating_sub(1);
+                        }
+                    } else {
+                        na.right_rows += 1;
+                        na.right_null_rows += u64::from(key_null);
+                    }
+                } else if key_null && !retract {
+                    na.null_keys.insert(key.to_vec());
+                }
+            }
             let mine = Some(i as u32);
             for &j in &matched {
                 let c = cand_count[j];
@@ -434,9 +482,11 @@ impl StreamingJoin {
                         };
                         push(&mut out, kind, None, theirs, c);
                     }
+                    // (NOT IN decides after the whole batch: below.)
                     if let Some((kept, anti)) = self.semi
                         && kept == o
                         && (first || last)
+                        && self.null_aware.is_none()
                     {
                         let kind = if first != anti {
                             RowKind::Insert
@@ -458,9 +508,13 @@ impl StreamingJoin {
             if self.padded[s] && m == 0 {
                 push(&mut out, kind, mine, None, 1);
             }
-            if let Some((kept, anti)) = self.semi
+            let kept_row = match &self.null_aware {
+                Some(na) => NullAware::visible(na.flags(), !joinable[i], m),
+                None => (m > 0) != anti_of(self.semi),
+            };
+            if let Some((kept, _)) = self.semi
                 && kept == s
-                && ((m > 0) != anti)
+                && kept_row
             {
                 push(&mut out, kind, mine, None, 1);
             }
@@ -476,7 +530,88 @@ impl StreamingJoin {
                 entry.matches = cand_matches[j];
             }
         }
+        if let (Some(flags_before), 1) = (flags_before, s) {
+            let changed: Vec<(&[u8], &[u8], u64)> = changed
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c)
+                .map(|(j, _)| {
+                    (
+                        keys[cand_key[j]],
+                        cand_rows[j].as_slice(),
+                        matches_before[j],
+                    )
+                })
+                .collect();
+            return self.null_aware_changes(flags_before, &changed);
+        }
         self.output_batch(s, change, &cand_columns, out)
+    }
+
+    /// After a batch of right rows of a `NOT IN` join: the left rows that
+    /// entered or left the result. If the right side became (non-)empty or
+    /// gained (lost) its NULL keys, any left row may have; otherwise only
+    /// those whose match count changed (`changed`: key, row, count before).
+    fn null_aware_changes(
+        &self,
+        flags_before: (bool, bool),
+        changed: &[(&[u8], &[u8], u64)],
+    ) -> Result<ChangeBatch> {
+        let Some(na) = &self.null_aware else {
+            return Err(DataFusionError::Internal(
+                "NOT IN changes of a join that is not NOT IN".into(),
+            ));
+        };
+        let flags_after = na.flags();
+        let left = &self.sides[0];
+        let mut rows: Vec<&[u8]> = Vec::new();
+        let mut kinds: Vec<i8> = Vec::new();
+        let mut indices: Vec<u32> = Vec::new();
+        // (row, its key holds a NULL, its match count before, its entry now)
+        let mut touched: Vec<(&[u8], bool, u64, &Entry)> = Vec::new();
+        if flags_before != flags_after {
+            let before: HashMap<&[u8], u64> = changed.iter().map(|(_, r, m)| (*r, *m)).collect();
+            for (key, entries) in &left.state {
+                let key_null = na.null_keys.contains(key);
+                for (row, entry) in entries {
+                    let m = before.get(row.as_slice()).copied().unwrap_or(entry.matches);
+                    touched.push((row, key_null, m, entry));
+                }
+            }
+        } else {
+            for (key, row, m) in changed {
+                if let Some(entry) = left.state.get(*key).and_then(|rows| rows.get(*row)) {
+                    touched.push((row, na.null_keys.contains(*key), *m, entry));
+                }
+            }
+        }
+        for (row, key_null, before, entry) in touched {
+            let was = NullAware::visible(flags_before, key_null, before);
+            let is = NullAware::visible(flags_after, key_null, entry.matches);
+            if was != is {
+                let kind = if is { RowKind::Insert } else { RowKind::Delete };
+                for _ in 0..entry.count {
+                    indices.push(rows.len() as u32);
+                    kinds.push(kind.code());
+                }
+                rows.push(row);
+            }
+        }
+        let parser = left.rows.parser();
+        let columns = left
+            .rows
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let columns = conform(columns, &left.schema)?;
+        let columns = gather(&columns, &UInt32Array::from(indices))?;
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            conform(columns, &self.schema)?,
+            &RecordBatchOptions::new().with_row_count(Some(kinds.len())),
+        )?;
+        Ok(ChangeBatch {
+            ops: Arc::new(Int8Array::from(kinds)),
+            data,
+        })
     }
 
     /// Whether each candidate pair passes the non-equi condition (None: no
@@ -556,6 +691,11 @@ impl StreamingJoin {
     }
 }
 
+/// Whether a semi/anti join is ANTI (false for the other joins).
+fn anti_of(semi: Option<(usize, bool)>) -> bool {
+    semi.is_some_and(|(_, anti)| anti)
+}
+
 /// `take` of every column (a NULL index gives a NULL value).
 fn gather(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
     Ok(columns
@@ -624,6 +764,7 @@ mod tests {
             ],
             filter,
             null_equals_null: false,
+            null_aware: false,
             inputs: [l, r],
             schema,
         })
@@ -667,6 +808,11 @@ mod tests {
                     .join("|")
             })
             .collect()
+    }
+
+    /// Feeds one batch and returns its output rows.
+    fn step(j: &mut StreamingJoin, side: usize, batch: ChangeBatch) -> Vec<String> {
+        show(&j.process(side, &batch).unwrap())
     }
 
     /// Feeds the batches and returns every output row and the folded result.
@@ -800,6 +946,36 @@ mod tests {
     }
 
     #[test]
+    fn not_in_follows_nulls_and_emptiness_of_the_right_side() {
+        let mut j = join(JoinType::LeftAnti, None);
+        j.null_aware = Some(NullAware::default());
+        let left = (
+            0,
+            rows(0, &[(I, Some(1), "a"), (I, None, "n"), (I, Some(2), "b")]),
+        );
+        let (out, folded) = run(&mut j, &[left.clone()]);
+        assert_eq!(out, vec!["+I|1|a", "+I||n", "+I|2|b"]);
+        assert_eq!(folded, vec!["1|a", "2|b", "|n"]);
+        // A right row: NULL keys and matched rows leave.
+        let mut out = step(&mut j, 1, rows(1, &[(I, Some(2), "x")]));
+        out.sort();
+        assert_eq!(out, vec!["-D|2|b", "-D||n"]);
+        // A NULL in the subquery: nothing is left.
+        let out = step(&mut j, 1, rows(1, &[(I, None, "m")]));
+        assert_eq!(out, vec!["-D|1|a"]);
+        let out = step(&mut j, 1, rows(1, &[(D, None, "m")]));
+        assert_eq!(out, vec!["+I|1|a"]);
+        // Empty again: every row is back.
+        let mut out = step(&mut j, 1, rows(1, &[(D, Some(2), "x")]));
+        out.sort();
+        assert_eq!(out, vec!["+I|2|b", "+I||n"]);
+        // A left row arriving while the right side holds a NULL stays out.
+        step(&mut j, 1, rows(1, &[(I, None, "m")]));
+        let out = step(&mut j, 0, rows(0, &[(I, Some(7), "g")]));
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn null_keys_never_match_but_outer_rows_stay() {
         let mut j = join(JoinType::Full, None);
         let (_, folded) = run(
@@ -839,6 +1015,7 @@ mod tests {
             keys: [key(0), key(1)],
             filter: None,
             null_equals_null: false,
+            null_aware: false,
             inputs: [empty.clone(), r.clone()],
             schema: r.clone(),
         })
