@@ -953,7 +953,7 @@ mod tests {
             0,
             rows(0, &[(I, Some(1), "a"), (I, None, "n"), (I, Some(2), "b")]),
         );
-        let (out, folded) = run(&mut j, &[left.clone()]);
+        let (out, folded) = run(&mut j, std::slice::from_ref(&left));
         assert_eq!(out, vec!["+I|1|a", "+I||n", "+I|2|b"]);
         assert_eq!(folded, vec!["1|a", "2|b", "|n"]);
         // A right row: NULL keys and matched rows leave.
