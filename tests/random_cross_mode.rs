@@ -13,7 +13,7 @@
 //! runs random queries from a grammar of what STREAMING runs (see the
 //! STREAMING section of `docs/sql-reference.md`): projections and filters,
 //! `GROUP BY` with several aggregates, `HAVING`, `DISTINCT`, aggregates over
-//! updating aggregates, window TVF aggregates and `UNION ALL`. Each query
+//! updating aggregates, window TVF aggregates, `UNION ALL` and joins. Each query
 //! runs in BATCH (random parallelism) and in STREAMING (random parallelism
 //! and `datafusion.execution.batch_size`); the STREAMING changelog is folded
 //! (a retraction of a missing row fails the test) and compared with BATCH as
@@ -24,8 +24,13 @@
 //! A failure is shrunk (simpler query, fewer rows, fewer batches) and printed
 //! as a self-contained `.slt` case, expected rows from BATCH.
 //!
+//! Joins (inner, left, right, full, semi/anti through `[NOT] EXISTS`, and
+//! uncorrelated `NOT IN`)
+//! of two tables or GROUP BY results, on 1–2 equalities and sometimes a
+//! further condition, are the sixth family.
+//!
 //! Left out of the grammar: what STREAMING refuses by design (`ORDER BY`,
-//! `LIMIT`, joins, subqueries that become joins, `OVER`, set operations other
+//! `LIMIT`, correlated `NOT IN` subqueries, `OVER`, set operations other
 //! than `UNION ALL`, GROUPING SETS, non-retractable aggregates over updating
 //! input); delays of 0 (`WATERMARK FOR ts AS ts`), where a row equal to the
 //! largest time so far is late in STREAMING, as in Flink; and, each marked
@@ -33,8 +38,8 @@
 //! regressions.slt`, the shapes that hit known bugs: `DATE_TRUNC` around
 //! aggregations, SESSION windows rewritten by DataFusion's optimizer,
 //! grouping on float expressions (signed zeros), FILTER over a one-row
-//! input, SUM of decimals beside DISTINCT aggregates, and CASE conditions
-//! DataFusion reasons about.
+//! input, SUM of decimals beside DISTINCT aggregates, CASE conditions
+//! DataFusion reasons about, and a WHERE over an outer join.
 //!
 //! Knobs: `TRIBUTARY_RANDOM_SEED` (decimal or `0x` hex; fixed by default, so
 //! CI is deterministic) and `TRIBUTARY_RANDOM_CASES` (total queries over all
@@ -60,7 +65,7 @@ use tributary_engine::{RuntimeMode, Session};
 const DEFAULT_SEED: u64 = 0x7269_6275_7461_7279; // "tributary"
 const DEFAULT_CASES: usize = 3000;
 /// Query families, one test each; the cases are split evenly between them.
-const FAMILIES: usize = 5;
+const FAMILIES: usize = 6;
 /// Queries run against one table set (one session).
 const QUERIES_PER_SET: usize = 10;
 /// A query that takes longer than this in either mode is a failure (a hang).
@@ -647,6 +652,172 @@ enum From {
         tvf: String,
     },
     Derived(Box<Select>),
+    /// Two inputs joined (see [`Join`]).
+    Join(Box<Join>),
+}
+
+/// A regular equi-join of two inputs aliased `a` and `b`:
+/// `a [INNER|LEFT|RIGHT|FULL] JOIN b ON keys AND extra`, or for SEMI/ANTI
+/// `(SELECT * FROM a WHERE [NOT] EXISTS (SELECT 1 FROM b WHERE keys AND
+/// extra)) AS a`, which DataFusion decorrelates into a semi/anti join.
+#[derive(Clone, Debug)]
+struct Join {
+    kind: JoinKind,
+    left: JoinSide,
+    right: JoinSide,
+    /// Equalities `a.x = b.y`.
+    keys: Vec<(String, String)>,
+    /// A further condition over both sides.
+    extra: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+    Semi,
+    Anti,
+    /// `a.x NOT IN (SELECT b.y FROM b)` (first key only, no extra condition).
+    NotIn,
+}
+
+/// One input of a join: a table, or a GROUP BY over one (an updating input).
+#[derive(Clone, Debug)]
+enum JoinSide {
+    Table(String),
+    Derived(Box<Select>),
+}
+
+impl JoinSide {
+    fn sql(&self, alias: &str) -> String {
+        match self {
+            JoinSide::Table(t) => format!("{t} AS {alias}"),
+            JoinSide::Derived(s) => format!("({}) AS {alias}", s.sql()),
+        }
+    }
+
+    fn append_only(&self) -> bool {
+        match self {
+            JoinSide::Table(_) => true,
+            JoinSide::Derived(s) => s.append_only(),
+        }
+    }
+
+    /// Its columns, qualified with `alias`.
+    fn env(&self, tables: &TableSet, alias: &str) -> Env {
+        let mut env = match self {
+            JoinSide::Table(t) => {
+                let t = tables
+                    .tables
+                    .iter()
+                    .find(|x| &x.name == t)
+                    .expect("a join side names a table of the set");
+                let mut env = Env::of_table(t);
+                env.date_trunc = false;
+                env
+            }
+            JoinSide::Derived(s) => Env::of_select(s),
+        };
+        for c in &mut env.cols {
+            c.sql = format!("{alias}.{}", c.sql);
+        }
+        env
+    }
+}
+
+impl Join {
+    fn sql(&self) -> String {
+        let on: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(l, r)| format!("{l} = {r}"))
+            .chain(self.extra.clone())
+            .collect();
+        let on = on.join(" AND ");
+        let (left, right) = (self.left.sql("a"), self.right.sql("b"));
+        let keyword = match self.kind {
+            JoinKind::Inner => "JOIN",
+            JoinKind::Left => "LEFT JOIN",
+            JoinKind::Right => "RIGHT JOIN",
+            JoinKind::Full => "FULL JOIN",
+            JoinKind::NotIn => {
+                let (l, r) = &self.keys[0];
+                return format!(
+                    "(SELECT * FROM {left} WHERE {l} NOT IN (SELECT {r} FROM {right})) AS a"
+                );
+            }
+            JoinKind::Semi | JoinKind::Anti => {
+                let not = if self.kind == JoinKind::Anti {
+                    "NOT "
+                } else {
+                    ""
+                };
+                return format!(
+                    "(SELECT * FROM {left} WHERE {not}EXISTS (SELECT 1 FROM {right} WHERE {on})) AS a"
+                );
+            }
+        };
+        format!("{left} {keyword} {right} ON {on}")
+    }
+
+    fn append_only(&self) -> bool {
+        self.kind == JoinKind::Inner && self.left.append_only() && self.right.append_only()
+    }
+
+    /// The columns a SELECT over the join sees (only `a`'s for SEMI/ANTI).
+    fn env(&self, tables: &TableSet) -> Env {
+        let mut env = self.left.env(tables, "a");
+        if !matches!(self.kind, JoinKind::Semi | JoinKind::Anti | JoinKind::NotIn) {
+            env.cols.extend(self.right.env(tables, "b").cols);
+        }
+        env.append_only = self.append_only();
+        env.derived =
+            matches!(self.left, JoinSide::Derived(_)) || matches!(self.right, JoinSide::Derived(_));
+        env.single_row = false;
+        env.date_trunc = false;
+        env.plain = false;
+        env
+    }
+
+    /// Simpler variants with the same columns.
+    fn simpler(&self) -> Vec<Join> {
+        let mut out = Vec::new();
+        if self.extra.is_some() {
+            out.push(Join {
+                extra: None,
+                ..self.clone()
+            });
+        }
+        if self.keys.len() > 1 {
+            out.push(Join {
+                keys: self.keys[..1].to_vec(),
+                ..self.clone()
+            });
+        }
+        if matches!(self.kind, JoinKind::Left | JoinKind::Right | JoinKind::Full) {
+            out.push(Join {
+                kind: JoinKind::Inner,
+                ..self.clone()
+            });
+        }
+        for (i, side) in [&self.left, &self.right].into_iter().enumerate() {
+            if let JoinSide::Derived(s) = side {
+                for simpler in s.simpler(false) {
+                    let mut j = self.clone();
+                    let side = JoinSide::Derived(Box::new(simpler));
+                    if i == 0 {
+                        j.left = side;
+                    } else {
+                        j.right = side;
+                    }
+                    out.push(j);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Query {
@@ -700,6 +871,7 @@ impl Select {
             From::Table(t) => write!(s, " FROM {t}").unwrap(),
             From::Window { tvf, .. } => write!(s, " FROM {tvf}").unwrap(),
             From::Derived(inner) => write!(s, " FROM ({}) AS s", inner.sql()).unwrap(),
+            From::Join(j) => write!(s, " FROM {}", j.sql()).unwrap(),
         }
         if let Some(f) = &self.filter {
             write!(s, " WHERE {f}").unwrap();
@@ -734,6 +906,7 @@ impl Select {
         let input = match &self.from {
             From::Table(_) | From::Window { .. } => true,
             From::Derived(inner) => inner.append_only(),
+            From::Join(j) => j.append_only(),
         };
         match &self.group {
             Some(keys) => {
@@ -750,6 +923,14 @@ impl Select {
         match &self.from {
             From::Table(t) | From::Window { table: t, .. } => out.push(t.clone()),
             From::Derived(inner) => inner.tables(out),
+            From::Join(j) => {
+                for side in [&j.left, &j.right] {
+                    match side {
+                        JoinSide::Table(t) => out.push(t.clone()),
+                        JoinSide::Derived(s) => s.tables(out),
+                    }
+                }
+            }
         }
     }
 
@@ -804,6 +985,14 @@ impl Select {
             for simpler in inner.simpler(false) {
                 out.push(Select {
                     from: From::Derived(Box::new(simpler)),
+                    ..self.clone()
+                });
+            }
+        }
+        if let From::Join(j) = &self.from {
+            for simpler in j.simpler() {
+                out.push(Select {
+                    from: From::Join(Box::new(simpler)),
                     ..self.clone()
                 });
             }
@@ -1616,6 +1805,9 @@ enum Family {
     Window,
     /// UNION ALL of two compatible SELECTs of any family.
     Union,
+    /// Projections, aggregates and DISTINCT over a regular join (inner,
+    /// outer, semi, anti) of tables or GROUP BY results.
+    Join,
 }
 
 impl Family {
@@ -1652,6 +1844,27 @@ impl Family {
             Family::Nested => nested(rng, tables),
             Family::Window => windowed(rng, tables),
             Family::Union => simple_select(rng, tables),
+            Family::Join => {
+                let (env, from) = join_from(rng, tables);
+                let outer = matches!(
+                    &from,
+                    From::Join(j) if matches!(j.kind, JoinKind::Left | JoinKind::Right | JoinKind::Full)
+                );
+                let mut select = match rng.below(10) {
+                    0..=4 => projection(rng, &env, from),
+                    5..=7 => aggregation(rng, &env, from, vec![]),
+                    _ => distinct(rng, &env, from),
+                };
+                // TODO(bug): allow a WHERE over an outer join. DataFusion 55's
+                // BATCH pushes `a.x IS NULL` on the NULL-padded side through
+                // the join key into the other input, dropping padded rows
+                // (regressions.slt, eighth case), and fails comparing INT and
+                // BIGINT join keys in a WHERE (ninth case).
+                if outer {
+                    select.filter = None;
+                }
+                select
+            }
         }
     }
 }
@@ -1770,6 +1983,87 @@ fn nested(rng: &mut Rng, tables: &TableSet) -> Select {
     } else {
         outer
     }
+}
+
+/// A join of two random inputs (a table, or 30% of the time a GROUP BY over
+/// one: an updating input) on 1–2 equalities of columns of one kind, and
+/// sometimes a further condition over both sides.
+fn join_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
+    let kind = *rng.pick(&[
+        JoinKind::Inner,
+        JoinKind::Inner,
+        JoinKind::Left,
+        JoinKind::Left,
+        JoinKind::Right,
+        JoinKind::Full,
+        JoinKind::Full,
+        JoinKind::Semi,
+        JoinKind::Anti,
+        JoinKind::NotIn,
+    ]);
+    let side = |rng: &mut Rng| {
+        let t = rng.pick(&tables.tables);
+        if rng.chance(0.3) {
+            let env = Env::of_table(t);
+            JoinSide::Derived(Box::new(aggregation(
+                rng,
+                &env,
+                From::Table(t.name.clone()),
+                vec![],
+            )))
+        } else {
+            JoinSide::Table(t.name.clone())
+        }
+    };
+    for _ in 0..20 {
+        let (left, right) = (side(rng), side(rng));
+        let (a, b) = (left.env(tables, "a"), right.env(tables, "b"));
+        // Equal kinds, as grouping keys are (no floats a derived table
+        // computed: see `Env::key_columns`).
+        let (a_keys, b_keys) = (a.key_columns(), b.key_columns());
+        let pairs: Vec<(String, String)> = a_keys
+            .iter()
+            .flat_map(|x| {
+                b_keys
+                    .iter()
+                    .filter(|y| y.kind == x.kind)
+                    .map(|y| (x.sql.clone(), y.sql.clone()))
+            })
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let mut keys = vec![rng.pick(&pairs).clone()];
+        if rng.chance(0.2) {
+            let second = rng.pick(&pairs).clone();
+            if !keys.contains(&second) {
+                keys.push(second);
+            }
+        }
+        let both = Env {
+            cols: a.cols.iter().chain(&b.cols).cloned().collect(),
+            ..a.clone()
+        };
+        let extra = (kind != JoinKind::NotIn && rng.chance(0.35)).then(|| condition(rng, &both, 1));
+        let join = Join {
+            kind,
+            left,
+            right,
+            keys,
+            extra,
+        };
+        return (join.env(tables), From::Join(Box::new(join)));
+    }
+    // No two columns of one kind: a self join on the first column.
+    let t = &tables.tables[0].name;
+    let join = Join {
+        kind,
+        left: JoinSide::Table(t.clone()),
+        right: JoinSide::Table(t.clone()),
+        keys: vec![("a.col0".into(), "b.col0".into())],
+        extra: None,
+    };
+    (join.env(tables), From::Join(Box::new(join)))
 }
 
 /// A SELECT over `inner` as a derived table.
@@ -2572,6 +2866,11 @@ async fn random_window_aggregates_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_unions_agree() {
     run_family(Family::Union, 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_joins_agree() {
+    run_family(Family::Join, 6).await;
 }
 
 #[test]

@@ -779,6 +779,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn explain_shows_a_streaming_join_with_its_type_keys_and_changelog_mode() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE l (k INT, v INT); CREATE TABLE r (k INT, w INT);
+                 EXPLAIN SELECT l.v, r.w FROM l LEFT JOIN r ON l.k = r.k AND l.v < r.w",
+            )
+            .await,
+        );
+        assert!(
+            out.contains("Join: type=Left, on=[k@0 = k@0], filter=v@1 < w@3, state=unbounded, changelogMode=[I,UB,UA,D]"),
+            "{out}"
+        );
+        assert!(out.contains("Source: table=l"), "{out}");
+        assert!(out.contains("Source: table=r"), "{out}");
+        let out = text(&rows(&s, "EXPLAIN SELECT l.v, r.w FROM l JOIN r ON l.k = r.k").await);
+        assert!(
+            out.contains("Join: type=Inner, on=[k@0 = k@0], state=unbounded, changelogMode=[I]"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
     async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

@@ -5,8 +5,10 @@
 //! Supported now: table scans (any source, read as a stream), projection,
 //! filter, `UNION ALL`, non-windowed `GROUP BY` aggregation (also `DISTINCT`,
 //! `HAVING`, `FILTER (WHERE ...)`, and aggregation over an updating input),
-//! and `INSERT INTO` of an append-only result. Anything else is a plan-time error that names the
-//! construct and suggests BATCH.
+//! window TVFs and their aggregates, regular joins (inner, outer, semi, anti;
+//! over append-only or updating inputs; unbounded state), and `INSERT INTO`
+//! of an append-only result. Anything else is a plan-time error that names
+//! the construct and suggests BATCH.
 //!
 //! Expressions are DataFusion `PhysicalExpr`s and aggregates DataFusion
 //! `AggregateFunctionExpr`s, so every scalar function works in both modes.
@@ -17,10 +19,13 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{JoinType, NullEquality, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, WriteOp};
+use datafusion::logical_expr::logical_plan::builder::build_join_schema;
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, LogicalPlan, WriteOp};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -111,6 +116,35 @@ pub enum StreamNode {
         /// shape the sessions (as in BATCH) but are not aggregated; a session
         /// with no row passing it has no result row.
         row_filter: Option<Arc<dyn PhysicalExpr>>,
+    },
+    /// A regular (non-windowed) equi-join of two changelogs, Flink's
+    /// `StreamingJoinOperator`: each side's current rows are kept per join
+    /// key, every change probes the other side, and joined rows (and, for
+    /// outer joins, NULL-padded rows) are emitted and retracted as matches
+    /// come and go. Both inputs are hash-partitioned by their keys.
+    /// State is unbounded: every row of both inputs is kept (there is no TTL).
+    Join {
+        left: Box<StreamPlan>,
+        right: Box<StreamPlan>,
+        /// Inner, Left, Right, Full, LeftSemi, LeftAnti, RightSemi or RightAnti.
+        join_type: JoinType,
+        /// The equi-join keys over the left input, pairwise of the same type
+        /// as `right_keys`. None (a cross or theta join): every row meets
+        /// every row of the other side in one instance (as Flink's global
+        /// join), and only `filter` decides.
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// The equi-join keys over the right input.
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// The non-equi part of `ON`, over the left columns followed by the
+        /// right columns; a pair matches only if it is true.
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        /// `IS NOT DISTINCT FROM` keys: NULL keys match each other. Otherwise
+        /// (`=`) a row with a NULL key matches nothing.
+        null_equals_null: bool,
+        /// `NOT IN (subquery)`, a LEFT ANTI join with SQL's NULL semantics: a
+        /// NULL anywhere in the subquery empties the result, so it runs on
+        /// one instance that sees every right row.
+        null_aware: bool,
     },
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink, or hands every changelog row to a sink
@@ -341,7 +375,7 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             "LIMIT",
             "a streaming result has no final order to cut",
         )),
-        LogicalPlan::Join(_) => Err(unsupported("joins", "streaming joins are not built yet")),
+        LogicalPlan::Join(join) => lower_join(state, join, schema).await,
         LogicalPlan::Window(_) => Err(unsupported(
             "OVER window functions",
             "streaming OVER aggregation is not built yet",
@@ -500,6 +534,121 @@ async fn lower_aggregate(
         },
         schema,
         changelog: ChangelogMode::Updating,
+    })
+}
+
+async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Result<StreamPlan> {
+    match join.join_type {
+        JoinType::Inner
+        | JoinType::Left
+        | JoinType::Right
+        | JoinType::Full
+        | JoinType::LeftSemi
+        | JoinType::LeftAnti
+        | JoinType::RightSemi
+        | JoinType::RightAnti => {}
+        JoinType::LeftMark | JoinType::RightMark => {
+            return Err(unsupported(
+                "an IN / EXISTS subquery inside OR (a mark join)",
+                "mark joins are not built yet",
+            ));
+        }
+    }
+    // `ON ... AND FALSE`, simplified by the optimizer to no keys and a
+    // FALSE filter: nothing matches, so only the outer sides' padded rows
+    // come out. Keys that are never equal (0 on the left, 1 on the right)
+    // give exactly that, without comparing any pair.
+    let never = matches!(
+        &join.filter,
+        Some(Expr::Literal(ScalarValue::Boolean(None | Some(false)), _))
+    );
+    if join.on.is_empty() && never {
+        let left = Box::pin(lower(state, &join.left)).await?;
+        let right = Box::pin(lower(state, &join.right)).await?;
+        let key = |v: i64| -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+            Ok(vec![state.create_physical_expr(
+                Expr::Literal(ScalarValue::Int64(Some(v)), None),
+                join.left.schema(),
+            )?])
+        };
+        return Ok(StreamPlan {
+            node: StreamNode::Join {
+                left: Box::new(left),
+                right: Box::new(right),
+                join_type: join.join_type,
+                left_keys: key(0)?,
+                right_keys: key(1)?,
+                filter: None,
+                null_equals_null: false,
+                null_aware: false,
+            },
+            schema,
+            changelog: if join.join_type == JoinType::Inner {
+                ChangelogMode::AppendOnly
+            } else {
+                ChangelogMode::Updating
+            },
+        });
+    }
+    if join.null_aware && (join.join_type != JoinType::LeftAnti || join.filter.is_some()) {
+        return Err(unsupported(
+            "a correlated NOT IN (subquery)",
+            "only an uncorrelated NOT IN is built; NOT EXISTS is supported",
+        ));
+    }
+    let left = Box::pin(lower(state, &join.left)).await?;
+    let right = Box::pin(lower(state, &join.right)).await?;
+    let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+    let mut left_keys = Vec::with_capacity(join.on.len());
+    let mut right_keys = Vec::with_capacity(join.on.len());
+    for (l, r) in &join.on {
+        // Both sides are hashed and encoded by their key values, so a pair of
+        // keys must have one type (the optimizer's coercion usually did this).
+        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
+        let (l, r) = if lt == rt {
+            (l.clone(), r.clone())
+        } else {
+            let common = comparison_coercion(&lt, &rt).ok_or_else(|| {
+                Error::plan(format!(
+                    "cannot join on {l} = {r}: no common type for {lt} and {rt}"
+                ))
+            })?;
+            (
+                l.clone().cast_to(&common, left_schema)?,
+                r.clone().cast_to(&common, right_schema)?,
+            )
+        };
+        left_keys.push(state.create_physical_expr(l, left_schema)?);
+        right_keys.push(state.create_physical_expr(r, right_schema)?);
+    }
+    let filter = match &join.filter {
+        None => None,
+        Some(f) => {
+            let both = build_join_schema(left_schema, right_schema, &JoinType::Inner)?;
+            Some(state.create_physical_expr(f.clone(), &both)?)
+        }
+    };
+    let changelog = if join.join_type == JoinType::Inner
+        && left.changelog == ChangelogMode::AppendOnly
+        && right.changelog == ChangelogMode::AppendOnly
+    {
+        ChangelogMode::AppendOnly
+    } else {
+        ChangelogMode::Updating
+    };
+    Ok(StreamPlan {
+        node: StreamNode::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            join_type: join.join_type,
+            left_keys,
+            right_keys,
+            filter,
+            null_equals_null: join.null_equality == NullEquality::NullEqualsNull,
+            null_aware: join.null_aware,
+        },
+        schema,
+        changelog,
     })
 }
 
@@ -751,6 +900,42 @@ impl StreamPlan {
             StreamNode::Union { .. } => {
                 writeln!(out, "{pad}Union: changelogMode={}", self.changelog)
             }
+            StreamNode::Join {
+                join_type,
+                left_keys,
+                right_keys,
+                filter,
+                null_equals_null,
+                null_aware,
+                ..
+            } => {
+                let eq = if *null_equals_null {
+                    "IS NOT DISTINCT FROM"
+                } else {
+                    "="
+                };
+                let on: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} {eq} {r}"))
+                    .collect();
+                let mut filter = filter
+                    .as_ref()
+                    .map(|f| format!(", filter={f}"))
+                    .unwrap_or_default();
+                if left_keys.is_empty() {
+                    filter.push_str(", parallelism=1 (no equality)");
+                }
+                if *null_aware {
+                    filter.push_str(", NOT IN (null-aware), parallelism=1");
+                }
+                writeln!(
+                    out,
+                    "{pad}Join: type={join_type}, on=[{}]{filter}, state=unbounded, changelogMode={}",
+                    on.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::Sink { table, .. } => writeln!(
                 out,
                 "{pad}Sink: table={table}, changelogMode={}",
@@ -784,6 +969,10 @@ impl StreamPlan {
             | StreamNode::Sink { input, .. } => input.fmt_indent(depth + 1, out),
             StreamNode::Union { inputs } => {
                 inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out))
+            }
+            StreamNode::Join { left, right, .. } => {
+                left.fmt_indent(depth + 1, out);
+                right.fmt_indent(depth + 1, out);
             }
         }
     }

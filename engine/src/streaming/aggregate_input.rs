@@ -62,7 +62,8 @@ pub(super) fn boolean(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Bo
 /// The watermark of an operator instance fed by several routers: the
 /// minimum of the latest watermark of each input that is not idle (Flink
 /// leaves idle inputs out of the minimum, and takes them back in when they
-/// send a watermark again). The watermark never goes back.
+/// send a watermark again); with every input idle, the largest of them. The
+/// watermark never goes back.
 #[derive(Debug)]
 pub(super) struct MinWatermark {
     inputs: Vec<i64>,
@@ -119,15 +120,20 @@ impl MinWatermark {
     }
 
     /// The minimum over active inputs, if above the current watermark.
-    /// With every input idle the watermark stays where it is.
+    /// With every input idle it is the largest watermark of any input, as
+    /// in Flink (`StatusWatermarkValve`): nothing holds it back any more.
     fn recompute(&mut self) -> Option<i64> {
-        let min = self
+        let active_min = self
             .inputs
             .iter()
             .zip(&self.idle)
             .filter(|(_, idle)| !**idle)
             .map(|(ts, _)| *ts)
-            .min()?;
+            .min();
+        let min = match active_min {
+            Some(min) => min,
+            None => self.inputs.iter().copied().max()?,
+        };
         if min <= self.current {
             return None;
         }
@@ -159,7 +165,7 @@ mod tests {
         // input 2 never sent anything and goes idle: min of 0 and 1
         assert_eq!(w.idle(2).unwrap(), Some(50));
         assert_eq!(w.idle(1).unwrap(), Some(100));
-        // every input idle: the watermark holds
+        // every input idle: the largest watermark, already reached
         assert_eq!(w.idle(0).unwrap(), None);
         assert_eq!(w.current(), 100);
         // input 1 comes back behind: the watermark does not go back
@@ -167,6 +173,11 @@ mod tests {
         assert_eq!(w.current(), 100);
         assert_eq!(w.advance(0, 200).unwrap(), None);
         assert_eq!(w.advance(1, 150).unwrap(), Some(150));
+        // every input idle: the largest watermark of any
+        let mut w = MinWatermark::new(2);
+        assert_eq!(w.advance(0, 40).unwrap(), None);
+        assert_eq!(w.idle(0).unwrap(), None); // input 1 still active, at MIN
+        assert_eq!(w.idle(1).unwrap(), Some(40));
         assert!(w.idle(5).is_err());
     }
 }

@@ -18,6 +18,7 @@ mod aggregate_input;
 mod change_batch;
 mod exchange;
 mod group_aggregate;
+mod join;
 pub mod late_rows;
 mod session_aggregate;
 mod sink;
@@ -380,6 +381,48 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         tasks,
                     )
                 })
+                .collect()
+        }
+        StreamNode::Join {
+            left,
+            right,
+            join_type,
+            left_keys,
+            right_keys,
+            filter,
+            null_equals_null,
+            null_aware,
+        } => {
+            // Both sides go through the same hash routing (same key types,
+            // same seed, same instance count), so equal keys meet in one
+            // instance.
+            let left_inputs = inputs_of(left, tasks).await?;
+            let right_inputs = inputs_of(right, tasks).await?;
+            let (left_routers, right_routers) = (left_inputs.len(), right_inputs.len());
+            // NOT IN needs every right row in one place: no key routes to
+            // one instance.
+            let routing = |keys: &Vec<_>| if *null_aware { vec![] } else { keys.clone() };
+            let lefts =
+                exchange::start_hash_exchange(left_inputs, routing(left_keys), parallelism, tasks);
+            let rights = exchange::start_hash_exchange(
+                right_inputs,
+                routing(right_keys),
+                parallelism,
+                tasks,
+            );
+            let spec = join::JoinSpec {
+                join_type: *join_type,
+                keys: [left_keys.clone(), right_keys.clone()],
+                filter: filter.clone(),
+                null_equals_null: *null_equals_null,
+                null_aware: *null_aware,
+                inputs: [left.schema.clone(), right.schema.clone()],
+                schema: plan.schema.clone(),
+            };
+            lefts
+                .into_iter()
+                .zip(rights)
+                .map(|(l, r)| join::start(l, left_routers, r, right_routers, spec.clone(), tasks))
                 .collect()
         }
         StreamNode::Sink { input, target, .. } => {
