@@ -30,6 +30,7 @@ use tributary_planner::RowKind;
 use tributary_planner::streaming::{Retraction, StreamAggregate};
 
 use super::aggregate_input;
+use super::native_state::NativeState;
 use super::value_multiset::{Measure, ValueMultiset};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
@@ -78,15 +79,18 @@ pub(super) fn start(
     Ok(rx)
 }
 
-/// The state of one aggregate for one key.
+/// The state of one aggregate for one key (32 bytes: the common
+/// aggregates inline, the rest boxed).
 enum AggState {
+    Native(NativeState),
     Accumulator(Box<dyn Accumulator>),
-    Multiset(ValueMultiset),
+    Multiset(Box<ValueMultiset>),
 }
 
 impl AggState {
     fn update(&mut self, args: &[ArrayRef]) -> Result<()> {
         match self {
+            AggState::Native(n) => n.update(&args[0]),
             AggState::Accumulator(a) => a.update_batch(args),
             AggState::Multiset(m) => m.update(&args[0]),
         }
@@ -94,6 +98,7 @@ impl AggState {
 
     fn retract(&mut self, args: &[ArrayRef]) -> Result<()> {
         match self {
+            AggState::Native(n) => n.retract(&args[0]),
             AggState::Accumulator(a) => a.retract_batch(args),
             AggState::Multiset(m) => m.retract(&args[0]),
         }
@@ -101,6 +106,7 @@ impl AggState {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         match self {
+            AggState::Native(n) => Ok(n.evaluate()),
             AggState::Accumulator(a) => a.evaluate(),
             AggState::Multiset(m) => m.evaluate(),
         }
@@ -127,6 +133,8 @@ struct GroupAggregate {
     /// Shared by the keys of each MIN/MAX/COUNT(DISTINCT) aggregate over an
     /// updating input (COUNT(DISTINCT)'s is made from its first argument).
     multiset_converters: Vec<Option<Arc<RowConverter>>>,
+    /// Each aggregate's inline state when fresh, if it has one.
+    native: Vec<Option<NativeState>>,
     groups: HashMap<Box<[u8]>, Group>,
     /// A global aggregate emitted at least once.
     emitted_any: bool,
@@ -156,7 +164,12 @@ impl GroupAggregate {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
+        let native = aggregates
+            .iter()
+            .map(|a| NativeState::for_aggregate(&a.expr, a.retraction == Retraction::NotNeeded))
+            .collect();
         Ok(Self {
+            native,
             group,
             aggregates,
             schema,
@@ -172,25 +185,29 @@ impl GroupAggregate {
             .aggregates
             .iter()
             .zip(&self.multiset_converters)
-            .map(|(a, conv)| {
+            .zip(&self.native)
+            .map(|((a, conv), native)| {
                 Ok(match (a.retraction, conv) {
+                    _ if native.is_some() => AggState::Native(native.expect("checked")),
                     (Retraction::MinMax { min }, Some(conv)) => {
-                        AggState::Multiset(ValueMultiset::new(
+                        AggState::Multiset(Box::new(ValueMultiset::new(
                             if min { Measure::Min } else { Measure::Max },
                             a.expr.field().data_type().clone(),
                             conv.clone(),
-                        ))
+                        )))
                     }
-                    (Retraction::DistinctCount, Some(conv)) => AggState::Multiset(
+                    (Retraction::DistinctCount, Some(conv)) => AggState::Multiset(Box::new(
                         ValueMultiset::new(Measure::DistinctCount, DataType::Int64, conv.clone()),
-                    ),
+                    )),
                     // Only a global aggregate that saw no batch at all: it
                     // counts nothing, whatever the values' type.
-                    (Retraction::DistinctCount, None) => AggState::Multiset(ValueMultiset::new(
-                        Measure::DistinctCount,
-                        DataType::Int64,
-                        ValueMultiset::converter(&DataType::Null)?,
-                    )),
+                    (Retraction::DistinctCount, None) => {
+                        AggState::Multiset(Box::new(ValueMultiset::new(
+                            Measure::DistinctCount,
+                            DataType::Int64,
+                            ValueMultiset::converter(&DataType::Null)?,
+                        )))
+                    }
                     (Retraction::NotNeeded, _) => {
                         AggState::Accumulator(a.expr.create_accumulator()?)
                     }

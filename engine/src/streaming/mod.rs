@@ -20,6 +20,7 @@ mod exchange;
 mod group_aggregate;
 mod join;
 pub mod late_rows;
+mod native_state;
 mod session_aggregate;
 mod sink;
 mod source;
