@@ -18,7 +18,7 @@ use sqlparser::ast::{ColumnOption, Expr as SqlExpr, TableConstraint};
 
 use tributary_connectors::ColumnSource;
 use tributary_planner::parser::CreateConnectorTable;
-use tributary_planner::schema::{columns_to_schema, constant};
+use tributary_planner::schema::{column_list, columns_to_schema, constant};
 use tributary_planner::watermark::{apply_watermark, interval_to_ms};
 use tributary_planner::{Error, Result};
 
@@ -239,15 +239,7 @@ fn primary_key(create: &CreateConnectorTable, schema: &Schema) -> Result<Option<
                     "PRIMARY KEY column '{normalized}' is not a column of the table"
                 ))
                 .at(at)
-                .with_hint(format!(
-                    "the columns are: {}",
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                .with_hint(format!("the columns are: {}", column_list(schema)))
             })
         })
         .collect::<Result<Vec<_>>>()

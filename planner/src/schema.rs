@@ -100,6 +100,17 @@ impl ContextProvider for TypesOnly {
     }
 }
 
+/// The names of `schema`'s columns, comma-separated, for hints such as
+/// "the columns are: a, b, ts".
+pub fn column_list(schema: &arrow::datatypes::Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,12 +59,7 @@ pub fn apply_watermark(
         .at(at)
         .with_hint(format!(
             "the columns are: {}",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::schema::column_list(schema)
         ))
     })?;
     if !matches!(field.data_type(), DataType::Timestamp(..)) {
