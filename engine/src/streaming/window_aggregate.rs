@@ -1,10 +1,14 @@
 //! Window aggregation (Flink's `WindowAggregate`): `GROUP BY window_start,
 //! window_end, ...` over a window TVF.
 //!
-//! The accumulators of each (window, key) are kept until the watermark passes
-//! the window's last instant (`window_end` - 1 ms); then the window's rows are
-//! emitted once, as `+I`, and its state is freed — so state stays bounded by
-//! the windows still open. A row for a window that has already been emitted
+//! Each open window keeps DataFusion's vectorized, columnar
+//! `GroupsAccumulator`s (the ones its hash aggregate uses): a group index per
+//! key of the window, and per aggregate one array-like state over those
+//! indices. A batch updates each window it touches with one `update_batch`
+//! per aggregate. When the watermark passes the window's last instant
+//! (`window_end` - 1 ms) the window's rows are emitted once, as `+I`, straight
+//! from the accumulators' arrays, and its state is freed — so state stays
+//! bounded by the windows still open. A row for a window that has already been emitted
 //! is late: it is dropped and counted (the count is reported when the query
 //! ends), never lost silently.
 //!
@@ -14,15 +18,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, TimestampMillisecondArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Accumulator;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use tokio::task::JoinSet;
 
 use tributary_planner::streaming::StreamAggregate;
@@ -94,18 +98,36 @@ pub(super) fn start(
     Ok(rx)
 }
 
+/// One open window: its keys' group indices and the aggregates' state.
+struct Window {
+    /// Group index of each key (arrow-row encoded) in this window.
+    slots: HashMap<Box<[u8]>, u32>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+}
+
 struct WindowAggregate {
     group: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<StreamAggregate>,
     window_end: usize,
     schema: SchemaRef,
     keys: RowConverter,
-    /// Open windows by `window_end` (ms), then by key.
-    windows: BTreeMap<i64, HashMap<Vec<u8>, Vec<Box<dyn Accumulator>>>>,
-    /// The latest watermark of each input.
+    /// Open windows by `window_end` (ms).
+    windows: BTreeMap<i64, Window>,
     /// The minimum watermark over the routers feeding this instance.
     watermark: MinWatermark,
     late: LateRows,
+}
+
+/// DataFusion's groups accumulator for `expr`, or its row accumulators
+/// behind DataFusion's adapter when it has none.
+fn groups_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
+    if expr.groups_accumulator_supported() {
+        return expr.create_groups_accumulator();
+    }
+    let expr = expr.clone();
+    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+        expr.create_accumulator()
+    })))
 }
 
 impl WindowAggregate {
@@ -124,57 +146,68 @@ impl WindowAggregate {
         let args = aggregate_input::arguments(&self.aggregates, &change.data)?;
         let filters = aggregate_input::filter_masks(&self.aggregates, &change.data)?;
 
-        // Rows of each (window, key); late rows counted and left out.
-        let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
-        let mut touched: Vec<(i64, Vec<u8>, Vec<u32>)> = Vec::new();
+        // Each row's window and group index in it; late rows counted and
+        // left out. A batch touches few windows: a short list beats a map.
+        let watermark = self.watermark.current();
+        let mut touched: Vec<(i64, Vec<u32>, Vec<usize>)> = Vec::new();
         let mut late: Vec<u32> = Vec::new();
         for i in 0..n {
             let end = ends.value(i);
-            if end.saturating_sub(1) <= self.watermark.current() {
+            if end.saturating_sub(1) <= watermark {
                 late.push(i as u32);
                 continue;
             }
-            let key = rows.row(i).data();
-            let slot = *slot_of.entry(key).or_insert_with(|| {
-                touched.push((end, key.to_vec(), Vec::new()));
-                touched.len() - 1
-            });
-            touched[slot].2.push(i as u32);
-        }
-        drop(slot_of);
-        self.late
-            .record(&change.data, &late, self.watermark.current())?;
-        for (end, key, indices) in touched {
-            let window = self.windows.entry(end).or_default();
-            let accumulators = match window.get_mut(&key) {
-                Some(a) => a,
+            let window = match self.windows.get_mut(&end) {
+                Some(w) => w,
                 None => {
-                    let fresh = self
+                    let accumulators = self
                         .aggregates
                         .iter()
-                        .map(|a| a.expr.create_accumulator())
+                        .map(|a| groups_accumulator(&a.expr))
                         .collect::<Result<Vec<_>>>()?;
-                    window.entry(key).or_insert(fresh)
+                    self.windows.entry(end).or_insert(Window {
+                        slots: HashMap::new(),
+                        accumulators,
+                    })
                 }
             };
-            for (j, acc) in accumulators.iter_mut().enumerate() {
-                let rows: Vec<u32> = match &filters[j] {
-                    Some(mask) => indices
-                        .iter()
-                        .copied()
-                        .filter(|r| mask.is_valid(*r as usize) && mask.value(*r as usize))
-                        .collect(),
-                    None => indices.clone(),
-                };
-                if rows.is_empty() {
-                    continue;
+            let key = rows.row(i).data();
+            let next = window.slots.len() as u32;
+            let group = match window.slots.get(key) {
+                Some(g) => *g,
+                None => {
+                    window.slots.insert(key.into(), next);
+                    next
                 }
-                let idx = UInt32Array::from(rows);
+            };
+            let slot = match touched.iter().position(|(e, _, _)| *e == end) {
+                Some(slot) => slot,
+                None => {
+                    touched.push((end, Vec::new(), Vec::new()));
+                    touched.len() - 1
+                }
+            };
+            touched[slot].1.push(i as u32);
+            touched[slot].2.push(group as usize);
+        }
+        self.late.record(&change.data, &late, watermark)?;
+        for (end, indices, groups) in touched {
+            let window = self
+                .windows
+                .get_mut(&end)
+                .ok_or_else(|| DataFusionError::Internal("window vanished".into()))?;
+            let total_groups = window.slots.len();
+            let idx = UInt32Array::from(indices);
+            for (j, acc) in window.accumulators.iter_mut().enumerate() {
                 let taken = args[j]
                     .iter()
                     .map(|a| take(a.as_ref(), &idx, None))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                acc.update_batch(&taken)?;
+                let filter = match &filters[j] {
+                    Some(mask) => Some(take(mask, &idx, None)?.as_boolean().clone()),
+                    None => None,
+                };
+                acc.update_batch(&taken, &groups, filter.as_ref(), total_groups)?;
             }
         }
         Ok(())
@@ -206,54 +239,45 @@ impl WindowAggregate {
             None => BTreeMap::new(),
         };
         let fired = std::mem::replace(&mut self.windows, open);
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut values: Vec<Vec<ScalarValue>> = Vec::new();
-        for (_, window) in fired {
-            for (key, mut accumulators) in window {
-                values.push(
-                    accumulators
-                        .iter_mut()
-                        .map(|a| a.evaluate())
-                        .collect::<Result<Vec<_>>>()?,
-                );
-                keys.push(key);
-            }
-        }
-        Ok((self.output(keys, values)?, self.watermark.current()))
+        let batches = fired
+            .into_values()
+            .map(|w| self.output(w))
+            .collect::<Result<Vec<_>>>()?;
+        let data = arrow::compute::concat_batches(&self.schema, &batches)?;
+        Ok((ChangeBatch::inserts(data), self.watermark.current()))
     }
 
-    fn output(&self, keys: Vec<Vec<u8>>, values: Vec<Vec<ScalarValue>>) -> Result<ChangeBatch> {
-        let rows = keys.len();
+    /// A closed window's rows: its keys in group-index order, then each
+    /// aggregate's values for all of them.
+    fn output(&self, window: Window) -> Result<RecordBatch> {
+        let Window {
+            slots,
+            mut accumulators,
+        } = window;
+        let rows = slots.len();
+        let mut ordered: Vec<&[u8]> = vec![&[]; rows];
+        for (key, group) in &slots {
+            ordered[*group as usize] = key;
+        }
         let parser = self.keys.parser();
-        let mut columns: Vec<ArrayRef> = if rows == 0 {
-            self.schema.fields()[..self.group.len()]
-                .iter()
-                .map(|f| arrow::array::new_empty_array(f.data_type()))
-                .collect()
-        } else {
-            self.keys
-                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
-        };
+        let mut columns: Vec<ArrayRef> = self
+            .keys
+            .convert_rows(ordered.iter().map(|k| parser.parse(k)))?;
         let offset = columns.len();
-        for j in 0..self.aggregates.len() {
+        for (j, acc) in accumulators.iter_mut().enumerate() {
             let want = self.schema.field(offset + j).data_type();
-            let array = if rows == 0 {
-                arrow::array::new_empty_array(want)
-            } else {
-                ScalarValue::iter_to_array(values.iter().map(|v| v[j].clone()))?
-            };
+            let array = acc.evaluate(EmitTo::All)?;
             columns.push(if array.data_type() == want {
                 array
             } else {
                 cast(&array, want)?
             });
         }
-        let data = RecordBatch::try_new_with_options(
+        Ok(RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        Ok(ChangeBatch::inserts(data))
+        )?)
     }
 }
 
