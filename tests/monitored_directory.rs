@@ -243,3 +243,28 @@ async fn an_idle_source_stops_holding_windows_back_after_the_idle_timeout() {
         }
     }
 }
+
+/// A mini-batch that never fills is applied when its allowed latency is up,
+/// so an updating aggregate over a quiet unbounded source still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mini_batch_is_applied_when_its_latency_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "1.csv", "id,name\n1,ann\n2,bob\n3,ann\n");
+    let session = session_with_table(dir.path(), "id BIGINT, name STRING").await;
+    session
+        .set("table.exec.mini-batch.enabled", "true")
+        .unwrap();
+    session
+        .set("table.exec.mini-batch.size", "1000000")
+        .unwrap();
+    session
+        .set("table.exec.mini-batch.allow-latency", "200 ms")
+        .unwrap();
+    let mut result = session
+        .sql("SELECT name, COUNT(*) AS n FROM monitored GROUP BY name")
+        .await
+        .unwrap();
+    let mut got = rows(&read_rows(&mut result, 2, INTERVAL * 4).await);
+    got.sort();
+    assert_eq!(got, vec!["+I|ann|2", "+I|bob|1"]);
+}

@@ -24,6 +24,17 @@ pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
 /// `1 min`; a bare number is milliseconds.
 pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 
+/// `table.exec.mini-batch.enabled` (Flink's key): an updating `GROUP BY`
+/// buffers input rows and applies them together, emitting one change per
+/// key per mini-batch instead of one per input batch. Default `false`.
+pub const MINI_BATCH_ENABLED: &str = "table.exec.mini-batch.enabled";
+/// `table.exec.mini-batch.allow-latency`: the longest a row waits in a
+/// mini-batch (a duration; default `1 s` here — Flink requires it set).
+pub const MINI_BATCH_LATENCY: &str = "table.exec.mini-batch.allow-latency";
+/// `table.exec.mini-batch.size`: rows that end a mini-batch (default 50,000
+/// here — Flink requires it set).
+pub const MINI_BATCH_SIZE: &str = "table.exec.mini-batch.size";
+
 /// How the shell shows STREAMING results (Flink's SQL client result modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultMode {
@@ -69,6 +80,18 @@ pub const KEYS: &[ConfigKey] = &[
         description: "tableau | table | changelog: how the shell shows STREAMING results",
     },
     ConfigKey {
+        key: MINI_BATCH_ENABLED,
+        description: "true | false: updating GROUP BY applies input rows in mini-batches (fewer -U/+U)",
+    },
+    ConfigKey {
+        key: MINI_BATCH_LATENCY,
+        description: "longest time a row waits in a mini-batch, e.g. '1 s'",
+    },
+    ConfigKey {
+        key: MINI_BATCH_SIZE,
+        description: "rows that end a mini-batch, e.g. '50000'",
+    },
+    ConfigKey {
         key: SOURCE_IDLE_TIMEOUT,
         description: "a source partition with no rows for this long (e.g. '5 s') is left out of the minimum watermark; 0 = never",
     },
@@ -85,6 +108,12 @@ pub struct TributaryConfig {
     pub result_mode: ResultMode,
     /// `table.exec.source.idle-timeout` in ms; 0 = never idle.
     pub source_idle_timeout_ms: u64,
+    /// `table.exec.mini-batch.enabled`.
+    pub mini_batch_enabled: bool,
+    /// `table.exec.mini-batch.allow-latency` in ms.
+    pub mini_batch_latency_ms: u64,
+    /// `table.exec.mini-batch.size` in rows (≥ 1).
+    pub mini_batch_size: usize,
 }
 
 impl Default for TributaryConfig {
@@ -94,6 +123,9 @@ impl Default for TributaryConfig {
             parallelism: default_parallelism(),
             result_mode: ResultMode::Tableau,
             source_idle_timeout_ms: 0,
+            mini_batch_enabled: false,
+            mini_batch_latency_ms: 1_000,
+            mini_batch_size: 50_000,
         }
     }
 }
@@ -143,6 +175,36 @@ impl TributaryConfig {
                     ))
                 })?
             }
+            MINI_BATCH_ENABLED => {
+                self.mini_batch_enabled = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "invalid value '{value}' for '{MINI_BATCH_ENABLED}': expected 'true' or 'false'"
+                        )));
+                    }
+                }
+            }
+            MINI_BATCH_LATENCY => {
+                self.mini_batch_latency_ms = parse_duration_ms(value).ok_or_else(|| {
+                    Error::config(format!(
+                        "invalid value '{value}' for '{MINI_BATCH_LATENCY}': expected a duration such as '500 ms' or '1 s'"
+                    ))
+                })?
+            }
+            MINI_BATCH_SIZE => {
+                self.mini_batch_size = value
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "invalid value '{value}' for '{MINI_BATCH_SIZE}': expected a whole number of rows ≥ 1"
+                        ))
+                    })?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -156,6 +218,9 @@ impl TributaryConfig {
             PARALLELISM => self.parallelism = default.parallelism,
             RESULT_MODE => self.result_mode = default.result_mode,
             SOURCE_IDLE_TIMEOUT => self.source_idle_timeout_ms = default.source_idle_timeout_ms,
+            MINI_BATCH_ENABLED => self.mini_batch_enabled = default.mini_batch_enabled,
+            MINI_BATCH_LATENCY => self.mini_batch_latency_ms = default.mini_batch_latency_ms,
+            MINI_BATCH_SIZE => self.mini_batch_size = default.mini_batch_size,
             _ => return false,
         }
         true
@@ -170,6 +235,18 @@ impl TributaryConfig {
             (
                 SOURCE_IDLE_TIMEOUT.to_string(),
                 format!("{} ms", self.source_idle_timeout_ms),
+            ),
+            (
+                MINI_BATCH_ENABLED.to_string(),
+                self.mini_batch_enabled.to_string(),
+            ),
+            (
+                MINI_BATCH_LATENCY.to_string(),
+                format!("{} ms", self.mini_batch_latency_ms),
+            ),
+            (
+                MINI_BATCH_SIZE.to_string(),
+                self.mini_batch_size.to_string(),
             ),
         ])
     }

@@ -71,6 +71,25 @@ impl ChangeBatch {
         })
     }
 
+    /// The rows of `batches`, in order, as one batch of `schema`.
+    pub fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[ChangeBatch]) -> Result<Self> {
+        let ops = batches
+            .iter()
+            .map(|b| b.ops.as_ref() as &dyn Array)
+            .collect::<Vec<_>>();
+        let ops = arrow::compute::concat(&ops)?;
+        let data = arrow::compute::concat_batches(schema, batches.iter().map(|b| &b.data))?;
+        Ok(Self {
+            ops: Arc::new(
+                ops.as_any()
+                    .downcast_ref::<Int8Array>()
+                    .expect("Int8 ops")
+                    .clone(),
+            ),
+            data,
+        })
+    }
+
     pub fn num_rows(&self) -> usize {
         self.data.num_rows()
     }

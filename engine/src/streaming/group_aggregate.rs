@@ -7,6 +7,12 @@
 //! not change emits nothing. (This is Flink's mini-batch aggregation, with a
 //! mini-batch per input batch.)
 //!
+//! With `table.exec.mini-batch.enabled`, input batches are buffered until
+//! `table.exec.mini-batch.size` rows have come or the oldest has waited
+//! `table.exec.mini-batch.allow-latency`, and applied as one: a key that
+//! changed many times in that span emits one `-U`/`+U` pair, not one per
+//! input batch. The folded result is the same either way.
+//!
 //! Rows of a batch are grouped by their arrow-row key and each aggregate is
 //! fed the `take`n rows of a key at once. A global aggregate (no `GROUP BY`)
 //! has one key, never deletes it, and emits its empty result at the end of
@@ -34,25 +40,91 @@ use super::native_state::NativeState;
 use super::value_multiset::{Measure, ValueMultiset};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
+/// How an instance buffers its input (Flink's mini-batch).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MiniBatch {
+    /// Buffered rows that end a mini-batch.
+    pub rows: usize,
+    /// The longest a buffered row waits.
+    pub latency: std::time::Duration,
+}
+
+/// What the instance waits for next.
+enum Next {
+    Input(Option<Result<Message>>),
+    /// The mini-batch's allowed latency is up.
+    Deadline,
+}
+
 /// Starts one instance of the operator on `input`.
 pub(super) fn start(
     mut input: Receiver,
     group: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<StreamAggregate>,
     schema: SchemaRef,
+    mini_batch: Option<MiniBatch>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
     let mut op = GroupAggregate::try_new(group, aggregates, schema)?;
     tasks.spawn(async move {
-        // Watermarks stop here: the result of a non-windowed aggregate has no
-        // event time.
-        while let Some(item) = input.recv().await {
-            let out = match item {
-                Ok(Message::Data(change)) => op.process(&change),
-                Ok(Message::Watermark { .. } | Message::Idle { .. }) => continue,
-                Err(e) => Err(e),
+        let mut buffer: Vec<ChangeBatch> = Vec::new();
+        let mut buffered = 0usize;
+        let mut deadline = tokio::time::Instant::now();
+        loop {
+            let next = if buffer.is_empty() {
+                Next::Input(input.recv().await)
+            } else {
+                tokio::select! {
+                    item = input.recv() => Next::Input(item),
+                    _ = tokio::time::sleep_until(deadline) => Next::Deadline,
+                }
             };
+            // Watermarks stop here: the result of a non-windowed aggregate
+            // has no event time.
+            let (apply, ended) = match next {
+                Next::Input(Some(Ok(Message::Data(change)))) => match mini_batch {
+                    None => (Some(change), false),
+                    Some(mb) => {
+                        if buffer.is_empty() {
+                            deadline = tokio::time::Instant::now() + mb.latency;
+                        }
+                        buffered += change.num_rows();
+                        buffer.push(change);
+                        if buffered < mb.rows {
+                            continue;
+                        }
+                        (None, false)
+                    }
+                },
+                Next::Input(Some(Ok(Message::Watermark { .. } | Message::Idle { .. }))) => {
+                    continue;
+                }
+                Next::Input(Some(Err(e))) => {
+                    let _ = send(&tx, Err(e)).await;
+                    return;
+                }
+                Next::Input(None) => (None, true),
+                Next::Deadline => (None, false),
+            };
+            // Either one batch to apply, or the buffer (when full, timed out
+            // or at the end of the input).
+            let change = match apply {
+                Some(change) => Ok(Some(change)),
+                None => {
+                    buffered = 0;
+                    let batches = std::mem::take(&mut buffer);
+                    match batches.len() {
+                        0 => Ok(None),
+                        1 => Ok(batches.into_iter().next()),
+                        _ => ChangeBatch::concat(&batches[0].data.schema(), &batches).map(Some),
+                    }
+                }
+            };
+            let out = change.and_then(|c| match c {
+                Some(c) => op.process(&c),
+                None => Ok(None),
+            });
             match out {
                 Ok(None) => {}
                 Ok(Some(out)) => {
@@ -64,6 +136,9 @@ pub(super) fn start(
                     let _ = send(&tx, Err(e)).await;
                     return;
                 }
+            }
+            if ended {
+                break;
             }
         }
         match op.finish() {

@@ -248,6 +248,20 @@ fn op_strings(codes: &arrow::array::Int8Array) -> StringArray {
     StringArray::new(offsets, arrow::buffer::Buffer::from_vec(bytes), None)
 }
 
+/// The mini-batch of an updating aggregate, when
+/// `table.exec.mini-batch.enabled` is set: (rows, longest wait).
+fn mini_batch(state: &SessionState) -> Option<group_aggregate::MiniBatch> {
+    let config = state
+        .config()
+        .get_extension::<tributary_planner::TributaryConfig>()?;
+    config
+        .mini_batch_enabled
+        .then(|| group_aggregate::MiniBatch {
+            rows: config.mini_batch_size.max(1),
+            latency: std::time::Duration::from_millis(config.mini_batch_latency_ms),
+        })
+}
+
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
     let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
@@ -379,6 +393,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         group.clone(),
                         aggregates.clone(),
                         plan.schema.clone(),
+                        mini_batch(env.state),
                         tasks,
                     )
                 })
