@@ -2,7 +2,8 @@
 //! plain DataFusion (batch), Tributary BATCH and Tributary STREAMING.
 //!
 //! ```sh
-//! cargo run --release -p tributary-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2]
+//! cargo run --release -p tributary-bench --bin nexmark-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2] \
+//!     [--set table.exec.mini-batch.enabled=true ...]
 //! ```
 //!
 //! The events come from Tributary's `nexmark` connector (the `nexmark`
@@ -94,6 +95,8 @@ struct Args {
     events: u64,
     queries: Vec<String>,
     parallelism: usize,
+    /// `--set key=value`: Tributary settings for both Tributary runs.
+    settings: Vec<(String, String)>,
 }
 
 fn args() -> Result<Args, String> {
@@ -101,6 +104,7 @@ fn args() -> Result<Args, String> {
         events: 10_000_000,
         queries: vec![],
         parallelism: 2,
+        settings: vec![],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -113,9 +117,16 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--parallelism: {e}"))?
             }
+            "--set" => {
+                let kv = value()?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--set {kv}: expected key=value"))?;
+                a.settings.push((k.to_string(), v.to_string()));
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -222,11 +233,13 @@ async fn run(args: Args) -> Result<(), String> {
         .collect();
     let with_watermark = Arc::new(Schema::new(fields));
     let tributary_table = |mode: RuntimeMode| -> Result<Session, String> {
-        let s = Session::builder()
+        let mut builder = Session::builder()
             .runtime_mode(mode)
-            .parallelism(args.parallelism)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .parallelism(args.parallelism);
+        for (k, v) in &args.settings {
+            builder = builder.config(k, v);
+        }
+        let s = builder.build().map_err(|e| e.to_string())?;
         let parts: Vec<Vec<RecordBatch>> = partitions
             .iter()
             .map(|p| {
