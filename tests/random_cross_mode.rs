@@ -585,20 +585,11 @@ impl Env {
     }
 
     /// Columns to group on (GROUP BY keys, DISTINCT values, COUNT(DISTINCT)
-    /// arguments).
-    ///
-    /// TODO(bug): group on any float expression once both modes agree on
-    /// signed zeros. BATCH (DataFusion's hash aggregate) puts 0.0 and -0.0
-    /// in one group; STREAMING keys groups by their `arrow-row` bytes, and
-    /// makes two (regressions.slt, fourth case). `COUNT(DISTINCT f)` too,
-    /// which DataFusion rewrites into a GROUP BY on `f`. Table data never holds
-    /// -0.0, but arithmetic (`0.0 * -1`, `0.0 / -3`) and a derived table's
-    /// MIN/MAX can; so floats are grouped on only as table columns.
+    /// arguments): exact ones. (Floats from arithmetic or a derived table's
+    /// MIN/MAX may be -0.0; both modes group it with 0.0 — regressions.slt,
+    /// fourth case.)
     fn key_columns(&self) -> Vec<&Col> {
-        self.cols
-            .iter()
-            .filter(|c| c.exact && !(self.derived && c.kind == Kind::Float))
-            .collect()
+        self.cols.iter().filter(|c| c.exact).collect()
     }
 }
 

@@ -59,6 +59,24 @@ pub(super) fn boolean(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Bo
         })
 }
 
+/// A key column as keyed state and the exchange must see it: floats with
+/// -0.0 made 0.0 (SQL has -0.0 = 0.0, as BATCH's hash aggregate and joins
+/// do, but their `arrow-row` bytes and hashes differ in the sign bit).
+/// Adding +0.0 does exactly that (IEEE 754), vectorized; NaN and NULL stay.
+pub(super) fn key_column(column: ArrayRef) -> Result<ArrayRef> {
+    use arrow::array::{Float32Array, Float64Array, Scalar};
+    use arrow::datatypes::DataType;
+    let zero: ArrayRef = match column.data_type() {
+        DataType::Float64 => std::sync::Arc::new(Float64Array::from(vec![0.0])),
+        DataType::Float32 => std::sync::Arc::new(Float32Array::from(vec![0.0])),
+        _ => return Ok(column),
+    };
+    Ok(arrow::compute::kernels::numeric::add(
+        &column,
+        &Scalar::new(zero),
+    )?)
+}
+
 /// The watermark of an operator instance fed by several routers: the
 /// minimum of the latest watermark of each input that is not idle (Flink
 /// leaves idle inputs out of the minimum, and takes them back in when they

@@ -106,7 +106,11 @@ fn route(
     let rows = change.num_rows();
     let columns = key
         .iter()
-        .map(|e| e.evaluate(&change.data)?.into_array(rows))
+        .map(|e| {
+            e.evaluate(&change.data)?
+                .into_array(rows)
+                .and_then(super::aggregate_input::key_column)
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut hashes = vec![0u64; rows];
     create_hashes(&columns, &RandomState::with_seed(0), &mut hashes)?;

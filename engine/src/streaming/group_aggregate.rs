@@ -304,7 +304,11 @@ impl GroupAggregate {
                 let columns = self
                     .group
                     .iter()
-                    .map(|e| e.evaluate(&change.data)?.into_array(n))
+                    .map(|e| {
+                        e.evaluate(&change.data)?
+                            .into_array(n)
+                            .and_then(super::aggregate_input::key_column)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 Some(conv.convert_columns(&columns)?)
             }

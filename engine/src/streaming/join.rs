@@ -305,7 +305,11 @@ impl StreamingJoin {
         let key_columns = self.sides[s]
             .keys
             .iter()
-            .map(|e| e.evaluate(&change.data)?.into_array(n))
+            .map(|e| {
+                e.evaluate(&change.data)?
+                    .into_array(n)
+                    .and_then(super::aggregate_input::key_column)
+            })
             .collect::<Result<Vec<_>>>()?;
         let key_rows = self.key.convert_columns(&key_columns)?;
         // No key (a join without equalities, run on one instance as Flink

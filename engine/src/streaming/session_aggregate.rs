@@ -125,7 +125,11 @@ impl SessionAggregate {
             .spec
             .keys
             .iter()
-            .map(|e| e.evaluate(data)?.into_array(n))
+            .map(|e| {
+                e.evaluate(data)?
+                    .into_array(n)
+                    .and_then(super::aggregate_input::key_column)
+            })
             .collect::<Result<Vec<_>>>()?;
         if self.converter.is_none() {
             self.converter = Some(RowConverter::new(

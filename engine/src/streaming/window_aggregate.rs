@@ -139,7 +139,11 @@ impl WindowAggregate {
         let columns = self
             .group
             .iter()
-            .map(|e| e.evaluate(&change.data)?.into_array(n))
+            .map(|e| {
+                e.evaluate(&change.data)?
+                    .into_array(n)
+                    .and_then(super::aggregate_input::key_column)
+            })
             .collect::<Result<Vec<_>>>()?;
         let ends = window_ends(&columns[self.window_end])?;
         let rows = self.keys.convert_columns(&columns)?;
