@@ -498,18 +498,16 @@ struct Col {
 struct Env {
     cols: Vec<Col>,
     append_only: bool,
-    /// Whether expressions may use `DATE_TRUNC`: only in projections and
-    /// filters over tables, never in or over an aggregation or DISTINCT.
+    /// Whether expressions may use `DATE_TRUNC`: in projections and filters
+    /// over tables and over derived tables (an aggregation's NULL keys
+    /// included: regressions.slt, second case, fixed), never inside an
+    /// aggregation or DISTINCT.
     ///
-    /// TODO(bug): allow it everywhere. A NULL group key that a STREAMING
-    /// aggregate decodes from `arrow-row` holds i64::MIN under its null bit;
-    /// DataFusion's `date_trunc` computes on null slots too and overflows
-    /// ("attempt to subtract with overflow", a panic in debug builds), so
-    /// STREAMING fails ("a streaming operator failed") where BATCH, whose
-    /// null slots hold 0, runs (regressions.slt, second case).
-    /// DataFusion's optimizer also moves DATE_TRUNC above a GROUP BY by
-    /// itself (`COUNT(DISTINCT DATE_TRUNC('minute', ts)) ... GROUP BY ts`, or
-    /// keys `ts` and `DATE_TRUNC('minute', ts)`), so aggregations never get it.
+    /// TODO(bug): allow it inside aggregations. DataFusion's optimizer moves
+    /// DATE_TRUNC above a GROUP BY by itself (`COUNT(DISTINCT
+    /// DATE_TRUNC('minute', ts)) ... GROUP BY ts`, or keys `ts` and
+    /// `DATE_TRUNC('minute', ts)`), shapes STREAMING's SESSION planning does
+    /// not take.
     date_trunc: bool,
     /// Only plain columns as aggregate arguments, no DISTINCT aggregates, no
     /// `FILTER (WHERE ...)`, no `WHERE` (for SESSION aggregates: see
@@ -570,7 +568,7 @@ impl Env {
         Env {
             cols,
             append_only: s.append_only(),
-            date_trunc: false,
+            date_trunc: true,
             plain: false,
             derived: true,
             single_row,

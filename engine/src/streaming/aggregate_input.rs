@@ -77,6 +77,45 @@ pub(super) fn key_column(column: ArrayRef) -> Result<ArrayRef> {
     )?)
 }
 
+/// Decodes arrow-row encoded rows into columns, with zeros under the NULLs
+/// of fixed-width columns. `arrow-row` leaves arbitrary values there (e.g.
+/// `i64::MIN`), which Arrow allows, but some of DataFusion's kernels compute
+/// on them anyway and overflow (`date_trunc` of a NULL timestamp key).
+pub(super) fn decode_rows<'a>(
+    converter: &arrow::row::RowConverter,
+    rows: impl IntoIterator<Item = arrow::row::Row<'a>>,
+) -> Result<Vec<ArrayRef>> {
+    converter
+        .convert_rows(rows)?
+        .into_iter()
+        .map(zero_null_slots)
+        .collect()
+}
+
+/// `column` with its fixed-width values under NULLs set to zero bytes.
+fn zero_null_slots(column: ArrayRef) -> Result<ArrayRef> {
+    let Some(nulls) = column.logical_nulls().filter(|n| n.null_count() > 0) else {
+        return Ok(column);
+    };
+    let Some(width) = column.data_type().primitive_width() else {
+        return Ok(column);
+    };
+    let data = column.to_data();
+    let start = data.offset() * width;
+    let mut bytes = data.buffers()[0].as_slice()[start..start + data.len() * width].to_vec();
+    for (i, valid) in nulls.iter().enumerate() {
+        if !valid {
+            bytes[i * width..(i + 1) * width].fill(0);
+        }
+    }
+    let zeroed = arrow::array::ArrayData::builder(data.data_type().clone())
+        .len(data.len())
+        .add_buffer(arrow::buffer::Buffer::from_vec(bytes))
+        .nulls(Some(nulls))
+        .build()?;
+    Ok(arrow::array::make_array(zeroed))
+}
+
 /// The watermark of an operator instance fed by several routers: the
 /// minimum of the latest watermark of each input that is not idle (Flink
 /// leaves idle inputs out of the minimum, and takes them back in when they
@@ -163,6 +202,21 @@ impl MinWatermark {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_null_keys_have_zeros_underneath() {
+        use arrow::array::{Array, Int64Array};
+        use arrow::row::{RowConverter, SortField};
+        let conv =
+            RowConverter::new(vec![SortField::new(arrow::datatypes::DataType::Int64)]).unwrap();
+        let input: ArrayRef = std::sync::Arc::new(Int64Array::from(vec![Some(5), None]));
+        let rows = conv.convert_columns(&[input]).unwrap();
+        let out = decode_rows(&conv, rows.iter()).unwrap();
+        let ints = out[0].as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ints.value(0), 5);
+        assert!(ints.is_null(1));
+        assert_eq!(ints.values()[1], 0, "no i64::MIN under the NULL");
+    }
 
     #[test]
     fn the_watermark_is_the_minimum_over_inputs() {

@@ -521,7 +521,7 @@ impl GroupAggregate {
         let mut columns: Vec<ArrayRef> = match &self.keys {
             Some(conv) => {
                 let parser = conv.parser();
-                conv.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+                aggregate_input::decode_rows(conv, keys.iter().map(|k| parser.parse(k)))?
             }
             None => vec![],
         };

@@ -367,9 +367,10 @@ impl StreamingJoin {
         let cand_columns = {
             let other = &self.sides[o];
             let parser = other.rows.parser();
-            let columns = other
-                .rows
-                .convert_rows(cand_rows.iter().map(|r| parser.parse(r)))?;
+            let columns = super::aggregate_input::decode_rows(
+                &other.rows,
+                cand_rows.iter().map(|r| parser.parse(r)),
+            )?;
             conform(columns, &other.schema)?
         };
 
@@ -609,9 +610,8 @@ impl StreamingJoin {
             }
         }
         let parser = left.rows.parser();
-        let columns = left
-            .rows
-            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let columns =
+            super::aggregate_input::decode_rows(&left.rows, rows.iter().map(|r| parser.parse(r)))?;
         let columns = conform(columns, &left.schema)?;
         let columns = gather(&columns, &UInt32Array::from(indices))?;
         let data = RecordBatch::try_new_with_options(

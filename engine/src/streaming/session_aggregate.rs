@@ -328,7 +328,7 @@ impl SessionAggregate {
         let key_columns: Vec<ArrayRef> = match (&self.converter, self.spec.keys.is_empty(), rows) {
             (Some(conv), false, r) if r > 0 => {
                 let parser = conv.parser();
-                conv.convert_rows(fired.iter().map(|(k, _)| parser.parse(k)))?
+                aggregate_input::decode_rows(conv, fired.iter().map(|(k, _)| parser.parse(k)))?
             }
             _ => vec![],
         };

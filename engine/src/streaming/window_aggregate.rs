@@ -264,9 +264,8 @@ impl WindowAggregate {
             ordered[*group as usize] = key;
         }
         let parser = self.keys.parser();
-        let mut columns: Vec<ArrayRef> = self
-            .keys
-            .convert_rows(ordered.iter().map(|k| parser.parse(k)))?;
+        let mut columns: Vec<ArrayRef> =
+            aggregate_input::decode_rows(&self.keys, ordered.iter().map(|k| parser.parse(k)))?;
         let offset = columns.len();
         for (j, acc) in accumulators.iter_mut().enumerate() {
             let want = self.schema.field(offset + j).data_type();
