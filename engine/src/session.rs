@@ -130,9 +130,20 @@ impl Session {
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
             TributaryExtensionPlanner,
         )]);
+        // DataFusion's physical optimizer without `aggregate_statistics`:
+        // DataFusion 55's rule breaks an aggregate with FILTER over a global
+        // aggregate ("Input field name count(Int64(1)) does not match ...",
+        // regressions.slt, fifth case), and all it saves is reading a
+        // COUNT(*)/MIN/MAX from file statistics.
+        let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+            .rules
+            .into_iter()
+            .filter(|r| r.name() != "aggregate_statistics")
+            .collect();
         let state = SessionStateBuilder::new()
             .with_config(df)
             .with_default_features()
+            .with_physical_optimizer_rules(physical_rules)
             .with_query_planner(Arc::new(TributaryQueryPlanner(planner)))
             .build();
         let ctx = SessionContext::new_with_state(state);
