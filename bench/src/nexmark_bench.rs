@@ -34,6 +34,31 @@ const QUERIES: &[(&str, &str, Option<&str>)] = &[
     ("q1", "SELECT auction, bidder, 0.908 * price AS price, datetime, extra FROM bid", Some("same")),
     ("q2", "SELECT auction, price FROM bid WHERE auction % 123 = 0", Some("same")),
     (
+        "q3",
+        "SELECT P.name, P.city, P.state, A.id
+         FROM auction AS A INNER JOIN person AS P ON A.seller = P.id
+         WHERE A.category = 10 AND (P.state = 'or' OR P.state = 'id' OR P.state = 'ca')",
+        Some("same"),
+    ),
+    (
+        "q4",
+        "SELECT Q.category, AVG(Q.final) AS avg_final FROM (
+           SELECT MAX(B.price) AS final, A.category
+           FROM auction A, bid B
+           WHERE A.id = B.auction AND B.datetime BETWEEN A.datetime AND A.expires
+           GROUP BY A.id, A.category) Q
+         GROUP BY Q.category",
+        Some("same"),
+    ),
+    (
+        "q20",
+        "SELECT auction, bidder, price, channel, url, B.datetime, B.extra,
+           itemname, description, initialbid, reserve, A.datetime AS a_datetime, expires, seller, category, A.extra AS a_extra
+         FROM bid AS B INNER JOIN auction AS A ON B.auction = A.id
+         WHERE A.category = 10",
+        Some("same"),
+    ),
+    (
         "q11",
         "SELECT bidder, COUNT(*) AS bid_count, window_start, window_end
          FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
@@ -178,42 +203,50 @@ async fn main() {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    // Generate once, outside the measured times.
+/// One Nexmark table generated in memory: its schema (with the
+/// watermark on `datetime`, as `WATERMARK FOR datetime AS datetime -
+/// INTERVAL '4' SECOND` declares it), the same without, and its batches
+/// split into `parallelism` partitions.
+struct Generated {
+    name: &'static str,
+    schema: Arc<Schema>,
+    with_watermark: Arc<Schema>,
+    partitions: Vec<Vec<RecordBatch>>,
+}
+
+async fn generate(args: &Args, name: &'static str) -> Result<Generated, String> {
     let generate = Session::builder()
         .runtime_mode(RuntimeMode::Batch)
         .parallelism(args.parallelism)
         .build()
         .map_err(|e| e.to_string())?;
     let ddl = format!(
-        "CREATE TABLE bid_gen WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events.num' = '{}')",
+        "CREATE TABLE gen WITH ('connector' = 'nexmark', 'nexmark.table' = '{name}', 'events.num' = '{}')",
         args.events
     );
     generate.sql(&ddl).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let batches: Vec<RecordBatch> = generate
-        .sql("SELECT * FROM bid_gen")
+        .sql("SELECT * FROM gen")
         .await
         .map_err(|e| e.to_string())?
         .collect()
         .await
         .map_err(|e| e.to_string())?;
-    let bids: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     eprintln!(
-        "generated {} events ({bids} bids) in {:.2} s",
+        "generated {} events ({rows} {name} rows) in {:.2} s",
         args.events,
         started.elapsed().as_secs_f64()
     );
     let schema = batches
         .first()
         .map(|b| b.schema())
-        .ok_or("no bids generated")?;
+        .ok_or(format!("no {name} rows generated"))?;
     let mut partitions = vec![Vec::new(); args.parallelism.max(1)];
     for (i, b) in batches.into_iter().enumerate() {
         partitions[i % args.parallelism.max(1)].push(b);
     }
-
-    // The event-time column, as `WATERMARK FOR datetime AS datetime - INTERVAL '4' SECOND` declares it.
     let fields: Vec<Arc<Field>> = schema
         .fields()
         .iter()
@@ -231,8 +264,29 @@ async fn run(args: Args) -> Result<(), String> {
             }
         })
         .collect();
-    let with_watermark = Arc::new(Schema::new(fields));
-    let tributary_table = |mode: RuntimeMode| -> Result<Session, String> {
+    Ok(Generated {
+        name,
+        schema: schema.clone(),
+        with_watermark: Arc::new(Schema::new(fields)),
+        partitions,
+    })
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // Generate once, outside the measured times.
+    let mut tables = vec![generate(&args, "bid").await?];
+    let needs = |table: &str| {
+        QUERIES.iter().any(|(name, sql, _)| {
+            (args.queries.is_empty() || args.queries.iter().any(|q| q == name))
+                && sql.contains(table)
+        })
+    };
+    for name in ["auction", "person"] {
+        if needs(name) {
+            tables.push(generate(&args, name).await?);
+        }
+    }
+    let tributary_session = |mode: RuntimeMode| -> Result<Session, String> {
         let mut builder = Session::builder()
             .runtime_mode(mode)
             .parallelism(args.parallelism);
@@ -240,37 +294,44 @@ async fn run(args: Args) -> Result<(), String> {
             builder = builder.config(k, v);
         }
         let s = builder.build().map_err(|e| e.to_string())?;
-        let parts: Vec<Vec<RecordBatch>> = partitions
-            .iter()
-            .map(|p| {
-                p.iter()
-                    .map(|b| {
-                        b.clone()
-                            .with_schema(with_watermark.clone())
-                            .expect("same columns")
-                    })
-                    .collect()
-            })
-            .collect();
-        let table = MemTable::try_new(with_watermark.clone(), parts).map_err(|e| e.to_string())?;
-        s.context()
-            .register_table("bid", Arc::new(table))
-            .map_err(|e| e.to_string())?;
+        for t in &tables {
+            let parts: Vec<Vec<RecordBatch>> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|b| {
+                            b.clone()
+                                .with_schema(t.with_watermark.clone())
+                                .expect("same columns")
+                        })
+                        .collect()
+                })
+                .collect();
+            let table =
+                MemTable::try_new(t.with_watermark.clone(), parts).map_err(|e| e.to_string())?;
+            s.context()
+                .register_table(t.name, Arc::new(table))
+                .map_err(|e| e.to_string())?;
+        }
         Ok(s)
     };
-    let batch = tributary_table(RuntimeMode::Batch)?;
-    let streaming = tributary_table(RuntimeMode::Streaming)?;
+    let batch = tributary_session(RuntimeMode::Batch)?;
+    let streaming = tributary_session(RuntimeMode::Streaming)?;
     let datafusion = SessionContext::new_with_config(
         SessionConfig::new().with_target_partitions(args.parallelism),
     );
-    datafusion
-        .register_table(
-            "bid",
-            Arc::new(
-                MemTable::try_new(schema.clone(), partitions.clone()).map_err(|e| e.to_string())?,
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+    for t in &tables {
+        datafusion
+            .register_table(
+                t.name,
+                Arc::new(
+                    MemTable::try_new(t.schema.clone(), t.partitions.clone())
+                        .map_err(|e| e.to_string())?,
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+    }
 
     println!(
         "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | STREAMING / DataFusion | changelog rows |"
