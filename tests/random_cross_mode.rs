@@ -509,8 +509,7 @@ struct Env {
     /// `DATE_TRUNC('minute', ts)`), shapes STREAMING's SESSION planning does
     /// not take.
     date_trunc: bool,
-    /// Only plain columns as aggregate arguments, no DISTINCT aggregates, no
-    /// `FILTER (WHERE ...)`, no `WHERE` (for SESSION aggregates: see
+    /// No DISTINCT aggregates (for SESSION aggregates: see
     /// `windowed_aggregate`).
     plain: bool,
     /// The columns are a derived table's (a subquery's output).
@@ -1291,7 +1290,7 @@ struct Agg {
 
 /// An argument of an aggregate: mostly a column.
 fn agg_arg(rng: &mut Rng, env: &Env, kind: Kind, need_exact: bool) -> String {
-    let depth = if env.plain || rng.chance(0.7) { 0 } else { 1 };
+    let depth = if rng.chance(0.7) { 0 } else { 1 };
     scalar(rng, env, kind, depth, need_exact)
 }
 
@@ -1432,7 +1431,7 @@ fn aggregate(rng: &mut Rng, env: &Env) -> Agg {
     // FILTER over a single-row input too: DataFusion 55's
     // `aggregate_statistics` rule failed on it in BATCH; Tributary runs
     // without that rule (regressions.slt, fifth case).
-    if !env.plain && rng.chance(0.2) {
+    if rng.chance(0.2) {
         agg.sql = format!("{} FILTER (WHERE {})", agg.sql, condition(rng, env, 1));
     }
     agg
@@ -1651,7 +1650,7 @@ fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Sele
     for _ in 0..1 + rng.below(4) {
         items.push(aggregate_item(rng, env));
     }
-    let filter = (!env.plain && rng.chance(0.35)).then(|| condition(rng, env, 2));
+    let filter = rng.chance(0.35).then(|| condition(rng, env, 2));
     let having = rng.chance(0.25).then(|| having(rng, env));
     no_decimal_sums_beside_distinct(&mut items);
     Select {
@@ -2084,18 +2083,15 @@ fn windowed(rng: &mut Rng, tables: &TableSet) -> Select {
 /// `GROUP BY window_start, window_end [, window_time] [, key]` over a window
 /// TVF; a SESSION window only if `allow_session`.
 ///
+/// SESSION aggregates take expressions in aggregate arguments, FILTER and
+/// WHERE on table columns: the projections DataFusion's
+/// `CommonSubexprEliminate` puts between the Aggregate and the TVF are
+/// inlined (regressions.slt, third case, fixed).
+///
 /// TODO(bug): allow SESSION under an outer query (pass `allow_session` from
-/// `over`); DISTINCT aggregates, expressions in aggregate arguments, FILTER
-/// and WHERE clauses of SESSION aggregates (`Env::plain`); several
-/// aggregates of one column, and HAVING. STREAMING plans a SESSION aggregate
-/// only if it finds, between the Aggregate and the TVF, nothing but
-/// projections of columns and filters on table columns, and only window and
-/// PARTITION BY columns as keys; DataFusion's optimizer breaks that shape,
-/// and STREAMING refuses queries BATCH runs (regressions.slt, third case):
-/// - `CommonSubexprEliminate` adds a projection computing `__common_expr_1`
-///   when an expression repeats, e.g. `MAX(COALESCE(d, 0))` over a DECIMAL
-///   (the cast appears twice), or `AVG(i), VAR_POP(i)` (both cast `i`): "a
-///   SESSION window TVF not followed by GROUP BY window_start, window_end";
+/// `over`), DISTINCT aggregates, several aggregates of one column, and
+/// HAVING (`Env::plain`). STREAMING still refuses, where BATCH runs
+/// (regressions.slt, third case):
 /// - `SingleDistinctToGroupBy` turns `COUNT(DISTINCT v)` (alone, or with
 ///   MIN/MAX/SUM, not with `COUNT(*)`) into a GROUP BY on `v`: "this
 ///   GROUP BY over a SESSION window TVF";

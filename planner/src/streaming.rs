@@ -439,9 +439,9 @@ async fn lower_aggregate(
             "they are not built yet",
         ));
     }
-    let mut filters = Vec::new();
-    if let Some(tvf) = session_tvf(&aggregate.input, &mut filters) {
-        return lower_session_aggregate(state, aggregate, tvf, filters, schema).await;
+    let mut path = Vec::new();
+    if let Some(tvf) = session_tvf(&aggregate.input, &mut path) {
+        return lower_session_aggregate(state, aggregate, tvf, path, schema).await;
     }
     let input = Box::pin(lower(state, &aggregate.input)).await?;
     let input_schema = aggregate.input.schema();
@@ -652,17 +652,47 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
     })
 }
 
-/// The SESSION window TVF an aggregate reads, through column projections
-/// and filters (collected into `filters`).
-fn session_tvf<'a>(plan: &'a LogicalPlan, filters: &mut Vec<Expr>) -> Option<&'a WindowTvfNode> {
+/// A node between a SESSION aggregate and its window TVF.
+enum SessionPath {
+    /// A projection (or alias): each output column and what it computes
+    /// from the node below.
+    Map(Vec<(datafusion::common::Column, Expr)>),
+    /// A filter, over the node below.
+    Filter(Expr),
+}
+
+/// The SESSION window TVF an aggregate reads, through projections, aliases
+/// and filters (collected into `path`, top first). DataFusion's optimizer
+/// puts such nodes there itself (common subexpressions, pushed-down
+/// filters); the session operator evaluates them on the TVF's rows.
+fn session_tvf<'a>(
+    plan: &'a LogicalPlan,
+    path: &mut Vec<SessionPath>,
+) -> Option<&'a WindowTvfNode> {
     match plan {
-        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
-            session_tvf(&p.input, filters)
+        LogicalPlan::Projection(p) => {
+            path.push(SessionPath::Map(
+                p.schema
+                    .columns()
+                    .into_iter()
+                    .zip(p.expr.iter().map(|e| e.clone().unalias()))
+                    .collect(),
+            ));
+            session_tvf(&p.input, path)
         }
-        LogicalPlan::SubqueryAlias(a) => session_tvf(&a.input, filters),
+        LogicalPlan::SubqueryAlias(a) => {
+            path.push(SessionPath::Map(
+                a.schema
+                    .columns()
+                    .into_iter()
+                    .zip(a.input.schema().columns().into_iter().map(Expr::Column))
+                    .collect(),
+            ));
+            session_tvf(&a.input, path)
+        }
         LogicalPlan::Filter(f) => {
-            filters.push(f.predicate.clone());
-            session_tvf(&f.input, filters)
+            path.push(SessionPath::Filter(f.predicate.clone()));
+            session_tvf(&f.input, path)
         }
         LogicalPlan::Extension(e) => e
             .node
@@ -673,11 +703,34 @@ fn session_tvf<'a>(plan: &'a LogicalPlan, filters: &mut Vec<Expr>) -> Option<&'a
     }
 }
 
+/// `expr`, written over the output of `path[0]`'s node, rewritten over the
+/// TVF's output by substituting what each projection below computes.
+fn inline_path(expr: &Expr, path: &[SessionPath]) -> Result<Expr> {
+    use datafusion::common::tree_node::Transformed;
+    let mut expr = expr.clone();
+    for step in path {
+        let SessionPath::Map(columns) = step else {
+            continue;
+        };
+        expr = expr
+            .transform_up(|e| {
+                if let Expr::Column(c) = &e
+                    && let Some((_, computed)) = columns.iter().find(|(out, _)| out == c)
+                {
+                    return Ok(Transformed::yes(computed.clone()));
+                }
+                Ok(Transformed::no(e))
+            })?
+            .data;
+    }
+    Ok(expr)
+}
+
 async fn lower_session_aggregate(
     state: &SessionState,
     aggregate: &Aggregate,
     tvf: &WindowTvfNode,
-    filters: Vec<Expr>,
+    path: Vec<SessionPath>,
     schema: SchemaRef,
 ) -> Result<StreamPlan> {
     let WindowKind::Session { gap } = tvf.kind else {
@@ -696,13 +749,14 @@ async fn lower_session_aggregate(
             "windows take append-only rows",
         ));
     }
-    let agg_input = aggregate.input.schema();
+    // Everything over the TVF's own output: window columns and its input's.
+    let tvf_output = datafusion::logical_expr::UserDefinedLogicalNode::schema(tvf);
     let mut outputs = Vec::with_capacity(aggregate.group_expr.len());
     for e in &aggregate.group_expr {
-        let Expr::Column(c) = e else {
+        let Expr::Column(c) = inline_path(e, &path)? else {
             return Err(needs());
         };
-        let field = datafusion::common::ExprSchema::field_from_column(agg_input.as_ref(), c)
+        let field = datafusion::common::ExprSchema::field_from_column(tvf_output.as_ref(), &c)
             .map_err(|_| needs())?;
         outputs.push(
             match field.metadata().get(WINDOW_COLUMN).map(String::as_str) {
@@ -735,9 +789,10 @@ async fn lower_session_aggregate(
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
     for e in &aggregate.aggr_expr {
+        let e = inline_path(e, &path)?;
         #[allow(deprecated)]
         let (expr, filter, order) = create_aggregate_expr_and_maybe_filter(
-            e,
+            &e,
             tvf_input,
             tvf_input.as_arrow(),
             state.execution_props(),
@@ -760,6 +815,15 @@ async fn lower_session_aggregate(
             retraction: Retraction::NotNeeded,
         });
     }
+    // Each filter is over the node below it: inline the projections below.
+    let filters = path
+        .iter()
+        .enumerate()
+        .filter_map(|(i, step)| match step {
+            SessionPath::Filter(predicate) => Some(inline_path(predicate, &path[i + 1..])),
+            SessionPath::Map(_) => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
     let row_filter = match filters.into_iter().reduce(|a, b| a.and(b)) {
         None => None,
         Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input).map_err(
