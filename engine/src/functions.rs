@@ -4,6 +4,8 @@
 //! | function | meaning (Flink's "System (Built-in) Functions") |
 //! |---|---|
 //! | `MOD(a, b)` | the remainder of `a / b` for integers, as `a % b`; NULL if either is NULL; an error if `b` is 0 |
+//! | `SPLIT_INDEX(s, sep, i)` | `s` split by the string `sep`, the `i`-th part (0-based); NULL if `i` is negative or past the last part, or any argument is NULL |
+//! | `REGEXP_EXTRACT(s, regex, i)` | group `i` (0 = the whole match) of the first match of the Java-style `regex` in `s`; NULL if there is no match, no such group, or any argument is NULL; an invalid regex is an error |
 
 use std::sync::Arc;
 
@@ -14,7 +16,118 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 
 /// Every function of this module, to register on a session.
 pub fn flink_functions() -> Vec<ScalarUDF> {
-    vec![modulo()]
+    vec![modulo(), split_index(), regexp_extract()]
+}
+
+/// The rows of a string function's arguments: `(strings, strings, indices)`
+/// as arrays of `rows` (scalars repeated), and whether all were scalars.
+fn string_args(args: &[ColumnarValue]) -> Result<(ArrayRef, ArrayRef, ArrayRef, bool)> {
+    let rows = args.iter().find_map(|a| match a {
+        ColumnarValue::Array(a) => Some(a.len()),
+        ColumnarValue::Scalar(_) => None,
+    });
+    let n = rows.unwrap_or(1);
+    let arrays = args
+        .iter()
+        .map(|a| a.to_array(n))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        arrays[0].clone(),
+        arrays[1].clone(),
+        arrays[2].clone(),
+        rows.is_none(),
+    ))
+}
+
+/// A string result, as a scalar when every argument was one.
+fn string_result(values: arrow::array::StringArray, scalar: bool) -> Result<ColumnarValue> {
+    let values: ArrayRef = Arc::new(values);
+    Ok(if scalar {
+        ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&values, 0)?)
+    } else {
+        ColumnarValue::Array(values)
+    })
+}
+
+/// `SPLIT_INDEX(s STRING, sep STRING, i INT) -> STRING` (Flink). Splitting
+/// has no Arrow kernel, so it goes row by row.
+fn split_index() -> ScalarUDF {
+    create_udf(
+        "split_index",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            use arrow::array::{Array, AsArray};
+            use arrow::datatypes::Int64Type;
+            let (s, sep, i, scalar) = string_args(args)?;
+            let (s, sep, i) = (
+                s.as_string::<i32>(),
+                sep.as_string::<i32>(),
+                i.as_primitive::<Int64Type>(),
+            );
+            let out: arrow::array::StringArray = (0..s.len())
+                .map(|r| {
+                    if s.is_null(r) || sep.is_null(r) || i.is_null(r) {
+                        return None;
+                    }
+                    let index = usize::try_from(i.value(r)).ok()?;
+                    let sep = sep.value(r);
+                    if sep.is_empty() {
+                        return (index == 0).then(|| s.value(r));
+                    }
+                    s.value(r).split(sep).nth(index)
+                })
+                .collect();
+            string_result(out, scalar)
+        }),
+    )
+}
+
+/// `REGEXP_EXTRACT(s STRING, regex STRING, i INT) -> STRING` (Flink). The
+/// regex is compiled once per distinct pattern in a batch (usually once).
+fn regexp_extract() -> ScalarUDF {
+    create_udf(
+        "regexp_extract",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            use arrow::array::{Array, AsArray};
+            use arrow::datatypes::Int64Type;
+            let (s, pattern, i, scalar) = string_args(args)?;
+            let (s, pattern, i) = (
+                s.as_string::<i32>(),
+                pattern.as_string::<i32>(),
+                i.as_primitive::<Int64Type>(),
+            );
+            let mut compiled: Option<(String, regex::Regex)> = None;
+            let mut out = arrow::array::StringBuilder::with_capacity(s.len(), 0);
+            for r in 0..s.len() {
+                if s.is_null(r) || pattern.is_null(r) || i.is_null(r) {
+                    out.append_null();
+                    continue;
+                }
+                let p = pattern.value(r);
+                if compiled.as_ref().is_none_or(|(text, _)| text != p) {
+                    let re = regex::Regex::new(p).map_err(|e| {
+                        DataFusionError::Execution(format!(
+                            "REGEXP_EXTRACT: invalid regular expression '{p}': {e}"
+                        ))
+                    })?;
+                    compiled = Some((p.to_string(), re));
+                }
+                let (_, re) = compiled.as_ref().expect("compiled above");
+                let group = usize::try_from(i.value(r)).ok();
+                let found = group.and_then(|g| re.captures(s.value(r))?.get(g));
+                match found {
+                    Some(m) => out.append_value(m.as_str()),
+                    None => out.append_null(),
+                }
+            }
+            string_result(out.finish(), scalar)
+        }),
+    )
 }
 
 /// `MOD(a BIGINT, b BIGINT) -> BIGINT` (smaller integer types are widened).
@@ -70,5 +183,36 @@ mod tests {
             Err(e) => e,
         };
         assert!(e.message.contains("Divide by zero"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn split_index_and_regexp_extract_follow_flink() {
+        use arrow::array::Array;
+        let s = Session::new();
+        let batches = s
+            .sql(
+                "SELECT SPLIT_INDEX(u, '/', 3) AS a, SPLIT_INDEX(u, '/', 9) AS b, SPLIT_INDEX(u, '/', -1) AS c,
+                        REGEXP_EXTRACT(u, '(&|^|\\?)channel_id=([^&]*)', 2) AS d, REGEXP_EXTRACT(u, 'x(y)', 1) AS e
+                 FROM (VALUES ('https://www.nexmark.com/abc/def/item.htm?query=1&channel_id=1234')) t(u)",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| abc |   |   | 1234 |   |"), "{text}");
+        // b and c (index past the end, negative) and e (no match) are NULL
+        for column in [1, 2, 4] {
+            assert!(batches[0].column(column).is_null(0), "{text}");
+        }
+        let e = s.sql("SELECT REGEXP_EXTRACT('a', '(', 0)").await;
+        let e = match e {
+            Ok(r) => r.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(e.message.contains("invalid regular expression"), "{e}");
     }
 }
