@@ -15,8 +15,9 @@
 //! Flink's Nexmark SQL (<https://github.com/nexmark/nexmark>) with DataFusion
 //! spellings: `DATE_FORMAT(ts, 'yyyy-MM-dd')` → `to_char(ts, '%Y-%m-%d')`,
 //! `HOUR(ts)` → `EXTRACT(HOUR FROM ts)`, the `count_char` UDF of q14 → string
-//! length arithmetic; q11's SESSION window has no DataFusion form, so that
-//! column is empty.
+//! length arithmetic; q11's SESSION window has no DataFusion form, and q21 /
+//! q22 use Flink functions DataFusion lacks (`REGEXP_EXTRACT`,
+//! `SPLIT_INDEX`), so those columns are empty.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,6 +114,46 @@ const QUERIES: &[(&str, &str, Option<&str>)] = &[
             "SELECT auction, date_bin(INTERVAL '10 seconds', datetime) AS window_start, COUNT(*) AS bids
              FROM bid GROUP BY auction, date_bin(INTERVAL '10 seconds', datetime)",
         ),
+    ),
+    (
+        "q16",
+        "SELECT channel, to_char(datetime, '%Y-%m-%d') AS day, MAX(to_char(datetime, '%H:%M')) AS minute,
+           COUNT(*) AS total_bids,
+           COUNT(*) FILTER (WHERE price < 10000) AS rank1_bids,
+           COUNT(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
+           COUNT(*) FILTER (WHERE price >= 1000000) AS rank3_bids,
+           COUNT(DISTINCT bidder) AS total_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders,
+           COUNT(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders,
+           COUNT(DISTINCT auction) AS total_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions,
+           COUNT(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions
+         FROM bid GROUP BY channel, to_char(datetime, '%Y-%m-%d')",
+        Some("same"),
+    ),
+    (
+        "q21",
+        "SELECT auction, bidder, price, channel,
+           CASE
+             WHEN lower(channel) = 'apple' THEN '0'
+             WHEN lower(channel) = 'google' THEN '1'
+             WHEN lower(channel) = 'facebook' THEN '2'
+             WHEN lower(channel) = 'baidu' THEN '3'
+             ELSE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)
+           END AS channel_id
+         FROM bid
+         WHERE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) IS NOT NULL
+            OR lower(channel) IN ('apple', 'google', 'facebook', 'baidu')",
+        None,
+    ),
+    (
+        "q22",
+        "SELECT auction, bidder, price, channel,
+           SPLIT_INDEX(url, '/', 3) AS dir1, SPLIT_INDEX(url, '/', 4) AS dir2, SPLIT_INDEX(url, '/', 5) AS dir3
+         FROM bid",
+        None,
     ),
 ];
 
