@@ -813,6 +813,11 @@ mod tests {
         assert!(
             out.contains("Join: type=Inner, on=[k@0 = k@0], state=unbounded, changelogMode=[I]"),
             "{out}"
+        ); // Every operator that keeps state forever says so.
+        let out = text(&rows(&s, "EXPLAIN SELECT k, COUNT(*) FROM l GROUP BY k").await);
+        assert!(
+            out.contains("GroupAggregate: group=[k@0], aggregates=[count(Int64(1))], state=unbounded, changelogMode=[I,UB,UA,D]"),
+            "{out}"
         );
     }
 

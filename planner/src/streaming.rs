@@ -1015,7 +1015,8 @@ impl StreamPlan {
                     .collect();
                 writeln!(
                     out,
-                    "{pad}GroupAggregate: group=[{}], aggregates=[{}], changelogMode={}",
+                    // Keys are never expired (no table.exec.state.ttl yet).
+                    "{pad}GroupAggregate: group=[{}], aggregates=[{}], state=unbounded, changelogMode={}",
                     g.join(", "),
                     a.join(", "),
                     self.changelog
