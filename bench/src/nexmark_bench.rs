@@ -134,6 +134,20 @@ const QUERIES: &[(&str, &str, Option<&str>)] = &[
         Some("same"),
     ),
     (
+        "q18",
+        "SELECT auction, bidder, price, channel, url, datetime, extra FROM (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY datetime DESC) AS rank_number FROM bid)
+         WHERE rank_number <= 1",
+        Some("same"),
+    ),
+    (
+        "q19",
+        "SELECT * FROM (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rank_number FROM bid)
+         WHERE rank_number <= 10",
+        Some("same"),
+    ),
+    (
         "q21",
         "SELECT auction, bidder, price, channel,
            CASE

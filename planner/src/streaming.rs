@@ -117,6 +117,19 @@ pub enum StreamNode {
         /// with no row passing it has no result row.
         row_filter: Option<Arc<dyn PhysicalExpr>>,
     },
+    /// Top-N: `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept only
+    /// where it is at most `limit` (Flink's `Rank` operator; `limit` 1 is
+    /// deduplication). Per partition, the rows in order; each change emits
+    /// what it does to the first `limit` ranks, with the rank as the last
+    /// column (`-U`/`+U` where a rank's row changes, `+I`/`-D` where a rank
+    /// fills or empties). Over an append-only input only the first `limit`
+    /// rows of a partition are kept; over an updating input every row is.
+    TopN {
+        input: Box<StreamPlan>,
+        partition_by: Vec<Arc<dyn PhysicalExpr>>,
+        order_by: Vec<(Arc<dyn PhysicalExpr>, arrow::compute::SortOptions)>,
+        limit: usize,
+    },
     /// A regular (non-windowed) equi-join of two changelogs, Flink's
     /// `StreamingJoinOperator`: each side's current rows are kept per join
     /// key, every change probes the other side, and joined rows (and, for
@@ -310,6 +323,30 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 schema,
                 changelog: ChangelogMode::AppendOnly,
             })
+        }
+        LogicalPlan::Filter(filter) if top_n_limit(filter).is_some() => {
+            let (window, limit, projection) = top_n_limit(filter).expect("checked");
+            let window_schema: SchemaRef = Arc::new(window.schema.as_arrow().clone());
+            let top_n = lower_top_n(state, window, limit, window_schema).await?;
+            // Columns the optimizer dropped between the filter and the window.
+            match projection {
+                None => Ok(top_n),
+                Some(p) => {
+                    let exprs = p
+                        .expr
+                        .iter()
+                        .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    Ok(StreamPlan {
+                        changelog: top_n.changelog,
+                        node: StreamNode::Project {
+                            input: Box::new(top_n),
+                            exprs,
+                        },
+                        schema,
+                    })
+                }
+            }
         }
         LogicalPlan::Filter(filter) => {
             let input = Box::pin(lower(state, &filter.input)).await?;
@@ -850,6 +887,108 @@ async fn lower_session_aggregate(
     })
 }
 
+/// `WHERE rn <= N` (or `rn < N`, `rn = 1`) over a window node that
+/// computes only `rn = ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`,
+/// directly or through a projection of columns that keeps `rn`: the window
+/// node, N, and that projection.
+#[allow(clippy::type_complexity)]
+fn top_n_limit(
+    filter: &datafusion::logical_expr::Filter,
+) -> Option<(
+    &datafusion::logical_expr::Window,
+    usize,
+    Option<&datafusion::logical_expr::Projection>,
+)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let (window, projection) = match filter.input.as_ref() {
+        LogicalPlan::Window(w) => (w, None),
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            match p.input.as_ref() {
+                LogicalPlan::Window(w) => (w, Some(p)),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let [expr] = window.window_expr.as_slice() else {
+        return None;
+    };
+    let Expr::WindowFunction(f) = expr.clone().unalias() else {
+        return None;
+    };
+    if f.fun.name() != "row_number" || !f.params.args.is_empty() || f.params.order_by.is_empty() {
+        return None;
+    }
+    let rank = window.schema.columns().pop()?;
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &filter.predicate else {
+        return None;
+    };
+    let (op, value) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) if c.name == rank.name => (*op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) if c.name == rank.name => (op.swap()?, v),
+        _ => return None,
+    };
+    let n = match value {
+        ScalarValue::UInt64(Some(n)) => i128::from(*n),
+        ScalarValue::Int64(Some(n)) => i128::from(*n),
+        ScalarValue::Int32(Some(n)) => i128::from(*n),
+        _ => return None,
+    };
+    let limit = match op {
+        Operator::LtEq => n,
+        Operator::Lt => n - 1,
+        Operator::Eq if n == 1 => 1,
+        _ => return None,
+    };
+    if limit < 1 {
+        return None;
+    }
+    Some((window, usize::try_from(limit).ok()?, projection))
+}
+
+async fn lower_top_n(
+    state: &SessionState,
+    window: &datafusion::logical_expr::Window,
+    limit: usize,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    let Expr::WindowFunction(f) = window.window_expr[0].clone().unalias() else {
+        return Err(Error::plan("Top-N without a window function"));
+    };
+    let input = Box::pin(lower(state, &window.input)).await?;
+    let input_schema = window.input.schema();
+    let partition_by = f
+        .params
+        .partition_by
+        .iter()
+        .map(|e| state.create_physical_expr(e.clone(), input_schema))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let order_by = f
+        .params
+        .order_by
+        .iter()
+        .map(|s| {
+            Ok((
+                state.create_physical_expr(s.expr.clone(), input_schema)?,
+                arrow::compute::SortOptions {
+                    descending: !s.asc,
+                    nulls_first: s.nulls_first,
+                },
+            ))
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Ok(StreamPlan {
+        node: StreamNode::TopN {
+            input: Box::new(input),
+            partition_by,
+            order_by,
+            limit,
+        },
+        schema,
+        changelog: ChangelogMode::Updating,
+    })
+}
+
 /// The kind of subquery in `expr`, if it has one.
 fn subquery_in(expr: &Expr) -> Option<&'static str> {
     let mut found = None;
@@ -1005,6 +1144,25 @@ impl StreamPlan {
                 "{pad}Sink: table={table}, changelogMode={}",
                 self.changelog
             ),
+            StreamNode::TopN {
+                partition_by,
+                order_by,
+                limit,
+                ..
+            } => {
+                let p: Vec<String> = partition_by.iter().map(|e| e.to_string()).collect();
+                let o: Vec<String> = order_by
+                    .iter()
+                    .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
+                    .collect();
+                writeln!(
+                    out,
+                    "{pad}TopN: partition=[{}], order=[{}], limit={limit}, state=unbounded, changelogMode={}",
+                    p.join(", "),
+                    o.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::GroupAggregate {
                 group, aggregates, ..
             } => {
@@ -1028,6 +1186,7 @@ impl StreamPlan {
             StreamNode::Filter { input, .. }
             | StreamNode::Project { input, .. }
             | StreamNode::GroupAggregate { input, .. }
+            | StreamNode::TopN { input, .. }
             | StreamNode::WindowAssign { input, .. }
             | StreamNode::WindowAggregate { input, .. }
             | StreamNode::SessionAggregate { input, .. }

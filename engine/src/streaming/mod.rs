@@ -25,6 +25,7 @@ mod session_aggregate;
 mod sink;
 mod source;
 mod stateless;
+mod top_n;
 mod value_multiset;
 mod window_aggregate;
 
@@ -397,6 +398,29 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         tasks,
                     )
                 })
+                .collect()
+        }
+        StreamNode::TopN {
+            input,
+            partition_by,
+            order_by,
+            limit,
+        } => {
+            let inputs = inputs_of(input, tasks).await?;
+            let instances =
+                exchange::start_hash_exchange(inputs, partition_by.clone(), parallelism, tasks);
+            let spec = top_n::TopNSpec {
+                partition_by: partition_by.clone(),
+                order_by: order_by.clone(),
+                limit: *limit,
+                append_only: input.changelog
+                    == tributary_planner::changelog::ChangelogMode::AppendOnly,
+                input: input.schema.clone(),
+                schema: plan.schema.clone(),
+            };
+            instances
+                .into_iter()
+                .map(|rx| top_n::start(rx, spec.clone(), tasks))
                 .collect()
         }
         StreamNode::Join {
