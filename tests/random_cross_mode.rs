@@ -65,7 +65,7 @@ use tributary_engine::{RuntimeMode, Session};
 const DEFAULT_SEED: u64 = 0x7269_6275_7461_7279; // "tributary"
 const DEFAULT_CASES: usize = 3000;
 /// Query families, one test each; the cases are split evenly between them.
-const FAMILIES: usize = 6;
+const FAMILIES: usize = 7;
 /// Queries run against one table set (one session).
 const QUERIES_PER_SET: usize = 10;
 /// A query that takes longer than this in either mode is a failure (a hang).
@@ -642,6 +642,42 @@ enum From {
     Derived(Box<Select>),
     /// Two inputs joined (see [`Join`]).
     Join(Box<Join>),
+    /// A Top-N over a table or an aggregation (see [`TopN`]).
+    TopN(Box<TopN>),
+}
+
+/// `(SELECT * FROM (SELECT cols, ROW_NUMBER() OVER (PARTITION BY ... ORDER
+/// BY ...) AS rn FROM input) WHERE rn <= limit)`. It orders by every column
+/// it selects, and selects only exact ones, so no two different rows tie
+/// (ROW_NUMBER among ties is arbitrary in BATCH).
+#[derive(Clone, Debug)]
+struct TopN {
+    input: From,
+    columns: Vec<String>,
+    partition: Vec<String>,
+    order: Vec<String>,
+    limit: usize,
+}
+
+impl TopN {
+    fn sql(&self) -> String {
+        let input = match &self.input {
+            From::Derived(inner) => format!("({}) AS t0", inner.sql()),
+            From::Table(t) => t.clone(),
+            other => unreachable!("a Top-N reads a table or a derived table, not {other:?}"),
+        };
+        let partition = if self.partition.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {} ", self.partition.join(", "))
+        };
+        format!(
+            "(SELECT * FROM (SELECT {}, ROW_NUMBER() OVER ({partition}ORDER BY {}) AS rn FROM {input}) WHERE rn <= {}) AS s",
+            self.columns.join(", "),
+            self.order.join(", "),
+            self.limit
+        )
+    }
 }
 
 /// A regular equi-join of two inputs aliased `a` and `b`:
@@ -860,6 +896,7 @@ impl Select {
             From::Window { tvf, .. } => write!(s, " FROM {tvf}").unwrap(),
             From::Derived(inner) => write!(s, " FROM ({}) AS s", inner.sql()).unwrap(),
             From::Join(j) => write!(s, " FROM {}", j.sql()).unwrap(),
+            From::TopN(t) => write!(s, " FROM {}", t.sql()).unwrap(),
         }
         if let Some(f) = &self.filter {
             write!(s, " WHERE {f}").unwrap();
@@ -895,6 +932,7 @@ impl Select {
             From::Table(_) | From::Window { .. } => true,
             From::Derived(inner) => inner.append_only(),
             From::Join(j) => j.append_only(),
+            From::TopN(_) => false,
         };
         match &self.group {
             Some(keys) => {
@@ -919,6 +957,11 @@ impl Select {
                     }
                 }
             }
+            From::TopN(t) => match &t.input {
+                From::Table(name) => out.push(name.clone()),
+                From::Derived(inner) => inner.tables(out),
+                _ => {}
+            },
         }
     }
 
@@ -1697,6 +1740,71 @@ fn distinct(rng: &mut Rng, env: &Env, from: From) -> Select {
     s
 }
 
+/// A Top-N over a table (append-only) or a GROUP BY result (updating), and
+/// the columns it shows: the ranked input's exact columns and `rn`.
+fn top_n_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
+    let (table_env, table) = table_from(rng, tables);
+    let (env, input) = if rng.chance(0.6) {
+        (table_env, table)
+    } else {
+        let inner = aggregation(rng, &table_env, table, vec![]);
+        (Env::of_select(&inner), From::Derived(Box::new(inner)))
+    };
+    let mut columns: Vec<Col> = env.cols.iter().filter(|c| c.exact).cloned().collect();
+    if columns.is_empty() {
+        // Nothing exact to rank by: rank the table's exact columns instead.
+        return top_n_from(rng, tables);
+    }
+    let partition: Vec<String> = if rng.chance(0.7) {
+        vec![rng.pick(&columns).sql.clone()]
+    } else {
+        vec![]
+    };
+    // Every selected column in the ORDER BY, the first few shuffled to the
+    // front, each ASC or DESC with NULLs first or last.
+    for i in (1..columns.len()).rev() {
+        let j = rng.below(i + 1);
+        columns.swap(i, j);
+    }
+    let order = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c.sql,
+                if rng.chance(0.5) { "ASC" } else { "DESC" },
+                if rng.chance(0.5) {
+                    "NULLS FIRST"
+                } else {
+                    "NULLS LAST"
+                }
+            )
+        })
+        .collect();
+    let top = TopN {
+        input,
+        columns: columns.iter().map(|c| c.sql.clone()).collect(),
+        partition,
+        order,
+        limit: 1 + rng.below(3),
+    };
+    let mut cols = columns;
+    cols.push(Col {
+        sql: "rn".into(),
+        kind: Kind::Int,
+        exact: true,
+    });
+    let env = Env {
+        cols,
+        append_only: false,
+        date_trunc: false,
+        plain: false,
+        derived: true,
+        single_row: false,
+    };
+    (env, From::TopN(Box::new(top)))
+}
+
 fn table_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
     let t = rng.pick(&tables.tables);
     (Env::of_table(t), From::Table(t.name.clone()))
@@ -1794,6 +1902,9 @@ enum Family {
     /// Projections, aggregates and DISTINCT over a regular join (inner,
     /// outer, semi, anti) of tables or GROUP BY results.
     Join,
+    /// Projections and aggregates over a Top-N (ROW_NUMBER ... WHERE rn <=
+    /// N) of a table or of a GROUP BY result.
+    TopN,
 }
 
 impl Family {
@@ -1830,6 +1941,13 @@ impl Family {
             Family::Nested => nested(rng, tables),
             Family::Window => windowed(rng, tables),
             Family::Union => simple_select(rng, tables),
+            Family::TopN => {
+                let (env, from) = top_n_from(rng, tables);
+                match rng.below(10) {
+                    0..=5 => projection(rng, &env, from),
+                    _ => aggregation(rng, &env, from, vec![]),
+                }
+            }
             Family::Join => {
                 let (env, from) = join_from(rng, tables);
                 let outer = matches!(
@@ -2854,6 +2972,11 @@ async fn random_unions_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_joins_agree() {
     run_family(Family::Join, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_top_n_agree() {
+    run_family(Family::TopN, 7).await;
 }
 
 #[test]

@@ -325,28 +325,38 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             })
         }
         LogicalPlan::Filter(filter) if top_n_limit(filter).is_some() => {
-            let (window, limit, projection) = top_n_limit(filter).expect("checked");
+            let (window, limit, projection, rest) = top_n_limit(filter).expect("checked");
             let window_schema: SchemaRef = Arc::new(window.schema.as_arrow().clone());
-            let top_n = lower_top_n(state, window, limit, window_schema).await?;
+            let mut plan = lower_top_n(state, window, limit, window_schema).await?;
             // Columns the optimizer dropped between the filter and the window.
-            match projection {
-                None => Ok(top_n),
-                Some(p) => {
-                    let exprs = p
-                        .expr
-                        .iter()
-                        .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
-                        .collect::<datafusion::error::Result<Vec<_>>>()?;
-                    Ok(StreamPlan {
-                        changelog: top_n.changelog,
-                        node: StreamNode::Project {
-                            input: Box::new(top_n),
-                            exprs,
-                        },
-                        schema,
-                    })
-                }
+            if let Some(p) = projection {
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                plan = StreamPlan {
+                    changelog: plan.changelog,
+                    node: StreamNode::Project {
+                        input: Box::new(plan),
+                        exprs,
+                    },
+                    schema: schema.clone(),
+                };
             }
+            // The filter's other conjuncts read the ranked rows: after Top-N.
+            if let Some(rest) = rest {
+                let predicate = state.create_physical_expr(rest, filter.input.schema())?;
+                plan = StreamPlan {
+                    changelog: plan.changelog,
+                    node: StreamNode::Filter {
+                        input: Box::new(plan),
+                        predicate,
+                    },
+                    schema,
+                };
+            }
+            Ok(plan)
         }
         LogicalPlan::Filter(filter) => {
             let input = Box::pin(lower(state, &filter.input)).await?;
@@ -891,6 +901,7 @@ async fn lower_session_aggregate(
 /// computes only `rn = ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`,
 /// directly or through a projection of columns that keeps `rn`: the window
 /// node, N, and that projection.
+/// The filter's other conjuncts come back too, to apply after the Top-N.
 #[allow(clippy::type_complexity)]
 fn top_n_limit(
     filter: &datafusion::logical_expr::Filter,
@@ -898,6 +909,7 @@ fn top_n_limit(
     &datafusion::logical_expr::Window,
     usize,
     Option<&datafusion::logical_expr::Projection>,
+    Option<Expr>,
 )> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let (window, projection) = match filter.input.as_ref() {
@@ -920,14 +932,30 @@ fn top_n_limit(
         return None;
     }
     let rank = window.schema.columns().pop()?;
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &filter.predicate else {
-        return None;
+    let bound = |e: &Expr| -> Option<(Operator, ScalarValue)> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return None;
+        };
+        match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) if c.name == rank.name => Some((*op, v.clone())),
+            (Expr::Literal(v, _), Expr::Column(c)) if c.name == rank.name => {
+                Some((op.swap()?, v.clone()))
+            }
+            _ => None,
+        }
     };
-    let (op, value) = match (left.as_ref(), right.as_ref()) {
-        (Expr::Column(c), Expr::Literal(v, _)) if c.name == rank.name => (*op, v),
-        (Expr::Literal(v, _), Expr::Column(c)) if c.name == rank.name => (op.swap()?, v),
-        _ => return None,
+    let upper = |e: &Expr| {
+        bound(e).filter(|(op, _)| matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq))
     };
+    let mut conjuncts = datafusion::logical_expr::utils::split_conjunction(&filter.predicate);
+    let at = conjuncts.iter().position(|e| upper(e).is_some())?;
+    let (op, value) = upper(conjuncts[at])?;
+    // `rn = k` ranks k rows and keeps the k-th: it stays as a filter after.
+    if op != Operator::Eq {
+        conjuncts.remove(at);
+    }
+    let rest = conjuncts.into_iter().cloned().reduce(|a, b| a.and(b));
+    let value = &value;
     let n = match value {
         ScalarValue::UInt64(Some(n)) => i128::from(*n),
         ScalarValue::Int64(Some(n)) => i128::from(*n),
@@ -937,13 +965,16 @@ fn top_n_limit(
     let limit = match op {
         Operator::LtEq => n,
         Operator::Lt => n - 1,
-        Operator::Eq if n == 1 => 1,
+        Operator::Eq => n,
         _ => return None,
     };
-    if limit < 1 {
-        return None;
-    }
-    Some((window, usize::try_from(limit).ok()?, projection))
+    // `rn < 1` and the like keep nothing: a Top-0 emits no row.
+    Some((
+        window,
+        usize::try_from(limit.max(0)).ok()?,
+        projection,
+        rest,
+    ))
 }
 
 async fn lower_top_n(

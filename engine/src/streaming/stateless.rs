@@ -47,9 +47,19 @@ pub(super) fn start_project(
 ) -> Vec<Receiver> {
     map_each(inputs, tasks, move |change| {
         let rows = change.num_rows();
+        // DataFusion's physical expressions may type a result other than
+        // the logical plan does (a DECIMAL's precision); the plan's type wins.
         let columns = exprs
             .iter()
-            .map(|e| e.evaluate(&change.data)?.into_array(rows))
+            .zip(schema.fields())
+            .map(|(e, field)| {
+                let column = e.evaluate(&change.data)?.into_array(rows)?;
+                if column.data_type() == field.data_type() {
+                    Ok(column)
+                } else {
+                    Ok(arrow::compute::cast(&column, field.data_type())?)
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         let data = RecordBatch::try_new_with_options(
             schema.clone(),
