@@ -130,15 +130,18 @@ impl Session {
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
             TributaryExtensionPlanner,
         )]);
-        // DataFusion's physical optimizer without `aggregate_statistics`:
-        // DataFusion 55's rule breaks an aggregate with FILTER over a global
-        // aggregate ("Input field name count(Int64(1)) does not match ...",
-        // regressions.slt, fifth case), and all it saves is reading a
-        // COUNT(*)/MIN/MAX from file statistics.
+        // DataFusion's physical optimizer without two DataFusion 55 rules
+        // that give wrong answers: `aggregate_statistics` breaks an aggregate
+        // with FILTER over a global aggregate (regressions.slt, fifth case;
+        // all it saves is reading COUNT(*)/MIN/MAX from file statistics),
+        // and the pre-optimization `FilterPushdown` moves a WHERE on an outer
+        // join's NULL-padded side into the other input (eighth case; the
+        // logical optimizer still pushes filters into scans, and the
+        // post-optimization pass with join/TopK dynamic filters stays).
         let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
             .rules
             .into_iter()
-            .filter(|r| r.name() != "aggregate_statistics")
+            .filter(|r| r.name() != "aggregate_statistics" && r.name() != "FilterPushdown")
             .collect();
         let state = SessionStateBuilder::new()
             .with_config(df)
