@@ -67,3 +67,6 @@ if diff "$OUT/flink-check.tsv" "$OUT/tributary-check.tsv"; then
 else
   echo "CHECKS DIFFER (< Flink, > Tributary)"
 fi
+
+echo; echo "== Tributary STREAMING / Flink STREAMING =="
+python3 "$HERE/merge_tables.py" "$OUT"
