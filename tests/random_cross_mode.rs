@@ -2212,9 +2212,9 @@ fn windowed(rng: &mut Rng, tables: &TableSet) -> Select {
 /// (regressions.slt, third case):
 /// - `SingleDistinctToGroupBy` turns `COUNT(DISTINCT v)` (alone, or with
 ///   MIN/MAX/SUM, not with `COUNT(*)`) into a GROUP BY on `v`: "this
-///   GROUP BY over a SESSION window TVF";
-/// - an outer `WHERE` on `window_start` is pushed below the Aggregate:
-///   "a WHERE on a SESSION window's own columns before GROUP BY".
+///   GROUP BY over a SESSION window TVF".
+/// (An outer `WHERE` on `window_start`, which DataFusion pushes below the
+/// Aggregate, now runs: regressions.slt, third case.)
 fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> Select {
     let t = *rng.pick(&tables.timed());
     let session = allow_session && rng.chance(0.25);

@@ -871,18 +871,61 @@ async fn lower_session_aggregate(
             SessionPath::Map(_) => None,
         })
         .collect::<Result<Vec<_>>>()?;
-    let row_filter = match filters.into_iter().reduce(|a, b| a.and(b)) {
-        None => None,
-        Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input).map_err(
-            |_| {
-                unsupported(
+    // A conjunct over the table's columns filters rows (they still shape the
+    // sessions, as in BATCH). One over the grouped window and PARTITION BY
+    // columns only — DataFusion pushes an outer WHERE on `window_start`
+    // below the aggregate — keeps or drops whole sessions, so it runs on the
+    // aggregate's output instead.
+    let group_columns: Vec<(Expr, Expr)> = aggregate
+        .group_expr
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let (q, f) = aggregate.schema.qualified_field(i);
+            Ok((
+                inline_path(g, &path)?,
+                Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut row_conjuncts = Vec::new();
+    let mut session_conjuncts = Vec::new();
+    for conjunct in filters
+        .iter()
+        .flat_map(datafusion::logical_expr::utils::split_conjunction)
+    {
+        if state
+            .create_physical_expr(conjunct.clone(), tvf_input)
+            .is_ok()
+        {
+            row_conjuncts.push(conjunct.clone());
+            continue;
+        }
+        use datafusion::common::tree_node::Transformed;
+        let over_output = conjunct
+            .clone()
+            .transform_up(|e| {
+                Ok(match group_columns.iter().find(|(g, _)| *g == e) {
+                    Some((_, out)) => Transformed::yes(out.clone()),
+                    None => Transformed::no(e),
+                })
+            })?
+            .data;
+        match state.create_physical_expr(over_output, &aggregate.schema) {
+            Ok(predicate) => session_conjuncts.push(predicate),
+            Err(_) => {
+                return Err(unsupported(
                     "a WHERE on a SESSION window's own columns before GROUP BY",
-                    "filters read the table's columns",
-                )
-            },
-        )?),
+                    "filters read the table's columns, or the grouped window and PARTITION BY columns",
+                ));
+            }
+        }
+    }
+    let row_filter = match row_conjuncts.into_iter().reduce(|a, b| a.and(b)) {
+        None => None,
+        Some(predicate) => Some(state.create_physical_expr(predicate, tvf_input)?),
     };
-    Ok(StreamPlan {
+    let mut plan = StreamPlan {
         node: StreamNode::SessionAggregate {
             input: Box::new(input),
             time_index: tvf.time_index()?,
@@ -892,9 +935,20 @@ async fn lower_session_aggregate(
             aggregates,
             row_filter,
         },
-        schema,
+        schema: schema.clone(),
         changelog: ChangelogMode::AppendOnly,
-    })
+    };
+    for predicate in session_conjuncts {
+        plan = StreamPlan {
+            node: StreamNode::Filter {
+                input: Box::new(plan),
+                predicate,
+            },
+            schema: schema.clone(),
+            changelog: ChangelogMode::AppendOnly,
+        };
+    }
+    Ok(plan)
 }
 
 /// `WHERE rn <= N` (or `rn < N`, `rn = 1`) over a window node that
