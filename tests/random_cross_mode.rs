@@ -499,9 +499,8 @@ struct Env {
     cols: Vec<Col>,
     append_only: bool,
     /// Whether expressions may use `DATE_TRUNC`: in projections and filters
-    /// over tables and over derived tables (an aggregation's NULL keys
-    /// included: regressions.slt, second case, fixed), never inside an
-    /// aggregation or DISTINCT.
+    /// over tables, never over derived tables (see `Env::of_select`) or
+    /// inside an aggregation or DISTINCT.
     ///
     /// TODO(bug): allow it inside aggregations. DataFusion's optimizer moves
     /// DATE_TRUNC above a GROUP BY by itself (`COUNT(DISTINCT
@@ -567,7 +566,14 @@ impl Env {
         Env {
             cols,
             append_only: s.append_only(),
-            date_trunc: true,
+            // TODO(bug): DATE_TRUNC over derived tables. STREAMING's decoded
+            // NULL keys have zeros underneath now (regressions.slt, second
+            // case), but some plan still hands `date_trunc` a value under a
+            // NULL that overflows ("attempt to subtract with overflow" in
+            // datafusion-functions' date_trunc.rs, a panic in debug builds
+            // that ends the test process): TRIBUTARY_RANDOM_SEED=31, the
+            // Union family. Not yet minimized.
+            date_trunc: false,
             plain: false,
             derived: true,
             single_row,
