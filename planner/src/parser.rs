@@ -257,15 +257,17 @@ fn parser(tokens: Vec<TokenWithSpan>) -> Parser<'static> {
 }
 
 fn expect_end(parser: &Parser) -> Result<()> {
+    expect_end_of(parser, "after the end of the statement")
+}
+
+/// The parser is at the end of its tokens; else a syntax error naming the
+/// token found and `place` ("in the WATERMARK clause", ...).
+fn expect_end_of(parser: &Parser, place: &str) -> Result<()> {
     let next = parser.peek_token();
     if next.token == Token::EOF {
         Ok(())
     } else {
-        Err(Error::syntax(format!(
-            "unexpected '{}' after the end of the statement",
-            next.token
-        ))
-        .at(Some(loc(&next))))
+        Err(Error::syntax(format!("unexpected '{}' {place}", next.token)).at(Some(loc(&next))))
     }
 }
 
@@ -622,14 +624,7 @@ fn parse_watermark(element: Vec<TokenWithSpan>) -> Result<WatermarkDef> {
     let column = p.parse_identifier()?;
     p.expect_keyword(Keyword::AS)?;
     let expr = p.parse_expr()?;
-    let rest = p.peek_token();
-    if rest.token != Token::EOF {
-        return Err(Error::syntax(format!(
-            "unexpected '{}' in the WATERMARK clause",
-            rest.token
-        ))
-        .at(Some(loc(&rest))));
-    }
+    expect_end_of(&p, "in the WATERMARK clause")?;
     Ok(WatermarkDef {
         column,
         expr,
@@ -647,17 +642,11 @@ fn parse_computed_column(
     let name = p.parse_identifier()?;
     p.expect_keyword(Keyword::AS)?;
     let expr = p.parse_expr()?;
-    let rest = p.peek_token();
-    if rest.token != Token::EOF {
-        return Err(Error::syntax(format!(
-            "unexpected '{}' after the computed column '{name}'",
-            rest.token
-        ))
-        .at(Some(loc(&rest)))
-        .with_hint(format!(
+    expect_end_of(&p, &format!("after the computed column '{name}'")).map_err(|e| {
+        e.with_hint(format!(
             "a computed column is written `{name} AS <expression>`"
-        )));
-    }
+        ))
+    })?;
     Ok(ComputedColumnDef {
         name,
         expr,

@@ -324,41 +324,10 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
                 changelog: ChangelogMode::AppendOnly,
             })
         }
-        LogicalPlan::Filter(filter) if top_n_limit(filter).is_some() => {
-            let (window, limit, projection, rest) = top_n_limit(filter).expect("checked");
-            let window_schema: SchemaRef = Arc::new(window.schema.as_arrow().clone());
-            let mut plan = lower_top_n(state, window, limit, window_schema).await?;
-            // Columns the optimizer dropped between the filter and the window.
-            if let Some(p) = projection {
-                let exprs = p
-                    .expr
-                    .iter()
-                    .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
-                    .collect::<datafusion::error::Result<Vec<_>>>()?;
-                plan = StreamPlan {
-                    changelog: plan.changelog,
-                    node: StreamNode::Project {
-                        input: Box::new(plan),
-                        exprs,
-                    },
-                    schema: schema.clone(),
-                };
-            }
-            // The filter's other conjuncts read the ranked rows: after Top-N.
-            if let Some(rest) = rest {
-                let predicate = state.create_physical_expr(rest, filter.input.schema())?;
-                plan = StreamPlan {
-                    changelog: plan.changelog,
-                    node: StreamNode::Filter {
-                        input: Box::new(plan),
-                        predicate,
-                    },
-                    schema,
-                };
-            }
-            Ok(plan)
-        }
         LogicalPlan::Filter(filter) => {
+            if let Some(top_n) = top_n_limit(filter) {
+                return lower_filtered_top_n(state, filter, top_n, schema).await;
+            }
             let input = Box::pin(lower(state, &filter.input)).await?;
             let predicate =
                 state.create_physical_expr(filter.predicate.clone(), filter.input.schema())?;
@@ -951,20 +920,63 @@ async fn lower_session_aggregate(
     Ok(plan)
 }
 
+/// A filter over a Top-N pattern (see [`top_n_limit`]): the Top-N, the
+/// projection the optimizer put under the filter, and the filter's other
+/// conjuncts.
+async fn lower_filtered_top_n(
+    state: &SessionState,
+    filter: &datafusion::logical_expr::Filter,
+    (window, limit, projection, rest): TopNPattern<'_>,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    let window_schema: SchemaRef = Arc::new(window.schema.as_arrow().clone());
+    let mut plan = lower_top_n(state, window, limit, window_schema).await?;
+    // Columns the optimizer dropped between the filter and the window.
+    if let Some(p) = projection {
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        plan = StreamPlan {
+            changelog: plan.changelog,
+            node: StreamNode::Project {
+                input: Box::new(plan),
+                exprs,
+            },
+            schema: schema.clone(),
+        };
+    }
+    // The filter's other conjuncts read the ranked rows: after Top-N.
+    if let Some(rest) = rest {
+        let predicate = state.create_physical_expr(rest, filter.input.schema())?;
+        plan = StreamPlan {
+            changelog: plan.changelog,
+            node: StreamNode::Filter {
+                input: Box::new(plan),
+                predicate,
+            },
+            schema,
+        };
+    }
+    Ok(plan)
+}
+
+/// What [`top_n_limit`] finds: the window node, N, the projection between
+/// them, and the filter's other conjuncts.
+type TopNPattern<'a> = (
+    &'a datafusion::logical_expr::Window,
+    usize,
+    Option<&'a datafusion::logical_expr::Projection>,
+    Option<Expr>,
+);
+
 /// `WHERE rn <= N` (or `rn < N`, `rn = 1`) over a window node that
 /// computes only `rn = ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`,
 /// directly or through a projection of columns that keeps `rn`: the window
 /// node, N, and that projection.
 /// The filter's other conjuncts come back too, to apply after the Top-N.
-#[allow(clippy::type_complexity)]
-fn top_n_limit(
-    filter: &datafusion::logical_expr::Filter,
-) -> Option<(
-    &datafusion::logical_expr::Window,
-    usize,
-    Option<&datafusion::logical_expr::Projection>,
-    Option<Expr>,
-)> {
+fn top_n_limit(filter: &datafusion::logical_expr::Filter) -> Option<TopNPattern<'_>> {
     use datafusion::logical_expr::{BinaryExpr, Operator};
     let (window, projection) = match filter.input.as_ref() {
         LogicalPlan::Window(w) => (w, None),

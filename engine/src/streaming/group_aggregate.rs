@@ -262,8 +262,10 @@ impl GroupAggregate {
             .zip(&self.multiset_converters)
             .zip(&self.native)
             .map(|((a, conv), native)| {
+                if let Some(native) = native {
+                    return Ok(AggState::Native(*native));
+                }
                 Ok(match (a.retraction, conv) {
-                    _ if native.is_some() => AggState::Native(native.expect("checked")),
                     (Retraction::MinMax { min }, Some(conv)) => {
                         AggState::Multiset(Box::new(ValueMultiset::new(
                             if min { Measure::Min } else { Measure::Max },
