@@ -566,14 +566,7 @@ impl Env {
         Env {
             cols,
             append_only: s.append_only(),
-            // TODO(bug): DATE_TRUNC over derived tables. STREAMING's decoded
-            // NULL keys have zeros underneath now (regressions.slt, second
-            // case), but some plan still hands `date_trunc` a value under a
-            // NULL that overflows ("attempt to subtract with overflow" in
-            // datafusion-functions' date_trunc.rs, a panic in debug builds
-            // that ends the test process): TRIBUTARY_RANDOM_SEED=31, the
-            // Union family. Not yet minimized.
-            date_trunc: false,
+            date_trunc: true,
             plain: false,
             derived: true,
             single_row,
@@ -2458,14 +2451,28 @@ async fn run_streaming(
 
 async fn judge(session: &Session, case: &Case) -> Verdict {
     let sql = case.query.sql();
-    let batch = run_batch(session, &sql, case.batch_parallelism).await;
-    let streaming = run_streaming(
+    let batch = unpanicked(run_batch(session, &sql, case.batch_parallelism)).await;
+    let streaming = unpanicked(run_streaming(
         session,
         &sql,
         case.stream_parallelism,
         case.stream_batch_size,
-    )
+    ))
     .await;
+    // A panic is a bug whatever the other mode did: report it as a
+    // disagreement so that it is shrunk and printed, not counted as an error.
+    for (mode, result) in [
+        ("BATCH", batch.as_ref().err()),
+        ("STREAMING", streaming.as_ref().err()),
+    ] {
+        if let Some(e) = result.filter(|e| e.starts_with(PANICKED)) {
+            return Verdict::Disagree {
+                why: format!("{mode} {e}"),
+                batch: batch.as_ref().ok().cloned(),
+                streaming: None,
+            };
+        }
+    }
     match (batch, streaming) {
         (Err(b), Err(s)) => Verdict::BothFailed(format!("BATCH: {b}\nSTREAMING: {s}")),
         (Err(b), Ok(run)) => Verdict::Disagree {
@@ -2508,6 +2515,29 @@ async fn judge(session: &Session, case: &Case) -> Verdict {
                 batch: Some(batch),
                 streaming: Some(folded),
             }
+        }
+    }
+}
+
+/// How a run that panicked is reported: `"panicked: <message>"`.
+const PANICKED: &str = "panicked";
+
+/// Runs one mode's query, turning a panic (DataFusion re-raises a panic of
+/// a spawned task in the task that polls the stream) into an error, so that
+/// one case's panic is reported and shrunk instead of ending the test.
+async fn unpanicked<T>(
+    run: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_string());
+            Err(format!("{PANICKED}: {message}"))
         }
     }
 }
