@@ -130,6 +130,22 @@ pub enum StreamNode {
         order_by: Vec<(Arc<dyn PhysicalExpr>, arrow::compute::SortOptions)>,
         limit: usize,
     },
+    /// OVER aggregation ordered by event time (Flink's `OverAggregate`):
+    /// rows wait until the watermark passes their time, then leave, in time
+    /// order per partition, with the window columns appended (append-only).
+    /// Each partition keeps the emitted rows that later frames can reach
+    /// (`retention`). Rows at or behind the watermark are late: counted,
+    /// dropped.
+    OverAggregate {
+        input: Box<StreamPlan>,
+        /// DataFusion's window expressions over the input's columns.
+        window_exprs: Vec<Arc<dyn datafusion::physical_plan::WindowExpr>>,
+        /// The PARTITION BY expressions, over the input.
+        partition_by: Vec<Arc<dyn PhysicalExpr>>,
+        /// The event-time column the windows are ordered by.
+        time_index: usize,
+        retention: crate::over_window::OverRetention,
+    },
     /// A regular (non-windowed) equi-join of two changelogs, Flink's
     /// `StreamingJoinOperator`: each side's current rows are kept per join
     /// key, every change probes the other side, and joined rows (and, for
@@ -392,10 +408,7 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             "a streaming result has no final order to cut",
         )),
         LogicalPlan::Join(join) => lower_join(state, join, schema).await,
-        LogicalPlan::Window(_) => Err(unsupported(
-            "OVER window functions",
-            "streaming OVER aggregation is not built yet",
-        )),
+        LogicalPlan::Window(window) => lower_over_aggregate(state, window, schema).await,
         LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON", "it is not built yet")),
         LogicalPlan::RecursiveQuery(_) => {
             Err(unsupported("WITH RECURSIVE", "it cannot run incrementally"))
@@ -1086,6 +1099,63 @@ async fn lower_top_n(
     })
 }
 
+/// `... OVER (PARTITION BY ... ORDER BY ts ROWS|RANGE BETWEEN ... PRECEDING
+/// AND CURRENT ROW)` over an append-only input: see
+/// [`crate::over_window`] for what can run.
+async fn lower_over_aggregate(
+    state: &SessionState,
+    window: &datafusion::logical_expr::Window,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    let input_schema = window.input.schema();
+    let input = Box::pin(lower(state, &window.input)).await?;
+    if input.changelog != ChangelogMode::AppendOnly {
+        return Err(unsupported(
+            "an OVER aggregation over an updating input",
+            "its rows' results would have to be revised when an earlier row is retracted",
+        ));
+    }
+    let shape = crate::over_window::over_shape(&window.window_expr, input_schema)?;
+    let time_index = input_schema
+        .index_of_column_by_name(None, &shape.order_column)
+        .ok_or_else(|| {
+            Error::plan(format!(
+                "the OVER ORDER BY column '{}' is not in the window's input",
+                shape.order_column
+            ))
+        })?;
+    let planning =
+        datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default();
+    let window_exprs = window
+        .window_expr
+        .iter()
+        .map(|e| {
+            datafusion::physical_planner::create_window_expr(
+                e,
+                input_schema,
+                state.execution_props(),
+                &planning,
+            )
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let partition_by = shape
+        .partition_by
+        .iter()
+        .map(|e| state.create_physical_expr(e.clone(), input_schema))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Ok(StreamPlan {
+        node: StreamNode::OverAggregate {
+            input: Box::new(input),
+            window_exprs,
+            partition_by,
+            time_index,
+            retention: shape.retention,
+        },
+        schema,
+        changelog: ChangelogMode::AppendOnly,
+    })
+}
+
 /// The kind of subquery in `expr`, if it has one.
 fn subquery_in(expr: &Expr) -> Option<&'static str> {
     let mut found = None;
@@ -1260,6 +1330,27 @@ impl StreamPlan {
                     self.changelog
                 )
             }
+            StreamNode::OverAggregate {
+                window_exprs,
+                partition_by,
+                time_index,
+                retention,
+                ..
+            } => {
+                let p: Vec<String> = partition_by.iter().map(|e| e.to_string()).collect();
+                let w: Vec<&str> = window_exprs.iter().map(|e| e.name()).collect();
+                let state = match retention {
+                    crate::over_window::OverRetention::All => ", state=unbounded",
+                    _ => "",
+                };
+                writeln!(
+                    out,
+                    "{pad}OverAggregate: partition=[{}], order=column {time_index}, frame={retention}, aggregates=[{}], emit=on watermark{state}, changelogMode={}",
+                    p.join(", "),
+                    w.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::GroupAggregate {
                 group, aggregates, ..
             } => {
@@ -1284,6 +1375,7 @@ impl StreamPlan {
             | StreamNode::Project { input, .. }
             | StreamNode::GroupAggregate { input, .. }
             | StreamNode::TopN { input, .. }
+            | StreamNode::OverAggregate { input, .. }
             | StreamNode::WindowAssign { input, .. }
             | StreamNode::WindowAggregate { input, .. }
             | StreamNode::SessionAggregate { input, .. }

@@ -21,6 +21,7 @@ mod group_aggregate;
 mod join;
 pub mod late_rows;
 mod native_state;
+mod over_aggregate;
 mod session_aggregate;
 mod sink;
 mod source;
@@ -421,6 +422,47 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             instances
                 .into_iter()
                 .map(|rx| top_n::start(rx, spec.clone(), tasks))
+                .collect()
+        }
+        StreamNode::OverAggregate {
+            input,
+            window_exprs,
+            partition_by,
+            time_index,
+            retention,
+        } => {
+            let inputs = inputs_of(input, tasks).await?;
+            let routers = inputs.len();
+            let instances =
+                exchange::start_hash_exchange(inputs, partition_by.clone(), parallelism, tasks);
+            let late = env.metrics.late_rows_recorder(format!(
+                "over aggregate {}",
+                window_exprs
+                    .iter()
+                    .map(|e| e.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let spec = over_aggregate::OverSpec {
+                window_exprs: window_exprs.clone(),
+                partition_by: partition_by.clone(),
+                time_index: *time_index,
+                retention: *retention,
+                input: input.schema.clone(),
+                schema: plan.schema.clone(),
+            };
+            instances
+                .into_iter()
+                .map(|rx| {
+                    over_aggregate::start(
+                        rx,
+                        routers,
+                        spec.clone(),
+                        ctx.clone(),
+                        late.clone(),
+                        tasks,
+                    )
+                })
                 .collect()
         }
         StreamNode::Join {
