@@ -749,3 +749,229 @@ fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<ArrayRef>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn side_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]))
+    }
+
+    fn out_schema(join_type: JoinType) -> SchemaRef {
+        match join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => side_schema(),
+            _ => Arc::new(Schema::new(
+                side_schema()
+                    .fields()
+                    .iter()
+                    .chain(side_schema().fields().iter())
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
+        }
+    }
+
+    /// `r.ts BETWEEN l.ts - 1 s AND l.ts + 1 s` over (l.k, l.ts, r.k, r.ts).
+    fn within_a_second() -> Arc<dyn PhysicalExpr> {
+        let second: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(
+            datafusion::common::ScalarValue::new_interval_mdn(0, 0, 1_000_000_000),
+        ));
+        let (lts, rts): (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>) = (
+            Arc::new(Column::new("ts", 1)),
+            Arc::new(Column::new("ts", 3)),
+        );
+        let low = Arc::new(BinaryExpr::new(
+            lts.clone(),
+            Operator::Minus,
+            second.clone(),
+        ));
+        let high = Arc::new(BinaryExpr::new(lts, Operator::Plus, second));
+        Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(rts.clone(), Operator::GtEq, low)),
+            Operator::And,
+            Arc::new(BinaryExpr::new(rts, Operator::LtEq, high)),
+        ))
+    }
+
+    fn join(join_type: JoinType, bound: TimeBound) -> (TimeBoundedJoin, Arc<AtomicU64>) {
+        let late = Arc::new(AtomicU64::new(0));
+        let filter = match bound {
+            TimeBound::Interval { .. } => Some(within_a_second()),
+            TimeBound::Window { .. } => None,
+        };
+        let op = TimeBoundedJoin::try_new(
+            TimeJoinSpec {
+                join_type,
+                keys: [
+                    vec![Arc::new(Column::new("k", 0))],
+                    vec![Arc::new(Column::new("k", 0))],
+                ],
+                filter,
+                null_equals_null: false,
+                bound,
+                inputs: [side_schema(), side_schema()],
+                schema: out_schema(join_type),
+            },
+            LateRows::new(
+                "test".into(),
+                late.clone(),
+                Arc::new(AtomicU64::new(0)),
+                0,
+                None,
+            ),
+        )
+        .unwrap();
+        (op, late)
+    }
+
+    const INTERVAL: TimeBound = TimeBound::Interval {
+        left_time: 1,
+        right_time: 1,
+        lower: -1_000,
+        upper: 1_000,
+    };
+    const WINDOW: TimeBound = TimeBound::Window {
+        left_end: 1,
+        right_end: 1,
+    };
+
+    /// Inserts of (key, time ms).
+    fn rows(rows: &[(i64, i64)]) -> ChangeBatch {
+        let data = RecordBatch::try_new(
+            side_schema(),
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(TimestampMillisecondArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        ChangeBatch {
+            ops: Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows.len()])),
+            data,
+        }
+    }
+
+    /// Each output row as "l.k l.ts | r.k r.ts" (NULL as -).
+    fn show(change: &ChangeBatch) -> Vec<String> {
+        let columns = change.data.columns();
+        let int = |c: usize| -> ArrayRef { cast(&columns[c], &DataType::Int64).unwrap() };
+        let columns: Vec<ArrayRef> = (0..columns.len()).map(int).collect();
+        let mut out: Vec<String> = (0..change.num_rows())
+            .map(|i| {
+                columns
+                    .iter()
+                    .map(|c| {
+                        let a = c.as_primitive::<arrow::datatypes::Int64Type>();
+                        if a.is_null(i) {
+                            "-".to_string()
+                        } else {
+                            a.value(i).to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn stored(op: &TimeBoundedJoin) -> [usize; 2] {
+        [0, 1].map(|s| op.sides[s].state.values().map(Vec::len).sum())
+    }
+
+    #[test]
+    fn interval_join_emits_matches_on_arrival_and_frees_state_by_watermark() {
+        let (mut op, late) = join(JoinType::Inner, INTERVAL);
+        assert!(
+            show(
+                &op.process(0, &rows(&[(1, 10_000), (2, 10_000)]), i64::MIN)
+                    .unwrap()
+            )
+            .is_empty()
+        );
+        // 1 s after: on the bound (inclusive); 1.001 s after: out.
+        let out = op
+            .process(1, &rows(&[(1, 11_000), (1, 11_001), (2, 5_000)]), i64::MIN)
+            .unwrap();
+        assert_eq!(show(&out), ["1 10000 1 11000"]);
+        assert_eq!(stored(&op), [2, 3]);
+        // Left rows expire at ts + 1 s, right rows at ts + 1 s.
+        assert!(op.expire(10_999).unwrap().num_rows() == 0);
+        assert_eq!(stored(&op), [2, 2]);
+        op.expire(11_000).unwrap();
+        assert_eq!(stored(&op), [0, 2]);
+        // At watermark 11 s a row at 11 s is late: counted, dropped, no match.
+        let out = op
+            .process(0, &rows(&[(1, 11_000), (1, 11_500)]), 11_000)
+            .unwrap();
+        assert_eq!(show(&out), ["1 11500 1 11000", "1 11500 1 11001"]);
+        assert_eq!(late.load(Ordering::Relaxed), 1);
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn outer_interval_join_pads_a_row_when_it_expires_unmatched() {
+        let (mut op, _) = join(JoinType::Full, INTERVAL);
+        op.process(0, &rows(&[(1, 10_000), (3, 10_000)]), i64::MIN)
+            .unwrap();
+        op.process(1, &rows(&[(1, 10_500), (2, 10_500)]), i64::MIN)
+            .unwrap();
+        // Nothing padded before the rows expire (a match could still come).
+        assert_eq!(op.expire(10_000).unwrap().num_rows(), 0);
+        assert_eq!(
+            show(&op.expire(11_500).unwrap()),
+            ["- - 2 10500", "3 10000 - -"]
+        );
+        // A new row is never padded on arrival (a match may still come).
+        let out = op.process(0, &rows(&[(1, 20_000)]), 11_500).unwrap();
+        assert_eq!(out.num_rows(), 0);
+        let (mut anti, _) = join(JoinType::LeftAnti, INTERVAL);
+        anti.process(0, &rows(&[(1, 10_000), (3, 10_000)]), i64::MIN)
+            .unwrap();
+        anti.process(1, &rows(&[(1, 10_500)]), i64::MIN).unwrap();
+        assert_eq!(show(&anti.expire(END_OF_INPUT).unwrap()), ["3 10000"]);
+    }
+
+    #[test]
+    fn window_join_emits_a_window_when_the_watermark_closes_it() {
+        // The time column is window_end: windows end at 10 s and 20 s.
+        let (mut op, late) = join(JoinType::Left, WINDOW);
+        assert_eq!(
+            op.process(0, &rows(&[(1, 10_000), (2, 10_000), (1, 20_000)]), i64::MIN)
+                .unwrap()
+                .num_rows(),
+            0
+        );
+        assert_eq!(
+            op.process(1, &rows(&[(1, 10_000), (1, 10_000), (1, 20_000)]), i64::MIN)
+                .unwrap()
+                .num_rows(),
+            0
+        );
+        assert_eq!(op.expire(9_998).unwrap().num_rows(), 0);
+        assert_eq!(
+            show(&op.expire(9_999).unwrap()),
+            ["1 10000 1 10000", "1 10000 1 10000", "2 10000 - -"]
+        );
+        assert_eq!(stored(&op), [1, 1]);
+        // A row of the closed window is late.
+        op.process(1, &rows(&[(2, 10_000)]), 9_999).unwrap();
+        assert_eq!(late.load(Ordering::Relaxed), 1);
+        assert_eq!(show(&op.expire(END_OF_INPUT).unwrap()), ["1 20000 1 20000"]);
+        assert_eq!(stored(&op), [0, 0]);
+    }
+}
