@@ -701,8 +701,8 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                     .with_hint(
                         "bound both sides to make it an interval join whose state the watermark frees, \
                          e.g. a.ts BETWEEN b.ts - INTERVAL '1' HOUR AND b.ts + INTERVAL '1' HOUR; \
-                         or bound the state's lifetime with a state TTL ('table.exec.state.ttl'); \
-                         or run over bounded tables",
+                         or run over bounded tables; a state TTL (Flink's 'table.exec.state.ttl') would bound it too, \
+                         once Tributary has one",
                     ));
                 }
             }
