@@ -60,6 +60,88 @@ const QUERIES: &[(&str, &str, Option<&str>)] = &[
         Some("same"),
     ),
     (
+        "q5",
+        "SELECT AuctionBids.auction, AuctionBids.num
+         FROM (
+           SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
+           FROM TABLE(HOP(TABLE bid, DESCRIPTOR(datetime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+           GROUP BY auction, window_start, window_end
+         ) AS AuctionBids
+         JOIN (
+           SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
+           FROM (
+             SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
+             FROM TABLE(HOP(TABLE bid, DESCRIPTOR(datetime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+             GROUP BY auction, window_start, window_end
+           ) AS CountBids
+           GROUP BY CountBids.starttime, CountBids.endtime
+         ) AS MaxBids
+         ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
+            AND AuctionBids.num >= MaxBids.maxn",
+        None,
+    ),
+    (
+        "q7",
+        "SELECT B.auction, B.price, B.bidder, B.datetime, B.extra
+         FROM bid B
+         JOIN (
+           SELECT MAX(price) AS maxprice, window_end AS datetime
+           FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
+           GROUP BY window_start, window_end
+         ) B1
+         ON B.price = B1.maxprice
+         WHERE B.datetime BETWEEN B1.datetime - INTERVAL '10' SECOND AND B1.datetime",
+        Some(
+            "SELECT B.auction, B.price, B.bidder, B.datetime, B.extra
+             FROM bid B
+             JOIN (
+               SELECT MAX(price) AS maxprice, date_bin(INTERVAL '10 seconds', datetime) + INTERVAL '10 seconds' AS datetime
+               FROM bid GROUP BY date_bin(INTERVAL '10 seconds', datetime)
+             ) B1
+             ON B.price = B1.maxprice
+             WHERE B.datetime BETWEEN B1.datetime - INTERVAL '10 seconds' AND B1.datetime",
+        ),
+    ),
+    (
+        "q8",
+        "SELECT P.id, P.name, P.starttime
+         FROM (
+           SELECT id, name, window_start AS starttime, window_end AS endtime
+           FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
+           GROUP BY id, name, window_start, window_end
+         ) P
+         JOIN (
+           SELECT seller, window_start AS starttime, window_end AS endtime
+           FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
+           GROUP BY seller, window_start, window_end
+         ) A
+         ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime",
+        Some(
+            "SELECT P.id, P.name, P.starttime
+             FROM (
+               SELECT id, name, date_bin(INTERVAL '10 seconds', datetime) AS starttime
+               FROM person GROUP BY id, name, date_bin(INTERVAL '10 seconds', datetime)
+             ) P
+             JOIN (
+               SELECT seller, date_bin(INTERVAL '10 seconds', datetime) AS starttime
+               FROM auction GROUP BY seller, date_bin(INTERVAL '10 seconds', datetime)
+             ) A
+             ON P.id = A.seller AND P.starttime = A.starttime",
+        ),
+    ),
+    (
+        "q9",
+        "SELECT id, itemname, description, initialbid, reserve, datetime, expires, seller, category, extra,
+           auction, bidder, price, bid_datetime, bid_extra
+         FROM (
+           SELECT A.*, B.auction, B.bidder, B.price, B.datetime AS bid_datetime, B.extra AS bid_extra,
+             ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.datetime ASC) AS rownum
+           FROM auction A, bid B
+           WHERE A.id = B.auction AND B.datetime BETWEEN A.datetime AND A.expires)
+         WHERE rownum <= 1",
+        Some("same"),
+    ),
+    (
         "q11",
         "SELECT bidder, COUNT(*) AS bid_count, window_start, window_end
          FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(datetime), INTERVAL '10' SECOND))

@@ -825,6 +825,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn explain_shows_interval_and_window_joins_freed_by_the_watermark() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE l (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                 CREATE TABLE r (k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                 EXPLAIN SELECT l.k FROM l JOIN r ON l.k = r.k
+                   AND r.ts BETWEEN l.ts - INTERVAL '1' SECOND AND l.ts + INTERVAL '5' SECOND",
+            )
+            .await,
+        );
+        assert!(
+            out.contains("IntervalJoin: type=Inner, on=[k@0 = k@0]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("left column 1 - right column 1 in [-5000ms, 1000ms], emit=on match, watermark delay=5000ms, state=freed by watermark, changelogMode=[I]"),
+            "{out}"
+        );
+        let out = text(
+            &rows(
+                &s,
+                "EXPLAIN SELECT L.k FROM TABLE(TUMBLE(TABLE l, DESCRIPTOR(ts), INTERVAL '10' SECOND)) L
+                 LEFT JOIN TABLE(TUMBLE(TABLE r, DESCRIPTOR(ts), INTERVAL '10' SECOND)) R
+                 ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.k = R.k",
+            )
+            .await,
+        );
+        assert!(out.contains("WindowJoin: type=Left"), "{out}");
+        assert!(
+            out.contains("emit=on watermark, state=freed by watermark, changelogMode=[I]"),
+            "{out}"
+        );
+        // A bound on one side only over bounded tables: a regular join.
+        let out = text(
+            &rows(
+                &s,
+                "EXPLAIN SELECT l.k FROM l JOIN r ON l.k = r.k AND r.ts >= l.ts",
+            )
+            .await,
+        );
+        assert!(out.contains("Join: type=Inner"), "{out}");
+        assert!(out.contains("state=unbounded"), "{out}");
+    }
+
+    #[tokio::test]
     async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

@@ -22,6 +22,7 @@ pub mod parser;
 pub mod physical;
 pub mod schema;
 pub mod streaming;
+pub mod time_join;
 pub mod watermark;
 pub mod window_tvf;
 

@@ -6,7 +6,8 @@
 //! filter, `UNION ALL`, non-windowed `GROUP BY` aggregation (also `DISTINCT`,
 //! `HAVING`, `FILTER (WHERE ...)`, and aggregation over an updating input),
 //! window TVFs and their aggregates, regular joins (inner, outer, semi, anti;
-//! over append-only or updating inputs; unbounded state), and `INSERT INTO`
+//! over append-only or updating inputs; unbounded state), interval and window
+//! joins (state freed by the watermark; [`crate::time_join`]), and `INSERT INTO`
 //! of an append-only result. Anything else is a plan-time error that names
 //! the construct and suggests BATCH.
 //!
@@ -35,6 +36,7 @@ use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 use crate::changelog::ChangelogMode;
 use crate::config::TributaryConfig;
 use crate::error::{Error, Result};
+use crate::time_join::{JoinTime, TimeBound};
 use crate::watermark::watermark_delay_ms;
 use crate::window_tvf::{WINDOW_COLUMN, WindowKind, WindowTvfNode};
 
@@ -174,6 +176,30 @@ pub enum StreamNode {
         /// NULL anywhere in the subquery empties the result, so it runs on
         /// one instance that sees every right row.
         null_aware: bool,
+    },
+    /// An interval join or a window join of two append-only inputs (Flink's
+    /// `IntervalJoin` and `WindowJoin`; see [`crate::time_join`]): like
+    /// [`StreamNode::Join`], keyed state on both sides, but each row leaves
+    /// the state once the watermark guarantees no row of the other side can
+    /// still match it, so state stays bounded by the time bound. The output
+    /// is append-only: an interval join emits a match when its second row
+    /// arrives and an outer side's NULL-padded row (or an ANTI join's kept
+    /// row) when the row leaves the state unmatched; a window join emits a
+    /// window's rows when the watermark closes it. Rows behind the watermark
+    /// on arrival are late: counted and dropped.
+    TimeJoin {
+        left: Box<StreamPlan>,
+        right: Box<StreamPlan>,
+        /// Any of the types [`StreamNode::Join`] takes.
+        join_type: JoinType,
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// The non-equi part of `ON`, time bounds included, over the left
+        /// then the right columns.
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        null_equals_null: bool,
+        /// What frees the state.
+        bound: TimeBound,
     },
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink, or hands every changelog row to a sink
@@ -657,6 +683,45 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
             Some(state.create_physical_expr(f.clone(), &both)?)
         }
     };
+    let append_only =
+        left.changelog == ChangelogMode::AppendOnly && right.changelog == ChangelogMode::AppendOnly;
+    if append_only && !join.null_aware {
+        match crate::time_join::classify(join) {
+            JoinTime::Bounded(bound) => {
+                return Ok(StreamPlan {
+                    node: StreamNode::TimeJoin {
+                        left: Box::new(left),
+                        right: Box::new(right),
+                        join_type: join.join_type,
+                        left_keys,
+                        right_keys,
+                        filter,
+                        null_equals_null: join.null_equality == NullEquality::NullEqualsNull,
+                        bound,
+                    },
+                    schema,
+                    changelog: ChangelogMode::AppendOnly,
+                });
+            }
+            JoinTime::OneSided(one_sided) => {
+                let unbounded = crate::mode::unbounded_tables(&LogicalPlan::Join(join.clone()));
+                if let Some(table) = unbounded.first() {
+                    return Err(Error::plan(format!(
+                        "this join bounds event time on one side only ({}), over the unbounded table '{table}': \
+                         a row can match rows arriving arbitrarily later, so its join state would grow forever",
+                        one_sided.condition
+                    ))
+                    .with_hint(
+                        "bound both sides to make it an interval join whose state the watermark frees, \
+                         e.g. a.ts BETWEEN b.ts - INTERVAL '1' HOUR AND b.ts + INTERVAL '1' HOUR; \
+                         or run over bounded tables; a state TTL (Flink's 'table.exec.state.ttl') would bound it too, \
+                         once Tributary has one",
+                    ));
+                }
+            }
+            JoinTime::None => {}
+        }
+    }
     let changelog = if join.join_type == JoinType::Inner
         && left.changelog == ChangelogMode::AppendOnly
         && right.changelog == ChangelogMode::AppendOnly
@@ -1306,6 +1371,62 @@ impl StreamPlan {
                     self.changelog
                 )
             }
+            StreamNode::TimeJoin {
+                join_type,
+                left_keys,
+                right_keys,
+                filter,
+                null_equals_null,
+                bound,
+                ..
+            } => {
+                let eq = if *null_equals_null {
+                    "IS NOT DISTINCT FROM"
+                } else {
+                    "="
+                };
+                let on: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} {eq} {r}"))
+                    .collect();
+                let mut filter = filter
+                    .as_ref()
+                    .map(|f| format!(", filter={f}"))
+                    .unwrap_or_default();
+                if left_keys.is_empty() {
+                    filter.push_str(", parallelism=1 (no equality)");
+                }
+                let (name, what) = match bound {
+                    TimeBound::Interval {
+                        left_time,
+                        right_time,
+                        lower,
+                        upper,
+                    } => (
+                        "IntervalJoin",
+                        format!(
+                            "left column {left_time} - right column {right_time} in [{lower}ms, {upper}ms], emit=on match, watermark delay={}ms",
+                            bound.watermark_delay_ms()
+                        ),
+                    ),
+                    TimeBound::Window {
+                        left_end,
+                        right_end,
+                    } => (
+                        "WindowJoin",
+                        format!(
+                            "window_end left column {left_end} = right column {right_end}, emit=on watermark"
+                        ),
+                    ),
+                };
+                writeln!(
+                    out,
+                    "{pad}{name}: type={join_type}, on=[{}]{filter}, {what}, state=freed by watermark, changelogMode={}",
+                    on.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::Sink { table, .. } => writeln!(
                 out,
                 "{pad}Sink: table={table}, changelogMode={}",
@@ -1383,7 +1504,7 @@ impl StreamPlan {
             StreamNode::Union { inputs } => {
                 inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out))
             }
-            StreamNode::Join { left, right, .. } => {
+            StreamNode::Join { left, right, .. } | StreamNode::TimeJoin { left, right, .. } => {
                 left.fmt_indent(depth + 1, out);
                 right.fmt_indent(depth + 1, out);
             }

@@ -26,6 +26,7 @@ mod session_aggregate;
 mod sink;
 mod source;
 mod stateless;
+mod time_bounded_join;
 mod top_n;
 mod value_multiset;
 mod window_aggregate;
@@ -505,6 +506,54 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 .into_iter()
                 .zip(rights)
                 .map(|(l, r)| join::start(l, left_routers, r, right_routers, spec.clone(), tasks))
+                .collect()
+        }
+        StreamNode::TimeJoin {
+            left,
+            right,
+            join_type,
+            left_keys,
+            right_keys,
+            filter,
+            null_equals_null,
+            bound,
+        } => {
+            // Same routing on both sides, as for the regular join.
+            let left_inputs = inputs_of(left, tasks).await?;
+            let right_inputs = inputs_of(right, tasks).await?;
+            let (left_routers, right_routers) = (left_inputs.len(), right_inputs.len());
+            let lefts =
+                exchange::start_hash_exchange(left_inputs, left_keys.clone(), parallelism, tasks);
+            let rights =
+                exchange::start_hash_exchange(right_inputs, right_keys.clone(), parallelism, tasks);
+            let name = match bound {
+                tributary_planner::time_join::TimeBound::Interval { .. } => "interval join",
+                tributary_planner::time_join::TimeBound::Window { .. } => "window join",
+            };
+            let late = env.metrics.late_rows_recorder(name.to_string());
+            let spec = time_bounded_join::TimeJoinSpec {
+                join_type: *join_type,
+                keys: [left_keys.clone(), right_keys.clone()],
+                filter: filter.clone(),
+                null_equals_null: *null_equals_null,
+                bound: *bound,
+                inputs: [left.schema.clone(), right.schema.clone()],
+                schema: plan.schema.clone(),
+            };
+            lefts
+                .into_iter()
+                .zip(rights)
+                .map(|(l, r)| {
+                    time_bounded_join::start(
+                        l,
+                        left_routers,
+                        r,
+                        right_routers,
+                        spec.clone(),
+                        late.clone(),
+                        tasks,
+                    )
+                })
                 .collect()
         }
         StreamNode::Sink { input, target, .. } => {
