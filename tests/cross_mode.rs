@@ -201,13 +201,18 @@ async fn unsupported_constructs_name_themselves_and_suggest_batch() {
         ),
         (
             "SELECT carrier, ROW_NUMBER() OVER (ORDER BY dep_delay) FROM flights",
-            "OVER window functions",
+            "ROW_NUMBER() OVER (...)",
+        ),
+        (
+            "SELECT carrier, SUM(dep_delay) OVER (PARTITION BY carrier ORDER BY dep_delay) FROM flights",
+            "this OVER aggregation cannot run in STREAMING mode: OVER (... ORDER BY dep_delay) must be ordered by an event-time column",
         ),
     ] {
         let e = s.sql(sql).await.unwrap_err();
         assert!(e.message.starts_with(construct), "{sql}: {e}");
         assert!(
-            e.message.contains("not supported in STREAMING mode yet"),
+            e.message.contains("not supported in STREAMING mode")
+                || e.message.contains("cannot run in STREAMING mode"),
             "{e}"
         );
         assert!(

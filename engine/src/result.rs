@@ -166,7 +166,7 @@ impl QueryResult {
         let late = self.late_rows();
         for (operator, rows) in &late {
             self.notices.push(format!(
-                "{rows} late row{} dropped by the {operator}: they arrived after the watermark had closed their window",
+                "{rows} late row{} dropped by the {operator}: they arrived after the watermark had passed them (their window or frame had been emitted)",
                 if *rows == 1 { "" } else { "s" }
             ));
         }

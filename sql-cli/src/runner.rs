@@ -116,9 +116,14 @@ impl Runner {
             let result_mode = session.tributary_config().result_mode;
             printer.print(result, started, result_mode).await
         };
+        // `biased`: the Ctrl-C future is polled first, so its handler is in
+        // place before the statement can print a row; otherwise a Ctrl-C
+        // right after the first row could meet the default action and end
+        // the shell without "Query cancelled." (seen under load).
         let finished = tokio::select! {
-            r = work => Some(r),
+            biased;
             () = interrupted(self.cancel_on_ctrl_c) => None,
+            r = work => Some(r),
         };
         match finished {
             Some(Ok(())) => Outcome::Success,

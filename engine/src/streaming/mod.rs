@@ -436,14 +436,9 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             let routers = inputs.len();
             let instances =
                 exchange::start_hash_exchange(inputs, partition_by.clone(), parallelism, tasks);
-            let late = env.metrics.late_rows_recorder(format!(
-                "over aggregate {}",
-                window_exprs
-                    .iter()
-                    .map(|e| e.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            let late = env
+                .metrics
+                .late_rows_recorder(format!("over aggregate ({retention})"));
             let spec = over_aggregate::OverSpec {
                 window_exprs: window_exprs.clone(),
                 partition_by: partition_by.clone(),
