@@ -1210,17 +1210,8 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
 }
 
 /// `CASE WHEN cond THEN a ELSE b END`.
-///
-/// TODO(bug): use `cond` bare once DataFusion's logical and physical
-/// nullability of CASE agree. DataFusion 55 infers that `CASE WHEN x0 > x3
-/// THEN x0 ELSE x3 END` is never NULL (x0 is not NULL where `x0 > x3`
-/// holds) but its physical CASE says nullable, and a DISTINCT or GROUP BY
-/// over it fails to plan in BATCH ("Physical input schema should be the
-/// same as the one converted from logical input schema ... field
-/// nullability"); STREAMING runs it (regressions.slt, seventh case). The
-/// inference does not look into COALESCE.
 fn case_when(cond: String, then: String, otherwise: String) -> String {
-    format!("CASE WHEN COALESCE({cond}, FALSE) THEN {then} ELSE {otherwise} END")
+    format!("CASE WHEN {cond} THEN {then} ELSE {otherwise} END")
 }
 
 /// A boolean expression; everything it reads is exact.
@@ -1537,25 +1528,6 @@ fn aggregate_item(rng: &mut Rng, env: &Env) -> Item {
 
 /// Turns SUMs of decimals into MAXes if any aggregate is DISTINCT.
 ///
-/// TODO(bug): allow SUM of a DECIMAL beside DISTINCT aggregates. When
-/// DataFusion 55's `SingleDistinctToGroupBy` splits such a SUM in two, its
-/// result is DECIMAL(30, 2) while the plan still says DECIMAL(20, 2), and a
-/// comparison above it fails in BATCH ("Invalid comparison operation:
-/// Decimal128(30, 2) < Decimal128(20, 2)"); STREAMING gets it right
-/// (regressions.slt, sixth case). `having` never sums decimals.
-fn no_decimal_sums_beside_distinct(items: &mut [Item]) {
-    if items
-        .iter()
-        .any(|it| matches!(&it.expr, ItemExpr::Sql(e) if e.contains("DISTINCT")))
-    {
-        for it in items {
-            if let (ItemExpr::Sql(e), Kind::Dec) = (&mut it.expr, it.kind) {
-                *e = e.replace("SUM(", "MAX(");
-            }
-        }
-    }
-}
-
 /// A HAVING condition: exact aggregates compared with literals.
 fn having(rng: &mut Rng, env: &Env) -> String {
     let one = |rng: &mut Rng| {
@@ -1694,7 +1666,6 @@ fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Sele
     }
     let filter = rng.chance(0.35).then(|| condition(rng, env, 2));
     let having = rng.chance(0.25).then(|| having(rng, env));
-    no_decimal_sums_beside_distinct(&mut items);
     Select {
         distinct: false,
         items,
@@ -1949,24 +1920,11 @@ impl Family {
             }
             Family::Join => {
                 let (env, from) = join_from(rng, tables);
-                let outer = matches!(
-                    &from,
-                    From::Join(j) if matches!(j.kind, JoinKind::Left | JoinKind::Right | JoinKind::Full)
-                );
-                let mut select = match rng.below(10) {
+                match rng.below(10) {
                     0..=4 => projection(rng, &env, from),
                     5..=7 => aggregation(rng, &env, from, vec![]),
                     _ => distinct(rng, &env, from),
-                };
-                // TODO(bug): allow a WHERE over an outer join. DataFusion 55's
-                // BATCH pushes `a.x IS NULL` on the NULL-padded side through
-                // the join key into the other input, dropping padded rows
-                // (regressions.slt, eighth case), and fails comparing INT and
-                // BIGINT join keys in a WHERE (ninth case).
-                if outer {
-                    select.filter = None;
                 }
-                select
             }
         }
     }
@@ -2075,7 +2033,6 @@ fn nested(rng: &mut Rng, tables: &TableSet) -> Select {
             // The outer query needs something to group on or count.
             if s.items.len() < 2 {
                 s.items.push(aggregate_item(rng, &env));
-                no_decimal_sums_beside_distinct(&mut s.items);
             }
             s
         }

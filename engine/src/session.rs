@@ -125,8 +125,7 @@ impl Session {
             .with_extension(Arc::new(config.clone()))
             // STREAMING queries keep their late rows here.
             .with_extension(late_rows.clone());
-        // Spans on identifiers let planning errors point at the SQL text.
-        df.options_mut().sql_parser.collect_spans = true;
+        tributary_defaults(df.options_mut());
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
             TributaryExtensionPlanner,
         )]);
@@ -147,6 +146,9 @@ impl Session {
             .with_config(df)
             .with_default_features()
             .with_physical_optimizer_rules(physical_rules)
+            // After DataFusion's rewrites, types coerced before them line up
+            // again (regressions.slt, sixth case).
+            .with_optimizer_rule(Arc::new(tributary_planner::recoerce::RecoerceTypes))
             .with_query_planner(Arc::new(TributaryQueryPlanner(planner)))
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -284,7 +286,7 @@ impl Session {
                         let _ = options.set(&entry.key, &v);
                     }
                 }
-                options.sql_parser.collect_spans = true;
+                tributary_defaults(options);
                 options.execution.target_partitions = config.parallelism;
                 options.catalog.information_schema = true;
                 publish(&mut state, &config);
@@ -321,6 +323,7 @@ impl Session {
                     | "datafusion.catalog.default_catalog"
                     | "datafusion.catalog.default_schema"
                     | "datafusion.execution.target_partitions"
+                    | "datafusion.execution.skip_physical_aggregate_schema_check"
             );
             if !ours && defaults.get(&e.key) != Some(&e.value) {
                 entries.insert(e.key, e.value.unwrap_or_default());
@@ -603,6 +606,19 @@ impl QueryPlanner for TributaryQueryPlanner {
 }
 
 /// Registers the schema `system` with its tables: `system.late_rows`.
+/// The DataFusion options Tributary sets differently from DataFusion.
+fn tributary_defaults(options: &mut ConfigOptions) {
+    // Spans on identifiers let planning errors point at the SQL text.
+    options.sql_parser.collect_spans = true;
+    // DataFusion 55 can infer a CASE to be never NULL in the logical plan
+    // while its physical CASE says nullable; the aggregate's schema check
+    // then refuses a correct plan ("Physical input schema should be the same
+    // as the one converted from logical input schema ... field nullability").
+    // DataFusion's own switch for such false alarms (regressions.slt,
+    // seventh case).
+    options.execution.skip_physical_aggregate_schema_check = true;
+}
+
 fn register_system_tables(ctx: &SessionContext, late_rows: Arc<LateRowLog>) {
     use datafusion::catalog::SchemaProvider;
     let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());

@@ -20,6 +20,7 @@ pub mod mode;
 pub mod over_window;
 pub mod parser;
 pub mod physical;
+pub mod recoerce;
 pub mod schema;
 pub mod streaming;
 pub mod time_join;
