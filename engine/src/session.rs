@@ -146,9 +146,7 @@ impl Session {
             .with_config(df)
             .with_default_features()
             .with_physical_optimizer_rules(physical_rules)
-            // After DataFusion's rewrites, types coerced before them line up
-            // again (regressions.slt, sixth case).
-            .with_optimizer_rule(Arc::new(tributary_planner::recoerce::RecoerceTypes))
+            .with_optimizer_rules(logical_rules())
             .with_query_planner(Arc::new(TributaryQueryPlanner(planner)))
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -606,6 +604,25 @@ impl QueryPlanner for TributaryQueryPlanner {
 }
 
 /// Registers the schema `system` with its tables: `system.late_rows`.
+/// DataFusion's logical optimizer rules with two of Tributary's: a correlated
+/// `NOT IN` becomes the equivalent `NOT EXISTS` before DataFusion
+/// decorrelates subqueries (its null-aware anti join is wrong for a
+/// correlated one: cross_mode/join_semi_anti.slt), and after every rewrite
+/// types coerced before it line up again (regressions.slt, sixth case).
+fn logical_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "decorrelate_predicate_subquery")
+        .unwrap_or(0);
+    rules.insert(
+        at,
+        Arc::new(tributary_planner::not_in::CorrelatedNotInToNotExists),
+    );
+    rules.push(Arc::new(tributary_planner::recoerce::RecoerceTypes));
+    rules
+}
+
 /// The DataFusion options Tributary sets differently from DataFusion.
 fn tributary_defaults(options: &mut ConfigOptions) {
     // Spans on identifiers let planning errors point at the SQL text.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod insert_types;
 pub mod mode;
+pub mod not_in;
 pub mod over_window;
 pub mod parser;
 pub mod physical;

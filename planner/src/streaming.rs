@@ -647,8 +647,8 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
     }
     if join.null_aware && (join.join_type != JoinType::LeftAnti || join.filter.is_some()) {
         return Err(unsupported(
-            "a correlated NOT IN (subquery)",
-            "only an uncorrelated NOT IN is built; NOT EXISTS is supported",
+            "a correlated NOT IN (subquery) outside a WHERE's top-level AND",
+            "only an uncorrelated NOT IN, or one that is a conjunct of a WHERE (rewritten into NOT EXISTS), is built; write NOT EXISTS",
         ));
     }
     let left = Box::pin(lower(state, &join.left)).await?;
