@@ -858,6 +858,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn explain_shows_the_state_ttl_of_joins_and_updating_aggregates() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE l (k INT, v INT); CREATE TABLE r (k INT, w INT);
+                 SET 'table.exec.state.ttl' = '90 min';
+                 EXPLAIN SELECT l.v, r.w FROM l LEFT JOIN r ON l.k = r.k",
+            )
+            .await,
+        );
+        assert!(
+            out.contains(
+                "Join: type=Left, on=[k@0 = k@0], state=ttl 90 min, changelogMode=[I,UB,UA,D]"
+            ),
+            "{out}"
+        );
+        let out = text(&rows(&s, "EXPLAIN SELECT k, COUNT(*) FROM l GROUP BY k").await);
+        assert!(
+            out.contains(
+                "GroupAggregate: group=[k@0], aggregates=[count(Int64(1))], state=ttl 90 min"
+            ),
+            "{out}"
+        );
+        // A global aggregate holds one key: nothing to expire.
+        let out = text(&rows(&s, "EXPLAIN SELECT COUNT(*) FROM l").await);
+        assert!(out.contains("state=unbounded"), "{out}");
+        assert!(!out.contains("state=ttl"), "{out}");
+        // NOT IN needs every right row: no TTL.
+        let out = text(
+            &rows(
+                &s,
+                "EXPLAIN SELECT v FROM l WHERE k NOT IN (SELECT k FROM r)",
+            )
+            .await,
+        );
+        assert!(out.contains("NOT IN (null-aware)"), "{out}");
+        assert!(out.contains("state=unbounded"), "{out}");
+        // 0 turns it off again.
+        let out = text(
+            &rows(
+                &s,
+                "SET 'table.exec.state.ttl' = '0'; EXPLAIN SELECT k, COUNT(*) FROM l GROUP BY k",
+            )
+            .await,
+        );
+        assert!(out.contains("state=unbounded"), "{out}");
+    }
+
+    #[tokio::test]
     async fn explain_shows_interval_and_window_joins_freed_by_the_watermark() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

@@ -24,6 +24,13 @@ pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
 /// `1 min`; a bare number is milliseconds.
 pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 
+/// `table.exec.state.ttl` (Flink's key): the minimum time (processing
+/// time, ms) that idle state of a regular join or an updating `GROUP BY` is
+/// kept. A join row or an aggregate key that has not been written for this
+/// long is dropped, so state stays bounded — and results may then differ
+/// from BATCH. `0` (the default) never drops state.
+pub const STATE_TTL: &str = "table.exec.state.ttl";
+
 /// `table.exec.mini-batch.enabled` (Flink's key): an updating `GROUP BY`
 /// buffers input rows and applies them together, emitting one change per
 /// key per mini-batch instead of one per input batch. Default `false`.
@@ -95,6 +102,10 @@ pub const KEYS: &[ConfigKey] = &[
         key: SOURCE_IDLE_TIMEOUT,
         description: "a source partition with no rows for this long (e.g. '5 s') is left out of the minimum watermark; 0 = never",
     },
+    ConfigKey {
+        key: STATE_TTL,
+        description: "idle state of regular joins and updating GROUP BY is dropped after this long (e.g. '1 h'); results may then differ from batch; 0 = never",
+    },
 ];
 
 /// The values set for Tributary's keys; unset keys have their defaults.
@@ -108,6 +119,8 @@ pub struct TributaryConfig {
     pub result_mode: ResultMode,
     /// `table.exec.source.idle-timeout` in ms; 0 = never idle.
     pub source_idle_timeout_ms: u64,
+    /// `table.exec.state.ttl` in ms; 0 = state is never dropped.
+    pub state_ttl_ms: u64,
     /// `table.exec.mini-batch.enabled`.
     pub mini_batch_enabled: bool,
     /// `table.exec.mini-batch.allow-latency` in ms.
@@ -123,6 +136,7 @@ impl Default for TributaryConfig {
             parallelism: default_parallelism(),
             result_mode: ResultMode::Tableau,
             source_idle_timeout_ms: 0,
+            state_ttl_ms: 0,
             mini_batch_enabled: false,
             mini_batch_latency_ms: 1_000,
             mini_batch_size: 50_000,
@@ -175,6 +189,13 @@ impl TributaryConfig {
                     ))
                 })?
             }
+            STATE_TTL => {
+                self.state_ttl_ms = parse_duration_ms(value).ok_or_else(|| {
+                    Error::config(format!(
+                        "invalid value '{value}' for '{STATE_TTL}': expected a duration such as '30 s', '10 min' or '1 h' (0 keeps state forever)"
+                    ))
+                })?
+            }
             MINI_BATCH_ENABLED => {
                 self.mini_batch_enabled = match value.trim().to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -218,12 +239,18 @@ impl TributaryConfig {
             PARALLELISM => self.parallelism = default.parallelism,
             RESULT_MODE => self.result_mode = default.result_mode,
             SOURCE_IDLE_TIMEOUT => self.source_idle_timeout_ms = default.source_idle_timeout_ms,
+            STATE_TTL => self.state_ttl_ms = default.state_ttl_ms,
             MINI_BATCH_ENABLED => self.mini_batch_enabled = default.mini_batch_enabled,
             MINI_BATCH_LATENCY => self.mini_batch_latency_ms = default.mini_batch_latency_ms,
             MINI_BATCH_SIZE => self.mini_batch_size = default.mini_batch_size,
             _ => return false,
         }
         true
+    }
+
+    /// `table.exec.state.ttl` in ms, or None when state is kept forever (0).
+    pub fn state_ttl(&self) -> Option<u64> {
+        (self.state_ttl_ms > 0).then_some(self.state_ttl_ms)
     }
 
     /// Every Tributary key with its current value, in key order.
@@ -236,6 +263,7 @@ impl TributaryConfig {
                 SOURCE_IDLE_TIMEOUT.to_string(),
                 format!("{} ms", self.source_idle_timeout_ms),
             ),
+            (STATE_TTL.to_string(), format!("{} ms", self.state_ttl_ms)),
             (
                 MINI_BATCH_ENABLED.to_string(),
                 self.mini_batch_enabled.to_string(),
@@ -271,6 +299,23 @@ pub fn parse_duration_ms(value: &str) -> Option<u64> {
     amount.checked_mul(unit_ms)
 }
 
+/// Formats ms as the largest Flink unit that divides it exactly (`1 h`,
+/// `90 s`, `250 ms`), the inverse of [`parse_duration_ms`].
+pub fn format_duration_ms(ms: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "min"),
+        (1_000, "s"),
+    ];
+    for (unit, name) in UNITS {
+        if ms > 0 && ms % unit == 0 {
+            return format!("{} {name}", ms / unit);
+        }
+    }
+    format!("{ms} ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +334,13 @@ mod tests {
         assert!(c.set(SOURCE_IDLE_TIMEOUT, "5 s").unwrap());
         assert_eq!(c.source_idle_timeout_ms, 5_000);
         assert!(c.set(SOURCE_IDLE_TIMEOUT, "five").is_err());
+        assert!(c.set(STATE_TTL, "10 min").unwrap());
+        assert_eq!(c.state_ttl_ms, 600_000);
+        assert_eq!(c.state_ttl(), Some(600_000));
+        let e = c.set(STATE_TTL, "an hour").unwrap_err().to_string();
+        assert!(e.contains("table.exec.state.ttl"), "{e}");
+        assert!(c.reset(STATE_TTL));
+        assert_eq!(c.state_ttl(), None);
     }
 
     #[test]
@@ -301,5 +353,10 @@ mod tests {
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("s"), None);
         assert_eq!(parse_duration_ms("5 weeks"), None);
+        for ms in [0, 250, 1_500, 90_000, 3_600_000, 172_800_000] {
+            assert_eq!(parse_duration_ms(&format_duration_ms(ms)), Some(ms));
+        }
+        assert_eq!(format_duration_ms(3_600_000), "1 h");
+        assert_eq!(format_duration_ms(90_000), "90 s");
     }
 }

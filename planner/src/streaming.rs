@@ -6,7 +6,8 @@
 //! filter, `UNION ALL`, non-windowed `GROUP BY` aggregation (also `DISTINCT`,
 //! `HAVING`, `FILTER (WHERE ...)`, and aggregation over an updating input),
 //! window TVFs and their aggregates, regular joins (inner, outer, semi, anti;
-//! over append-only or updating inputs; unbounded state), interval and window
+//! over append-only or updating inputs; state unbounded or bounded by
+//! `table.exec.state.ttl`), interval and window
 //! joins (state freed by the watermark; [`crate::time_join`]), and `INSERT INTO`
 //! of an append-only result. Anything else is a plan-time error that names
 //! the construct and suggests BATCH.
@@ -96,10 +97,16 @@ pub enum StreamNode {
     Union { inputs: Vec<StreamPlan> },
     /// Non-windowed `GROUP BY`: keeps one accumulator set per key, consumes
     /// retractions, and emits `+I` / `-U` `+U` / `-D` as a key's result changes.
+    /// With `state_ttl_ms` (`table.exec.state.ttl`), a key not written for
+    /// that long (processing time) is forgotten: its next row starts again
+    /// from `+I`.
     GroupAggregate {
         input: Box<StreamPlan>,
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggregates: Vec<StreamAggregate>,
+        /// `table.exec.state.ttl` in ms; None keeps every key forever (also
+        /// for a global aggregate, whose one key cannot grow).
+        state_ttl_ms: Option<u64>,
     },
     /// `GROUP BY window_start, window_end, <keys>` over a SESSION window TVF
     /// partitioned by `<keys>`: assigns and aggregates at once, merging
@@ -153,7 +160,9 @@ pub enum StreamNode {
     /// key, every change probes the other side, and joined rows (and, for
     /// outer joins, NULL-padded rows) are emitted and retracted as matches
     /// come and go. Both inputs are hash-partitioned by their keys.
-    /// State is unbounded: every row of both inputs is kept (there is no TTL).
+    /// Without a TTL state is unbounded: every row of both inputs is kept.
+    /// With `state_ttl_ms` (`table.exec.state.ttl`), a row not written for
+    /// that long (processing time) is forgotten.
     Join {
         left: Box<StreamPlan>,
         right: Box<StreamPlan>,
@@ -176,6 +185,9 @@ pub enum StreamNode {
         /// NULL anywhere in the subquery empties the result, so it runs on
         /// one instance that sees every right row.
         null_aware: bool,
+        /// `table.exec.state.ttl` in ms; None keeps every row forever (also
+        /// for `NOT IN`, whose emptiness and NULL tests need every row).
+        state_ttl_ms: Option<u64>,
     },
     /// An interval join or a window join of two append-only inputs (Flink's
     /// `IntervalJoin` and `WindowJoin`; see [`crate::time_join`]): like
@@ -264,6 +276,23 @@ pub enum Retraction {
 /// Aggregate functions whose DataFusion sliding accumulator retracts rows in
 /// any order.
 const RETRACTABLE: &[&str] = &["count", "sum", "avg", "mean"];
+
+/// `table.exec.state.ttl` in ms, if set (not 0).
+fn state_ttl(state: &SessionState) -> Option<u64> {
+    state
+        .config()
+        .get_extension::<TributaryConfig>()
+        .and_then(|c| c.state_ttl())
+}
+
+/// How EXPLAIN shows the state of a stateful operator: `ttl <duration>`
+/// when `table.exec.state.ttl` bounds it, else `unbounded`.
+fn state_label(ttl_ms: Option<u64>) -> String {
+    match ttl_ms {
+        None => "unbounded".into(),
+        Some(ms) => format!("ttl {}", crate::config::format_duration_ms(ms)),
+    }
+}
 
 /// Lowers `plan` (optimized) to a streaming plan.
 ///
@@ -584,6 +613,11 @@ async fn lower_aggregate(
     Ok(StreamPlan {
         node: StreamNode::GroupAggregate {
             input: Box::new(input),
+            state_ttl_ms: if group.is_empty() {
+                None
+            } else {
+                state_ttl(state)
+            },
             group,
             aggregates,
         },
@@ -636,6 +670,7 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                 filter: None,
                 null_equals_null: false,
                 null_aware: false,
+                state_ttl_ms: state_ttl(state),
             },
             schema,
             changelog: if join.join_type == JoinType::Inner {
@@ -704,8 +739,10 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                 });
             }
             JoinTime::OneSided(one_sided) => {
+                // With a TTL it runs as a regular join whose state the TTL
+                // bounds, as Flink allows.
                 let unbounded = crate::mode::unbounded_tables(&LogicalPlan::Join(join.clone()));
-                if let Some(table) = unbounded.first() {
+                if let (Some(table), None) = (unbounded.first(), state_ttl(state)) {
                     return Err(Error::plan(format!(
                         "this join bounds event time on one side only ({}), over the unbounded table '{table}': \
                          a row can match rows arriving arbitrarily later, so its join state would grow forever",
@@ -714,8 +751,8 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                     .with_hint(
                         "bound both sides to make it an interval join whose state the watermark frees, \
                          e.g. a.ts BETWEEN b.ts - INTERVAL '1' HOUR AND b.ts + INTERVAL '1' HOUR; \
-                         or run over bounded tables; a state TTL (Flink's 'table.exec.state.ttl') would bound it too, \
-                         once Tributary has one",
+                         or run over bounded tables; or set a state TTL, e.g. SET 'table.exec.state.ttl' = '1 h', \
+                         to run it as a regular join that forgets rows idle that long (results may then differ from BATCH)",
                     ));
                 }
             }
@@ -740,6 +777,11 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
             filter,
             null_equals_null: join.null_equality == NullEquality::NullEqualsNull,
             null_aware: join.null_aware,
+            state_ttl_ms: if join.null_aware {
+                None
+            } else {
+                state_ttl(state)
+            },
         },
         schema,
         changelog,
@@ -1342,6 +1384,7 @@ impl StreamPlan {
                 filter,
                 null_equals_null,
                 null_aware,
+                state_ttl_ms,
                 ..
             } => {
                 let eq = if *null_equals_null {
@@ -1366,8 +1409,9 @@ impl StreamPlan {
                 }
                 writeln!(
                     out,
-                    "{pad}Join: type={join_type}, on=[{}]{filter}, state=unbounded, changelogMode={}",
+                    "{pad}Join: type={join_type}, on=[{}]{filter}, state={}, changelogMode={}",
                     on.join(", "),
+                    state_label(*state_ttl_ms),
                     self.changelog
                 )
             }
@@ -1473,7 +1517,10 @@ impl StreamPlan {
                 )
             }
             StreamNode::GroupAggregate {
-                group, aggregates, ..
+                group,
+                aggregates,
+                state_ttl_ms,
+                ..
             } => {
                 let g: Vec<String> = group.iter().map(|e| e.to_string()).collect();
                 let a: Vec<String> = aggregates
@@ -1482,10 +1529,10 @@ impl StreamPlan {
                     .collect();
                 writeln!(
                     out,
-                    // Keys are never expired (no table.exec.state.ttl yet).
-                    "{pad}GroupAggregate: group=[{}], aggregates=[{}], state=unbounded, changelogMode={}",
+                    "{pad}GroupAggregate: group=[{}], aggregates=[{}], state={}, changelogMode={}",
                     g.join(", "),
                     a.join(", "),
+                    state_label(*state_ttl_ms),
                     self.changelog
                 )
             }

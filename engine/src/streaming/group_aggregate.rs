@@ -17,6 +17,14 @@
 //! fed the `take`n rows of a key at once. A global aggregate (no `GROUP BY`)
 //! has one key, never deletes it, and emits its empty result at the end of
 //! an input that had no rows, as BATCH does.
+//!
+//! With `table.exec.state.ttl` (see `state_ttl.rs`), a key whose state has
+//! not been written for the TTL (processing time) is forgotten, silently, as
+//! in Flink's `GroupAggFunction`: its next row starts from fresh
+//! accumulators and emits `+I` (its old result stays in the changelog, so
+//! the folded result can then hold the key twice, unlike BATCH), and a
+//! retraction of rows the key no longer holds is ignored rather than an
+//! error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +45,7 @@ use tributary_planner::streaming::{Retraction, StreamAggregate};
 
 use super::aggregate_input;
 use super::native_state::NativeState;
+use super::state_ttl::{Clock, StateTtl};
 use super::value_multiset::{Measure, ValueMultiset};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
@@ -63,11 +72,13 @@ pub(super) fn start(
     aggregates: Vec<StreamAggregate>,
     schema: SchemaRef,
     mini_batch: Option<MiniBatch>,
+    state_ttl_ms: Option<u64>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
-    let mut op = GroupAggregate::try_new(group, aggregates, schema)?;
+    let mut op = GroupAggregate::try_new(group, aggregates, schema, state_ttl_ms)?;
     tasks.spawn(async move {
+        let clock = Clock::start();
         let mut buffer: Vec<ChangeBatch> = Vec::new();
         let mut buffered = 0usize;
         let mut deadline = tokio::time::Instant::now();
@@ -122,7 +133,7 @@ pub(super) fn start(
                 }
             };
             let out = change.and_then(|c| match c {
-                Some(c) => op.process(&c),
+                Some(c) => op.process(&c, clock.now_ms()),
                 None => Ok(None),
             });
             match out {
@@ -171,10 +182,21 @@ impl AggState {
         }
     }
 
-    fn retract(&mut self, args: &[ArrayRef]) -> Result<()> {
+    /// Removes `args`' rows. `expired_state`: the key's state may have
+    /// expired under a TTL since the rows were added, so rows it does not
+    /// hold are skipped instead of an error.
+    fn retract(&mut self, args: &[ArrayRef], expired_state: bool) -> Result<()> {
         match self {
+            AggState::Native(n) if expired_state => {
+                let before = *n;
+                if n.retract(&args[0]).is_err() {
+                    *n = before;
+                }
+                Ok(())
+            }
             AggState::Native(n) => n.retract(&args[0]),
             AggState::Accumulator(a) => a.retract_batch(args),
+            AggState::Multiset(m) if expired_state => m.retract_present(&args[0]),
             AggState::Multiset(m) => m.retract(&args[0]),
         }
     }
@@ -197,6 +219,8 @@ struct Group {
     /// Rows of the key now in the input (inserted minus retracted); a key
     /// with rows has emitted its result.
     rows: i64,
+    /// When a batch last changed the key (processing time, ms), for the TTL.
+    written_ms: u64,
 }
 
 struct GroupAggregate {
@@ -213,6 +237,8 @@ struct GroupAggregate {
     groups: HashMap<Box<[u8]>, Group>,
     /// A global aggregate emitted at least once.
     emitted_any: bool,
+    /// `table.exec.state.ttl`, if set.
+    ttl: Option<StateTtl>,
 }
 
 impl GroupAggregate {
@@ -220,6 +246,7 @@ impl GroupAggregate {
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggregates: Vec<StreamAggregate>,
         schema: SchemaRef,
+        state_ttl_ms: Option<u64>,
     ) -> Result<Self> {
         let keys = if group.is_empty() {
             None
@@ -252,6 +279,7 @@ impl GroupAggregate {
             multiset_converters,
             groups: HashMap::new(),
             emitted_any: false,
+            ttl: state_ttl_ms.map(StateTtl::new),
         })
     }
 
@@ -292,11 +320,20 @@ impl GroupAggregate {
                 })
             })
             .collect::<Result<Box<[_]>>>()?;
-        Ok(Group { states, rows: 0 })
+        Ok(Group {
+            states,
+            rows: 0,
+            written_ms: 0,
+        })
     }
 
-    /// Applies one input batch; returns the changes it caused.
-    fn process(&mut self, change: &ChangeBatch) -> Result<Option<ChangeBatch>> {
+    /// Applies one input batch at processing time `now_ms`; returns the
+    /// changes it caused.
+    ///
+    /// # Errors
+    /// Without a TTL, a retraction of rows a key does not hold; expression
+    /// and accumulator errors.
+    fn process(&mut self, change: &ChangeBatch, now_ms: u64) -> Result<Option<ChangeBatch>> {
         let n = change.num_rows();
         if n == 0 {
             return Ok(None);
@@ -393,7 +430,27 @@ impl GroupAggregate {
         let mut out_keys: Vec<Vec<u8>> = Vec::new();
         let mut out_kinds: Vec<RowKind> = Vec::new();
         let mut out_values: Vec<Vec<ScalarValue>> = Vec::new();
-        for (key, inserts, retracts) in touched {
+        for (key, inserts, mut retracts) in touched {
+            if let Some(ttl) = &self.ttl {
+                // An expired key is gone: nothing of it is read again.
+                if self
+                    .groups
+                    .get(key.as_slice())
+                    .is_some_and(|g| ttl.expired(g.written_ms, now_ms))
+                {
+                    self.groups.remove(key.as_slice());
+                }
+                // Retractions of more rows than the key holds are of rows
+                // whose state expired: ignored, as Flink does.
+                let held = self.groups.get(key.as_slice()).map_or(0, |g| g.rows);
+                let (inserted, retracted) = (inserts.1 - inserts.0, retracts.1 - retracts.0);
+                if held + (inserted as i64) < (retracted as i64) {
+                    retracts = (retracts.0, retracts.0);
+                }
+                if inserts.0 == inserts.1 && retracts.0 == retracts.1 {
+                    continue;
+                }
+            }
             let (inserted, retracted) = (inserts.1 - inserts.0, retracts.1 - retracts.0);
             if !self.groups.contains_key(key.as_slice()) {
                 if inserted == 0 {
@@ -406,6 +463,7 @@ impl GroupAggregate {
             }
             let global = self.keys.is_none();
             let emitted_any = self.emitted_any;
+            let ttl_set = self.ttl.is_some();
             let group = self
                 .groups
                 .get_mut(key.as_slice())
@@ -447,13 +505,14 @@ impl GroupAggregate {
                             .collect::<std::result::Result<_, _>>()?;
                     }
                     if retract {
-                        state.retract(&slice)?
+                        state.retract(&slice, ttl_set)?
                     } else {
                         state.update(&slice)?
                     }
                 }
             }
             group.rows += inserted as i64 - retracted as i64;
+            group.written_ms = now_ms;
             if group.rows < 0 {
                 return Err(DataFusionError::Execution(
                     "GROUP BY retracted more rows of a key than it received".into(),
@@ -491,6 +550,13 @@ impl GroupAggregate {
             }
         }
         self.emitted_any |= !out_kinds.is_empty();
+        if let Some(ttl) = &mut self.ttl
+            && ttl.sweep_due(now_ms)
+        {
+            let ttl = *ttl;
+            self.groups
+                .retain(|_, g| !ttl.expired(g.written_ms, now_ms));
+        }
         self.output(out_keys, out_kinds, out_values)
     }
 
@@ -546,5 +612,156 @@ impl GroupAggregate {
             kinds.iter().map(|k| k.code()),
         ));
         Ok(Some(ChangeBatch { ops, data }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RowKind::{Delete as D, Insert as I};
+    use arrow::array::{Int8Array, Int64Array};
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::Column;
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    /// `SELECT k, SUM(v) FROM t GROUP BY k` over an updating input.
+    fn sum_by_key(state_ttl_ms: Option<u64>) -> GroupAggregate {
+        let sum = AggregateExprBuilder::new(sum_udaf(), vec![Arc::new(Column::new("v", 1))])
+            .schema(input_schema())
+            .alias("s")
+            .build()
+            .unwrap();
+        let out = Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("s", DataType::Int64, true),
+        ]);
+        GroupAggregate::try_new(
+            vec![Arc::new(Column::new("k", 0))],
+            vec![StreamAggregate {
+                expr: Arc::new(sum),
+                filter: None,
+                retraction: Retraction::Accumulator,
+            }],
+            Arc::new(out),
+            state_ttl_ms,
+        )
+        .unwrap()
+    }
+
+    fn batch(rows: &[(RowKind, i64, i64)]) -> ChangeBatch {
+        let data = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap();
+        ChangeBatch {
+            ops: Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.0.code()))),
+            data,
+        }
+    }
+
+    /// Applies `rows` at `now_ms`; the output as `op|k|sum`.
+    fn step(op: &mut GroupAggregate, now_ms: u64, rows: &[(RowKind, i64, i64)]) -> Vec<String> {
+        let Some(out) = op.process(&batch(rows), now_ms).unwrap() else {
+            return vec![];
+        };
+        let names = ["+I", "-U", "+U", "-D"];
+        (0..out.num_rows())
+            .map(|i| {
+                let col = |c: usize| {
+                    arrow::util::display::array_value_to_string(out.data.column(c), i).unwrap()
+                };
+                format!("{}|{}|{}", names[out.ops.value(i) as usize], col(0), col(1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_ttl_a_key_is_kept_however_long_it_is_idle() {
+        let mut op = sum_by_key(None);
+        assert_eq!(step(&mut op, 0, &[(I, 1, 5)]), vec!["+I|1|5"]);
+        assert_eq!(
+            step(&mut op, 86_400_000, &[(I, 1, 2)]),
+            vec!["-U|1|5", "+U|1|7"]
+        );
+        let e = op.process(&batch(&[(D, 2, 1)]), 0).unwrap_err();
+        assert!(e.to_string().contains("no rows of"), "{e}");
+    }
+
+    #[test]
+    fn a_key_idle_for_the_ttl_starts_again_from_insert() {
+        let mut op = sum_by_key(Some(100));
+        assert_eq!(step(&mut op, 0, &[(I, 1, 5)]), vec!["+I|1|5"]);
+        // Each write keeps the key another TTL.
+        assert_eq!(step(&mut op, 50, &[(I, 1, 1)]), vec!["-U|1|5", "+U|1|6"]);
+        assert_eq!(step(&mut op, 149, &[(I, 1, 1)]), vec!["-U|1|6", "+U|1|7"]);
+        // Idle from 149 to 249: forgotten, the next row is a new key.
+        assert_eq!(step(&mut op, 249, &[(I, 1, 3)]), vec!["+I|1|3"]);
+        // A retraction of rows the key no longer holds is ignored.
+        assert!(step(&mut op, 400, &[(D, 1, 3)]).is_empty());
+        assert!(step(&mut op, 400, &[(D, 2, 9)]).is_empty());
+        // Rows inserted and retracted in one batch still cancel out.
+        assert_eq!(
+            step(&mut op, 500, &[(I, 3, 4), (I, 3, 6), (D, 3, 4)]),
+            vec!["+I|3|6"]
+        );
+    }
+
+    #[test]
+    fn under_a_ttl_a_retraction_of_a_value_from_before_the_expiry_is_skipped() {
+        // MAX over an updating input keeps a multiset of values.
+        let max = AggregateExprBuilder::new(
+            datafusion::functions_aggregate::min_max::max_udaf(),
+            vec![Arc::new(Column::new("v", 1))],
+        )
+        .schema(input_schema())
+        .alias("m")
+        .build()
+        .unwrap();
+        let out = Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("m", DataType::Int64, true),
+        ]);
+        let mut op = GroupAggregate::try_new(
+            vec![Arc::new(Column::new("k", 0))],
+            vec![StreamAggregate {
+                expr: Arc::new(max),
+                filter: None,
+                retraction: Retraction::MinMax { min: false },
+            }],
+            Arc::new(out),
+            Some(100),
+        )
+        .unwrap();
+        assert_eq!(step(&mut op, 0, &[(I, 1, 9)]), vec!["+I|1|9"]);
+        assert_eq!(step(&mut op, 200, &[(I, 1, 4), (I, 1, 5)]), vec!["+I|1|5"]);
+        // 9 was added before the key expired: MAX skips it (no error), but
+        // the key's row count still drops, as Flink's record counter does,
+        // so the next retraction empties the key.
+        assert!(step(&mut op, 210, &[(D, 1, 9)]).is_empty());
+        assert_eq!(step(&mut op, 220, &[(D, 1, 5)]), vec!["-D|1|5"]);
+    }
+
+    #[test]
+    fn expired_keys_leave_memory_at_the_sweep() {
+        let mut op = sum_by_key(Some(100));
+        step(&mut op, 0, &[(I, 1, 1), (I, 2, 1)]);
+        step(&mut op, 60, &[(I, 2, 1)]);
+        assert_eq!(op.groups.len(), 2);
+        // At 100 the sweep drops key 1 (idle since 0), keeps key 2 (60).
+        step(&mut op, 100, &[(I, 3, 1)]);
+        assert_eq!(op.groups.len(), 2);
+        assert_eq!(step(&mut op, 120, &[(I, 2, 1)]), vec!["-U|2|2", "+U|2|3"]);
     }
 }

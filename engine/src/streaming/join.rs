@@ -31,8 +31,18 @@
 //! Rows of a batch are applied in order (so a row inserted and retracted in
 //! one batch is handled exactly), but the values are never built row by row:
 //! the operator collects index vectors and gathers the output with `take`.
-//! The watermark is the minimum over both inputs. State is never expired:
-//! without a TTL it grows with the inputs.
+//! The watermark is the minimum over both inputs.
+//!
+//! Without a TTL, state grows with the inputs. With `table.exec.state.ttl`
+//! (see `state_ttl.rs`), a row of a side that has not been written (inserted,
+//! retracted, or its match count changed) for the TTL (processing time) is
+//! forgotten, silently, as in Flink's join state: later rows of the other
+//! side no longer match it, so the result can differ from BATCH. A
+//! retraction of a row that is no longer held is then ignored, not an
+//! error, and an outer row's NULL padding on retraction follows the
+//! matches it had emitted (its stored count), so every retraction the join
+//! emits is of a row it emitted. `NOT IN` never expires (the planner gives
+//! it no TTL): its emptiness and NULL tests need every right row.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,6 +61,7 @@ use tokio::task::JoinSet;
 use tributary_planner::RowKind;
 
 use super::aggregate_input::{MinWatermark, boolean};
+use super::state_ttl::{Clock, StateTtl};
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// What one join instance needs: the join as planned, and the schemas of
@@ -69,6 +80,8 @@ pub(super) struct JoinSpec {
     /// A LEFT ANTI join with `NOT IN`'s NULL semantics; the planner runs it
     /// on one instance (it needs every right row) and without a filter.
     pub null_aware: bool,
+    /// `table.exec.state.ttl` in ms (None: rows are kept forever).
+    pub state_ttl_ms: Option<u64>,
     /// The schemas of the left and right input.
     pub inputs: [SchemaRef; 2],
     /// The output schema (DataFusion's join schema).
@@ -101,10 +114,11 @@ pub(super) fn start(
     let offsets = [0, left_routers.max(1)];
     let mut watermark = MinWatermark::new(left_routers.max(1) + right_routers.max(1));
     tasks.spawn(async move {
+        let clock = Clock::start();
         while let Some((side, item)) = merged.next().await {
             let keep_going = match item {
                 Ok(Message::Data(change)) => {
-                    let out = op.process(side, &change);
+                    let out = op.process(side, &change, clock.now_ms());
                     let failed = out.is_err();
                     send_data(&tx, out).await && !failed
                 }
@@ -147,6 +161,8 @@ struct Entry {
     /// filter; kept only where it decides something (padded or semi/anti
     /// kept side).
     matches: u64,
+    /// When the entry was last written (processing time, ms), for the TTL.
+    written_ms: u64,
 }
 
 /// One input's state.
@@ -209,6 +225,8 @@ struct StreamingJoin {
     semi: Option<(usize, bool)>,
     output: Output,
     null_aware: Option<NullAware>,
+    /// `table.exec.state.ttl`, if set (never for `NOT IN`).
+    ttl: Option<StateTtl>,
 }
 
 /// The output rows being collected: for each, its kind and the index of its
@@ -280,6 +298,10 @@ impl StreamingJoin {
             output,
             null_aware: (spec.null_aware && spec.join_type == JoinType::LeftAnti)
                 .then(NullAware::default),
+            ttl: spec
+                .state_ttl_ms
+                .filter(|_| !spec.null_aware)
+                .map(StateTtl::new),
         })
     }
 
@@ -288,12 +310,13 @@ impl StreamingJoin {
         self.padded[side] || self.semi.is_some_and(|(kept, _)| kept == side)
     }
 
-    /// Applies one batch of changes of input `s` (0 left, 1 right); returns
-    /// the changes of the join's result.
+    /// Applies one batch of changes of input `s` (0 left, 1 right) at
+    /// processing time `now_ms`; returns the changes of the join's result.
     ///
     /// # Errors
-    /// A retraction of a row the side does not hold; expression errors.
-    fn process(&mut self, s: usize, change: &ChangeBatch) -> Result<ChangeBatch> {
+    /// Without a TTL, a retraction of a row the side does not hold;
+    /// expression errors.
+    fn process(&mut self, s: usize, change: &ChangeBatch, now_ms: u64) -> Result<ChangeBatch> {
         let o = 1 - s;
         let n = change.num_rows();
         if n == 0 {
@@ -338,6 +361,25 @@ impl StreamingJoin {
                 row_bytes.row(i).data()
             }
         };
+
+        // Expired rows under the batch's keys leave both sides first, so
+        // nothing below reads them.
+        if let Some(ttl) = self.ttl {
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            for i in 0..n {
+                let key = key_of(i);
+                if seen.insert(key) {
+                    for side in &mut self.sides {
+                        if let Some(rows) = side.state.get_mut(key) {
+                            rows.retain(|_, e| !ttl.expired(e.written_ms, now_ms));
+                            if rows.is_empty() {
+                                side.state.remove(key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
 
         // The other side's rows under each key of the batch: the candidates.
         // The other side does not change while this batch is applied.
@@ -416,7 +458,7 @@ impl StreamingJoin {
                 .filter(|p| passes.as_ref().is_none_or(|m| m[*p]))
                 .map(|p| pair_cand[p] as usize)
                 .collect();
-            let m: u64 = matched.iter().map(|j| cand_count[*j]).sum();
+            let mut m: u64 = matched.iter().map(|j| cand_count[*j]).sum();
             let key = key_of(i);
             let row = row_of(i);
             let retract = kind.is_retraction();
@@ -425,11 +467,21 @@ impl StreamingJoin {
                 let rows = state.get_mut(key);
                 let entry = rows.as_ref().and_then(|rows| rows.get(row)).copied();
                 let (Some(rows), Some(entry)) = (rows, entry) else {
+                    if self.ttl.is_some() {
+                        // Its state expired: what it emitted stays.
+                        continue;
+                    }
                     return Err(DataFusionError::Execution(format!(
                         "the {} input of a join retracted a row it does not hold",
                         if s == 0 { "left" } else { "right" }
                     )));
                 };
+                if self.ttl.is_some() {
+                    // Matches that expired on the other side still have
+                    // their joined rows out: the row's padding follows what
+                    // it emitted.
+                    m = entry.matches;
+                }
                 if entry.count <= 1 {
                     rows.remove(row);
                     if rows.is_empty() {
@@ -437,6 +489,7 @@ impl StreamingJoin {
                     }
                 } else if let Some(e) = rows.get_mut(row) {
                     e.count -= 1;
+                    e.written_ms = now_ms;
                 }
             } else {
                 let entry = state
@@ -446,6 +499,7 @@ impl StreamingJoin {
                     .or_default();
                 entry.count += 1;
                 entry.matches = m;
+                entry.written_ms = now_ms;
             }
             if let Some(na) = &mut self.null_aware {
                 let key_null = !joinable[i];
@@ -473,11 +527,17 @@ impl StreamingJoin {
                 if self.tracks_matches(o) {
                     let before = cand_matches[j];
                     let after = if retract {
-                        before.checked_sub(1).ok_or_else(|| {
-                            DataFusionError::Internal(
-                                "a join row lost a match it did not have".into(),
-                            )
-                        })?
+                        match (before.checked_sub(1), self.ttl) {
+                            (Some(after), _) => after,
+                            // Defensive: with a TTL, counts of forgotten
+                            // rows are not exact.
+                            (None, Some(_)) => 0,
+                            (None, None) => {
+                                return Err(DataFusionError::Internal(
+                                    "a join row lost a match it did not have".into(),
+                                ));
+                            }
+                        }
                     } else {
                         before + 1
                     };
@@ -540,6 +600,18 @@ impl StreamingJoin {
                 .and_then(|rows| rows.get_mut(&cand_rows[j]))
             {
                 entry.matches = cand_matches[j];
+                entry.written_ms = now_ms;
+            }
+        }
+        if let Some(ttl) = &mut self.ttl
+            && ttl.sweep_due(now_ms)
+        {
+            let ttl = *ttl;
+            for side in &mut self.sides {
+                side.state.retain(|_, rows| {
+                    rows.retain(|_, e| !ttl.expired(e.written_ms, now_ms));
+                    !rows.is_empty()
+                });
             }
         }
         if let (Some(flags_before), 1) = (flags_before, s) {
@@ -776,6 +848,7 @@ mod tests {
             filter,
             null_equals_null: false,
             null_aware: false,
+            state_ttl_ms: None,
             inputs: [l, r],
             schema,
         })
@@ -823,7 +896,12 @@ mod tests {
 
     /// Feeds one batch and returns its output rows.
     fn step(j: &mut StreamingJoin, side: usize, batch: ChangeBatch) -> Vec<String> {
-        show(&j.process(side, &batch).unwrap())
+        show(&j.process(side, &batch, 0).unwrap())
+    }
+
+    /// Feeds one batch at processing time `now_ms`; returns its output rows.
+    fn step_at(j: &mut StreamingJoin, now_ms: u64, side: usize, batch: ChangeBatch) -> Vec<String> {
+        show(&j.process(side, &batch, now_ms).unwrap())
     }
 
     /// Feeds the batches and returns every output row and the folded result.
@@ -831,7 +909,7 @@ mod tests {
         let mut all = Vec::new();
         let mut batches_out = Vec::new();
         for (side, b) in batches {
-            let out = j.process(*side, b).unwrap();
+            let out = j.process(*side, b, 0).unwrap();
             all.extend(show(&out));
             batches_out
                 .push(super::super::with_op_column(&changelog_schema(&j.schema), out).unwrap());
@@ -924,10 +1002,10 @@ mod tests {
     #[test]
     fn retracting_a_row_never_inserted_is_an_error() {
         let mut j = join(JoinType::Inner, None);
-        j.process(0, &rows(0, &[(I, Some(1), "a")])).unwrap();
-        let e = j.process(0, &rows(0, &[(D, Some(1), "b")])).unwrap_err();
+        j.process(0, &rows(0, &[(I, Some(1), "a")]), 0).unwrap();
+        let e = j.process(0, &rows(0, &[(D, Some(1), "b")]), 0).unwrap_err();
         assert!(e.to_string().contains("does not hold"), "{e}");
-        assert!(j.process(1, &rows(1, &[(D, Some(1), "a")])).is_err());
+        assert!(j.process(1, &rows(1, &[(D, Some(1), "a")]), 0).is_err());
     }
 
     #[test]
@@ -1027,6 +1105,7 @@ mod tests {
             filter: None,
             null_equals_null: false,
             null_aware: false,
+            state_ttl_ms: None,
             inputs: [empty.clone(), r.clone()],
             schema: r.clone(),
         })
@@ -1040,11 +1119,62 @@ mod tests {
             )
             .unwrap(),
         };
-        let out = j.process(0, &left).unwrap();
+        let out = j.process(0, &left, 0).unwrap();
         assert_eq!(out.num_rows(), 3);
-        assert!(j.process(0, &left).is_ok());
-        let out = j.process(1, &rows(1, &[(I, Some(1), "x")])).unwrap();
+        assert!(j.process(0, &left, 0).is_ok());
+        let out = j.process(1, &rows(1, &[(I, Some(1), "x")]), 0).unwrap();
         assert_eq!(show(&out), vec!["+I|1|x"]);
+    }
+
+    #[test]
+    fn with_a_ttl_rows_idle_that_long_no_longer_match() {
+        let mut j = join(JoinType::Inner, None);
+        j.ttl = Some(StateTtl::new(100));
+        assert!(step_at(&mut j, 0, 0, rows(0, &[(I, Some(1), "a")])).is_empty());
+        assert_eq!(
+            step_at(&mut j, 50, 1, rows(1, &[(I, Some(1), "x")])),
+            vec!["+I|1|a|1|x"]
+        );
+        // Being matched is no write: the left row expires 100 ms after its
+        // insert (Flink's OnCreateAndWrite), the right row is still held.
+        assert!(step_at(&mut j, 100, 1, rows(1, &[(I, Some(1), "y")])).is_empty());
+        assert_eq!(
+            step_at(&mut j, 120, 0, rows(0, &[(I, Some(1), "b")])),
+            vec!["+I|1|b|1|x", "+I|1|b|1|y"]
+        );
+        // A retraction of a forgotten row is ignored, not an error.
+        assert!(step_at(&mut j, 130, 0, rows(0, &[(D, Some(1), "a")])).is_empty());
+    }
+
+    #[test]
+    fn with_a_ttl_an_outer_row_pads_by_the_matches_it_emitted() {
+        let mut j = join(JoinType::Left, None);
+        j.ttl = Some(StateTtl::new(100));
+        assert_eq!(
+            step_at(&mut j, 0, 0, rows(0, &[(I, Some(1), "a")])),
+            vec!["+I|1|a||"]
+        );
+        assert_eq!(
+            step_at(&mut j, 10, 1, rows(1, &[(I, Some(1), "x")])),
+            vec!["-D|1|a||", "+I|1|a|1|x"]
+        );
+        assert_eq!(
+            step_at(&mut j, 80, 0, rows(0, &[(I, Some(1), "b")])),
+            vec!["+I|1|b|1|x"]
+        );
+        // At 150 the right row (written at 10) is gone; the left row b
+        // (80) is held and still counts its match, so its retraction emits
+        // no NULL-padded -D for a row it never emitted; its joined row
+        // stays (results differ from BATCH, as documented).
+        assert!(step_at(&mut j, 150, 0, rows(0, &[(D, Some(1), "b")])).is_empty());
+        // A new left row finds nothing: padded.
+        assert_eq!(
+            step_at(&mut j, 160, 0, rows(0, &[(I, Some(2), "c")])),
+            vec!["+I|2|c||"]
+        );
+        // The sweep at 200 freed both sides' expired rows.
+        assert!(j.sides[1].state.is_empty());
+        assert_eq!(j.sides[0].state.len(), 1);
     }
 
     #[test]

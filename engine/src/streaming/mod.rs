@@ -25,6 +25,7 @@ mod over_aggregate;
 mod session_aggregate;
 mod sink;
 mod source;
+mod state_ttl;
 mod stateless;
 mod time_bounded_join;
 mod top_n;
@@ -384,6 +385,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             input,
             group,
             aggregates,
+            state_ttl_ms,
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let instances =
@@ -397,6 +399,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         aggregates.clone(),
                         plan.schema.clone(),
                         mini_batch(env.state),
+                        *state_ttl_ms,
                         tasks,
                     )
                 })
@@ -470,6 +473,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             filter,
             null_equals_null,
             null_aware,
+            state_ttl_ms,
         } => {
             // Both sides go through the same hash routing (same key types,
             // same seed, same instance count), so equal keys meet in one
@@ -494,6 +498,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 filter: filter.clone(),
                 null_equals_null: *null_equals_null,
                 null_aware: *null_aware,
+                state_ttl_ms: *state_ttl_ms,
                 inputs: [left.schema.clone(), right.schema.clone()],
                 schema: plan.schema.clone(),
             };

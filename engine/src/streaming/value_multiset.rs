@@ -74,6 +74,17 @@ impl ValueMultiset {
     /// If a value is not in the multiset: the changelog retracted a row that
     /// was never added.
     pub fn retract(&mut self, values: &ArrayRef) -> Result<()> {
+        self.remove(values, false)
+    }
+
+    /// Like [`ValueMultiset::retract`], but a value that is not there is
+    /// skipped: under `table.exec.state.ttl` it was added before the state
+    /// expired (Flink ignores such retractions too).
+    pub fn retract_present(&mut self, values: &ArrayRef) -> Result<()> {
+        self.remove(values, true)
+    }
+
+    fn remove(&mut self, values: &ArrayRef, skip_missing: bool) -> Result<()> {
         let rows = self
             .converter
             .convert_columns(std::slice::from_ref(values))?;
@@ -87,6 +98,7 @@ impl ValueMultiset {
                 Some(_) => {
                     self.values.remove(&key);
                 }
+                None if skip_missing => {}
                 None => {
                     return Err(DataFusionError::Execution(format!(
                         "{} retracted a value it never saw",
