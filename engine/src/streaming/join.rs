@@ -201,7 +201,7 @@ impl NullAware {
 
 /// What the output rows are made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
+pub(super) enum Output {
     /// Left columns then right columns (inner and outer joins).
     Both,
     /// The columns of one side (semi and anti joins): 0 left, 1 right.
@@ -265,32 +265,12 @@ impl StreamingJoin {
                 state: HashMap::new(),
             })
         };
-        let pairs_fields: Vec<Field> = spec.inputs[0]
-            .fields()
-            .iter()
-            .chain(spec.inputs[1].fields().iter())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        let (padded, semi, output) = match spec.join_type {
-            JoinType::Inner => ([false, false], None, Output::Both),
-            JoinType::Left => ([true, false], None, Output::Both),
-            JoinType::Right => ([false, true], None, Output::Both),
-            JoinType::Full => ([true, true], None, Output::Both),
-            JoinType::LeftSemi => ([false, false], Some((0, false)), Output::One(0)),
-            JoinType::LeftAnti => ([false, false], Some((0, true)), Output::One(0)),
-            JoinType::RightSemi => ([false, false], Some((1, false)), Output::One(1)),
-            JoinType::RightAnti => ([false, false], Some((1, true)), Output::One(1)),
-            other => {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "streaming {other} join"
-                )));
-            }
-        };
+        let (padded, semi, output) = join_shape(spec.join_type, "streaming")?;
         Ok(Self {
             sides: [side(0)?, side(1)?],
             key: RowConverter::new(key_fields)?,
             filter: spec.filter,
-            pairs_schema: Arc::new(Schema::new(pairs_fields)),
+            pairs_schema: pairs_schema(&spec.inputs),
             schema: spec.schema,
             null_equals_null: spec.null_equals_null,
             padded,
@@ -779,8 +759,49 @@ fn anti_of(semi: Option<(usize, bool)>) -> bool {
     semi.is_some_and(|(_, anti)| anti)
 }
 
-/// `take` of every column (a NULL index gives a NULL value).
-fn gather(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
+/// What a join type does (shared with the time-bounded join): which sides
+/// emit NULL-padded rows, the semi/anti side and whether it is anti, and
+/// what the output rows are made of.
+///
+/// # Errors
+/// A join type the streaming joins do not run (`kind` names the operator).
+#[allow(clippy::type_complexity)]
+pub(super) fn join_shape(
+    join_type: JoinType,
+    kind: &str,
+) -> Result<([bool; 2], Option<(usize, bool)>, Output)> {
+    Ok(match join_type {
+        JoinType::Inner => ([false, false], None, Output::Both),
+        JoinType::Left => ([true, false], None, Output::Both),
+        JoinType::Right => ([false, true], None, Output::Both),
+        JoinType::Full => ([true, true], None, Output::Both),
+        JoinType::LeftSemi => ([false, false], Some((0, false)), Output::One(0)),
+        JoinType::LeftAnti => ([false, false], Some((0, true)), Output::One(0)),
+        JoinType::RightSemi => ([false, false], Some((1, false)), Output::One(1)),
+        JoinType::RightAnti => ([false, false], Some((1, true)), Output::One(1)),
+        other => {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{kind} {other} join"
+            )));
+        }
+    })
+}
+
+/// The schema a join filter is evaluated over: the left columns then the
+/// right ones, all nullable (a padded side is NULL).
+pub(super) fn pairs_schema(inputs: &[SchemaRef; 2]) -> SchemaRef {
+    let fields: Vec<Field> = inputs[0]
+        .fields()
+        .iter()
+        .chain(inputs[1].fields().iter())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `take` of every column (a NULL index gives a NULL value). Shared with
+/// the time-bounded join.
+pub(super) fn gather(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
     Ok(columns
         .iter()
         .map(|c| take(c.as_ref(), indices, None))
@@ -788,8 +809,9 @@ fn gather(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> 
 }
 
 /// Casts columns decoded from arrow-row to `schema`'s types where they differ
-/// (arrow-row may decode a dictionary as its values).
-fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<ArrayRef>> {
+/// (arrow-row may decode a dictionary as its values). Shared with the
+/// time-bounded join.
+pub(super) fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<ArrayRef>> {
     if columns.len() != schema.fields().len() {
         return Err(DataFusionError::Internal(format!(
             "join produced {} columns for a schema of {}",

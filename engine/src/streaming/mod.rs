@@ -585,6 +585,38 @@ pub(crate) async fn send_data(tx: &Sender, result: Result<ChangeBatch>) -> bool 
     }
 }
 
+/// What a window-like operator does after handling a message: nothing
+/// (`Ok(None)`), send the rows the watermark released and then the
+/// watermark (ms) itself, or send the error. Returns whether the operator
+/// goes on (false: the receiver is gone, or an error was sent).
+pub(crate) async fn send_released(
+    tx: &Sender,
+    released: Result<Option<(Option<ChangeBatch>, i64)>>,
+) -> bool {
+    match released {
+        Ok(None) => true,
+        Ok(Some((rows, watermark))) => {
+            if let Some(rows) = rows
+                && !send_data(tx, Ok(rows)).await
+            {
+                return false;
+            }
+            send(
+                tx,
+                Ok(Message::Watermark {
+                    from: 0,
+                    ts: watermark,
+                }),
+            )
+            .await
+        }
+        Err(e) => {
+            let _ = send(tx, Err(e)).await;
+            false
+        }
+    }
+}
+
 /// The error a task reports when it panicked or was torn down.
 #[allow(dead_code)]
 pub(crate) fn internal(message: impl Into<String>) -> DataFusionError {

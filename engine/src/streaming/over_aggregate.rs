@@ -43,7 +43,7 @@ use tributary_planner::over_window::OverRetention;
 
 use super::aggregate_input::{MinWatermark, key_column};
 use super::late_rows::LateRows;
-use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
+use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send_released};
 
 /// What an instance computes.
 #[derive(Clone)]
@@ -95,30 +95,9 @@ pub(super) fn start(
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
-            match released {
-                Ok(None) => {}
-                Ok(Some((batch, watermark))) => {
-                    if let Some(batch) = batch
-                        && !send_data(&tx, Ok(ChangeBatch::inserts(batch))).await
-                    {
-                        return;
-                    }
-                    if !send(
-                        &tx,
-                        Ok(Message::Watermark {
-                            from: 0,
-                            ts: watermark,
-                        }),
-                    )
-                    .await
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = send(&tx, Err(e)).await;
-                    return;
-                }
+            let released = released.map(|r| r.map(|(rows, w)| (rows.map(ChangeBatch::inserts), w)));
+            if !send_released(&tx, released).await {
+                return;
             }
         }
     });

@@ -30,7 +30,7 @@ use tributary_planner::streaming::{SessionColumn, StreamAggregate};
 
 use super::aggregate_input::{self, MinWatermark};
 use super::late_rows::LateRows;
-use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
+use super::{ChangeBatch, Message, Receiver, channel, send_released};
 
 /// What an instance needs to know.
 pub(super) struct SessionSpec {
@@ -68,26 +68,8 @@ pub(super) fn start(
                 Ok(Message::Idle { from }) => op.idle(from),
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(None) => {}
-                Ok(Some((fired, watermark))) => {
-                    if !send_data(&tx, Ok(fired)).await
-                        || !send(
-                            &tx,
-                            Ok(Message::Watermark {
-                                from: 0,
-                                ts: watermark,
-                            }),
-                        )
-                        .await
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = send(&tx, Err(e)).await;
-                    return;
-                }
+            if !send_released(&tx, result.map(|r| r.map(|(fired, w)| (Some(fired), w)))).await {
+                return;
             }
         }
     });

@@ -45,8 +45,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int8Array, UInt32Array};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::JoinType;
@@ -59,6 +59,7 @@ use tributary_planner::RowKind;
 use tributary_planner::time_join::TimeBound;
 
 use super::aggregate_input::{MinWatermark, boolean};
+use super::join::{Output, conform, gather, join_shape, pairs_schema};
 use super::late_rows::LateRows;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
 
@@ -222,15 +223,6 @@ impl Side {
     }
 }
 
-/// What the output rows are made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
-    /// Left columns then right columns (inner and outer joins).
-    Both,
-    /// The columns of one side (SEMI and ANTI joins): 0 left, 1 right.
-    One(usize),
-}
-
 /// Output rows being collected: the index of each row's left and right
 /// values in the columns they are gathered from (None: NULL).
 #[derive(Default)]
@@ -315,32 +307,12 @@ impl TimeBoundedJoin {
                 expiry_offset: expiry_offsets[i],
             })
         };
-        let pairs_fields: Vec<Field> = spec.inputs[0]
-            .fields()
-            .iter()
-            .chain(spec.inputs[1].fields().iter())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        let (padded, semi, output) = match spec.join_type {
-            JoinType::Inner => ([false, false], None, Output::Both),
-            JoinType::Left => ([true, false], None, Output::Both),
-            JoinType::Right => ([false, true], None, Output::Both),
-            JoinType::Full => ([true, true], None, Output::Both),
-            JoinType::LeftSemi => ([false, false], Some((0, false)), Output::One(0)),
-            JoinType::LeftAnti => ([false, false], Some((0, true)), Output::One(0)),
-            JoinType::RightSemi => ([false, false], Some((1, false)), Output::One(1)),
-            JoinType::RightAnti => ([false, false], Some((1, true)), Output::One(1)),
-            other => {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "streaming time-bounded {other} join"
-                )));
-            }
-        };
+        let (padded, semi, output) = join_shape(spec.join_type, "streaming time-bounded")?;
         Ok(Self {
             sides: [side(0)?, side(1)?],
             key: RowConverter::new(key_fields)?,
             filter: spec.filter,
-            pairs_schema: Arc::new(Schema::new(pairs_fields)),
+            pairs_schema: pairs_schema(&spec.inputs),
             schema: spec.schema,
             null_equals_null: spec.null_equals_null,
             padded,
@@ -719,41 +691,11 @@ impl Collected {
     }
 }
 
-/// `take` of every column (a NULL index gives a NULL value).
-fn gather(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
-    Ok(columns
-        .iter()
-        .map(|c| take(c.as_ref(), indices, None))
-        .collect::<std::result::Result<Vec<_>, _>>()?)
-}
-
-/// Casts decoded columns to `schema`'s types where arrow-row changed them
-/// (a dictionary decodes as its values).
-fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<ArrayRef>> {
-    if columns.len() != schema.fields().len() {
-        return Err(DataFusionError::Internal(format!(
-            "time-bounded join produced {} columns for a schema of {}",
-            columns.len(),
-            schema.fields().len()
-        )));
-    }
-    columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                Ok(cast(&c, f.data_type())?)
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::Operator;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
     use std::sync::atomic::{AtomicU64, Ordering};

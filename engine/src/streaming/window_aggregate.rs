@@ -33,7 +33,7 @@ use tributary_planner::streaming::StreamAggregate;
 
 use super::aggregate_input::{self, MinWatermark};
 use super::late_rows::LateRows;
-use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
+use super::{ChangeBatch, Message, Receiver, channel, send_released};
 
 /// Starts one instance; `routers` is how many inputs feed it watermarks.
 #[allow(clippy::too_many_arguments)]
@@ -70,28 +70,8 @@ pub(super) fn start(
                 Ok(Message::Idle { from }) => op.idle(from),
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(None) => {}
-                Ok(Some((fired, watermark))) => {
-                    if !send_data(&tx, Ok(fired)).await {
-                        return;
-                    }
-                    if !send(
-                        &tx,
-                        Ok(Message::Watermark {
-                            from: 0,
-                            ts: watermark,
-                        }),
-                    )
-                    .await
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = send(&tx, Err(e)).await;
-                    return;
-                }
+            if !send_released(&tx, result.map(|r| r.map(|(fired, w)| (Some(fired), w)))).await {
+                return;
             }
         }
     });
