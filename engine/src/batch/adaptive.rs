@@ -44,6 +44,56 @@ pub(crate) fn adapt(
     exchanges: &Exchanges,
     options: &AdaptiveOptions,
 ) -> Result<Option<(Arc<dyn ExecutionPlan>, String)>> {
+    let Some(p) = choose(plan, exchanges, options)? else {
+        return Ok(None);
+    };
+    let adapted = plan
+        .clone()
+        .transform_up(|node| {
+            let replaced = node
+                .downcast_ref::<ExchangeReadExec>()
+                .and_then(|r| match r.input() {
+                    ExchangeInput::Buckets { .. } => r.with_partitions(p.0),
+                    ExchangeInput::PerTask => None,
+                });
+            Ok(match replaced {
+                Some(r) => Transformed::yes(Arc::new(r) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })?
+        .data;
+    Ok(Some((adapted, p.1)))
+}
+
+/// `plan` with every reader of a whole upstream task (below a coalesce or
+/// merge) reading as many partitions as `tasks(stage)` says the upstream
+/// stage ran with — which adaptive parallelism may have changed.
+pub(crate) fn fit_per_task_readers(
+    plan: &Arc<dyn ExecutionPlan>,
+    tasks: impl Fn(usize) -> usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    Ok(plan
+        .clone()
+        .transform_up(|node| {
+            let replaced = node
+                .downcast_ref::<ExchangeReadExec>()
+                .and_then(|r| match r.input() {
+                    ExchangeInput::PerTask => r.with_partitions(tasks(r.stage())),
+                    ExchangeInput::Buckets { .. } => None,
+                });
+            Ok(match replaced {
+                Some(r) => Transformed::yes(Arc::new(r) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })?
+        .data)
+}
+
+fn choose(
+    plan: &Arc<dyn ExecutionPlan>,
+    exchanges: &Exchanges,
+    options: &AdaptiveOptions,
+) -> Result<Option<(usize, String)>> {
     let mut inputs = vec![];
     let mut only_readers = true;
     plan.apply(|node| {
@@ -65,23 +115,11 @@ pub(crate) fn adapt(
     }
     let bytes: u64 = inputs.iter().map(|s| exchanges.materialized(*s).1).sum();
     let p = options.parallelism(bytes);
-    let adapted = plan
-        .clone()
-        .transform_up(|node| {
-            let replaced = node
-                .downcast_ref::<ExchangeReadExec>()
-                .and_then(|r| r.with_partitions(p));
-            Ok(match replaced {
-                Some(r) => Transformed::yes(Arc::new(r) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })?
-        .data;
     let why = format!(
         "parallelism {p} (inputs materialized {bytes} bytes; {} bytes per task, min {}, max {})",
         options.avg_bytes_per_task, options.min_parallelism, options.max_parallelism
     );
-    Ok(Some((adapted, why)))
+    Ok(Some((p, why)))
 }
 
 #[cfg(test)]

@@ -85,10 +85,11 @@ impl ExchangeReadExec {
         self.input
     }
 
-    /// The same reader with `partitions` partitions (adaptive parallelism);
-    /// `None` unless it reads buckets of a repartition.
+    /// The same reader with `partitions` partitions (adaptive parallelism:
+    /// fewer or more readers of a repartition's buckets, or as many readers
+    /// as the upstream stage ended up with tasks); `None` if unchanged.
     pub fn with_partitions(&self, partitions: usize) -> Option<Self> {
-        if !matches!(self.input, ExchangeInput::Buckets { .. }) || partitions == 0 {
+        if partitions == self.partitions() {
             return None;
         }
         let partitioning = match &self.properties.partitioning {

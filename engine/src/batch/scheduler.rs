@@ -21,7 +21,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::adaptive::{AdaptiveOptions, adapt};
+use super::adaptive::{AdaptiveOptions, adapt, fit_per_task_readers};
 use super::exchange_files::Exchanges;
 use super::recovery::{TaskPanic, is_retryable};
 use super::run_metrics::BatchRun;
@@ -128,6 +128,14 @@ fn prepare(
     options: &SchedulerOptions,
     run: &BatchRun,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    if options.adaptive.is_some() {
+        let tasks = |stage: usize| {
+            run.stages[stage - 1]
+                .tasks
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        plans[i] = fit_per_task_readers(&plans[i], tasks)?;
+    }
     if let Some(adaptive) = &options.adaptive
         && let Some((plan, why)) = adapt(&plans[i], exchanges, adaptive)?
     {
