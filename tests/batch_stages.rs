@@ -326,3 +326,129 @@ async fn adaptive_parallelism_follows_materialized_bytes() {
     );
     assert_eq!(text(&rows(&s, AGG).await), expected);
 }
+
+/// A table of `rows` rows with a distinct key each and a 60-byte string.
+async fn big_table(s: &Session, dir: &Path, name: &str, rows: usize, files: usize) {
+    let data = dir.join(name);
+    std::fs::create_dir_all(&data).unwrap();
+    let pad = "x".repeat(50);
+    for f in 0..files {
+        let mut text = String::from("k,v,s\n");
+        for i in (f..rows).step_by(files) {
+            text.push_str(&format!("{i},{},{pad}-{:08}\n", i % 1000, i * 7 % rows));
+        }
+        std::fs::write(data.join(format!("part-{f}.csv")), text).unwrap();
+    }
+    s.sql(&format!(
+        "CREATE TABLE {name} (k BIGINT, v BIGINT, s STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv')",
+        data.display()
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregation_and_join_over_four_times_the_memory_limit_spill_and_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_with_table(dir.path(), 1, 10, 1).await;
+    big_table(&s, dir.path(), "big", 800_000, 2).await;
+    big_table(&s, dir.path(), "big2", 800_000, 2).await;
+    let limit: usize = 16 << 20;
+    let input: usize = rows(&s, "SELECT * FROM big")
+        .await
+        .iter()
+        .map(|b| b.get_array_memory_size())
+        .sum();
+    assert!(
+        input >= 4 * limit,
+        "input {input} bytes is not 4x the limit"
+    );
+    let agg = "SELECT COUNT(*) AS groups, SUM(n) AS n, MAX(m) AS m FROM \
+               (SELECT k, COUNT(*) AS n, MAX(s) AS m FROM big GROUP BY k)";
+    // A hash join probing the whole input with a build side that fits.
+    // (the left side builds: CSV files carry no statistics to swap by)
+    let hash_join = "SELECT COUNT(*) AS n, SUM(a.v + b.v) AS v, MIN(a.s) AS s \
+                     FROM (SELECT k, v FROM big2 WHERE k % 50 = 0) b JOIN big a ON a.k = b.k";
+    // Both sides whole: a sort-merge join, whose sorts spill.
+    let merge_join = "SELECT COUNT(*) AS n, SUM(a.v + b.v) AS v, MIN(b.s) AS s FROM big a JOIN big2 b ON a.k = b.k";
+    // Expected: no limit.
+    s.set("taskmanager.memory.managed.size", "0").unwrap();
+    let agg_expected = text(&rows(&s, agg).await);
+    assert!(
+        agg_expected.contains("| 800000 | 800000 |"),
+        "{agg_expected}"
+    );
+    let hash_expected = text(&rows(&s, hash_join).await);
+    assert!(hash_expected.contains("| 16000 |"), "{hash_expected}");
+    let merge_expected = text(&rows(&s, merge_join).await);
+    assert!(merge_expected.contains("| 800000 |"), "{merge_expected}");
+    s.set(
+        "datafusion.execution.sort_spill_reservation_bytes",
+        "1048576",
+    )
+    .unwrap();
+    // Merging spilled runs holds a batch per run: smaller batches, less memory.
+    s.set("datafusion.execution.batch_size", "1024").unwrap();
+    s.set("taskmanager.memory.managed.size", "16 mb").unwrap();
+    for mode in ["ALL_EXCHANGES_BLOCKING", "ALL_EXCHANGES_PIPELINED"] {
+        s.set("execution.batch-shuffle-mode", mode).unwrap();
+        let report = explain(
+            &rows(&s, &format!("EXPLAIN ANALYZE {agg}")).await,
+            "stage_graph_analyzed",
+        );
+        assert!(spilled(&report), "{report}");
+        assert_eq!(text(&rows(&s, agg).await), agg_expected, "{mode}");
+        assert_eq!(text(&rows(&s, hash_join).await), hash_expected, "{mode}");
+    }
+    // The sort-merge join spills and finishes with materialized exchanges
+    // (pipelined, DataFusion's in-memory repartitions hold too much at 16 mb
+    // and the merge of the spilled runs fails: see docs/architecture.md).
+    s.set("execution.batch-shuffle-mode", "ALL_EXCHANGES_BLOCKING")
+        .unwrap();
+    s.set("datafusion.optimizer.prefer_hash_join", "false")
+        .unwrap();
+    let report = explain(
+        &rows(&s, &format!("EXPLAIN ANALYZE {merge_join}")).await,
+        "stage_graph_analyzed",
+    );
+    assert!(report.contains("SortMergeJoin"), "{report}");
+    assert!(spilled(&report), "{report}");
+    assert_eq!(text(&rows(&s, merge_join).await), merge_expected);
+    assert!(working_dirs(dir.path()).is_empty());
+}
+
+/// Whether an operator of the analyzed plan spilled.
+fn spilled(report: &str) -> bool {
+    report
+        .split("spill_count=")
+        .skip(1)
+        .any(|rest| !rest.starts_with('0'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_cannot_fit_names_the_setting_to_raise() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_with_table(dir.path(), 1, 10, 1).await;
+    big_table(&s, dir.path(), "big", 200_000, 1).await;
+    big_table(&s, dir.path(), "big2", 200_000, 1).await;
+    s.set("taskmanager.memory.managed.size", "2 mb").unwrap();
+    // A hash join's build side must fit in memory.
+    let e = s
+        .sql("SELECT COUNT(*), MAX(a.s), MAX(b.s) FROM big a JOIN big2 b ON a.k = b.k")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("'taskmanager.memory.managed.size' = '2 mb'"),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("SET 'taskmanager.memory.managed.size' = '8 mb'"),
+        "{e}"
+    );
+    assert!(working_dirs(dir.path()).is_empty());
+}
