@@ -2,7 +2,9 @@
 //! runtime that the default run (`sqllogictests`, blocking exchanges on as
 //! many slots as cores) does not cover: pipelined exchanges
 //! (`execution.batch-shuffle-mode = ALL_EXCHANGES_PIPELINED`), and blocking
-//! exchanges on a single slot with adaptive parallelism.
+//! exchanges on a single slot with adaptive parallelism (3 buckets per
+//! repartition, a task per KiB materialized: stages run 1 to 3 tasks,
+//! reading uneven bucket ranges).
 
 fn main() {
     if std::env::var_os("TRIBUTARY_SLT_VARIANT").is_some() {
@@ -14,6 +16,8 @@ fn main() {
         &[
             "taskmanager.numberOfTaskSlots=1",
             "execution.batch.adaptive.auto-parallelism.enabled=true",
+            "execution.batch.adaptive.auto-parallelism.max-parallelism=3",
+            "execution.batch.adaptive.auto-parallelism.avg-data-volume-per-task=1 kb",
         ],
     ];
     let exe = std::env::current_exe().expect("test binary path");

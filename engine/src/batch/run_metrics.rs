@@ -28,9 +28,17 @@ pub struct StageRun {
 }
 
 impl StageRun {
+    /// Records the stage's task count (when it is scheduled).
     pub(crate) fn start(&self, tasks: usize) {
         self.tasks.store(tasks, Ordering::Relaxed);
-        if let Ok(mut t) = self.times.lock() {
+    }
+
+    /// Records that a task of the stage got a slot and runs: the stage's
+    /// time starts at its first running task.
+    pub(crate) fn task_running(&self) {
+        if let Ok(mut t) = self.times.lock()
+            && t.0.is_none()
+        {
             t.0 = Some(Instant::now());
         }
     }
@@ -43,7 +51,8 @@ impl StageRun {
         }
     }
 
-    /// Wall-clock time from the stage's start to its end (or to now).
+    /// Wall-clock time from the stage's first running task to its end (or
+    /// to now); waiting for slots before that is not counted.
     pub fn elapsed(&self) -> Duration {
         match self.times.lock().map(|t| *t) {
             Ok((Some(start), Some(end))) => end - start,

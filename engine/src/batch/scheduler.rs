@@ -97,6 +97,7 @@ pub(crate) async fn run(
     let plan = prepare(last, &mut plans, &graph.exchanges, &options, &run)?;
     let stage = &run.stages[last];
     stage.attempts.fetch_add(1, Ordering::Relaxed);
+    stage.task_running();
     let stream = plan.execute(0, ctx)?;
     let schema = stream.schema();
     let counted_run = run.clone();
@@ -214,6 +215,7 @@ impl Task {
             self.exchanges
                 .begin_attempt(self.stage, self.task, attempt)?;
             counters.attempts.fetch_add(1, Ordering::Relaxed);
+            counters.task_running();
             let result = AssertUnwindSafe(drain(plan, self.task, self.ctx.clone()))
                 .catch_unwind()
                 .await
