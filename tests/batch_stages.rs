@@ -285,6 +285,19 @@ async fn the_working_directory_is_removed_on_error_and_cancel() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(working_dirs(dir.path()).is_empty());
+    // Cancel while the first stages run (one slot: they take a while).
+    s.set("taskmanager.numberOfTaskSlots", "1").unwrap();
+    let mut r = s.sql(AGG).await.unwrap();
+    let early = tokio::time::timeout(std::time::Duration::from_millis(20), r.next()).await;
+    drop(early);
+    drop(r);
+    for _ in 0..100 {
+        if working_dirs(dir.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(working_dirs(dir.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,7 +192,7 @@ pub fn execute(
                 adaptive: options.adaptive,
             };
             let schema = graph.final_stage().plan.schema();
-            let started = scheduler::run(graph, ctx, scheduler, run.clone());
+            let started = scheduler::run(graph, ctx, scheduler, run.clone(), working.clone());
             let stream = futures::stream::once(started).try_flatten();
             let stream = Box::pin(RecordBatchStreamAdapter::new(schema, stream));
             Ok(BatchExecution {

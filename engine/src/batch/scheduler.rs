@@ -41,11 +41,15 @@ pub(crate) struct SchedulerOptions {
 /// # Errors
 /// The first task that fails for good (after its re-runs), with its stage
 /// and task.
+/// `working` is the query's working directory: every task holds it, so it
+/// is removed only once the last task is gone, even when a cancelled run's
+/// tasks are still being aborted.
 pub(crate) async fn run(
     graph: StageGraph,
     ctx: Arc<TaskContext>,
     options: SchedulerOptions,
     run: Arc<BatchRun>,
+    working: Arc<tempfile::TempDir>,
 ) -> Result<SendableRecordBatchStream> {
     let n = graph.stages.len();
     let last = n - 1;
@@ -57,42 +61,52 @@ pub(crate) async fn run(
     let mut running: JoinSet<(usize, Result<()>)> = JoinSet::new();
     let mut ready: Vec<usize> = (0..last).filter(|&i| waiting[i] == 0).collect();
     let mut done = 0usize;
-    while done < last {
-        while let Some(i) = ready.pop() {
-            let plan = prepare(i, &mut plans, &graph.exchanges, &options, &run)?;
-            let tasks = plan.output_partitioning().partition_count();
-            left[i] = tasks;
-            for task in 0..tasks {
-                let job = Task {
-                    stage: i + 1,
-                    task,
-                    plan: plan.clone(),
-                    ctx: ctx.clone(),
-                    exchanges: graph.exchanges.clone(),
-                    slots: slots.clone(),
-                    attempts: options.attempts,
-                    run: run.clone(),
-                };
-                running.spawn(async move { (i, job.run().await) });
+    let scheduled = async {
+        while done < last {
+            while let Some(i) = ready.pop() {
+                let plan = prepare(i, &mut plans, &graph.exchanges, &options, &run)?;
+                let tasks = plan.output_partitioning().partition_count();
+                left[i] = tasks;
+                for task in 0..tasks {
+                    let job = Task {
+                        stage: i + 1,
+                        task,
+                        plan: plan.clone(),
+                        ctx: ctx.clone(),
+                        exchanges: graph.exchanges.clone(),
+                        slots: slots.clone(),
+                        attempts: options.attempts,
+                        run: run.clone(),
+                        _working: working.clone(),
+                    };
+                    running.spawn(async move { (i, job.run().await) });
+                }
+                if tasks == 0 {
+                    done += complete(i, &graph, &mut waiting, &mut ready, &run, last);
+                }
             }
-            if tasks == 0 {
+            if done >= last {
+                break;
+            }
+            let Some(joined) = running.join_next().await else {
+                return Err(DataFusionError::Internal(
+                    "BATCH scheduler: stages left but no task running".into(),
+                ));
+            };
+            let (i, result) = joined.map_err(|e| DataFusionError::External(Box::new(e)))?;
+            result?;
+            left[i] -= 1;
+            if left[i] == 0 {
                 done += complete(i, &graph, &mut waiting, &mut ready, &run, last);
             }
         }
-        if done >= last {
-            break;
-        }
-        let Some(joined) = running.join_next().await else {
-            return Err(DataFusionError::Internal(
-                "BATCH scheduler: stages left but no task running".into(),
-            ));
-        };
-        let (i, result) = joined.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        result?;
-        left[i] -= 1;
-        if left[i] == 0 {
-            done += complete(i, &graph, &mut waiting, &mut ready, &run, last);
-        }
+        Ok(())
+    };
+    if let Err(e) = scheduled.await {
+        // Stop the other tasks and wait for them, so the working directory
+        // is gone by the time the caller sees the error.
+        running.shutdown().await;
+        return Err(e);
     }
     let plan = prepare(last, &mut plans, &graph.exchanges, &options, &run)?;
     let stage = &run.stages[last];
@@ -194,6 +208,7 @@ struct Task {
     slots: Arc<Semaphore>,
     attempts: usize,
     run: Arc<BatchRun>,
+    _working: Arc<tempfile::TempDir>,
 }
 
 impl Task {
