@@ -32,6 +32,7 @@
 //! default), which picks BATCH when every source is bounded. `streaming` is
 //! refused with a clear error until the STREAMING runtime lands.
 
+pub mod batch;
 pub mod changelog;
 pub mod functions;
 mod hints;

@@ -36,6 +36,7 @@ pub struct QueryResult {
     finished: bool,
     insert: bool,
     metrics: Option<Arc<crate::streaming::StreamMetrics>>,
+    batch_run: Option<Arc<crate::batch::run_metrics::BatchRun>>,
 }
 
 impl QueryResult {
@@ -51,6 +52,7 @@ impl QueryResult {
             finished: false,
             insert: false,
             metrics: None,
+            batch_run: None,
         }
     }
 
@@ -74,6 +76,7 @@ impl QueryResult {
             finished: true,
             insert: false,
             metrics: None,
+            batch_run: None,
         }
     }
 
@@ -99,6 +102,27 @@ impl QueryResult {
     ) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Attaches the counters of a BATCH run with materialized exchanges.
+    pub(crate) fn with_batch_run(
+        mut self,
+        run: Option<Arc<crate::batch::run_metrics::BatchRun>>,
+    ) -> Self {
+        self.batch_run = run;
+        self
+    }
+
+    /// The stages of a BATCH query (blocking shuffle mode) as they run:
+    /// stages done of total, rows output so far. `None` for other results.
+    pub fn batch_progress(&self) -> Option<crate::batch::run_metrics::BatchProgress> {
+        self.batch_run.as_ref().map(|r| r.progress())
+    }
+
+    /// The per-stage counters of a BATCH query (blocking shuffle mode):
+    /// tasks, task runs, retries, rows, bytes materialized, time.
+    pub fn batch_run(&self) -> Option<&Arc<crate::batch::run_metrics::BatchRun>> {
+        self.batch_run.as_ref()
     }
 
     /// Rows that arrived behind the watermark and were dropped, per operator:

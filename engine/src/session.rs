@@ -17,10 +17,11 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use tributary_planner::window_tvf::WindowTvfPlanner;
 
+use crate::batch::recovery::{FailPoint, FailureInjector};
+use crate::batch::{BatchOptions, BatchPlan};
 use crate::streaming::late_rows::{LateRowLog, LateRowsTable};
 use crate::window_assign::TributaryExtensionPlanner;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use sqlparser::ast::ObjectName;
@@ -95,6 +96,7 @@ impl SessionBuilder {
 pub struct Session {
     ctx: SessionContext,
     config: Arc<std::sync::RwLock<TributaryConfig>>,
+    failures: Arc<std::sync::Mutex<Option<Arc<FailureInjector>>>>,
 }
 
 impl Default for Session {
@@ -159,7 +161,30 @@ impl Session {
         Self {
             ctx,
             config: Arc::new(std::sync::RwLock::new(config)),
+            failures: Arc::default(),
         }
+    }
+
+    /// Test-only hook: the next BATCH queries (blocking shuffle mode) fail
+    /// the tasks `points` name, once each, as a crashed task would
+    /// (`None` removes the hook). Returns the injector, to see which points
+    /// fired.
+    #[doc(hidden)]
+    pub fn inject_batch_failures(
+        &self,
+        points: Option<Vec<FailPoint>>,
+    ) -> Option<Arc<FailureInjector>> {
+        let injector = points.map(|p| Arc::new(FailureInjector::new(p)));
+        if let Ok(mut f) = self.failures.lock() {
+            *f = injector.clone();
+        }
+        injector
+    }
+
+    fn batch_options(&self) -> BatchOptions {
+        let mut options = BatchOptions::from_config(&self.tributary_config());
+        options.failures = self.failures.lock().ok().and_then(|f| f.clone());
+        options
     }
 
     /// A [`SessionBuilder`].
@@ -232,7 +257,7 @@ impl Session {
             Statement::ShowTables => self.show_tables(false),
             Statement::ShowViews => self.show_tables(true),
             Statement::Describe { name } => self.describe(name).await,
-            Statement::Explain { statement } => self.explain(statement).await,
+            Statement::Explain { statement, analyze } => self.explain(statement, *analyze).await,
             Statement::Sql(sql) => self.run_datafusion((**sql).clone()).await,
         };
         result.map_err(|e| add_hints(e, self).at(at))
@@ -483,7 +508,7 @@ impl Session {
         ))
     }
 
-    async fn explain(&self, inner: &ParsedStatement) -> Result<QueryResult> {
+    async fn explain(&self, inner: &ParsedStatement, analyze: bool) -> Result<QueryResult> {
         let Statement::Sql(sql) = &inner.statement else {
             return Err(
                 Error::not_supported("EXPLAIN supports queries and INSERT statements")
@@ -504,7 +529,26 @@ impl Session {
                 .to_string(),
             QueryPlan::Streaming(plan) => plan.display_indent(),
         };
-        let rows = vec![
+        let mut stages = None;
+        if let QueryPlan::Batch(plan) = &query.plan {
+            let options = self.batch_options();
+            let batch = BatchPlan::new(plan.clone(), &options);
+            if analyze {
+                stages = Some((
+                    "stage_graph_analyzed",
+                    self.analyze_batch(&batch, &options).await?,
+                ));
+            } else {
+                stages = Some(("stage_graph", batch.display()));
+            }
+        } else if analyze {
+            return Err(Error::not_supported(
+                "EXPLAIN ANALYZE runs BATCH queries only: a STREAMING query may never end",
+            )
+            .at(Some(inner.location))
+            .with_hint("SET 'execution.runtime-mode' = 'batch' to analyze it over bounded input"));
+        }
+        let mut rows = vec![
             (
                 "runtime_mode",
                 format!(
@@ -516,9 +560,42 @@ impl Session {
             ("logical_plan", query.logical.display_indent().to_string()),
             ("physical_plan", physical.trim_end().to_string()),
         ];
+        if let Some((name, text)) = stages {
+            rows.push((name, text.trim_end().to_string()));
+        }
         let (types, plans): (Vec<_>, Vec<_>) =
             rows.into_iter().map(|(a, b)| (a.to_string(), b)).unzip();
         Ok(string_batch(&["plan_type", "plan"], vec![types, plans]))
+    }
+
+    /// Runs `batch` to the end (its rows are dropped) and reports what each
+    /// stage did.
+    async fn analyze_batch(&self, batch: &BatchPlan, options: &BatchOptions) -> Result<String> {
+        let started = std::time::Instant::now();
+        let execution = crate::batch::execute(batch, self.ctx.task_ctx(), options)?;
+        let mut stream = execution.stream;
+        let mut rows = 0usize;
+        while let Some(b) = futures::StreamExt::next(&mut stream).await {
+            rows += b?.num_rows();
+        }
+        let elapsed = started.elapsed();
+        Ok(match (batch, execution.run) {
+            (BatchPlan::Staged(graph), Some(run)) => format!(
+                "{rows} rows in {:.3}s ({})\n{}",
+                elapsed.as_secs_f64(),
+                options.shuffle_mode,
+                crate::batch::analyze_report(graph, &run)
+            ),
+            (BatchPlan::Pipelined { plan, reason }, _) => format!(
+                "{rows} rows in {:.3}s (pipelined: {reason})\n{}",
+                elapsed.as_secs_f64(),
+                datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                    plan.as_ref()
+                )
+                .indent(true)
+            ),
+            (BatchPlan::Staged(graph), None) => graph.display(),
+        })
     }
 
     async fn logical_plan(&self, statement: sqlparser::ast::Statement) -> Result<LogicalPlan> {
@@ -554,8 +631,16 @@ impl Session {
                 let tables = scanned_tables(&query.logical);
                 let is_insert = matches!(&plan, LogicalPlan::Dml(_));
                 let mut metrics = None;
+                let mut batch_run = None;
                 let stream = match &query.plan {
-                    QueryPlan::Batch(plan) => execute_stream(plan.clone(), self.ctx.task_ctx())?,
+                    QueryPlan::Batch(plan) => {
+                        let options = self.batch_options();
+                        let batch = BatchPlan::new(plan.clone(), &options);
+                        let execution =
+                            crate::batch::execute(&batch, self.ctx.task_ctx(), &options)?;
+                        batch_run = execution.run;
+                        execution.stream
+                    }
                     QueryPlan::Streaming(plan) => {
                         let state = self.ctx.state();
                         let (stream, stream_metrics) = crate::streaming::execute(
@@ -571,7 +656,8 @@ impl Session {
                 };
                 let result = QueryResult::rows(stream, Some(query.mode))
                     .watch(tables)
-                    .with_metrics(metrics);
+                    .with_metrics(metrics)
+                    .with_batch_run(batch_run);
                 Ok(if is_insert {
                     result.of_insert()
                 } else {

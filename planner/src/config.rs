@@ -42,6 +42,68 @@ pub const MINI_BATCH_LATENCY: &str = "table.exec.mini-batch.allow-latency";
 /// here — Flink requires it set).
 pub const MINI_BATCH_SIZE: &str = "table.exec.mini-batch.size";
 
+/// `execution.batch-shuffle-mode` (Flink's key): how BATCH exchanges data
+/// between stages: `ALL_EXCHANGES_BLOCKING` (the default: each stage writes
+/// its output to exchange files, the next stage starts when they are
+/// complete) or `ALL_EXCHANGES_PIPELINED` (DataFusion's in-memory streaming
+/// exchanges, the whole plan runs at once).
+pub const BATCH_SHUFFLE_MODE: &str = "execution.batch-shuffle-mode";
+/// `taskmanager.numberOfTaskSlots` (Flink's key): how many BATCH tasks run
+/// at the same time (blocking shuffle mode); default the number of cores.
+pub const TASK_SLOTS: &str = "taskmanager.numberOfTaskSlots";
+/// `restart-strategy.fixed-delay.attempts` (Flink's key): how many times a
+/// failed BATCH task is re-run from its stage's materialized inputs before
+/// the query fails (default 1, Flink's default).
+pub const RESTART_ATTEMPTS: &str = "restart-strategy.fixed-delay.attempts";
+/// `io.tmp.dirs` (Flink's key): the directories (comma-separated) where a
+/// BATCH query keeps its working directory (exchange and spill files);
+/// default the system temp directory.
+pub const IO_TMP_DIRS: &str = "io.tmp.dirs";
+/// `taskmanager.memory.managed.size` (Flink's key): the memory one BATCH
+/// query may use for sorting, hashing and aggregating (DataFusion's memory
+/// pool); beyond it operators spill to disk or fail with an error naming
+/// this key. Unset (the default): `taskmanager.memory.managed.fraction` of
+/// the machine's memory; `0` = no limit.
+pub const MANAGED_MEMORY_SIZE: &str = "taskmanager.memory.managed.size";
+/// `taskmanager.memory.managed.fraction` (Flink's key): the share of the
+/// machine's memory a BATCH query may use when
+/// `taskmanager.memory.managed.size` is unset (default 0.4).
+pub const MANAGED_MEMORY_FRACTION: &str = "taskmanager.memory.managed.fraction";
+/// `execution.batch.adaptive.auto-parallelism.enabled` (Flink's key): choose
+/// the parallelism of a BATCH stage that reads hash exchanges from the bytes
+/// its inputs materialized (blocking shuffle mode). Default `false` here
+/// (Flink's default is `true`).
+pub const ADAPTIVE_ENABLED: &str = "execution.batch.adaptive.auto-parallelism.enabled";
+/// `execution.batch.adaptive.auto-parallelism.min-parallelism`: the lowest
+/// parallelism the adaptive scheduler picks (default 1).
+pub const ADAPTIVE_MIN: &str = "execution.batch.adaptive.auto-parallelism.min-parallelism";
+/// `execution.batch.adaptive.auto-parallelism.max-parallelism`: the highest
+/// parallelism the adaptive scheduler picks; hash exchanges are written with
+/// this many partitions. Default `parallelism.default` (Flink's is 128).
+pub const ADAPTIVE_MAX: &str = "execution.batch.adaptive.auto-parallelism.max-parallelism";
+/// `execution.batch.adaptive.auto-parallelism.avg-data-volume-per-task`: the
+/// bytes of materialized input one task should read (default `16 mb`).
+pub const ADAPTIVE_AVG_BYTES: &str =
+    "execution.batch.adaptive.auto-parallelism.avg-data-volume-per-task";
+
+/// How BATCH exchanges data between stages (`execution.batch-shuffle-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchShuffleMode {
+    /// Materialized exchanges: stages run one after the other.
+    AllExchangesBlocking,
+    /// DataFusion's in-memory streaming exchanges.
+    AllExchangesPipelined,
+}
+
+impl std::fmt::Display for BatchShuffleMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BatchShuffleMode::AllExchangesBlocking => "ALL_EXCHANGES_BLOCKING",
+            BatchShuffleMode::AllExchangesPipelined => "ALL_EXCHANGES_PIPELINED",
+        })
+    }
+}
+
 /// How the shell shows STREAMING results (Flink's SQL client result modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultMode {
@@ -106,10 +168,50 @@ pub const KEYS: &[ConfigKey] = &[
         key: STATE_TTL,
         description: "idle state of regular joins and updating GROUP BY is dropped after this long (e.g. '1 h'); results may then differ from batch; 0 = never",
     },
+    ConfigKey {
+        key: BATCH_SHUFFLE_MODE,
+        description: "ALL_EXCHANGES_BLOCKING (default: BATCH stages exchange through files) | ALL_EXCHANGES_PIPELINED (in-memory streaming exchanges)",
+    },
+    ConfigKey {
+        key: TASK_SLOTS,
+        description: "BATCH tasks that run at the same time (blocking shuffle mode); default: the number of cores",
+    },
+    ConfigKey {
+        key: RESTART_ATTEMPTS,
+        description: "times a failed BATCH task re-runs from its stage's materialized inputs (default 1)",
+    },
+    ConfigKey {
+        key: IO_TMP_DIRS,
+        description: "directories (comma-separated) for a BATCH query's exchange and spill files; default: the system temp directory",
+    },
+    ConfigKey {
+        key: MANAGED_MEMORY_SIZE,
+        description: "memory a BATCH query may use before it spills, e.g. '512 mb'; unset: the managed fraction of the machine's memory; 0 = no limit",
+    },
+    ConfigKey {
+        key: MANAGED_MEMORY_FRACTION,
+        description: "share of the machine's memory a BATCH query may use when taskmanager.memory.managed.size is unset (default 0.4)",
+    },
+    ConfigKey {
+        key: ADAPTIVE_ENABLED,
+        description: "true | false: a BATCH stage's parallelism follows the bytes its inputs materialized (default false)",
+    },
+    ConfigKey {
+        key: ADAPTIVE_MIN,
+        description: "lowest parallelism the adaptive batch scheduler picks (default 1)",
+    },
+    ConfigKey {
+        key: ADAPTIVE_MAX,
+        description: "highest parallelism the adaptive batch scheduler picks; default: parallelism.default",
+    },
+    ConfigKey {
+        key: ADAPTIVE_AVG_BYTES,
+        description: "materialized input bytes per task for the adaptive batch scheduler, e.g. '16 mb' (default)",
+    },
 ];
 
 /// The values set for Tributary's keys; unset keys have their defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TributaryConfig {
     /// `execution.runtime-mode`.
     pub runtime_mode: RuntimeMode,
@@ -127,6 +229,27 @@ pub struct TributaryConfig {
     pub mini_batch_latency_ms: u64,
     /// `table.exec.mini-batch.size` in rows (≥ 1).
     pub mini_batch_size: usize,
+    /// `execution.batch-shuffle-mode`.
+    pub batch_shuffle_mode: BatchShuffleMode,
+    /// `taskmanager.numberOfTaskSlots` (tasks, ≥ 1).
+    pub task_slots: usize,
+    /// `restart-strategy.fixed-delay.attempts` (re-runs of a failed task).
+    pub restart_attempts: usize,
+    /// `io.tmp.dirs`; empty = the system temp directory.
+    pub io_tmp_dirs: Vec<String>,
+    /// `taskmanager.memory.managed.size` in bytes; `None` = unset (use the
+    /// fraction), `Some(0)` = no limit. See [`Self::memory_limit`].
+    pub managed_memory_size: Option<u64>,
+    /// `taskmanager.memory.managed.fraction` (0 < f ≤ 1).
+    pub managed_memory_fraction: f64,
+    /// `execution.batch.adaptive.auto-parallelism.enabled`.
+    pub adaptive_enabled: bool,
+    /// `...auto-parallelism.min-parallelism` (≥ 1).
+    pub adaptive_min_parallelism: usize,
+    /// `...auto-parallelism.max-parallelism`; `None` = `parallelism.default`.
+    pub adaptive_max_parallelism: Option<usize>,
+    /// `...auto-parallelism.avg-data-volume-per-task` in bytes (≥ 1).
+    pub adaptive_avg_bytes_per_task: u64,
 }
 
 impl Default for TributaryConfig {
@@ -140,8 +263,99 @@ impl Default for TributaryConfig {
             mini_batch_enabled: false,
             mini_batch_latency_ms: 1_000,
             mini_batch_size: 50_000,
+            batch_shuffle_mode: BatchShuffleMode::AllExchangesBlocking,
+            task_slots: default_parallelism(),
+            restart_attempts: 1,
+            io_tmp_dirs: vec![],
+            managed_memory_size: None,
+            managed_memory_fraction: 0.4,
+            adaptive_enabled: false,
+            adaptive_min_parallelism: 1,
+            adaptive_max_parallelism: None,
+            adaptive_avg_bytes_per_task: 16 * 1024 * 1024,
         }
     }
+}
+
+/// The machine's memory in bytes (`MemTotal` in `/proc/meminfo`), where
+/// known.
+pub fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Parses a memory size as Flink writes one (`512 mb`, `1g`, `64 kb`,
+/// `1024`; a bare number is bytes) into bytes.
+pub fn parse_memory_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let amount: u64 = value[..split].parse().ok()?;
+    let unit: u64 = match value[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kib" | "kibibytes" => 1 << 10,
+        "m" | "mb" | "mib" | "mebibytes" => 1 << 20,
+        "g" | "gb" | "gib" | "gibibytes" => 1 << 30,
+        "t" | "tb" | "tib" | "tebibytes" => 1 << 40,
+        _ => return None,
+    };
+    amount.checked_mul(unit)
+}
+
+/// Writes a byte count the way `SET` takes one back (`16 mb`, `1 gb`, ...).
+pub fn format_memory_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "tb"),
+        (1 << 30, "gb"),
+        (1 << 20, "mb"),
+        (1 << 10, "kb"),
+    ];
+    for (unit, name) in UNITS {
+        if bytes >= unit && bytes % unit == 0 {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} b")
+}
+
+fn whole_number(key: &str, value: &str, min: usize) -> Result<usize> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "invalid value '{value}' for '{key}': expected a whole number ≥ {min}"
+            ))
+        })
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::config(format!(
+            "invalid value '{value}' for '{key}': expected 'true' or 'false'"
+        ))),
+    }
+}
+
+fn memory_size(key: &str, value: &str) -> Result<u64> {
+    parse_memory_size(value).ok_or_else(|| {
+        Error::config(format!(
+            "invalid value '{value}' for '{key}': expected a memory size such as '64 mb', '1 gb' or a number of bytes"
+        ))
+    })
 }
 
 /// The number of cores, the default `parallelism.default`.
@@ -152,6 +366,18 @@ pub fn default_parallelism() -> usize {
 }
 
 impl TributaryConfig {
+    /// The memory limit of a BATCH query in bytes (`None`: no limit):
+    /// `taskmanager.memory.managed.size` if set (0 = no limit), else
+    /// `taskmanager.memory.managed.fraction` of the machine's memory (no
+    /// limit where the machine's memory is unknown).
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self.managed_memory_size {
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+            None => machine_memory().map(|m| (m as f64 * self.managed_memory_fraction) as u64),
+        }
+    }
+
     /// Sets a Tributary key. Returns `Ok(false)` if `key` is not one of
     /// Tributary's (the caller then tries DataFusion's keys).
     ///
@@ -226,6 +452,45 @@ impl TributaryConfig {
                         ))
                     })?
             }
+            BATCH_SHUFFLE_MODE => {
+                self.batch_shuffle_mode = match value.trim().to_ascii_uppercase().as_str() {
+                    "ALL_EXCHANGES_BLOCKING" => BatchShuffleMode::AllExchangesBlocking,
+                    "ALL_EXCHANGES_PIPELINED" => BatchShuffleMode::AllExchangesPipelined,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "invalid value '{value}' for '{BATCH_SHUFFLE_MODE}': expected 'ALL_EXCHANGES_BLOCKING' or 'ALL_EXCHANGES_PIPELINED' (Flink's hybrid modes are not supported)"
+                        )));
+                    }
+                }
+            }
+            TASK_SLOTS => self.task_slots = whole_number(key, value, 1)?,
+            RESTART_ATTEMPTS => self.restart_attempts = whole_number(key, value, 0)?,
+            IO_TMP_DIRS => {
+                self.io_tmp_dirs = value
+                    .split(',')
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty())
+                    .collect()
+            }
+            MANAGED_MEMORY_SIZE => self.managed_memory_size = Some(memory_size(key, value)?),
+            MANAGED_MEMORY_FRACTION => {
+                self.managed_memory_fraction = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| *f > 0.0 && *f <= 1.0)
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "invalid value '{value}' for '{MANAGED_MEMORY_FRACTION}': expected a number above 0 and at most 1, e.g. '0.4'"
+                        ))
+                    })?
+            }
+            ADAPTIVE_ENABLED => self.adaptive_enabled = boolean(key, value)?,
+            ADAPTIVE_MIN => self.adaptive_min_parallelism = whole_number(key, value, 1)?,
+            ADAPTIVE_MAX => self.adaptive_max_parallelism = Some(whole_number(key, value, 1)?),
+            ADAPTIVE_AVG_BYTES => {
+                self.adaptive_avg_bytes_per_task = memory_size(key, value)?.max(1)
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -243,6 +508,20 @@ impl TributaryConfig {
             MINI_BATCH_ENABLED => self.mini_batch_enabled = default.mini_batch_enabled,
             MINI_BATCH_LATENCY => self.mini_batch_latency_ms = default.mini_batch_latency_ms,
             MINI_BATCH_SIZE => self.mini_batch_size = default.mini_batch_size,
+            BATCH_SHUFFLE_MODE => self.batch_shuffle_mode = default.batch_shuffle_mode,
+            TASK_SLOTS => self.task_slots = default.task_slots,
+            RESTART_ATTEMPTS => self.restart_attempts = default.restart_attempts,
+            IO_TMP_DIRS => self.io_tmp_dirs = default.io_tmp_dirs,
+            MANAGED_MEMORY_SIZE => self.managed_memory_size = default.managed_memory_size,
+            MANAGED_MEMORY_FRACTION => {
+                self.managed_memory_fraction = default.managed_memory_fraction
+            }
+            ADAPTIVE_ENABLED => self.adaptive_enabled = default.adaptive_enabled,
+            ADAPTIVE_MIN => self.adaptive_min_parallelism = default.adaptive_min_parallelism,
+            ADAPTIVE_MAX => self.adaptive_max_parallelism = default.adaptive_max_parallelism,
+            ADAPTIVE_AVG_BYTES => {
+                self.adaptive_avg_bytes_per_task = default.adaptive_avg_bytes_per_task
+            }
             _ => return false,
         }
         true
@@ -275,6 +554,44 @@ impl TributaryConfig {
             (
                 MINI_BATCH_SIZE.to_string(),
                 self.mini_batch_size.to_string(),
+            ),
+            (
+                BATCH_SHUFFLE_MODE.to_string(),
+                self.batch_shuffle_mode.to_string(),
+            ),
+            (TASK_SLOTS.to_string(), self.task_slots.to_string()),
+            (
+                RESTART_ATTEMPTS.to_string(),
+                self.restart_attempts.to_string(),
+            ),
+            (IO_TMP_DIRS.to_string(), self.io_tmp_dirs.join(",")),
+            (
+                MANAGED_MEMORY_SIZE.to_string(),
+                self.managed_memory_size
+                    .map(format_memory_size)
+                    .unwrap_or_default(),
+            ),
+            (
+                MANAGED_MEMORY_FRACTION.to_string(),
+                self.managed_memory_fraction.to_string(),
+            ),
+            (
+                ADAPTIVE_ENABLED.to_string(),
+                self.adaptive_enabled.to_string(),
+            ),
+            (
+                ADAPTIVE_MIN.to_string(),
+                self.adaptive_min_parallelism.to_string(),
+            ),
+            (
+                ADAPTIVE_MAX.to_string(),
+                self.adaptive_max_parallelism
+                    .unwrap_or(self.parallelism)
+                    .to_string(),
+            ),
+            (
+                ADAPTIVE_AVG_BYTES.to_string(),
+                format_memory_size(self.adaptive_avg_bytes_per_task),
             ),
         ])
     }
@@ -341,6 +658,48 @@ mod tests {
         assert!(e.contains("table.exec.state.ttl"), "{e}");
         assert!(c.reset(STATE_TTL));
         assert_eq!(c.state_ttl(), None);
+    }
+
+    #[test]
+    fn batch_runtime_keys() {
+        let mut c = TributaryConfig::default();
+        assert_eq!(c.batch_shuffle_mode, BatchShuffleMode::AllExchangesBlocking);
+        assert!(
+            c.set(BATCH_SHUFFLE_MODE, "all_exchanges_pipelined")
+                .unwrap()
+        );
+        assert_eq!(
+            c.batch_shuffle_mode,
+            BatchShuffleMode::AllExchangesPipelined
+        );
+        assert!(
+            c.set(BATCH_SHUFFLE_MODE, "ALL_EXCHANGES_HYBRID_FULL")
+                .is_err()
+        );
+        assert!(c.set(TASK_SLOTS, "1").unwrap());
+        assert!(c.set(TASK_SLOTS, "0").is_err());
+        assert!(c.set(MANAGED_MEMORY_SIZE, "64 mb").unwrap());
+        assert_eq!(c.memory_limit(), Some(64 << 20));
+        assert_eq!(c.entries()[MANAGED_MEMORY_SIZE], "64 mb");
+        assert!(c.set(MANAGED_MEMORY_SIZE, "0").unwrap());
+        assert_eq!(c.memory_limit(), None);
+        assert!(c.set(MANAGED_MEMORY_FRACTION, "1.5").is_err());
+        assert!(c.set(ADAPTIVE_AVG_BYTES, "lots").is_err());
+        assert!(c.set(IO_TMP_DIRS, "/a, /b").unwrap());
+        assert_eq!(c.io_tmp_dirs, ["/a", "/b"]);
+        assert!(c.reset(IO_TMP_DIRS));
+        assert!(c.io_tmp_dirs.is_empty());
+    }
+
+    #[test]
+    fn memory_sizes_in_flink_units() {
+        assert_eq!(parse_memory_size("1024"), Some(1024));
+        assert_eq!(parse_memory_size("16 mb"), Some(16 << 20));
+        assert_eq!(parse_memory_size("1g"), Some(1 << 30));
+        assert_eq!(parse_memory_size("64 KiB"), Some(64 << 10));
+        assert_eq!(parse_memory_size("mb"), None);
+        assert_eq!(format_memory_size(16 << 20), "16 mb");
+        assert_eq!(format_memory_size(1000), "1000 b");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! * `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] t [(cols)] WITH ('k' = 'v', ...)`
 //! * `SET`, `SET 'key' = 'value'`, `RESET`, `RESET 'key'`
 //! * `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE t` / `DESC t`
-//! * `EXPLAIN [PLAN FOR] <statement>`
+//! * `EXPLAIN [ANALYZE | PLAN FOR] <statement>`
 //!
 //! Every token keeps its line and column in the whole text, so errors point
 //! into the text the user typed, whichever statement they are in.
@@ -70,8 +70,13 @@ pub enum Statement {
     ShowViews,
     /// `DESCRIBE t`.
     Describe { name: ObjectName },
-    /// `EXPLAIN [PLAN FOR] <statement>`.
-    Explain { statement: Box<ParsedStatement> },
+    /// `EXPLAIN [ANALYZE | PLAN FOR] <statement>`. With `ANALYZE` the
+    /// statement runs and the plan shows what it did (per BATCH stage: rows,
+    /// bytes materialized, time, retries).
+    Explain {
+        statement: Box<ParsedStatement>,
+        analyze: bool,
+    },
     /// Any other statement, planned by DataFusion.
     Sql(Box<SqlStatement>),
 }
@@ -220,8 +225,12 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
         }
         Some(Keyword::EXPLAIN) => {
             let mut rest = 1;
+            let mut analyze = false;
             if kw(1) == Some(Keyword::PLAN) && kw(2) == Some(Keyword::FOR) {
                 rest = 3;
+            } else if kw(1) == Some(Keyword::ANALYZE) {
+                rest = 2;
+                analyze = true;
             }
             let inner_tokens = tokens[rest..].to_vec();
             let Some(first) = inner_tokens.first() else {
@@ -239,6 +248,7 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
                     location,
                     text: String::new(),
                 }),
+                analyze,
             })
         }
         Some(Keyword::CREATE) => {
@@ -821,7 +831,7 @@ mod tests {
 
     #[test]
     fn explain_plan_for() {
-        let Statement::Explain { statement } = one("EXPLAIN PLAN FOR SELECT 1") else {
+        let Statement::Explain { statement, .. } = one("EXPLAIN PLAN FOR SELECT 1") else {
             panic!()
         };
         assert!(matches!(statement.statement, Statement::Sql(_)));

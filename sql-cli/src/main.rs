@@ -21,6 +21,7 @@ mod error_display;
 mod folded;
 mod live_table;
 mod output;
+mod progress;
 mod repl;
 mod runner;
 mod sql_text;

@@ -26,6 +26,11 @@
 //! first, as for any result. A BATCH result prints as described above
 //! whatever the result mode.
 //!
+//! A BATCH query that runs in stages shows a progress bar on stderr (stages
+//! done of total, rows) once it has run for a second, in the formats that
+//! collect before printing (`table`, `json`), when stderr is a terminal
+//! (see [`crate::progress`]).
+//!
 //! Ctrl-C drops the printing future between batches (see the runner); what
 //! a streaming view has shown so far is kept in the printer, so
 //! [`Printer::interrupted`] can end it (the tableau's total line).
@@ -43,6 +48,7 @@ use tributary_planner::OP_COLUMN;
 use tributary_planner::config::ResultMode;
 
 use crate::live_table::{LiveTable, terminal_rows};
+use crate::progress::Progress;
 use crate::tableau::Tableau;
 
 /// The output format of query results.
@@ -95,6 +101,8 @@ pub struct Printer {
     tableau: Option<(Tableau, Instant)>,
     /// The live table being shown.
     live_table: Option<LiveTable>,
+    /// Whether to show a BATCH query's progress bar (stderr is a terminal).
+    progress: bool,
 }
 
 impl Printer {
@@ -108,6 +116,7 @@ impl Printer {
             terminal: false,
             tableau: None,
             live_table: None,
+            progress: false,
         }
     }
 
@@ -121,6 +130,14 @@ impl Printer {
             Box::new(io::stderr()),
         )
         .with_terminal(terminal)
+        .with_progress(io::stderr().is_terminal())
+    }
+
+    /// Whether to show the progress bar of a BATCH query that runs in
+    /// stages for more than a second (on stderr; see [`crate::progress`]).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Whether the output is a terminal.
@@ -224,7 +241,9 @@ impl Printer {
                 }
             },
             Format::Table => {
+                let bar = Progress::start(&result, self.progress);
                 let batches = collect(&mut result).await?;
+                drop(bar);
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 let schema = result.schema();
                 if !schema.fields().is_empty() {
@@ -255,7 +274,9 @@ impl Printer {
                 }
             }
             Format::Json => {
+                let bar = Progress::start(&result, self.progress);
                 let batches = collect(&mut result).await?;
+                drop(bar);
                 let mut buffer = Vec::new();
                 let mut writer = json_writer::<JsonArray>(&mut buffer);
                 for batch in &batches {

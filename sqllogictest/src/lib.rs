@@ -43,8 +43,20 @@ pub struct TributaryDb {
 impl TributaryDb {
     /// A fresh session in `mode`.
     pub fn new(mode: RuntimeMode) -> tributary_engine::Result<Self> {
+        Self::with_settings(mode, &[])
+    }
+
+    /// A fresh session in `mode` with `settings` (`SET` keys) applied.
+    pub fn with_settings(
+        mode: RuntimeMode,
+        settings: &[(String, String)],
+    ) -> tributary_engine::Result<Self> {
+        let mut builder = Session::builder().runtime_mode(mode);
+        for (k, v) in settings {
+            builder = builder.config(k, v);
+        }
         Ok(Self {
-            session: Session::builder().runtime_mode(mode).build()?,
+            session: builder.build()?,
             mode,
         })
     }
@@ -199,6 +211,9 @@ pub struct RunOptions {
     pub filters: Vec<String>,
     /// Rewrite the expected output of every record instead of checking it.
     pub complete: bool,
+    /// `SET` keys every session starts with (`--set key=value`), e.g. to
+    /// run the BATCH suites pipelined or on one slot.
+    pub settings: Vec<(String, String)>,
 }
 
 /// The result validator: the sqllogictest crate's (one row a line, values
@@ -438,7 +453,11 @@ pub async fn run(options: &RunOptions) -> Summary {
             }
         }
         for &mode in &modes {
-            let make = move || async move { TributaryDb::new(mode).map_err(SltError) };
+            let settings = options.settings.clone();
+            let make = move || {
+                let settings = settings.clone();
+                async move { TributaryDb::with_settings(mode, &settings).map_err(SltError) }
+            };
             let mut runner = sqllogictest::Runner::new(make);
             runner.add_label(mode_label(mode));
             runner.with_validator(validator);
@@ -498,6 +517,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, 
         modes: None,
         filters: vec![],
         complete: false,
+        settings: vec![],
     };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -516,11 +536,22 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<RunOptions, 
                 })
             }
             "--complete" => options.complete = true,
+            "--set" => {
+                let kv = args.next().ok_or("--set needs key=value")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--set {kv}: expected key=value"))?;
+                options
+                    .settings
+                    .push((k.trim().to_string(), v.trim().to_string()));
+            }
             "-h" | "--help" => {
-                return Err("usage: tributary-sqllogictest [--mode batch|streaming|both] [--complete] [FILTER...]\n\
+                return Err("usage: tributary-sqllogictest [--mode batch|streaming|both] [--set key=value]... [--complete] [FILTER...]\n\
                             Runs test_files/**/*.slt (and standard/**/*.test) whose path contains a FILTER (all if none).\n\
                             --mode: the modes to run every file in; default: both, except where a MODES file\n\
-                            limits a directory. Records are limited with `onlyif batch` / `skipif streaming`."
+                            limits a directory. Records are limited with `onlyif batch` / `skipif streaming`.\n\
+                            --set: a SET key every session starts with (repeatable), e.g.\n\
+                            --set execution.batch-shuffle-mode=ALL_EXCHANGES_PIPELINED --set taskmanager.numberOfTaskSlots=1"
                     .into());
             }
             flag if flag.starts_with('-') => {} // cargo test harness flags
@@ -550,6 +581,17 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) {
         .build()
         .expect("tokio runtime");
     let s = runtime.block_on(run(&options));
+    if !options.settings.is_empty() {
+        let set: Vec<String> = options
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "sqllogictest: every session started with {}",
+            set.join(", ")
+        );
+    }
     println!(
         "sqllogictest: {} files; query records run: {} in BATCH, {} in STREAMING; \
          skipped by onlyif / skipif: {} in BATCH, {} in STREAMING",
@@ -660,5 +702,11 @@ mod tests {
         assert_eq!(o.modes.map(|m| m.len()), Some(2));
         assert_eq!(o.filters, vec!["joins".to_string()]);
         assert!(parse_args(["--mode".into(), "x".into()]).is_err());
+        let o = parse_args(["--set".into(), "taskmanager.numberOfTaskSlots=1".into()]).unwrap();
+        assert_eq!(
+            o.settings,
+            vec![("taskmanager.numberOfTaskSlots".into(), "1".into())]
+        );
+        assert!(parse_args(["--set".into(), "novalue".into()]).is_err());
     }
 }
