@@ -152,6 +152,10 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         ctx.register_relation_planner(Arc::new(WindowTvfPlanner))
             .expect("registering a relation planner cannot fail");
+        ctx.register_relation_planner(Arc::new(
+            tributary_planner::temporal_join::TemporalTablePlanner,
+        ))
+        .expect("registering a relation planner cannot fail");
         for f in crate::functions::flink_functions() {
             ctx.register_udf(f);
         }

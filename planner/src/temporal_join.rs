@@ -1,0 +1,600 @@
+//! Event-time temporal joins (Flink's "Event Time Temporal Join"):
+//!
+//! ```sql
+//! SELECT o.id, o.ts, r.rate
+//! FROM orders AS o
+//! [LEFT] JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r
+//!   ON o.currency = r.currency
+//! ```
+//!
+//! Semantics (<https://nightlies.apache.org/flink/flink-docs-stable/docs/dev/table/sql/queries/joins/#event-time-temporal-join>):
+//! `rates` is a *versioned table*: it declares a `PRIMARY KEY (...) NOT
+//! ENFORCED` and an event-time column (`WATERMARK FOR ts AS ...`); each of
+//! its rows is a version of its key, valid from its event time up to (not
+//! including) the event time of the key's next version. Each row `o` of the
+//! left (probe) input meets the one version of the key it names that is
+//! valid at `o.ts`: the key's latest version at or before `o.ts`. An INNER
+//! join drops `o` when there is none (or the rest of `ON` rejects it); a LEFT
+//! join pads the right columns with NULLs.
+//!
+//! Requirements, checked at plan time with an error saying how to fix them:
+//! the versioned table has a PRIMARY KEY and a watermark; `ON` equates every
+//! primary-key column with an expression of the left input; the `AS OF`
+//! column is an event-time column (with a watermark) of the left input; the
+//! join is INNER or LEFT.
+//!
+//! Planning:
+//! 1. The parser reads `FOR SYSTEM_TIME AS OF` with
+//!    [`crate::dialect::VersioningDialect`]; [`TemporalTablePlanner`]
+//!    (DataFusion's `RelationPlanner` hook) plans the table under a
+//!    [`VersionedTableNode`] that remembers the `AS OF` column, the key and
+//!    the version time. DataFusion's own planner would silently ignore the
+//!    clause and plan a regular join.
+//! 2. [`lower_temporal_joins`], before the optimizer, turns each join whose
+//!    right input is a [`VersionedTableNode`] into
+//!    - BATCH: standard operators: the versioned table with its validity end
+//!      `LEAD(ts) OVER (PARTITION BY key ORDER BY ts)` joined on the key and
+//!      `r.ts <= o.ts AND (valid_to IS NULL OR o.ts < valid_to)`;
+//!    - STREAMING: a [`TemporalJoinNode`], which the streaming planner lowers
+//!      to the engine's temporal join operator.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef, JoinType, TableReference};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::expr_fn::ExprFunctionExt;
+use datafusion::logical_expr::planner::{
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
+};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Extension, LogicalPlan, LogicalPlanBuilder, Operator, SubqueryAlias,
+    UserDefinedLogicalNodeCore, col,
+};
+use sqlparser::ast::{Expr as SqlExpr, TableFactor, TableVersion};
+
+use crate::mode::RuntimeMode;
+use crate::watermark::WATERMARK_DELAY_MS;
+
+/// The column the BATCH rewrite adds to the versioned table: the event time
+/// of the key's next version (NULL for the latest), dropped after the join.
+pub const VALID_TO: &str = "__tributary_valid_to";
+
+/// A versioned table named in `FOR SYSTEM_TIME AS OF`: its scan, unchanged
+/// (same schema), plus what the temporal join needs to know. Only valid as
+/// the right input of a join, which [`lower_temporal_joins`] replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct VersionedTableNode {
+    /// The table's scan.
+    pub input: LogicalPlan,
+    /// The table's name, for messages.
+    pub table: String,
+    /// The `AS OF` column, a column of the join's left input (`o.ts`).
+    pub as_of: Column,
+    /// The primary-key column names.
+    pub primary_key: Vec<String>,
+    /// The event-time (version time) column name.
+    pub time_column: String,
+}
+
+impl UserDefinedLogicalNodeCore for VersionedTableNode {
+    fn name(&self) -> &str {
+        "VersionedTable"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.input.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "VersionedTable: {} FOR SYSTEM_TIME AS OF {}, key=[{}], version time={}",
+            self.table,
+            self.as_of,
+            self.primary_key.join(", "),
+            self.time_column
+        )
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+        let input = one_input(inputs, "VersionedTable")?;
+        Ok(Self {
+            input,
+            ..self.clone()
+        })
+    }
+}
+
+fn one_input(inputs: Vec<LogicalPlan>, node: &str) -> DFResult<LogicalPlan> {
+    let mut inputs = inputs.into_iter();
+    match (inputs.next(), inputs.next()) {
+        (Some(input), None) => Ok(input),
+        _ => Err(DataFusionError::Internal(format!("{node} takes one input"))),
+    }
+}
+
+/// An event-time temporal join, as the STREAMING planner receives it.
+///
+/// Output schema: DataFusion's join schema, the left columns then the right
+/// ones (nullable for LEFT).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemporalJoinNode {
+    /// The probe side.
+    pub left: LogicalPlan,
+    /// The versioned table (its scan, possibly under an alias).
+    pub right: LogicalPlan,
+    /// INNER or LEFT.
+    pub join_type: JoinType,
+    /// `left expression = right primary-key column`, one per key column.
+    pub on: Vec<(Expr, Expr)>,
+    /// The rest of `ON`, over the left then the right columns: applied to the
+    /// version found (LEFT pads when it rejects it).
+    pub filter: Option<Expr>,
+    /// The `AS OF` column of the left input.
+    pub left_time: Column,
+    /// The version-time column of the right input.
+    pub right_time: Column,
+    schema: DFSchemaRef,
+}
+
+impl PartialOrd for TemporalJoinNode {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match self.left.partial_cmp(&other.left) {
+            Some(Ordering::Equal) => match self.right.partial_cmp(&other.right) {
+                Some(Ordering::Equal) => match self.on.partial_cmp(&other.on) {
+                    Some(Ordering::Equal) => self.filter.partial_cmp(&other.filter),
+                    o => o,
+                },
+                o => o,
+            },
+            o => o,
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for TemporalJoinNode {
+    fn name(&self) -> &str {
+        "TemporalJoin"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.left, &self.right]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        let mut exprs: Vec<Expr> = self
+            .on
+            .iter()
+            .flat_map(|(l, r)| [l.clone(), r.clone()])
+            .collect();
+        exprs.push(Expr::Column(self.left_time.clone()));
+        exprs.push(Expr::Column(self.right_time.clone()));
+        exprs.extend(self.filter.clone());
+        exprs
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let on: Vec<String> = self.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+        write!(
+            f,
+            "TemporalJoin: type={}, on=[{}], {} AS OF {}",
+            self.join_type,
+            on.join(", "),
+            self.right_time,
+            self.left_time
+        )?;
+        if let Some(filter) = &self.filter {
+            write!(f, ", filter={filter}")?;
+        }
+        Ok(())
+    }
+
+    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+        let [left, right]: [LogicalPlan; 2] = inputs
+            .try_into()
+            .map_err(|_| DataFusionError::Internal("TemporalJoin takes two inputs".into()))?;
+        let n = self.on.len();
+        if exprs.len() != 2 * n + 2 + usize::from(self.filter.is_some()) {
+            return Err(DataFusionError::Internal(
+                "TemporalJoin: wrong number of expressions".into(),
+            ));
+        }
+        let on = exprs[..2 * n]
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        let column = |e: &Expr, old: &Column| match e {
+            Expr::Column(c) => c.clone(),
+            _ => old.clone(),
+        };
+        Ok(Self {
+            left,
+            right,
+            join_type: self.join_type,
+            on,
+            filter: exprs.get(2 * n + 2).cloned(),
+            left_time: column(&exprs[2 * n], &self.left_time),
+            right_time: column(&exprs[2 * n + 1], &self.right_time),
+            schema: self.schema.clone(),
+        })
+    }
+}
+
+/// Plans `t FOR SYSTEM_TIME AS OF o.ts` (DataFusion's `RelationPlanner`
+/// hook) as the table under a [`VersionedTableNode`].
+///
+/// # Errors
+/// Another table version clause (`TIMESTAMP AS OF`, `VERSION AS OF`, `AT`,
+/// ...); an `AS OF` that is not a column; a table without a PRIMARY KEY or
+/// without a watermark.
+#[derive(Debug, Default)]
+pub struct TemporalTablePlanner;
+
+impl RelationPlanner for TemporalTablePlanner {
+    fn plan_relation(
+        &self,
+        mut relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> DFResult<RelationPlanning> {
+        let TableFactor::Table {
+            name,
+            alias,
+            version,
+            args: None,
+            ..
+        } = &mut relation
+        else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let Some(version) = version.take() else {
+            return Ok(RelationPlanning::Original(Box::new(relation)));
+        };
+        let alias = alias.take();
+        let name = name.clone();
+        let as_of = match version {
+            TableVersion::ForSystemTimeAsOf(expr) => expr,
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "table '{name}': '{other}' is not supported; the only table version clause is \
+                     FOR SYSTEM_TIME AS OF <time column of the left input> (an event-time temporal join)"
+                )));
+            }
+        };
+        let as_of = match &as_of {
+            SqlExpr::Identifier(c) => Column::new_unqualified(context.normalize_ident(c.clone())),
+            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => Column::new(
+                Some(TableReference::bare(
+                    context.normalize_ident(parts[0].clone()),
+                )),
+                context.normalize_ident(parts[1].clone()),
+            ),
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "FOR SYSTEM_TIME AS OF {other}: the temporal join takes the event-time column \
+                     of the join's left input, e.g. FOR SYSTEM_TIME AS OF o.ts"
+                )));
+            }
+        };
+        let table_ref = context.object_name_to_table_reference(name.clone())?;
+        let source = context
+            .context_provider()
+            .get_table_source(table_ref.clone())?;
+        let schema = source.schema();
+        let primary_key: Vec<String> = source
+            .constraints()
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .find_map(|c| match c {
+                datafusion::common::Constraint::PrimaryKey(indices) => Some(
+                    indices
+                        .iter()
+                        .filter_map(|i| schema.fields().get(*i).map(|f| f.name().clone()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
+        if primary_key.is_empty() {
+            return Err(DataFusionError::Plan(format!(
+                "temporal join: the versioned table '{table_ref}' has no PRIMARY KEY, so FOR SYSTEM_TIME AS OF \
+                 cannot tell which rows are versions of the same thing; declare one in its CREATE TABLE, \
+                 e.g. PRIMARY KEY (currency) NOT ENFORCED"
+            )));
+        }
+        let Some(time_column) = schema
+            .fields()
+            .iter()
+            .find(|f| f.metadata().contains_key(WATERMARK_DELAY_MS))
+            .map(|f| f.name().clone())
+        else {
+            return Err(DataFusionError::Plan(format!(
+                "temporal join: the versioned table '{table_ref}' has no event-time column, so its versions \
+                 have no time; declare one with a watermark in its CREATE TABLE, \
+                 e.g. WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"
+            )));
+        };
+        let input = context.plan(relation)?;
+        let node = VersionedTableNode {
+            input,
+            table: table_ref.to_string(),
+            as_of,
+            primary_key,
+            time_column,
+        };
+        let plan = LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        });
+        Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+            plan, alias,
+        ))))
+    }
+}
+
+/// The versioned table under `plan` (through aliases), and `plan` without
+/// the [`VersionedTableNode`].
+fn versioned(plan: &LogicalPlan) -> Option<(VersionedTableNode, LogicalPlan)> {
+    match plan {
+        LogicalPlan::Extension(e) => {
+            let node = e.node.as_any().downcast_ref::<VersionedTableNode>()?;
+            Some((node.clone(), node.input.clone()))
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let (node, input) = versioned(&a.input)?;
+            let plan = SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).ok()?;
+            Some((node, LogicalPlan::SubqueryAlias(plan)))
+        }
+        _ => None,
+    }
+}
+
+fn is_versioned_table(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Extension(e)
+        if e.node.as_any().downcast_ref::<VersionedTableNode>().is_some())
+}
+
+/// Replaces every temporal join of `plan` (unoptimized) by its plan in
+/// `mode`: standard operators in BATCH, a [`TemporalJoinNode`] in STREAMING
+/// (see the module doc).
+///
+/// # Errors
+/// `FOR SYSTEM_TIME AS OF` elsewhere than on the right input of a join; a
+/// join that is not INNER or LEFT, whose `ON` does not equate the primary
+/// key, or whose `AS OF` column is not an event-time column of the left
+/// input.
+pub fn lower_temporal_joins(plan: &LogicalPlan, mode: RuntimeMode) -> DFResult<LogicalPlan> {
+    let mut found = false;
+    plan.apply_with_subqueries(|p| {
+        found |= is_versioned_table(p);
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if !found {
+        return Ok(plan.clone());
+    }
+    let lowered = plan
+        .clone()
+        .transform_up_with_subqueries(|p| {
+            let LogicalPlan::Join(join) = &p else {
+                return Ok(Transformed::no(p));
+            };
+            let Some((node, right)) = versioned(&join.right) else {
+                return Ok(Transformed::no(p));
+            };
+            let temporal = analyze(join, &node, right)?;
+            Ok(Transformed::yes(match mode {
+                RuntimeMode::Streaming => LogicalPlan::Extension(Extension {
+                    node: Arc::new(temporal),
+                }),
+                _ => batch_rewrite(temporal)?,
+            }))
+        })?
+        .data;
+    let mut stray = None;
+    lowered.apply_with_subqueries(|p| {
+        if let LogicalPlan::Extension(e) = p
+            && let Some(node) = e.node.as_any().downcast_ref::<VersionedTableNode>()
+        {
+            stray = Some(node.table.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if let Some(table) = stray {
+        return Err(DataFusionError::Plan(format!(
+            "FOR SYSTEM_TIME AS OF on '{table}' is only supported on the right side of a JOIN \
+             (an event-time temporal join: ... FROM o JOIN {table} FOR SYSTEM_TIME AS OF o.ts ON ...)"
+        )));
+    }
+    Ok(lowered)
+}
+
+/// Checks the join and splits its `ON` into the key equalities and the rest.
+fn analyze(
+    join: &datafusion::logical_expr::Join,
+    node: &VersionedTableNode,
+    right: LogicalPlan,
+) -> DFResult<TemporalJoinNode> {
+    let table = &node.table;
+    if !matches!(join.join_type, JoinType::Inner | JoinType::Left) {
+        return Err(DataFusionError::Plan(format!(
+            "temporal join with '{table}': a {} JOIN is not supported; an event-time temporal join is \
+             an INNER or a LEFT JOIN",
+            join.join_type
+        )));
+    }
+    let (ls, rs) = (join.left.schema(), right.schema());
+    // The AS OF column: an event-time column of the left input.
+    let (qualifier, field) = ls.qualified_field_from_column(&node.as_of).map_err(|_| {
+        DataFusionError::Plan(format!(
+            "FOR SYSTEM_TIME AS OF {}: no such column in the join's left input; name the left input's \
+             event-time column, e.g. FOR SYSTEM_TIME AS OF o.ts",
+            node.as_of
+        ))
+    })?;
+    if !matches!(field.data_type(), DataType::Timestamp(..)) {
+        return Err(DataFusionError::Plan(format!(
+            "FOR SYSTEM_TIME AS OF {}: the column must be a TIMESTAMP, but it is {}",
+            node.as_of,
+            crate::sql_type(field.data_type())
+        )));
+    }
+    if !field.metadata().contains_key(WATERMARK_DELAY_MS)
+        || !crate::time_join::rowtime_safe(&join.left)
+    {
+        return Err(DataFusionError::Plan(format!(
+            "FOR SYSTEM_TIME AS OF {}: '{}' is not an event-time column of the join's left input; \
+             declare a watermark on it (WATERMARK FOR {} AS {} - INTERVAL '5' SECOND) and read it \
+             through projections and filters only",
+            node.as_of,
+            field.name(),
+            field.name(),
+            field.name()
+        )));
+    }
+    let left_time = Column::new(qualifier.cloned(), field.name());
+    let right_column = |name: &str| -> DFResult<Column> {
+        let (q, f) = rs.qualified_field_with_unqualified_name(name)?;
+        Ok(Column::new(q.cloned(), f.name()))
+    };
+    let right_time = right_column(&node.time_column)?;
+    let keys: Vec<Column> = node
+        .primary_key
+        .iter()
+        .map(|k| right_column(k))
+        .collect::<DFResult<_>>()?;
+
+    let mut conjuncts: Vec<Expr> = join
+        .on
+        .iter()
+        .map(|(l, r)| l.clone().eq(r.clone()))
+        .collect();
+    if let Some(f) = &join.filter {
+        conjuncts.extend(split_conjunction(f).into_iter().cloned());
+    }
+    let from_left = |e: &Expr| {
+        let refs = e.column_refs();
+        !refs.is_empty() && refs.iter().all(|c| ls.has_column(c) && !rs.has_column(c))
+    };
+    let mut on: Vec<(Expr, Expr)> = vec![];
+    let mut rest: Vec<Expr> = vec![];
+    for c in conjuncts {
+        if let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = &c
+        {
+            let pair = match (left.as_ref(), right.as_ref()) {
+                (l, Expr::Column(r)) if keys.contains(r) && from_left(l) => Some((l, r)),
+                (Expr::Column(r), l) if keys.contains(r) && from_left(l) => Some((l, r)),
+                _ => None,
+            };
+            if let Some((l, r)) = pair
+                && !on.iter().any(|(_, k)| k == &Expr::Column(r.clone()))
+            {
+                on.push((l.clone(), Expr::Column(r.clone())));
+                continue;
+            }
+        }
+        rest.push(c);
+    }
+    let missing: Vec<&str> = keys
+        .iter()
+        .filter(|k| !on.iter().any(|(_, r)| r == &Expr::Column((*k).clone())))
+        .map(|k| k.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataFusionError::Plan(format!(
+            "temporal join with '{table}': ON must equate every column of its PRIMARY KEY ({}) with the \
+             left input, e.g. ON o.{k} = {q}.{k}; missing: {}",
+            node.primary_key.join(", "),
+            missing.join(", "),
+            k = missing[0],
+            q = keys[0]
+                .relation
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| table.clone()),
+        )));
+    }
+    // Key order follows the primary key.
+    on.sort_by_key(|(_, r)| {
+        keys.iter()
+            .position(|k| r == &Expr::Column(k.clone()))
+            .unwrap_or(usize::MAX)
+    });
+    Ok(TemporalJoinNode {
+        left: join.left.as_ref().clone(),
+        right,
+        join_type: join.join_type,
+        on,
+        filter: rest.into_iter().reduce(Expr::and),
+        left_time,
+        right_time,
+        schema: join.schema.clone(),
+    })
+}
+
+/// BATCH: the join in standard operators (see the module doc). Output: the
+/// join's schema.
+fn batch_rewrite(t: TemporalJoinNode) -> DFResult<LogicalPlan> {
+    let keys: Vec<Expr> = t.on.iter().map(|(_, r)| r.clone()).collect();
+    let valid_to = datafusion::functions_window::expr_fn::lead(
+        Expr::Column(t.right_time.clone()),
+        // The next row's (None would be read as an offset of NULL, i.e. 0).
+        Some(1),
+        None,
+    )
+    .partition_by(keys)
+    .order_by(vec![Expr::Column(t.right_time.clone()).sort(true, false)])
+    .build()?;
+    let mut columns: Vec<Expr> = t
+        .right
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    columns.push(valid_to.clone().alias(VALID_TO));
+    let right = LogicalPlanBuilder::from(t.right)
+        .window(vec![valid_to])?
+        .project(columns)?
+        .build()?;
+    let (o_ts, r_ts) = (Expr::Column(t.left_time), Expr::Column(t.right_time));
+    let valid_to = col(Column::new_unqualified(VALID_TO));
+    let mut on: Vec<Expr> = t.on.into_iter().map(|(l, r)| l.eq(r)).collect();
+    on.push(r_ts.lt_eq(o_ts.clone()));
+    on.push(valid_to.clone().is_null().or(o_ts.lt(valid_to)));
+    on.extend(t.filter);
+    let joined = LogicalPlanBuilder::from(t.left)
+        .join_on(right, t.join_type, on)?
+        .build()?;
+    let columns: Vec<Expr> = joined
+        .schema()
+        .columns()
+        .into_iter()
+        .filter(|c| c.name != VALID_TO)
+        .map(Expr::Column)
+        .collect();
+    LogicalPlanBuilder::from(joined).project(columns)?.build()
+}
