@@ -32,9 +32,10 @@
 //!    clause and plan a regular join.
 //! 2. [`lower_temporal_joins`], before the optimizer, turns each join whose
 //!    right input is a [`VersionedTableNode`] into
-//!    - BATCH: standard operators: the versioned table with its validity end
-//!      `LEAD(ts) OVER (PARTITION BY key ORDER BY ts)` joined on the key and
-//!      `r.ts <= o.ts AND (valid_to IS NULL OR o.ts < valid_to)`;
+//!    - BATCH: standard operators: a running `MAX` of the version time over
+//!      the left rows and the versions sorted by key and time finds each
+//!      left row's version time, then an equi-join on key and version time
+//!      (see [`lower_temporal_joins`]'s `batch_rewrite`);
 //!    - STREAMING: a [`TemporalJoinNode`], which the streaming planner lowers
 //!      to the engine's temporal join operator.
 
@@ -43,26 +44,29 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchemaRef, JoinType, TableReference};
+use datafusion::common::{Column, DFSchemaRef, JoinType, ScalarValue, TableReference};
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::functions_aggregate::min_max::max_udaf;
+use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::expr_fn::ExprFunctionExt;
 use datafusion::logical_expr::planner::{
     PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, Extension, LogicalPlan, LogicalPlanBuilder, Operator, SubqueryAlias,
-    UserDefinedLogicalNodeCore, col,
+    BinaryExpr, Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, Operator,
+    SubqueryAlias, UserDefinedLogicalNodeCore, col, lit,
 };
 use sqlparser::ast::{Expr as SqlExpr, TableFactor, TableVersion};
 
 use crate::mode::RuntimeMode;
 use crate::watermark::WATERMARK_DELAY_MS;
 
-/// The column the BATCH rewrite adds to the versioned table: the event time
-/// of the key's next version (NULL for the latest), dropped after the join.
-pub const VALID_TO: &str = "__tributary_valid_to";
+/// The column the BATCH rewrite adds to the left rows: the version time of
+/// the version valid at the row's time (NULL: none), dropped after the join.
+pub const VALID_FROM: &str = "__tributary_valid_from";
 
 /// A versioned table named in `FOR SYSTEM_TIME AS OF`: its scan, unchanged
 /// (same schema), plus what the temporal join needs to know. Only valid as
@@ -555,46 +559,109 @@ fn analyze(
     })
 }
 
-/// BATCH: the join in standard operators (see the module doc). Output: the
-/// join's schema.
+/// BATCH: the join in standard operators. Output: the join's schema.
+///
+/// A join on the key and `r.ts <= o.ts < next r.ts` alone would compare
+/// every left row with every version of its key (a hash join on a key with
+/// few values, such as an airport, and a filter over all pairs). Instead the
+/// version each left row meets is found by one sort:
+///
+/// 1. the left rows (their columns, the key, `o.ts`) and the versions (the
+///    key, `r.ts`) are put in one relation, the versions marked;
+/// 2. `MAX(version time) OVER (PARTITION BY key ORDER BY time, is_version
+///    DESC)` gives each left row the latest version time at or before its
+///    own (a version at the same instant sorts first: it is valid from it);
+/// 3. the left rows join the versioned table on the key and that version
+///    time, an equi-join on a unique key, INNER or LEFT, with the rest of
+///    `ON` as its filter.
 fn batch_rewrite(t: TemporalJoinNode) -> DFResult<LogicalPlan> {
-    let keys: Vec<Expr> = t.on.iter().map(|(_, r)| r.clone()).collect();
-    let valid_to = datafusion::functions_window::expr_fn::lead(
-        Expr::Column(t.right_time.clone()),
-        // The next row's (None would be read as an offset of NULL, i.e. 0).
-        Some(1),
-        None,
-    )
-    .partition_by(keys)
-    .order_by(vec![Expr::Column(t.right_time.clone()).sort(true, false)])
-    .build()?;
-    let mut columns: Vec<Expr> = t
-        .right
-        .schema()
-        .columns()
-        .into_iter()
-        .map(Expr::Column)
-        .collect();
-    columns.push(valid_to.clone().alias(VALID_TO));
-    let right = LogicalPlanBuilder::from(t.right)
-        .window(vec![valid_to])?
-        .project(columns)?
-        .build()?;
+    const TIME: &str = "__tributary_time";
+    const IS_VERSION: &str = "__tributary_is_version";
+    const VERSION: &str = "__tributary_version";
+    let key = |i: usize| format!("__tributary_key{i}");
+    let left_col = |i: usize| format!("__tributary_l{i}");
+    let (ls, rs) = (t.left.schema().clone(), t.right.schema().clone());
     let (o_ts, r_ts) = (Expr::Column(t.left_time), Expr::Column(t.right_time));
-    let valid_to = col(Column::new_unqualified(VALID_TO));
-    let mut on: Vec<Expr> = t.on.into_iter().map(|(l, r)| l.eq(r)).collect();
-    on.push(r_ts.lt_eq(o_ts.clone()));
-    on.push(valid_to.clone().is_null().or(o_ts.lt(valid_to)));
-    on.extend(t.filter);
-    let joined = LogicalPlanBuilder::from(t.left)
-        .join_on(right, t.join_type, on)?
-        .build()?;
-    let columns: Vec<Expr> = joined
-        .schema()
+    let time_type = r_ts.get_type(&rs)?;
+    let key_types: Vec<DataType> =
+        t.on.iter()
+            .map(|(_, r)| r.get_type(&rs))
+            .collect::<DFResult<_>>()?;
+
+    // 1. Left rows and versions in one relation.
+    let mut probe: Vec<Expr> = ls
         .columns()
         .into_iter()
-        .filter(|c| c.name != VALID_TO)
-        .map(Expr::Column)
+        .enumerate()
+        .map(|(i, c)| Expr::Column(c).alias(left_col(i)))
         .collect();
-    LogicalPlanBuilder::from(joined).project(columns)?.build()
+    let mut versions: Vec<Expr> = ls
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Ok(lit(ScalarValue::try_from(f.data_type())?).alias(left_col(i))))
+        .collect::<DFResult<_>>()?;
+    for (i, (l, r)) in t.on.iter().enumerate() {
+        probe.push(l.clone().cast_to(&key_types[i], &ls)?.alias(key(i)));
+        versions.push(r.clone().alias(key(i)));
+    }
+    probe.push(o_ts.cast_to(&time_type, &ls)?.alias(TIME));
+    versions.push(r_ts.clone().alias(TIME));
+    probe.push(lit(ScalarValue::try_from(&time_type)?).alias(VERSION));
+    versions.push(r_ts.clone().alias(VERSION));
+    probe.push(lit(false).alias(IS_VERSION));
+    versions.push(lit(true).alias(IS_VERSION));
+    let probe = LogicalPlanBuilder::from(t.left).project(probe)?.build()?;
+    let versions = LogicalPlanBuilder::from(t.right.clone())
+        .filter(r_ts.clone().is_not_null())?
+        .project(versions)?
+        .build()?;
+
+    // 2. The version time valid at each left row's time.
+    let keys: Vec<Expr> = (0..t.on.len()).map(|i| col(key(i))).collect();
+    let valid_from = Expr::from(WindowFunction::new(max_udaf(), vec![col(VERSION)]))
+        .partition_by(keys.clone())
+        .order_by(vec![
+            col(TIME).sort(true, true),
+            col(IS_VERSION).sort(false, false),
+        ])
+        .build()?
+        .alias(VALID_FROM);
+    let probe = LogicalPlanBuilder::from(probe)
+        .union(versions)?
+        .window(vec![valid_from])?
+        .filter(Expr::Not(Box::new(col(IS_VERSION))))?
+        .build()?;
+
+    // 3. Join the versions on key and version time.
+    let left_columns: Vec<Column> = ls.columns();
+    let rename = |e: Expr| -> DFResult<Expr> {
+        e.transform(|e| match &e {
+            Expr::Column(c) => match left_columns.iter().position(|l| l == c) {
+                Some(i) => Ok(Transformed::yes(col(left_col(i)))),
+                None => Ok(Transformed::no(e)),
+            },
+            _ => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+    };
+    let mut on: Vec<Expr> = keys
+        .into_iter()
+        .zip(t.on.iter())
+        .map(|(k, (_, r))| k.eq(r.clone()))
+        .collect();
+    on.push(col(VALID_FROM).eq(r_ts));
+    if let Some(filter) = t.filter {
+        on.push(rename(filter)?);
+    }
+    let joined = LogicalPlanBuilder::from(probe)
+        .join_on(t.right, t.join_type, on)?
+        .build()?;
+    let mut output: Vec<Expr> = ls
+        .iter()
+        .enumerate()
+        .map(|(i, (q, f))| col(left_col(i)).alias_qualified(q.cloned(), f.name()))
+        .collect();
+    output.extend(rs.columns().into_iter().map(Expr::Column));
+    LogicalPlanBuilder::from(joined).project(output)?.build()
 }

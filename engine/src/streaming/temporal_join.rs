@@ -232,6 +232,7 @@ impl TemporalJoin {
         let null_key = key_nulls(batch, &self.spec.keys[side])?;
         let mut late: Vec<u32> = Vec::new();
         if side == 1 {
+            let encoded = self.right_rows.convert_columns(batch.columns())?;
             for i in 0..batch.num_rows() {
                 if !times.is_valid(i) || null_key[i] {
                     continue;
@@ -241,7 +242,7 @@ impl TemporalJoin {
                     late.push(i as u32);
                     continue;
                 }
-                let row = self.encode_right_row(batch, i)?;
+                let row: Box<[u8]> = encoded.row(i).as_ref().into();
                 let key: Box<[u8]> = keys.row(i).as_ref().into();
                 let versions = self.versions.entry(key.clone()).or_default();
                 versions.insert(ts, row);
@@ -411,12 +412,6 @@ impl TemporalJoin {
         for key in done {
             self.several.remove(&key);
         }
-    }
-
-    fn encode_right_row(&self, batch: &RecordBatch, i: usize) -> Result<Box<[u8]>> {
-        let columns: Vec<ArrayRef> = batch.columns().iter().map(|c| c.slice(i, 1)).collect();
-        let rows = self.right_rows.convert_columns(&columns)?;
-        Ok(rows.row(0).as_ref().into())
     }
 
     /// Rows held: (left rows waiting, right versions stored).
