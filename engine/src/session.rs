@@ -879,6 +879,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn explain_shows_the_temporal_join_in_both_modes() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let query =
+            "EXPLAIN SELECT o.id, r.rate FROM o JOIN r FOR SYSTEM_TIME AS OF o.ts ON o.k = r.k";
+        let out = text(
+            &rows(
+                &s,
+                &format!(
+                    "CREATE TABLE o (id INT, k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                     CREATE TABLE r (k INT, rate INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts,
+                       PRIMARY KEY (k) NOT ENFORCED);
+                     {query}"
+                ),
+            )
+            .await,
+        );
+        assert!(
+            out.contains("TemporalJoin: type=Inner, on=[k@1 = k@0], right column 2 AS OF left column 2, emit=on watermark"),
+            "{out}"
+        );
+        assert!(out.contains("changelogMode=[I]"), "{out}");
+        // BATCH: standard operators, no regular join that ignores AS OF.
+        s.set("execution.runtime-mode", "batch").unwrap();
+        let out = text(&rows(&s, query).await);
+        assert!(out.contains("WindowAggr"), "{out}");
+        assert!(out.contains("__tributary_valid_from = r.ts"), "{out}");
+    }
+
+    #[tokio::test]
     async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

@@ -215,6 +215,8 @@ impl UserDefinedLogicalNodeCore for TemporalJoinNode {
             .try_into()
             .map_err(|_| DataFusionError::Internal("TemporalJoin takes two inputs".into()))?;
         let n = self.on.len();
+        // The analyzer's coercions come aliased to the old names: not needed here.
+        let exprs: Vec<Expr> = exprs.into_iter().map(Expr::unalias).collect();
         if exprs.len() != 2 * n + 2 + usize::from(self.filter.is_some()) {
             return Err(DataFusionError::Internal(
                 "TemporalJoin: wrong number of expressions".into(),
@@ -664,4 +666,99 @@ fn batch_rewrite(t: TemporalJoinNode) -> DFResult<LogicalPlan> {
         .collect();
     output.extend(rs.columns().into_iter().map(Expr::Column));
     LogicalPlanBuilder::from(joined).project(output)?.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use datafusion::logical_expr::logical_plan::table_scan;
+    use std::collections::HashMap;
+
+    /// (k STRING, v BIGINT, ts TIMESTAMP(3) with a watermark).
+    fn scan(name: &str) -> LogicalPlan {
+        let ts =
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true).with_metadata(
+                HashMap::from([(WATERMARK_DELAY_MS.to_string(), "1000".to_string())]),
+            );
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            ts,
+        ]);
+        table_scan(Some(name), &schema, None)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    fn temporal(join_type: JoinType, on: Vec<Expr>) -> LogicalPlan {
+        let versioned = LogicalPlan::Extension(Extension {
+            node: Arc::new(VersionedTableNode {
+                input: scan("r"),
+                table: "r".into(),
+                as_of: Column::from_qualified_name("o.ts"),
+                primary_key: vec!["k".into()],
+                time_column: "ts".into(),
+            }),
+        });
+        LogicalPlanBuilder::from(scan("o"))
+            .join_on(versioned, join_type, on)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    fn key_equality() -> Vec<Expr> {
+        vec![
+            col(Column::from_qualified_name("o.k")).eq(col(Column::from_qualified_name("r.k"))),
+            col(Column::from_qualified_name("r.v")).gt(lit(1i64)),
+        ]
+    }
+
+    #[test]
+    fn batch_uses_standard_operators_with_the_joins_schema() {
+        let plan = temporal(JoinType::Left, key_equality());
+        let lowered = lower_temporal_joins(&plan, RuntimeMode::Batch).unwrap();
+        assert_eq!(lowered.schema().as_arrow(), plan.schema().as_arrow());
+        assert_eq!(lowered.schema().columns(), plan.schema().columns());
+        let mut extensions = 0;
+        lowered
+            .apply(|p| {
+                extensions += usize::from(matches!(p, LogicalPlan::Extension(_)));
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        assert_eq!(extensions, 0);
+    }
+
+    #[test]
+    fn streaming_gets_a_node_with_the_key_and_the_rest_of_on() {
+        let plan = temporal(JoinType::Inner, key_equality());
+        let lowered = lower_temporal_joins(&plan, RuntimeMode::Streaming).unwrap();
+        let LogicalPlan::Extension(e) = &lowered else {
+            panic!("{lowered}")
+        };
+        let node = e.node.as_any().downcast_ref::<TemporalJoinNode>().unwrap();
+        assert_eq!(node.on.len(), 1);
+        assert_eq!(node.on[0].1.to_string(), "r.k");
+        assert_eq!(node.filter.as_ref().unwrap().to_string(), "r.v > Int64(1)");
+        assert_eq!(node.left_time.flat_name(), "o.ts");
+        assert_eq!(node.right_time.flat_name(), "r.ts");
+    }
+
+    #[test]
+    fn the_key_must_be_equated_and_the_join_inner_or_left() {
+        let plan = temporal(
+            JoinType::Inner,
+            vec![
+                col(Column::from_qualified_name("o.v")).eq(col(Column::from_qualified_name("r.v"))),
+            ],
+        );
+        let err = lower_temporal_joins(&plan, RuntimeMode::Batch).unwrap_err();
+        assert!(err.to_string().contains("missing: k"), "{err}");
+        let plan = temporal(JoinType::Full, key_equality());
+        let err = lower_temporal_joins(&plan, RuntimeMode::Streaming).unwrap_err();
+        assert!(err.to_string().contains("INNER or a LEFT JOIN"), "{err}");
+    }
 }
