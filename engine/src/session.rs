@@ -540,8 +540,19 @@ impl Session {
     async fn run_datafusion(&self, statement: sqlparser::ast::Statement) -> Result<QueryResult> {
         let plan = self.logical_plan(statement).await?;
         match plan {
-            LogicalPlan::Ddl(ddl) => {
+            LogicalPlan::Ddl(mut ddl) => {
                 let status = ddl_status(&ddl);
+                // CREATE TABLE AS runs its query to completion, in BATCH: a
+                // temporal join in it takes its BATCH plan. (A view keeps
+                // the clause, planned in the mode of the query that reads it.)
+                if let datafusion::logical_expr::DdlStatement::CreateMemoryTable(create) = &mut ddl
+                {
+                    create.input =
+                        Arc::new(tributary_planner::temporal_join::lower_temporal_joins(
+                            &create.input,
+                            RuntimeMode::Batch,
+                        )?);
+                }
                 self.ctx
                     .execute_logical_plan(LogicalPlan::Ddl(ddl))
                     .await?
