@@ -18,3 +18,24 @@ CREATE TABLE flights_stream (
   'path' = 'examples/data/flights.parquet',
   'format' = 'parquet'
 );
+
+-- The hourly weather at each origin airport as a versioned table (Flink's
+-- term): the PRIMARY KEY says which rows are versions of the same thing
+-- (an airport's weather), the event time says from when each version is
+-- valid (until the airport's next observation). A temporal join reads the
+-- version valid at another row's time:
+--   JOIN weather_stream FOR SYSTEM_TIME AS OF f.time_hour AS w ON f.origin = w.origin
+-- The file is in time order; the watermark trails like the flights'.
+
+CREATE TABLE weather_stream (
+  origin STRING, year INT, month INT, day INT, hour INT,
+  temp DOUBLE, dewp DOUBLE, humid DOUBLE, wind_dir INT,
+  wind_speed DOUBLE, wind_gust DOUBLE, precip DOUBLE, pressure DOUBLE,
+  visib DOUBLE, time_hour TIMESTAMP(3),
+  WATERMARK FOR time_hour AS time_hour - INTERVAL '3' HOUR,
+  PRIMARY KEY (origin) NOT ENFORCED
+) WITH (
+  'connector' = 'filesystem',
+  'path' = 'examples/data/weather.parquet',
+  'format' = 'parquet'
+);

@@ -189,8 +189,13 @@ impl QueryResult {
         self.finished = true;
         let late = self.late_rows();
         for (operator, rows) in &late {
+            let why = if operator.starts_with("temporal join") {
+                "the rows up to it had been joined, and the versions they met freed"
+            } else {
+                "their window or frame had been emitted"
+            };
             self.notices.push(format!(
-                "{rows} late row{} dropped by the {operator}: they arrived after the watermark had passed them (their window or frame had been emitted)",
+                "{rows} late row{} dropped by the {operator}: they arrived after the watermark had passed them ({why})",
                 if *rows == 1 { "" } else { "s" }
             ));
         }

@@ -154,6 +154,10 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         ctx.register_relation_planner(Arc::new(WindowTvfPlanner))
             .expect("registering a relation planner cannot fail");
+        ctx.register_relation_planner(Arc::new(
+            tributary_planner::temporal_join::TemporalTablePlanner,
+        ))
+        .expect("registering a relation planner cannot fail");
         for f in crate::functions::flink_functions() {
             ctx.register_udf(f);
         }
@@ -614,8 +618,19 @@ impl Session {
     async fn run_datafusion(&self, statement: sqlparser::ast::Statement) -> Result<QueryResult> {
         let plan = self.logical_plan(statement).await?;
         match plan {
-            LogicalPlan::Ddl(ddl) => {
+            LogicalPlan::Ddl(mut ddl) => {
                 let status = ddl_status(&ddl);
+                // CREATE TABLE AS runs its query to completion, in BATCH: a
+                // temporal join in it takes its BATCH plan. (A view keeps
+                // the clause, planned in the mode of the query that reads it.)
+                if let datafusion::logical_expr::DdlStatement::CreateMemoryTable(create) = &mut ddl
+                {
+                    create.input =
+                        Arc::new(tributary_planner::temporal_join::lower_temporal_joins(
+                            &create.input,
+                            RuntimeMode::Batch,
+                        )?);
+                }
                 self.ctx
                     .execute_logical_plan(LogicalPlan::Ddl(ddl))
                     .await?
@@ -1044,6 +1059,38 @@ mod tests {
         );
         assert!(out.contains("Join: type=Inner"), "{out}");
         assert!(out.contains("state=unbounded"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn explain_shows_the_temporal_join_in_both_modes() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let query =
+            "EXPLAIN SELECT o.id, r.rate FROM o JOIN r FOR SYSTEM_TIME AS OF o.ts ON o.k = r.k";
+        let out = text(
+            &rows(
+                &s,
+                &format!(
+                    "CREATE TABLE o (id INT, k INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                     CREATE TABLE r (k INT, rate INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts,
+                       PRIMARY KEY (k) NOT ENFORCED);
+                     {query}"
+                ),
+            )
+            .await,
+        );
+        assert!(
+            out.contains("TemporalJoin: type=Inner, on=[k@1 = k@0], right column 2 AS OF left column 2, emit=on watermark"),
+            "{out}"
+        );
+        assert!(out.contains("changelogMode=[I]"), "{out}");
+        // BATCH: standard operators, no regular join that ignores AS OF.
+        s.set("execution.runtime-mode", "batch").unwrap();
+        let out = text(&rows(&s, query).await);
+        assert!(out.contains("WindowAggr"), "{out}");
+        assert!(out.contains("__tributary_valid_from = r.ts"), "{out}");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 
 pub mod changelog;
 pub mod config;
+pub mod dialect;
 pub mod error;
 pub mod insert_types;
 pub mod mode;
@@ -24,6 +25,7 @@ pub mod physical;
 pub mod recoerce;
 pub mod schema;
 pub mod streaming;
+pub mod temporal_join;
 pub mod time_join;
 pub mod watermark;
 pub mod window_tvf;

@@ -282,7 +282,13 @@ fn expect_end_of(parser: &Parser, place: &str) -> Result<()> {
 }
 
 fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
-    let mut parser = parser(drop_tvf_table_keyword(tokens));
+    let mut parser = if has_system_time_as_of(&tokens) {
+        static VERSIONING: crate::dialect::VersioningDialect =
+            crate::dialect::VersioningDialect::new();
+        Parser::new(&VERSIONING).with_tokens_with_locations(drop_tvf_table_keyword(tokens))
+    } else {
+        parser(drop_tvf_table_keyword(tokens))
+    };
     let mut statement = parser.parse_statement()?;
     expect_end(&parser)?;
     // Every table lives as long as the session, so TEMPORARY changes nothing;
@@ -293,6 +299,17 @@ fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
         _ => {}
     }
     Ok(Statement::Sql(Box::new(statement)))
+}
+
+/// Whether the statement has `FOR SYSTEM_TIME AS OF` (a temporal join), which
+/// only [`crate::dialect::VersioningDialect`] parses.
+fn has_system_time_as_of(tokens: &[TokenWithSpan]) -> bool {
+    const WORDS: [Keyword; 4] = [Keyword::FOR, Keyword::SYSTEM_TIME, Keyword::AS, Keyword::OF];
+    tokens.windows(4).any(|w| {
+        w.iter()
+            .zip(WORDS)
+            .all(|(t, k)| keyword(Some(t)) == Some(k))
+    })
 }
 
 /// `TUMBLE(TABLE t, ...)` → `TUMBLE((SELECT * FROM t), ...)`: sqlparser

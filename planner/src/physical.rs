@@ -51,6 +51,7 @@ pub async fn create_physical_plan(
     if let LogicalPlan::Dml(dml) = logical {
         check_insert_types(dml)?;
     }
+    let logical = &crate::temporal_join::lower_temporal_joins(logical, mode.mode)?;
     let optimized = state.optimize(logical)?;
     let plan = match mode.mode {
         RuntimeMode::Streaming => QueryPlan::Streaming(plan_streaming(state, &optimized).await?),

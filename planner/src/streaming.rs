@@ -37,6 +37,7 @@ use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 use crate::changelog::ChangelogMode;
 use crate::config::TributaryConfig;
 use crate::error::{Error, Result};
+use crate::temporal_join::TemporalJoinNode;
 use crate::time_join::{JoinTime, TimeBound};
 use crate::watermark::watermark_delay_ms;
 use crate::window_tvf::{WINDOW_COLUMN, WindowKind, WindowTvfNode};
@@ -213,6 +214,30 @@ pub enum StreamNode {
         /// What frees the state.
         bound: TimeBound,
     },
+    /// An event-time temporal join (Flink's `TemporalRowTimeJoinOperator`;
+    /// see [`crate::temporal_join`]), INNER or LEFT, of two append-only
+    /// inputs hash-partitioned by the key: each left row waits until the
+    /// watermark (the minimum of both inputs) passes its time, then meets
+    /// the right row of its key with the latest version time at or before
+    /// it. State: the waiting left rows, and per key the versions from the
+    /// one valid at the watermark onward. Output append-only; rows at or
+    /// behind the watermark on arrival are late: counted and dropped.
+    TemporalJoin {
+        left: Box<StreamPlan>,
+        right: Box<StreamPlan>,
+        /// Inner or Left.
+        join_type: JoinType,
+        /// The left expressions equated with the right's primary key.
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// The right's primary-key columns.
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// The rest of `ON`, over the left then the right columns.
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        /// The `AS OF` column's index in the left input.
+        left_time: usize,
+        /// The version-time column's index in the right input.
+        right_time: usize,
+    },
     /// `INSERT INTO table`: appends the (append-only) input to the table
     /// through the table's own sink, or hands every changelog row to a sink
     /// that takes updates (`print`, `blackhole`); emits one row, `count`, at
@@ -367,6 +392,9 @@ async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
             })
         }
         LogicalPlan::Extension(extension) => {
+            if let Some(temporal) = extension.node.as_any().downcast_ref::<TemporalJoinNode>() {
+                return lower_temporal_join(state, temporal, schema).await;
+            }
             let Some(tvf) = extension.node.as_any().downcast_ref::<WindowTvfNode>() else {
                 return Err(unsupported(extension.node.name(), "it is not built yet"));
             };
@@ -785,6 +813,60 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
         },
         schema,
         changelog,
+    })
+}
+
+/// An event-time temporal join (see [`StreamNode::TemporalJoin`]).
+async fn lower_temporal_join(
+    state: &SessionState,
+    join: &TemporalJoinNode,
+    schema: SchemaRef,
+) -> Result<StreamPlan> {
+    let left = Box::pin(lower(state, &join.left)).await?;
+    let right = Box::pin(lower(state, &join.right)).await?;
+    for (side, input) in [("left input", &left), ("versioned table", &right)] {
+        if input.changelog != ChangelogMode::AppendOnly {
+            return Err(unsupported(
+                "a temporal join over an updating input",
+                &format!(
+                    "its {side} must be append-only (rows, or versions, only ever added), but it is updating"
+                ),
+            ));
+        }
+    }
+    let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+    let mut left_keys = Vec::with_capacity(join.on.len());
+    let mut right_keys = Vec::with_capacity(join.on.len());
+    for (l, r) in &join.on {
+        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
+        let l = if lt == rt {
+            l.clone()
+        } else {
+            l.clone().cast_to(&rt, left_schema)?
+        };
+        left_keys.push(state.create_physical_expr(l, left_schema)?);
+        right_keys.push(state.create_physical_expr(r.clone(), right_schema)?);
+    }
+    let filter = match &join.filter {
+        None => None,
+        Some(f) => {
+            let both = build_join_schema(left_schema, right_schema, &JoinType::Inner)?;
+            Some(state.create_physical_expr(f.clone(), &both)?)
+        }
+    };
+    Ok(StreamPlan {
+        node: StreamNode::TemporalJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            join_type: join.join_type,
+            left_keys,
+            right_keys,
+            filter,
+            left_time: left_schema.index_of_column(&join.left_time)?,
+            right_time: right_schema.index_of_column(&join.right_time)?,
+        },
+        schema,
+        changelog: ChangelogMode::AppendOnly,
     })
 }
 
@@ -1471,6 +1553,32 @@ impl StreamPlan {
                     self.changelog
                 )
             }
+            StreamNode::TemporalJoin {
+                join_type,
+                left_keys,
+                right_keys,
+                filter,
+                left_time,
+                right_time,
+                ..
+            } => {
+                let on: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect();
+                let filter = filter
+                    .as_ref()
+                    .map(|f| format!(", filter={f}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{pad}TemporalJoin: type={join_type}, on=[{}]{filter}, right column {right_time} AS OF left column {left_time}, \
+                     emit=on watermark, state=waiting left rows + versions from the one valid at the watermark, changelogMode={}",
+                    on.join(", "),
+                    self.changelog
+                )
+            }
             StreamNode::Sink { table, .. } => writeln!(
                 out,
                 "{pad}Sink: table={table}, changelogMode={}",
@@ -1551,7 +1659,9 @@ impl StreamPlan {
             StreamNode::Union { inputs } => {
                 inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out))
             }
-            StreamNode::Join { left, right, .. } | StreamNode::TimeJoin { left, right, .. } => {
+            StreamNode::Join { left, right, .. }
+            | StreamNode::TimeJoin { left, right, .. }
+            | StreamNode::TemporalJoin { left, right, .. } => {
                 left.fmt_indent(depth + 1, out);
                 right.fmt_indent(depth + 1, out);
             }

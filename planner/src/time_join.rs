@@ -146,7 +146,7 @@ fn is_time_attribute(schema: &DFSchema, c: &Column) -> bool {
 
 /// Whether event-time columns still hold their promise (rows arrive ahead of
 /// the watermark) at the output of `plan`.
-fn rowtime_safe(plan: &LogicalPlan) -> bool {
+pub(crate) fn rowtime_safe(plan: &LogicalPlan) -> bool {
     let here = match plan {
         LogicalPlan::Join(_)
         | LogicalPlan::Window(_)

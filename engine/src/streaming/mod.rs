@@ -27,6 +27,7 @@ mod sink;
 mod source;
 mod state_ttl;
 mod stateless;
+mod temporal_join;
 mod time_bounded_join;
 mod top_n;
 mod value_multiset;
@@ -545,6 +546,48 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 .zip(rights)
                 .map(|(l, r)| {
                     time_bounded_join::start(
+                        l,
+                        left_routers,
+                        r,
+                        right_routers,
+                        spec.clone(),
+                        late.clone(),
+                        tasks,
+                    )
+                })
+                .collect()
+        }
+        StreamNode::TemporalJoin {
+            left,
+            right,
+            join_type,
+            left_keys,
+            right_keys,
+            filter,
+            left_time,
+            right_time,
+        } => {
+            let left_inputs = inputs_of(left, tasks).await?;
+            let right_inputs = inputs_of(right, tasks).await?;
+            let (left_routers, right_routers) = (left_inputs.len(), right_inputs.len());
+            let lefts =
+                exchange::start_hash_exchange(left_inputs, left_keys.clone(), parallelism, tasks);
+            let rights =
+                exchange::start_hash_exchange(right_inputs, right_keys.clone(), parallelism, tasks);
+            let late = env.metrics.late_rows_recorder("temporal join".to_string());
+            let spec = temporal_join::TemporalJoinSpec {
+                join_type: *join_type,
+                keys: [left_keys.clone(), right_keys.clone()],
+                filter: filter.clone(),
+                times: [*left_time, *right_time],
+                inputs: [left.schema.clone(), right.schema.clone()],
+                schema: plan.schema.clone(),
+            };
+            lefts
+                .into_iter()
+                .zip(rights)
+                .map(|(l, r)| {
+                    temporal_join::start(
                         l,
                         left_routers,
                         r,
