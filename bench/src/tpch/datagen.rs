@@ -1,8 +1,9 @@
 //! TPC-H data as Parquet, generated in-process by `tpchgen` — the
 //! generator that `tpchgen-cli` runs — through `tpchgen-arrow`'s Arrow
-//! batches, written with the `parquet` crate (Snappy, as `tpchgen-cli`'s
-//! default). The same scale factor gives the same rows as
-//! `tpchgen-cli --format parquet --scale-factor SF`.
+//! batches, written with the `parquet` crate (Snappy-compressed). The rows
+//! are the generator's, so they are the rows `tpchgen-cli --scale-factor SF`
+//! generates (not checked byte for byte against its files: its writer's
+//! row groups and compression may differ).
 //!
 //! Layout: `<dir>/<table>/part-<i>.parquet`, each table split into `parts`
 //! files (generated on that many threads), plus `<dir>/.complete` holding
