@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One command for the published figures (docs/benchmarks.md):
+#
+#   bench/run_all.sh            # TPC-H SF 1, Nexmark 10,000,000 events, latency, start-up
+#   bench/run_all.sh quick      # TPC-H SF 0.1, Nexmark 100,000 events, short latency run
+#
+# Environment: SF, REPS (TPC-H repetitions, default 5), EVENTS (Nexmark),
+# SKIP_NEXMARK=1 / SKIP_FLINK_STARTUP=1 to leave parts out, CARGO_TARGET_DIR
+# (default /var/tmp/tributary-release), RESULTS (default docs/benchmarks).
+#
+# 1. builds the release binaries: tpch-bench, latency-bench, nexmark-bench, tributary;
+# 2. installs DuckDB (PyPI `duckdb` for the TPC-H worker, `duckdb-cli` in a venv for start-up);
+# 3. TPC-H: data from tpchgen (in-process) as Parquet under /var/tmp/tpch-parquet/sfSF, then
+#    Tributary BATCH vs plain DataFusion vs DuckDB, interleaved, answers compared
+#    -> $RESULTS/tpch-sfSF.json, .md, and the chart tpch-sfSF-ratios.svg;
+# 4. window emit latency at half the maximum sustained rate -> $RESULTS/latency.json;
+# 5. start-up, `SELECT 1` from the shell -> $RESULTS/startup.json;
+# 6. Nexmark: bench/flink/run.sh EVENTS (Tributary in memory, Tributary CLI over CSV,
+#    Flink STREAMING and BATCH, answer checks) -> bench/flink/results/EVENTS/, copied to $RESULTS.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+MODE=${1:-full}
+if [ "$MODE" = quick ]; then
+  SF=${SF:-0.1}; EVENTS=${EVENTS:-100000}; LAT_SECONDS=${LAT_SECONDS:-10}; REPS=${REPS:-3}
+else
+  SF=${SF:-1}; EVENTS=${EVENTS:-10000000}; LAT_SECONDS=${LAT_SECONDS:-60}; REPS=${REPS:-5}
+fi
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tributary-release}
+RESULTS=${RESULTS:-$ROOT/docs/benchmarks}
+mkdir -p "$RESULTS"
+BIN=$CARGO_TARGET_DIR/release
+
+echo "== building release binaries ($CARGO_TARGET_DIR)"
+cargo build --release -q -p tributary-bench --bin tpch-bench --bin latency-bench --bin nexmark-bench -p tributary-cli
+
+echo "== DuckDB"
+python3 -m pip install --quiet --disable-pip-version-check duckdb
+DUCKDB_CLI_VENV=${DUCKDB_CLI_VENV:-/var/tmp/duckdb-cli-venv}
+[ -x "$DUCKDB_CLI_VENV/bin/duckdb" ] || { python3 -m venv "$DUCKDB_CLI_VENV"; "$DUCKDB_CLI_VENV/bin/pip" install -q duckdb-cli; }
+
+echo "== TPC-H SF $SF"
+"$BIN/tpch-bench" run --sf "$SF" --repetitions "$REPS" --warmup 1 \
+  --json "$RESULTS/tpch-sf$SF.json" --markdown "$RESULTS/tpch-sf$SF.md" || echo "tpch-bench: answers differed or a query failed (see above)"
+python3 bench/chart.py "$RESULTS/tpch-sf$SF.json" "$RESULTS/tpch-sf$SF-ratios.svg"
+
+echo "== window emit latency"
+"$BIN/latency-bench" --seconds "$LAT_SECONDS" --json "$RESULTS/latency.json"
+
+echo "== start-up: SELECT 1 from the shell"
+FLINK_ARGS=()
+[ "${SKIP_FLINK_STARTUP:-}" = 1 ] || FLINK_ARGS=(--flink-python "${FLINK_VENV:-/var/tmp/flink-venv}/bin/python")
+python3 bench/startup/startup.py --tributary "$BIN/tributary" --duckdb "$DUCKDB_CLI_VENV/bin/duckdb" \
+  "${FLINK_ARGS[@]}" --json "$RESULTS/startup.json"
+
+if [ "${SKIP_NEXMARK:-}" != 1 ]; then
+  echo "== Nexmark, $EVENTS events"
+  TRIBUTARY_CLI="$BIN/tributary" NEXMARK_BENCH="$BIN/nexmark-bench" bench/flink/run.sh "$EVENTS"
+  mkdir -p "$RESULTS/nexmark-$EVENTS"
+  cp bench/flink/results/"$EVENTS"/*.md bench/flink/results/"$EVENTS"/*.tsv "$RESULTS/nexmark-$EVENTS/" 2>/dev/null || true
+fi
+echo "== done: $RESULTS"
