@@ -1,6 +1,7 @@
 //! Quick mode of the TPC-H benchmark, in the test suite so that it does
-//! not rot: TPC-H at scale factor 0.01, all 22 queries through Tributary
-//! BATCH and plain DataFusion once, every answer compared. No timing is
+//! not rot: TPC-H at scale factor 0.01, all 22 queries once through each
+//! Tributary BATCH variant (blocking and pipelined exchanges, one slot) and
+//! plain DataFusion, every answer compared. No timing is
 //! asserted (figures come from `tpch-bench run` in release).
 
 use tributary_bench::tpch::{datagen, queries, runner};

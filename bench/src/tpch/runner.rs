@@ -14,10 +14,28 @@ use super::engines::{DuckDbWorker, Engine};
 use super::report::{QueryResult, Report};
 
 /// The Tributary BATCH variants run by default: `(label, settings)`. Adding
-/// a variant is one line here, e.g. (once the key exists)
-/// `("tributary-pipelined", &[("execution.batch-shuffle-mode", "ALL_EXCHANGES_PIPELINED")])`.
-/// The first variant is the reference that every ratio divides by.
-pub const VARIANTS: &[(&str, &[(&str, &str)])] = &[("tributary", &[])];
+/// a variant is one line here. The first variant is the reference that
+/// every ratio divides by: the default, materialized (blocking) exchanges;
+/// then DataFusion's in-memory (pipelined) exchanges, and the blocking
+/// runtime on a single slot (issue 6: the same answers in both shuffle
+/// modes, with one slot and with several).
+pub const VARIANTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "tributary-blocking",
+        &[("execution.batch-shuffle-mode", "ALL_EXCHANGES_BLOCKING")],
+    ),
+    (
+        "tributary-pipelined",
+        &[("execution.batch-shuffle-mode", "ALL_EXCHANGES_PIPELINED")],
+    ),
+    (
+        "tributary-1-slot",
+        &[
+            ("execution.batch-shuffle-mode", "ALL_EXCHANGES_BLOCKING"),
+            ("taskmanager.numberOfTaskSlots", "1"),
+        ],
+    ),
+];
 
 /// One Tributary BATCH configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,6 +251,6 @@ mod tests {
                 .unwrap_err()
                 .contains("not key=value")
         );
-        assert_eq!(default_variants()[0].label, "tributary");
+        assert_eq!(default_variants()[0].label, "tributary-blocking");
     }
 }

@@ -198,6 +198,20 @@ impl Cutter {
         if node.downcast_ref::<RecursiveQueryExec>().is_some() {
             return Ok(node);
         }
+        // DataFusion runs an uncorrelated scalar subquery first and hands its
+        // value to the expressions of the plan above through shared state; a
+        // stage cut out of that plan would read the value before it is set
+        // ("ScalarSubqueryExpr evaluated before the subquery was executed":
+        // TPC-H q11, q15, q22).
+        if node
+            .downcast_ref::<datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec>()
+            .is_some()
+        {
+            return Err(NotStageable(
+                "a scalar subquery (its value is shared with the plan above it) runs pipelined"
+                    .into(),
+            ));
+        }
         let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
         let mut new_children = Vec::with_capacity(children.len());
         for c in &children {
