@@ -59,6 +59,30 @@ pub(super) fn boolean(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Bo
         })
 }
 
+/// An event-time (TIMESTAMP) column as milliseconds since the epoch, the
+/// unit watermarks are in.
+///
+/// # Errors
+/// The column is not a TIMESTAMP (the planners only hand over time
+/// attributes, so this is an internal error).
+pub(super) fn event_time_ms(column: &ArrayRef) -> Result<arrow::array::TimestampMillisecondArray> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
+    let column = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => column.clone(),
+        DataType::Timestamp(_, tz) => arrow::compute::cast(
+            column,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        )?,
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "an event-time column of type {other}, not a TIMESTAMP"
+            )));
+        }
+    };
+    Ok(column.as_primitive::<TimestampMillisecondType>().clone())
+}
+
 /// A key column as keyed state and the exchange must see it: floats with
 /// -0.0 made 0.0 (SQL has -0.0 = 0.0, as BATCH's hash aggregate and joins
 /// do, but their `arrow-row` bytes and hashes differ in the sign bit).

@@ -23,9 +23,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, UInt32Array};
-use arrow::compute::{SortColumn, cast, concat_batches, filter_record_batch, lexsort_to_indices};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use tributary_planner::over_window::OverRetention;
 
-use super::aggregate_input::{MinWatermark, key_column};
+use super::aggregate_input::{MinWatermark, event_time_ms, key_column};
 use super::late_rows::LateRows;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send_released};
 
@@ -328,16 +328,8 @@ fn retained(spec: &OverSpec, sorted: &RecordBatch, watermark: i64) -> Result<Rec
 }
 
 /// The event-time column of `batch` as ms since the epoch.
-fn event_times(batch: &RecordBatch, index: usize) -> Result<Int64Array> {
-    let ms = cast(
-        batch.column(index),
-        &DataType::Timestamp(TimeUnit::Millisecond, None),
-    )?;
-    let ms = cast(&ms, &DataType::Int64)?;
-    ms.as_any()
-        .downcast_ref::<Int64Array>()
-        .cloned()
-        .ok_or_else(|| super::internal("event time is not a timestamp"))
+fn event_times(batch: &RecordBatch, index: usize) -> Result<TimestampMillisecondArray> {
+    event_time_ms(batch.column(index))
 }
 
 /// `batch` with a last boolean column, `value` in every row.
@@ -379,6 +371,7 @@ fn without_column(batch: &RecordBatch, index: usize, schema: &SchemaRef) -> Resu
 mod tests {
     use super::*;
     use arrow::array::{StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::TimeUnit;
 
     /// (k, ts ms) rows, sorted by k then ts, under a spec partitioned by k.
     fn setup(retention: OverRetention, rows: &[(&str, i64)]) -> (OverSpec, RecordBatch) {

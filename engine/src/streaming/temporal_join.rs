@@ -35,9 +35,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::compute::{cast, filter_record_batch, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::JoinType;
@@ -46,7 +46,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::aggregate_input::{MinWatermark, boolean, decode_rows};
+use super::aggregate_input::{MinWatermark, boolean, decode_rows, event_time_ms};
+use super::join::{conform, gather};
 use super::late_rows::LateRows;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
@@ -227,7 +228,7 @@ impl TemporalJoin {
     /// Takes a batch of input `side` arriving at `watermark`: stores it, or
     /// records it late. Returns the LEFT join's rows that can never match.
     fn process(&mut self, side: usize, batch: &RecordBatch, watermark: i64) -> Result<ChangeBatch> {
-        let times = millis(batch.column(self.spec.times[side]))?;
+        let times = event_time_ms(batch.column(self.spec.times[side]))?;
         let keys = self.keys(side, batch)?;
         let null_key = key_nulls(batch, &self.spec.keys[side])?;
         let mut late: Vec<u32> = Vec::new();
@@ -275,7 +276,7 @@ impl TemporalJoin {
             self.pending.push(kept);
         }
         if self.spec.join_type == JoinType::Left && !unmatched.is_empty() {
-            let left = take_columns(batch.columns(), &UInt32Array::from(unmatched))?;
+            let left = gather(batch.columns(), &UInt32Array::from(unmatched))?;
             let n = left_len(&left);
             return self.output(left, vec![None; n], &[]);
         }
@@ -290,7 +291,7 @@ impl TemporalJoin {
         let mut ready: Vec<RecordBatch> = Vec::new();
         let mut waiting: Vec<RecordBatch> = Vec::new();
         for batch in std::mem::take(&mut self.pending) {
-            let times = millis(batch.column(self.spec.times[0]))?;
+            let times = event_time_ms(batch.column(self.spec.times[0]))?;
             let due: BooleanArray = times
                 .iter()
                 .map(|t| Some(t.is_some_and(|t| t <= watermark)))
@@ -318,7 +319,7 @@ impl TemporalJoin {
 
     /// Joins released left rows with the versions valid at their times.
     fn join(&self, left: &RecordBatch) -> Result<ChangeBatch> {
-        let times = millis(left.column(self.spec.times[0]))?;
+        let times = event_time_ms(left.column(self.spec.times[0]))?;
         let keys = self.keys(0, left)?;
         let mut matches: Vec<Option<usize>> = Vec::with_capacity(left.num_rows());
         let mut found: Vec<&[u8]> = Vec::new();
@@ -362,7 +363,7 @@ impl TemporalJoin {
                     .map(|f| arrow::array::new_null_array(f.data_type(), index.len()))
                     .collect())
             } else {
-                take_columns(right, &indices)
+                gather(right, &indices)
             }
         };
         if let Some(filter) = &self.spec.filter {
@@ -384,7 +385,7 @@ impl TemporalJoin {
             .filter(|i| self.spec.join_type == JoinType::Left || right_index[*i as usize].is_some())
             .collect();
         let kept: Vec<Option<u32>> = rows.iter().map(|i| right_index[*i as usize]).collect();
-        let mut columns = take_columns(&left, &UInt32Array::from(rows.clone()))?;
+        let mut columns = gather(&left, &UInt32Array::from(rows.clone()))?;
         columns.extend(right_columns(&kept)?);
         let data = RecordBatch::try_new_with_options(
             self.spec.schema.clone(),
@@ -443,46 +444,12 @@ fn key_nulls(batch: &RecordBatch, keys: &[Arc<dyn PhysicalExpr>]) -> Result<Vec<
     Ok(nulls)
 }
 
-/// A TIMESTAMP column as milliseconds.
-fn millis(column: &ArrayRef) -> Result<arrow::array::PrimitiveArray<TimestampMillisecondType>> {
-    let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-    Ok(ms.as_primitive::<TimestampMillisecondType>().clone())
-}
-
-fn take_columns(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
-    Ok(columns
-        .iter()
-        .map(|c| take(c.as_ref(), indices, None))
-        .collect::<std::result::Result<Vec<_>, _>>()?)
-}
-
-/// Casts columns to `schema`'s types where arrow-row changed them (a
-/// dictionary decodes as its values).
-fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<ArrayRef>> {
-    if columns.len() != schema.fields().len() {
-        return Err(DataFusionError::Internal(format!(
-            "temporal join produced {} columns for a schema of {}",
-            columns.len(),
-            schema.fields().len()
-        )));
-    }
-    columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                Ok(cast(&c, f.data_type())?)
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
     use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::TimeUnit;
     use datafusion::physical_expr::expressions::Column;
     use std::sync::atomic::{AtomicU64, Ordering};
 

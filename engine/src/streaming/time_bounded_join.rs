@@ -44,9 +44,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int8Array, UInt32Array};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::JoinType;
@@ -58,7 +57,7 @@ use tokio::task::JoinSet;
 use tributary_planner::RowKind;
 use tributary_planner::time_join::TimeBound;
 
-use super::aggregate_input::{MinWatermark, boolean};
+use super::aggregate_input::{MinWatermark, boolean, event_time_ms};
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
 use super::late_rows::LateRows;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
@@ -331,21 +330,7 @@ impl TimeBoundedJoin {
 
     /// The times (ms) of side `s`'s rows in `batch` (None: NULL).
     fn times(&self, s: usize, batch: &RecordBatch) -> Result<Vec<Option<i64>>> {
-        let column = batch.column(self.sides[s].time);
-        let column = match column.data_type() {
-            DataType::Timestamp(TimeUnit::Millisecond, _) => column.clone(),
-            DataType::Timestamp(_, tz) => cast(
-                column,
-                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-            )?,
-            other => {
-                return Err(DataFusionError::Internal(format!(
-                    "time-bounded join: time column of type {other}"
-                )));
-            }
-        };
-        Ok(column
-            .as_primitive::<TimestampMillisecondType>()
+        Ok(event_time_ms(batch.column(self.sides[s].time))?
             .iter()
             .collect())
     }
@@ -694,7 +679,10 @@ impl Collected {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
     use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::compute::cast;
+    use arrow::datatypes::TimeUnit;
     use arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::Operator;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
