@@ -55,13 +55,13 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::common::JoinType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
-use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use tributary_planner::RowKind;
 
-use super::aggregate_input::{MinWatermark, boolean};
+use super::aggregate_input::boolean;
 use super::state_ttl::{Clock, StateTtl};
+use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// What one join instance needs: the join as planned, and the schemas of
@@ -104,18 +104,10 @@ pub(super) fn start(
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
     let mut op = StreamingJoin::try_new(spec)?;
-    let tag = |rx: Receiver, side: usize| {
-        futures::stream::unfold(rx, move |mut rx| async move {
-            rx.recv().await.map(|item| ((side, item), rx))
-        })
-        .boxed()
-    };
-    let mut merged = futures::stream::select(tag(left, 0), tag(right, 1));
-    let offsets = [0, left_routers.max(1)];
-    let mut watermark = MinWatermark::new(left_routers.max(1) + right_routers.max(1));
+    let mut inputs = TwoInputs::new(left, left_routers, right, right_routers);
     tasks.spawn(async move {
         let clock = Clock::start();
-        while let Some((side, item)) = merged.next().await {
+        while let Some((side, item)) = inputs.next().await {
             let keep_going = match item {
                 Ok(Message::Data(change)) => {
                     let out = op.process(side, &change, clock.now_ms());
@@ -124,10 +116,8 @@ pub(super) fn start(
                 }
                 Ok(message @ (Message::Watermark { .. } | Message::Idle { .. })) => {
                     let advanced = match message {
-                        Message::Watermark { from, ts } => {
-                            watermark.advance(offsets[side] + from, ts)
-                        }
-                        Message::Idle { from } => watermark.idle(offsets[side] + from),
+                        Message::Watermark { from, ts } => inputs.advance(side, from, ts),
+                        Message::Idle { from } => inputs.idle(side, from),
                         Message::Data(_) => Ok(None),
                     };
                     match advanced {

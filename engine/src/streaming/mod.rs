@@ -30,6 +30,7 @@ mod stateless;
 mod temporal_join;
 mod time_bounded_join;
 mod top_n;
+mod two_inputs;
 mod value_multiset;
 mod window_aggregate;
 

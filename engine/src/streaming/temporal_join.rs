@@ -43,12 +43,12 @@ use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::JoinType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
-use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::aggregate_input::{MinWatermark, boolean, decode_rows, event_time_ms};
+use super::aggregate_input::{boolean, decode_rows, event_time_ms};
 use super::join::{conform, gather};
 use super::late_rows::LateRows;
+use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 
 /// One instance's temporal join, as planned.
@@ -87,28 +87,20 @@ pub(super) fn start(
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
     let mut op = TemporalJoin::try_new(spec, late)?;
-    let tag = |rx: Receiver, side: usize| {
-        futures::stream::unfold(rx, move |mut rx| async move {
-            rx.recv().await.map(|item| ((side, item), rx))
-        })
-        .boxed()
-    };
-    let mut merged = futures::stream::select(tag(left, 0), tag(right, 1));
-    let offsets = [0, left_routers.max(1)];
-    let mut watermark = MinWatermark::new(left_routers.max(1) + right_routers.max(1));
+    let mut inputs = TwoInputs::new(left, left_routers, right, right_routers);
     tasks.spawn(async move {
-        while let Some((side, item)) = merged.next().await {
+        while let Some((side, item)) = inputs.next().await {
             let advanced = match item {
                 Ok(Message::Data(change)) => {
-                    let out = op.process(side, &change.data, watermark.current());
+                    let out = op.process(side, &change.data, inputs.current());
                     let failed = out.is_err();
                     if !send_data(&tx, out).await || failed {
                         return;
                     }
                     continue;
                 }
-                Ok(Message::Watermark { from, ts }) => watermark.advance(offsets[side] + from, ts),
-                Ok(Message::Idle { from }) => watermark.idle(offsets[side] + from),
+                Ok(Message::Watermark { from, ts }) => inputs.advance(side, from, ts),
+                Ok(Message::Idle { from }) => inputs.idle(side, from),
                 Err(e) => Err(e),
             };
             match advanced {

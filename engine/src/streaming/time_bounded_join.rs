@@ -51,15 +51,15 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::common::JoinType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
-use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use tributary_planner::RowKind;
 use tributary_planner::time_join::TimeBound;
 
-use super::aggregate_input::{MinWatermark, boolean, event_time_ms};
+use super::aggregate_input::{boolean, event_time_ms};
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
 use super::late_rows::LateRows;
+use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
 
 /// One instance's join, as planned.
@@ -101,28 +101,20 @@ pub(super) fn start(
     let (tx, rx) = channel();
     let delay = spec.bound.watermark_delay_ms();
     let mut op = TimeBoundedJoin::try_new(spec, late)?;
-    let tag = |rx: Receiver, side: usize| {
-        futures::stream::unfold(rx, move |mut rx| async move {
-            rx.recv().await.map(|item| ((side, item), rx))
-        })
-        .boxed()
-    };
-    let mut merged = futures::stream::select(tag(left, 0), tag(right, 1));
-    let offsets = [0, left_routers.max(1)];
-    let mut watermark = MinWatermark::new(left_routers.max(1) + right_routers.max(1));
+    let mut inputs = TwoInputs::new(left, left_routers, right, right_routers);
     tasks.spawn(async move {
-        while let Some((side, item)) = merged.next().await {
+        while let Some((side, item)) = inputs.next().await {
             let advanced = match item {
                 Ok(Message::Data(change)) => {
-                    let out = op.process(side, &change, watermark.current());
+                    let out = op.process(side, &change, inputs.current());
                     let failed = out.is_err();
                     if !send_data(&tx, out).await || failed {
                         return;
                     }
                     continue;
                 }
-                Ok(Message::Watermark { from, ts }) => watermark.advance(offsets[side] + from, ts),
-                Ok(Message::Idle { from }) => watermark.idle(offsets[side] + from),
+                Ok(Message::Watermark { from, ts }) => inputs.advance(side, from, ts),
+                Ok(Message::Idle { from }) => inputs.idle(side, from),
                 Err(e) => Err(e),
             };
             match advanced {
