@@ -108,8 +108,9 @@ struct OverAggregate {
     spec: OverSpec,
     /// Encodes partition keys, to find the partitions a release touches.
     keys: RowConverter,
-    /// Rows whose time the watermark has not passed yet.
-    pending: Vec<RecordBatch>,
+    /// Rows whose time the watermark has not passed yet, by batch with the
+    /// batch's earliest time (ms).
+    pending: Vec<(RecordBatch, i64)>,
     /// Emitted rows that later frames can still reach.
     history: Option<RecordBatch>,
     watermark: MinWatermark,
@@ -137,9 +138,18 @@ impl OverAggregate {
                 .filter(|&i| !on_time.value(i as usize))
                 .collect();
             self.late.record(&data, &late, watermark)?;
-            self.pending.push(filter_record_batch(&data, &on_time)?);
+            self.wait(filter_record_batch(&data, &on_time)?)
         } else {
-            self.pending.push(data);
+            self.wait(data)
+        }
+    }
+
+    /// Keeps `rows` (all on time) until the watermark passes them, with
+    /// their earliest time, so that a release looks only at the batches it
+    /// can release from.
+    fn wait(&mut self, rows: RecordBatch) -> Result<()> {
+        if let Some(earliest) = arrow::compute::min(&event_times(&rows, self.spec.time_index)?) {
+            self.pending.push((rows, earliest));
         }
         Ok(())
     }
@@ -147,8 +157,13 @@ impl OverAggregate {
     /// Emits the rows whose time is at or before `watermark`, with their
     /// window columns; `None` if there are none.
     async fn release(&mut self, watermark: i64) -> Result<Option<RecordBatch>> {
-        let pending = concat_batches(&self.spec.input, &self.pending)?;
-        self.pending.clear();
+        // Only batches with a row the watermark has passed take part.
+        let (candidates, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, earliest)| *earliest <= watermark);
+        self.pending = later;
+        let candidates: Vec<RecordBatch> = candidates.into_iter().map(|(b, _)| b).collect();
+        let pending = concat_batches(&self.spec.input, &candidates)?;
         let times = event_times(&pending, self.spec.time_index)?;
         let due: BooleanArray = times
             .iter()
@@ -157,7 +172,7 @@ impl OverAggregate {
         let ready = filter_record_batch(&pending, &due)?;
         let waiting = filter_record_batch(&pending, &arrow::compute::not(&due)?)?;
         if waiting.num_rows() > 0 {
-            self.pending.push(waiting);
+            self.wait(waiting)?;
         }
         if ready.num_rows() == 0 {
             if watermark == END_OF_INPUT {
