@@ -35,11 +35,11 @@
 //! input); delays of 0 (`WATERMARK FOR ts AS ts`), where a row equal to the
 //! largest time so far is late in STREAMING, as in Flink; and, each marked
 //! `TODO(bug)` with its case in `sqllogictest/test_files/cross_mode/
-//! regressions.slt`, the shapes that hit known bugs: `DATE_TRUNC` inside
-//! aggregations, SESSION windows rewritten by DataFusion's optimizer, SUM
-//! of decimals beside DISTINCT aggregates, CASE conditions DataFusion
-//! reasons about, and a WHERE over an outer join (the last three are
-//! DataFusion BATCH bugs).
+//! regressions.slt`, the shapes that hit known bugs (none today: the
+//! last ones, `DATE_TRUNC` inside aggregations, SESSION windows rewritten
+//! by DataFusion's optimizer, SUM of decimals beside DISTINCT aggregates,
+//! CASE conditions DataFusion reasons about, and a WHERE over an outer
+//! join, are fixed and back in the grammar).
 //!
 //! Knobs: `TRIBUTARY_RANDOM_SEED` (decimal or `0x` hex; fixed by default, so
 //! CI is deterministic) and `TRIBUTARY_RANDOM_CASES` (total queries over all
@@ -498,19 +498,6 @@ struct Col {
 struct Env {
     cols: Vec<Col>,
     append_only: bool,
-    /// Whether expressions may use `DATE_TRUNC`: in projections and filters
-    /// over tables, never over derived tables (see `Env::of_select`) or
-    /// inside an aggregation or DISTINCT.
-    ///
-    /// TODO(bug): allow it inside aggregations. DataFusion's optimizer moves
-    /// DATE_TRUNC above a GROUP BY by itself (`COUNT(DISTINCT
-    /// DATE_TRUNC('minute', ts)) ... GROUP BY ts`, or keys `ts` and
-    /// `DATE_TRUNC('minute', ts)`), shapes STREAMING's SESSION planning does
-    /// not take.
-    date_trunc: bool,
-    /// No DISTINCT aggregates (for SESSION aggregates: see
-    /// `windowed_aggregate`).
-    plain: bool,
     /// The columns are a derived table's (a subquery's output).
     derived: bool,
     /// The input has at most one row (a global aggregate's).
@@ -531,8 +518,6 @@ impl Env {
         Env {
             cols,
             append_only: true,
-            date_trunc: true,
-            plain: false,
             derived: false,
             single_row: false,
         }
@@ -566,8 +551,6 @@ impl Env {
         Env {
             cols,
             append_only: s.append_only(),
-            date_trunc: true,
-            plain: false,
             derived: true,
             single_row,
         }
@@ -737,9 +720,7 @@ impl JoinSide {
                     .iter()
                     .find(|x| &x.name == t)
                     .expect("a join side names a table of the set");
-                let mut env = Env::of_table(t);
-                env.date_trunc = false;
-                env
+                Env::of_table(t)
             }
             JoinSide::Derived(s) => Env::of_select(s),
         };
@@ -799,8 +780,6 @@ impl Join {
         env.derived =
             matches!(self.left, JoinSide::Derived(_)) || matches!(self.right, JoinSide::Derived(_));
         env.single_row = false;
-        env.date_trunc = false;
-        env.plain = false;
         env
     }
 
@@ -1193,7 +1172,7 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
                 sub(rng, Kind::Ts),
                 rng.range(1, 90)
             ),
-            1 if env.date_trunc => format!("DATE_TRUNC('minute', {})", sub(rng, Kind::Ts)),
+            1 => format!("DATE_TRUNC('minute', {})", sub(rng, Kind::Ts)),
             1 => format!("({} - INTERVAL '1' MINUTE)", sub(rng, Kind::Ts)),
             2 => format!(
                 "COALESCE({}, {})",
@@ -1351,10 +1330,7 @@ fn any_kind(rng: &mut Rng, env: &Env) -> Kind {
 /// only the ones STREAMING retracts: COUNT, SUM, AVG, MIN, MAX.
 fn aggregate(rng: &mut Rng, env: &Env) -> Agg {
     let choices = if env.append_only { 13 } else { 9 };
-    let mut choice = rng.below(choices);
-    if env.plain && (9..=11).contains(&choice) {
-        choice = 0; // no DISTINCT aggregates: see `windowed_aggregate`
-    }
+    let choice = rng.below(choices);
     let mut agg = match choice {
         0 | 1 => Agg {
             sql: "COUNT(*)".into(),
@@ -1594,8 +1570,9 @@ fn group_key(rng: &mut Rng, env: &Env) -> Key {
                 _ => (format!("CHARACTER_LENGTH({c})"), Kind::Int),
             },
             Kind::Bool => (format!("COALESCE({c}, FALSE)"), Kind::Bool),
-            // Not DATE_TRUNC: see `Env::date_trunc`; the optimizer may
-            // compute a key's expression from another key after the GROUP BY.
+            // DATE_TRUNC of a key: the optimizer may compute it from
+            // another key after the GROUP BY, which both modes take.
+            Kind::Ts if rng.chance(0.5) => (format!("DATE_TRUNC('minute', {c})"), Kind::Ts),
             Kind::Ts => (format!("({c} - INTERVAL '1' MINUTE)"), Kind::Ts),
         }
     };
@@ -1635,10 +1612,6 @@ fn projection(rng: &mut Rng, env: &Env, from: From) -> Select {
 /// `GROUP BY` with `keys` (fixed ones first, then 0–2 random) and 1–4
 /// aggregates; sometimes a global aggregate, a WHERE, a HAVING.
 fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Select {
-    let env = &Env {
-        date_trunc: false,
-        ..env.clone()
-    };
     let fixed = keys.len();
     let extra = if fixed == 0 && rng.chance(0.15) {
         0
@@ -1677,14 +1650,7 @@ fn aggregation(rng: &mut Rng, env: &Env, from: From, mut keys: Vec<Key>) -> Sele
 }
 
 fn distinct(rng: &mut Rng, env: &Env, from: From) -> Select {
-    let mut s = projection(
-        rng,
-        &Env {
-            date_trunc: false,
-            ..env.clone()
-        },
-        from,
-    );
+    let mut s = projection(rng, env, from);
     s.distinct = true;
     // Keep the distinct values few: mostly plain columns; floats only as
     // table columns (see `Env::key_columns`).
@@ -1767,8 +1733,6 @@ fn top_n_from(rng: &mut Rng, tables: &TableSet) -> (Env, From) {
     let env = Env {
         cols,
         append_only: false,
-        date_trunc: false,
-        plain: false,
         derived: true,
         single_row: false,
     };
@@ -1973,16 +1937,7 @@ fn select_of_kinds(rng: &mut Rng, tables: &TableSet, kinds: &[Kind]) -> Select {
         // Not a float key: see `Env::key_columns`.
         if k != Kind::Float && rng.chance(0.4) {
             let depth = rng.below(2) as u32;
-            let sql = scalar(
-                rng,
-                &Env {
-                    date_trunc: false,
-                    ..env.clone()
-                },
-                k,
-                depth,
-                true,
-            );
+            let sql = scalar(rng, &env, k, depth, true);
             if env.cols.iter().any(|c| sql.contains(&c.sql)) {
                 let index = keys.iter().position(|o| o.sql == sql).unwrap_or_else(|| {
                     keys.push(Key {
@@ -2026,7 +1981,7 @@ fn nested(rng: &mut Rng, tables: &TableSet) -> Select {
             let (env, from) = table_from(rng, tables);
             distinct(rng, &env, from)
         }
-        1 if !tables.timed().is_empty() => windowed_aggregate(rng, tables, false),
+        1 if !tables.timed().is_empty() => windowed_aggregate(rng, tables),
         _ => {
             let (env, from) = table_from(rng, tables);
             let mut s = aggregation(rng, &env, from, vec![]);
@@ -2139,9 +2094,9 @@ fn over(rng: &mut Rng, inner: Select) -> Select {
 
 fn windowed(rng: &mut Rng, tables: &TableSet) -> Select {
     match rng.below(10) {
-        0..=4 => windowed_aggregate(rng, tables, true),
+        0..=4 => windowed_aggregate(rng, tables),
         5 | 6 => {
-            let inner = windowed_aggregate(rng, tables, false);
+            let inner = windowed_aggregate(rng, tables);
             over(rng, inner)
         }
         _ => {
@@ -2155,25 +2110,16 @@ fn windowed(rng: &mut Rng, tables: &TableSet) -> Select {
 }
 
 /// `GROUP BY window_start, window_end [, window_time] [, key]` over a window
-/// TVF; a SESSION window only if `allow_session`.
+/// TVF (a quarter of them SESSION).
 ///
-/// SESSION aggregates take expressions in aggregate arguments, FILTER and
-/// WHERE on table columns: the projections DataFusion's
-/// `CommonSubexprEliminate` puts between the Aggregate and the TVF are
-/// inlined (regressions.slt, third case, fixed).
-///
-/// TODO(bug): allow SESSION under an outer query (pass `allow_session` from
-/// `over`), DISTINCT aggregates, several aggregates of one column, and
-/// HAVING (`Env::plain`). STREAMING still refuses, where BATCH runs
-/// (regressions.slt, third case):
-/// - `SingleDistinctToGroupBy` turns `COUNT(DISTINCT v)` (alone, or with
-///   MIN/MAX/SUM, not with `COUNT(*)`) into a GROUP BY on `v`: "this
-///   GROUP BY over a SESSION window TVF".
-/// (An outer `WHERE` on `window_start`, which DataFusion pushes below the
-/// Aggregate, now runs: regressions.slt, third case.)
-fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> Select {
+/// SESSION aggregates take everything the other windows do: expressions in
+/// aggregate arguments, FILTER and WHERE on table columns, several
+/// aggregates of one column, HAVING, DISTINCT aggregates, and an outer
+/// query (regressions.slt, third case: DataFusion's rewrites of each, once
+/// refused by STREAMING, are fixed).
+fn windowed_aggregate(rng: &mut Rng, tables: &TableSet) -> Select {
     let t = *rng.pick(&tables.timed());
-    let session = allow_session && rng.chance(0.25);
+    let session = rng.chance(0.25);
     let (from, partition) = window_tvf(rng, t, session);
     let env = Env::of_window(t);
     let fixed = |sql: &str| Key {
@@ -2197,38 +2143,11 @@ fn windowed_aggregate(rng: &mut Rng, tables: &TableSet, allow_session: bool) -> 
         // STREAMING refuses, at plan time, aggregates and WHERE clauses that
         // read a SESSION window's own columns (they are fused into the
         // session aggregate, which reads the table's columns).
-        let mut s = aggregation(
-            rng,
-            &Env {
-                plain: true,
-                ..Env::of_table(t)
-            },
-            from,
-            keys,
-        );
+        let mut s = aggregation(rng, &Env::of_table(t), from, keys);
         s.group.as_mut().unwrap().retain(|k| !k.removable);
         let n = s.group.as_ref().unwrap().len();
         s.items
             .retain(|it| !matches!(it.expr, ItemExpr::Key(i) if i >= n));
-        // One aggregate per column and no HAVING: two aggregates that cast
-        // the same column (`AVG(i)`, `VAR_POP(i)`) are a common
-        // subexpression.
-        s.having = None;
-        let mut used: Vec<&str> = Vec::new();
-        s.items.retain(|it| match &it.expr {
-            ItemExpr::Key(_) => true,
-            ItemExpr::Sql(e) => {
-                let cols: Vec<&str> = t
-                    .columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .filter(|c| e.contains(c))
-                    .collect();
-                let fresh = cols.iter().all(|c| !used.contains(c));
-                used.extend(cols);
-                fresh
-            }
-        });
         if s.items.is_empty() {
             s.items.push(Item {
                 expr: ItemExpr::Sql("COUNT(*)".into()),

@@ -720,6 +720,16 @@ fn logical_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + 
         at,
         Arc::new(tributary_planner::not_in::CorrelatedNotInToNotExists),
     );
+    // DISTINCT aggregates over a SESSION window TVF stay as they are (both
+    // modes run them; STREAMING cannot run DataFusion's rewrite of them).
+    if let Some(rule) = rules
+        .iter_mut()
+        .find(|r| r.name() == "single_distinct_aggregation_to_group_by")
+    {
+        *rule = Arc::new(
+            tributary_planner::session_distinct::SingleDistinctToGroupByExceptSession::default(),
+        );
+    }
     rules.push(Arc::new(tributary_planner::recoerce::RecoerceTypes));
     rules
 }

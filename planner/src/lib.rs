@@ -24,6 +24,7 @@ pub mod parser;
 pub mod physical;
 pub mod recoerce;
 pub mod schema;
+pub mod session_distinct;
 pub mod streaming;
 pub mod temporal_join;
 pub mod time_join;
