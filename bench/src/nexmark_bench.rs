@@ -11,7 +11,11 @@
 //! outside every measured time. Each engine then reads the same Arrow
 //! batches from an in-memory table. Times are wall-clock seconds of running
 //! the query to its end (STREAMING: draining the whole changelog); STREAMING
-//! throughput is events (all kinds, as in Nexmark) per second. Queries are
+//! throughput is events (all kinds, as in Nexmark) per second, and per core
+//! (divided by `--parallelism`, one task slot a core); STREAMING's peak
+//! memory is the process's peak resident set during the STREAMING run
+//! (`VmHWM`, reset before it) less the resident set before the queries (the
+//! generated events), in MiB. Queries are
 //! Flink's Nexmark SQL (<https://github.com/nexmark/nexmark>) with DataFusion
 //! spellings: `DATE_FORMAT(ts, 'yyyy-MM-dd')` → `to_char(ts, '%Y-%m-%d')`,
 //! `HOUR(ts)` → `EXTRACT(HOUR FROM ts)`, the `count_char` UDF of q14 → string
@@ -27,6 +31,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use tributary_bench::process_memory::{reset_peak, status_mib};
 use tributary_engine::{RuntimeMode, Session};
 
 /// (name, Tributary SQL, DataFusion SQL if it has a form).
@@ -470,10 +475,14 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
 
+    // The generated events stay resident; a query's peak is measured above
+    // that baseline.
+    let baseline = status_mib("VmRSS");
+    println!("events held in memory: {baseline:.0} MiB resident before the queries");
     println!(
-        "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | STREAMING / DataFusion | changelog rows |"
+        "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | events/s per core | STREAMING / BATCH | STREAMING / DataFusion | STREAMING peak MiB over baseline | changelog rows |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, sql, df_sql) in QUERIES {
         if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
             continue;
@@ -485,15 +494,19 @@ async fn run(args: Args) -> Result<(), String> {
             None => None,
         };
         let (b, _) = time_tributary(&batch, sql).await?;
+        reset_peak();
         let (s, rows) = time_tributary(&streaming, sql).await?;
+        let peak = status_mib("VmHWM") - baseline;
         let ratio = df
             .map(|(d, _)| format!("{:.2}", s / d))
             .unwrap_or_else(|| "–".into());
+        let events_per_second = args.events as f64 / s;
         println!(
-            "| {name} | {} | {b:.3} | {s:.3} | {:.0} | {ratio} | {rows} |",
+            "| {name} | {} | {b:.3} | {s:.3} | {events_per_second:.0} | {:.0} | {:.2} | {ratio} | {peak:.0} | {rows} |",
             df.map(|(d, _)| format!("{d:.3}"))
                 .unwrap_or_else(|| "–".into()),
-            args.events as f64 / s,
+            events_per_second / args.parallelism as f64,
+            s / b,
         );
     }
     Ok(())

@@ -25,24 +25,8 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+use tributary_bench::process_memory::{reset_peak, status_mib};
 use tributary_engine::{RuntimeMode, Session};
-
-/// A field of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0), so the next peak is
-/// the next run's own.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 async fn drain(session: &Session, sql: &str) -> Result<u64, String> {
     let mut result = session.sql(sql).await.map_err(|e| e.to_string())?;
@@ -159,13 +143,19 @@ async fn join_soak(kind: &str, seconds: u64, events_per_second: u64) -> Result<(
     // The connector's columns, with Flink's Nexmark watermark.
     let source = |name: &str| {
         let columns = match name {
-            "bid" => "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
-                 dateTime TIMESTAMP(3), extra STRING",
-            "auction" => "id BIGINT, itemName STRING, description STRING, initialBid BIGINT,
+            "bid" => {
+                "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
+                 dateTime TIMESTAMP(3), extra STRING"
+            }
+            "auction" => {
+                "id BIGINT, itemName STRING, description STRING, initialBid BIGINT,
                  reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT,
-                 category BIGINT, extra STRING",
-            _ => "id BIGINT, name STRING, emailAddress STRING, creditCard STRING, city STRING,
-                 state STRING, dateTime TIMESTAMP(3), extra STRING",
+                 category BIGINT, extra STRING"
+            }
+            _ => {
+                "id BIGINT, name STRING, emailAddress STRING, creditCard STRING, city STRING,
+                 state STRING, dateTime TIMESTAMP(3), extra STRING"
+            }
         };
         format!(
             "CREATE TABLE {name} ({columns},

@@ -1,0 +1,40 @@
+//! The benchmark process's own memory, from `/proc/self/status` (Linux):
+//! the resident set now (`VmRSS`) and its peak (`VmHWM`), and a reset of
+//! the peak so that each measured run reports its own.
+
+/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`, ...) in MiB; NaN where
+/// the file or the field is missing (not Linux).
+pub fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Resets `VmHWM` to the current RSS (writing `5` to
+/// `/proc/self/clear_refs`, Linux ≥ 4.0), so the next peak is the next
+/// run's own. Does nothing where that is not possible.
+pub fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_is_at_least_the_resident_set_and_grows_with_an_allocation() {
+        reset_peak();
+        let before = status_mib("VmHWM");
+        let rss = status_mib("VmRSS");
+        assert!(before >= rss - 1.0, "peak {before} MiB, resident {rss} MiB");
+        // Touch 64 MiB so it becomes resident.
+        let block = vec![1u8; 64 << 20];
+        let after = status_mib("VmHWM");
+        assert!(after >= before + 60.0, "peak {before} -> {after} MiB");
+        assert_eq!(block.iter().map(|&b| b as usize).sum::<usize>(), 64 << 20);
+    }
+}
