@@ -366,3 +366,157 @@ fn domain_join(
         .collect();
     Ok(Some((s, keys)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::prelude::SessionContext;
+
+    /// A session with the rule right after DataFusion's
+    /// `scalar_subquery_to_join`, as Tributary's sessions have it, and
+    /// t(id, b) = (1, 10), (2, 20), (3, 20), (4, NULL), (5, 30), (5, 30).
+    async fn session() -> SessionContext {
+        let state = SessionContext::new().state();
+        let mut rules = datafusion::optimizer::Optimizer::new().rules;
+        let at = rules
+            .iter()
+            .position(|r| r.name() == "scalar_subquery_to_join")
+            .unwrap();
+        rules.insert(at + 1, Arc::new(ScalarSubqueryToDomainJoin));
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.sql("CREATE TABLE t (id INT, b INT)").await.unwrap();
+        ctx.sql("INSERT INTO t VALUES (1, 10), (2, 20), (3, 20), (4, NULL), (5, 30), (5, 30)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        ctx
+    }
+
+    async fn plan(ctx: &SessionContext, sql: &str) -> String {
+        let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
+        plan.display_indent().to_string()
+    }
+
+    async fn rows(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        pretty_format_batches(&batches).unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_non_equality_count_becomes_a_domain_join() {
+        let ctx = session().await;
+        let sql = "SELECT id, (SELECT count(*) FROM t AS x WHERE x.b < t.b) AS n FROM t";
+        let plan = plan(&ctx, sql).await;
+        // Before: DataFusion leaves the ScalarSubquery in the projection.
+        // After: outer LEFT JOIN (domain LEFT JOIN inner, grouped by the
+        // domain) on IS NOT DISTINCT FROM, the count filtered on the marker.
+        assert!(!plan.contains("ScalarSubquery"), "{plan}");
+        assert!(plan.contains("_domain.__d0"), "{plan}");
+        assert!(plan.contains("_marker IS NOT NULL)"), "{plan}");
+        assert_eq!(plan.matches("Left Join").count(), 2, "{plan}");
+        // The join back to the outer rows matches NULL to NULL (IS NOT
+        // DISTINCT FROM; the plan's display writes its keys with `=`).
+        let optimized = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
+        let mut null_safe_joins = 0;
+        optimized
+            .apply(|node| {
+                if let LogicalPlan::Join(join) = node
+                    && join.null_equality == datafusion::common::NullEquality::NullEqualsNull
+                {
+                    null_safe_joins += 1;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        assert_eq!(null_safe_joins, 1, "{plan}");
+        let out = rows(&ctx, &format!("{sql} ORDER BY id")).await;
+        let expected = [
+            "+----+---+",
+            "| id | n |",
+            "+----+---+",
+            "| 1  | 0 |",
+            "| 2  | 1 |",
+            "| 3  | 1 |",
+            "| 4  | 0 |",
+            "| 5  | 3 |",
+            "| 5  | 3 |",
+            "+----+---+",
+        ]
+        .join("\n");
+        assert_eq!(out, expected);
+    }
+
+    #[tokio::test]
+    async fn empty_groups_give_null_sum_and_zero_count_in_a_filter() {
+        let ctx = session().await;
+        let out = rows(
+            &ctx,
+            "SELECT id, (SELECT sum(x.b) FROM t AS x WHERE x.b < t.b) AS s FROM t \
+             WHERE (SELECT count(*) FROM t AS x WHERE x.b < t.b) < 2 ORDER BY id",
+        )
+        .await;
+        let expected = [
+            "+----+----+",
+            "| id | s  |",
+            "+----+----+",
+            "| 1  |    |",
+            "| 2  | 10 |",
+            "| 3  | 10 |",
+            "| 4  |    |",
+            "+----+----+",
+        ]
+        .join("\n");
+        assert_eq!(out, expected);
+    }
+
+    #[tokio::test]
+    async fn an_outer_column_above_the_aggregate_reads_the_domain() {
+        let ctx = session().await;
+        let out = rows(
+            &ctx,
+            "SELECT id, (SELECT count(*) + t.id FROM t AS x WHERE x.b < t.b) AS n FROM t \
+             WHERE id < 3 ORDER BY id",
+        )
+        .await;
+        let expected = [
+            "+----+---+",
+            "| id | n |",
+            "+----+---+",
+            "| 1  | 1 |",
+            "| 2  | 3 |",
+            "+----+---+",
+        ]
+        .join("\n");
+        assert_eq!(out, expected);
+    }
+
+    #[tokio::test]
+    async fn an_equality_correlation_keeps_datafusion_s_plan() {
+        let ctx = session().await;
+        let plan = plan(
+            &ctx,
+            "SELECT id, (SELECT count(*) FROM t AS x WHERE x.b = t.b) FROM t",
+        )
+        .await;
+        assert!(!plan.contains("__scalar_domain"), "{plan}");
+        assert!(!plan.contains("ScalarSubquery"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_subquery_without_an_aggregate_is_left_alone() {
+        let ctx = session().await;
+        let plan = plan(
+            &ctx,
+            "SELECT t.id, (SELECT x.b FROM t AS x WHERE x.b < t.b LIMIT 1) AS v FROM t",
+        )
+        .await;
+        assert!(!plan.contains("__scalar_domain"), "{plan}");
+        assert!(plan.contains("Subquery"), "{plan}");
+    }
+}

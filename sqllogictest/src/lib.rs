@@ -830,6 +830,55 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_conventions() {
+        use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray};
+        let batch = RecordBatch::try_from_iter([
+            (
+                "i",
+                Arc::new(Int64Array::from(vec![Some(167), None])) as ArrayRef,
+            ),
+            (
+                "f",
+                Arc::new(Float64Array::from(vec![Some(-2.9), Some(0.25)])),
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec![Some(""), Some("12ab\t")])),
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false)])),
+            ),
+        ])
+        .unwrap();
+        let (i, r, t) = (
+            DefaultColumnType::Integer,
+            DefaultColumnType::FloatingPoint,
+            DefaultColumnType::Text,
+        );
+        let rows = format_rows_sqlite(
+            &[batch.clone()],
+            &[r.clone(), i.clone(), t.clone(), i.clone()],
+        )
+        .unwrap();
+        assert_eq!(rows[0], ["167.000", "-2", "(empty)", "1"]);
+        assert_eq!(rows[1], ["NULL", "0", "12ab@", "0"]);
+        let rows = format_rows_sqlite(&[batch], &[i, r.clone(), r.clone(), r]).unwrap();
+        assert_eq!(rows[0], ["167", "-2.900", "0.000", "1.000"]);
+        assert_eq!(rows[1], ["NULL", "0.250", "12.000", "0.000"]);
+        assert_eq!(leading_integer(" -12x"), -12);
+        assert_eq!(leading_integer("x"), 0);
+        assert_eq!(
+            ValueStyle::of_file(Path::new("a/select1.test")),
+            ValueStyle::Sqlite
+        );
+        assert_eq!(
+            ValueStyle::of_file(Path::new("a/b.slt")),
+            ValueStyle::Tributary
+        );
+    }
+
+    #[test]
     fn sqlite_layout_is_accepted() {
         let n = sqllogictest::default_normalizer;
         let rows = vec![
