@@ -367,6 +367,61 @@ fn domain_join(
     Ok(Some((s, keys)))
 }
 
+/// Fails with a clear error if `plan` (optimized) still holds a correlated
+/// subquery: one that neither DataFusion's rules nor
+/// [`ScalarSubqueryToDomainJoin`] could turn into joins, which neither mode
+/// can run (DataFusion's physical planner would only say "Physical plan does
+/// not support logical expression ScalarSubquery"). Uncorrelated scalar
+/// subqueries are fine in BATCH (DataFusion runs them itself).
+///
+/// Errors: `NotSupported`, with a hint on how to write it so it runs (and
+/// the subquery's place in the SQL text when DataFusion kept its span).
+pub fn check_decorrelated(plan: &LogicalPlan) -> crate::error::Result<()> {
+    let mut found: Option<(&'static str, Option<crate::error::Location>)> = None;
+    let place = |s: &Subquery| {
+        s.spans.first().map(|span| crate::error::Location {
+            line: span.start.line,
+            column: span.start.column,
+        })
+    };
+    let _ = plan.apply(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                found = match e {
+                    Expr::ScalarSubquery(s) if !s.outer_ref_columns.is_empty() => {
+                        Some(("a correlated scalar subquery", place(s)))
+                    }
+                    Expr::InSubquery(i) if !i.subquery.outer_ref_columns.is_empty() => {
+                        Some(("a correlated IN subquery", place(&i.subquery)))
+                    }
+                    Expr::Exists(x) if !x.subquery.outer_ref_columns.is_empty() => {
+                        Some(("a correlated EXISTS subquery", place(&x.subquery)))
+                    }
+                    _ => None,
+                };
+                Ok(if found.is_some() {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    });
+    match found {
+        None => Ok(()),
+        Some((what, location)) => Err(crate::error::Error::not_supported(format!(
+            "{what} of this shape cannot be turned into a join yet: a scalar \
+             subquery is decorrelated when its SELECT is one aggregate without \
+             GROUP BY (any correlation) or when it is correlated by equalities"
+        ))
+        .at(location)
+        .with_hint(
+            "give the subquery an aggregate (e.g. max(x) instead of x ... LIMIT 1), \
+             or write it as a join",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,5 +573,28 @@ mod tests {
         .await;
         assert!(!plan.contains("__scalar_domain"), "{plan}");
         assert!(plan.contains("Subquery"), "{plan}");
+        // ... and fails with a clear error instead of DataFusion's.
+        let optimized = ctx
+            .sql("SELECT t.id, (SELECT x.b FROM t AS x WHERE x.b < t.b LIMIT 1) AS v FROM t")
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap();
+        let err = check_decorrelated(&optimized).unwrap_err().to_string();
+        assert!(
+            err.contains("a correlated scalar subquery of this shape"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: give the subquery an aggregate"),
+            "{err}"
+        );
+        let optimized = ctx
+            .sql("SELECT id, (SELECT count(*) FROM t AS x WHERE x.b < t.b) FROM t")
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap();
+        assert!(check_decorrelated(&optimized).is_ok());
     }
 }
