@@ -730,6 +730,16 @@ fn logical_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + 
             tributary_planner::session_distinct::SingleDistinctToGroupByExceptSession::default(),
         );
     }
+    // Correlated scalar subqueries DataFusion's `scalar_subquery_to_join`
+    // leaves (a non-equality correlation) are decorrelated right after it.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "scalar_subquery_to_join")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(
+        at,
+        Arc::new(tributary_planner::scalar_subquery_domain_join::ScalarSubqueryToDomainJoin),
+    );
     rules.push(Arc::new(tributary_planner::recoerce::RecoerceTypes));
     rules
 }

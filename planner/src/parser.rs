@@ -298,6 +298,7 @@ fn parse_datafusion(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
         SqlStatement::CreateView(view) => view.temporary = false,
         _ => {}
     }
+    crate::subquery_names::name_scalar_subqueries(&mut statement);
     Ok(Statement::Sql(Box::new(statement)))
 }
 

@@ -16,6 +16,9 @@
 //! Values are written the way the suites expect them: `NULL` for null, `(empty)`
 //! for an empty string, floats rounded to 12 significant digits (so a sum
 //! whose rounding depends on the order rows arrive in still compares equal).
+//! Files with SQLite's extension `.test` (its sqllogictest corpus, imported
+//! unedited under `test_files/standard/`) are read with SQLite's conventions
+//! instead, see [`ValueStyle::Sqlite`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,10 +37,56 @@ pub fn test_files_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_files")
 }
 
+/// How the values of a file's results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueStyle {
+    /// Tributary's own suites (`*.slt`): each value as its Arrow type
+    /// gives it (see [`format_rows`]); results are never hashed.
+    Tributary,
+    /// SQLite's sqllogictest (`*.test`), as its runner `sqllogictest.c`
+    /// writes them: each value formatted as the type letter the record
+    /// declares for its column — `I` an integer (`%lld`; a float
+    /// truncated), `R` a float with three decimals (`%.3f`, so the integer
+    /// 167 is `167.000`), `T` text (`(empty)` for an empty string, a
+    /// character outside `' '..='~'` as `@`); `NULL` for null in every
+    /// type, booleans as `1` / `0`. A result of more than 8 values is
+    /// compared by the md5 of its values (`N values hashing to <md5>`),
+    /// the threshold SQLite's corpus was written with (it holds results of
+    /// 8 values written out and of 9 hashed; a file's own `hash-threshold`
+    /// line overrides it).
+    Sqlite,
+}
+
+impl ValueStyle {
+    /// The style of a suite file, from its extension: `.test` is SQLite's.
+    pub fn of_file(path: &Path) -> Self {
+        if path.extension().is_some_and(|x| x == "test") {
+            ValueStyle::Sqlite
+        } else {
+            ValueStyle::Tributary
+        }
+    }
+
+    /// The `hash-threshold` a file of this style starts with (0: never).
+    pub fn hash_threshold(self) -> usize {
+        match self {
+            ValueStyle::Tributary => 0,
+            ValueStyle::Sqlite => 8,
+        }
+    }
+}
+
+/// The column types the record being run declares (`query IIR`), which
+/// SQLite's conventions format values by; the runner sets it before each
+/// record, the connection reads it.
+pub type DeclaredTypes = Arc<std::sync::Mutex<Option<Vec<DefaultColumnType>>>>;
+
 /// One database connection for the runner: a Tributary session in one mode.
 pub struct TributaryDb {
     session: Session,
     mode: RuntimeMode,
+    /// `Some` for a file read with SQLite's conventions ([`ValueStyle::Sqlite`]).
+    sqlite_types: Option<DeclaredTypes>,
 }
 
 impl TributaryDb {
@@ -58,7 +107,15 @@ impl TributaryDb {
         Ok(Self {
             session: builder.build()?,
             mode,
+            sqlite_types: None,
         })
+    }
+
+    /// Formats results with SQLite's conventions, by the column types that
+    /// `types` holds for the record being run ([`ValueStyle::Sqlite`]).
+    pub fn with_sqlite_values(mut self, types: DeclaredTypes) -> Self {
+        self.sqlite_types = Some(types);
+        self
     }
 }
 
@@ -99,7 +156,15 @@ impl sqllogictest::AsyncDB for TributaryDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let rows = format_rows(&batches).map_err(|e| {
+        let declared = self
+            .sqlite_types
+            .as_ref()
+            .and_then(|t| t.lock().ok().and_then(|t| t.clone()));
+        let rows = match declared {
+            Some(declared) => format_rows_sqlite(&batches, &declared),
+            None => format_rows(&batches),
+        }
+        .map_err(|e| {
             SltError(tributary_engine::Error::new(
                 tributary_engine::ErrorKind::Execution,
                 e.to_string(),
@@ -173,6 +238,122 @@ fn format_value(col: &ArrayRef, row: usize, displayed: &str) -> String {
         }
         _ => displayed.to_string(),
     }
+}
+
+/// The rows of `batches` as SQLite's sqllogictest writes them, each value by
+/// the type letter `declared` gives its column ([`ValueStyle::Sqlite`]). A
+/// column past the declared ones is written as text.
+pub fn format_rows_sqlite(
+    batches: &[RecordBatch],
+    declared: &[DefaultColumnType],
+) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let mut values = Vec::with_capacity(batch.num_columns());
+            for (i, (col, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
+                let declared = declared.get(i).unwrap_or(&DefaultColumnType::Text);
+                values.push(sqlite_value(
+                    col,
+                    row,
+                    &formatter.value(row).to_string(),
+                    declared,
+                ));
+            }
+            rows.push(values);
+        }
+    }
+    Ok(rows)
+}
+
+/// One value as SQLite's sqllogictest writes it for a column declared
+/// `declared` (`sqllogictest.c`: `I` through `sqlite3_column_int64` and
+/// `%lld`, `R` through `sqlite3_column_double` and `%.3f`, `T` through
+/// `sqlite3_column_text`).
+fn sqlite_value(
+    col: &ArrayRef,
+    row: usize,
+    displayed: &str,
+    declared: &DefaultColumnType,
+) -> String {
+    if col.is_null(row) {
+        return "NULL".into();
+    }
+    let t = col.data_type();
+    // SQLite has no booleans: TRUE is the integer 1.
+    let displayed = match t {
+        DataType::Boolean => {
+            if displayed == "true" {
+                "1"
+            } else {
+                "0"
+            }
+        }
+        _ => displayed,
+    };
+    let numeric = t.is_numeric() || matches!(t, DataType::Boolean);
+    match declared {
+        DefaultColumnType::Integer => {
+            if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+                // A REAL read as an integer is truncated toward zero.
+                let v: f64 = displayed.parse().unwrap_or(0.0);
+                format!("{}", v.trunc() as i64)
+            } else if numeric {
+                displayed.to_string()
+            } else {
+                // Text read as an integer: its leading integer, else 0.
+                leading_integer(displayed).to_string()
+            }
+        }
+        DefaultColumnType::FloatingPoint => {
+            let v: f64 = if numeric {
+                displayed.parse().unwrap_or(0.0)
+            } else {
+                leading_float(displayed)
+            };
+            format!("{v:.3}")
+        }
+        DefaultColumnType::Text | DefaultColumnType::Any => {
+            if displayed.is_empty() {
+                "(empty)".into()
+            } else {
+                displayed
+                    .chars()
+                    .map(|c| if (' '..='~').contains(&c) { c } else { '@' })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The integer at the start of `s` (after blanks), as SQLite's text to
+/// integer conversion reads it; 0 if there is none.
+fn leading_integer(s: &str) -> i64 {
+    let s = s.trim_start();
+    let end = s
+        .char_indices()
+        .take_while(|&(i, c)| c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+')))
+        .map(|(i, c)| i + c.len_utf8())
+        .last()
+        .unwrap_or(0);
+    s[..end].parse().unwrap_or(0)
+}
+
+/// The number at the start of `s` (after blanks), as SQLite's text to real
+/// conversion reads it; 0.0 if there is none.
+fn leading_float(s: &str) -> f64 {
+    let s = s.trim_start();
+    (1..=s.len())
+        .rev()
+        .filter(|&i| s.is_char_boundary(i))
+        .find_map(|i| s[..i].parse::<f64>().ok().filter(|v| v.is_finite()))
+        .unwrap_or(0.0)
 }
 
 /// A float rounded to 12 significant digits, in its shortest form with one
@@ -452,15 +633,26 @@ pub async fn run(options: &RunOptions) -> Summary {
                 }
             }
         }
+        let style = ValueStyle::of_file(file);
         for &mode in &modes {
             let settings = options.settings.clone();
+            let declared: DeclaredTypes = Arc::default();
+            let declared_for_db = (style == ValueStyle::Sqlite).then(|| Arc::clone(&declared));
             let make = move || {
                 let settings = settings.clone();
-                async move { TributaryDb::with_settings(mode, &settings).map_err(SltError) }
+                let declared = declared_for_db.clone();
+                async move {
+                    let db = TributaryDb::with_settings(mode, &settings).map_err(SltError)?;
+                    Ok(match declared {
+                        Some(d) => db.with_sqlite_values(d),
+                        None => db,
+                    })
+                }
             };
             let mut runner = sqllogictest::Runner::new(make);
             runner.add_label(mode_label(mode));
             runner.with_validator(validator);
+            runner.with_hash_threshold(style.hash_threshold());
             let errors: Vec<String> = if options.complete {
                 match runner
                     .update_test_file(
@@ -480,6 +672,16 @@ pub async fn run(options: &RunOptions) -> Summary {
                 for record in records.iter().cloned() {
                     if let sqllogictest::Record::Halt { .. } = record {
                         break;
+                    }
+                    let types = match &record {
+                        sqllogictest::Record::Query {
+                            expected: sqllogictest::QueryExpect::Results { types, .. },
+                            ..
+                        } => Some(types.clone()),
+                        _ => None,
+                    };
+                    if let Ok(mut d) = declared.lock() {
+                        *d = types;
                     }
                     if let Err(e) = runner.run_async(record).await {
                         errors.push(e.display(true).to_string());
@@ -612,9 +814,6 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) {
     }
 }
 
-#[allow(dead_code)]
-fn _arc(_: Arc<()>) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,6 +827,55 @@ mod tests {
         assert_eq!(format_float(0.1 + 0.2), "0.3");
         assert_eq!(format_float(-0.0), "0.0");
         assert_eq!(format_float(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn sqlite_conventions() {
+        use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray};
+        let batch = RecordBatch::try_from_iter([
+            (
+                "i",
+                Arc::new(Int64Array::from(vec![Some(167), None])) as ArrayRef,
+            ),
+            (
+                "f",
+                Arc::new(Float64Array::from(vec![Some(-2.9), Some(0.25)])),
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec![Some(""), Some("12ab\t")])),
+            ),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false)])),
+            ),
+        ])
+        .unwrap();
+        let (i, r, t) = (
+            DefaultColumnType::Integer,
+            DefaultColumnType::FloatingPoint,
+            DefaultColumnType::Text,
+        );
+        let rows = format_rows_sqlite(
+            &[batch.clone()],
+            &[r.clone(), i.clone(), t.clone(), i.clone()],
+        )
+        .unwrap();
+        assert_eq!(rows[0], ["167.000", "-2", "(empty)", "1"]);
+        assert_eq!(rows[1], ["NULL", "0", "12ab@", "0"]);
+        let rows = format_rows_sqlite(&[batch], &[i, r.clone(), r.clone(), r]).unwrap();
+        assert_eq!(rows[0], ["167", "-2.900", "0.000", "1.000"]);
+        assert_eq!(rows[1], ["NULL", "0.250", "12.000", "0.000"]);
+        assert_eq!(leading_integer(" -12x"), -12);
+        assert_eq!(leading_integer("x"), 0);
+        assert_eq!(
+            ValueStyle::of_file(Path::new("a/select1.test")),
+            ValueStyle::Sqlite
+        );
+        assert_eq!(
+            ValueStyle::of_file(Path::new("a/b.slt")),
+            ValueStyle::Tributary
+        );
     }
 
     #[test]
