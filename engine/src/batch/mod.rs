@@ -53,6 +53,9 @@ pub struct BatchOptions {
     pub shuffle_mode: BatchShuffleMode,
     /// `taskmanager.numberOfTaskSlots`.
     pub slots: usize,
+    /// `taskmanager.network.blocking-shuffle.compression.enabled`: exchange
+    /// files are LZ4-compressed.
+    pub compression: bool,
     /// `restart-strategy.fixed-delay.attempts`.
     pub attempts: usize,
     /// `io.tmp.dirs` (empty: the system temp directory).
@@ -71,6 +74,7 @@ impl BatchOptions {
         Self {
             shuffle_mode: config.batch_shuffle_mode,
             slots: config.task_slots,
+            compression: config.blocking_shuffle_compression,
             attempts: config.restart_attempts,
             tmp_dirs: config.io_tmp_dirs.clone(),
             memory_limit: config.memory_limit(),
@@ -110,7 +114,10 @@ impl BatchPlan {
             },
             BatchShuffleMode::AllExchangesBlocking => {
                 let buckets = options.adaptive.map(|a| a.max_parallelism);
-                match StageGraph::cut(plan.clone(), buckets) {
+                let compression = options
+                    .compression
+                    .then_some(arrow::ipc::CompressionType::LZ4_FRAME);
+                match StageGraph::cut(plan.clone(), buckets, compression) {
                     Ok(graph) => BatchPlan::Staged(graph),
                     Err(why) => BatchPlan::Pipelined {
                         plan,
