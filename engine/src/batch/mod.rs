@@ -3,7 +3,9 @@
 //!
 //! DataFusion's physical plan is cut into stages at its exchanges
 //! ([`stage_graph`]); each stage's tasks write their output partitions to
-//! compressed Arrow IPC files in the query's working directory
+//! Arrow IPC files (LZ4-compressed only under
+//! `taskmanager.network.blocking-shuffle.compression.enabled`) in the
+//! query's working directory
 //! ([`exchange_write`], [`exchange_files`]), and the next stage reads them
 //! ([`exchange_read`]) once they are complete. The [`scheduler`] runs stages
 //! in dependency order on a bounded number of slots, re-runs failed tasks
