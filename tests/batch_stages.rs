@@ -465,3 +465,98 @@ async fn a_query_that_cannot_fit_names_the_setting_to_raise() {
     );
     assert!(working_dirs(dir.path()).is_empty());
 }
+
+/// The `Stage n...` header line whose stage plan holds `operator`.
+fn stage_of<'a>(graph: &'a str, operator: &str) -> &'a str {
+    let mut header = "";
+    for line in graph.lines() {
+        if line.starts_with("Stage ") {
+            header = line;
+        } else if line.contains(operator) {
+            return header;
+        }
+    }
+    panic!("no {operator} in {graph}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_under_the_broadcast_threshold_does_not_exchange_its_probe_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_with_table(dir.path(), 2, 5000, 100).await;
+    // Parquet tables: their footers give the row counts and sizes that
+    // table.optimizer.join.broadcast-threshold is compared with. fact in
+    // two files, so its scan has two partitions of its own.
+    for (name, columns, select, files) in [
+        ("fact", "k BIGINT, v BIGINT", "SELECT k, v FROM t", 2),
+        (
+            "dim",
+            "k BIGINT, w BIGINT",
+            "SELECT k, MIN(v) % 7 FROM t GROUP BY k",
+            1,
+        ),
+    ] {
+        let path = dir.path().join(name);
+        rows(
+            &s,
+            &format!(
+                "CREATE TABLE {name} ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}/', 'format' = 'parquet')",
+                path.display()
+            ),
+        )
+        .await;
+        for _ in 0..files {
+            rows(&s, &format!("INSERT INTO {name} {select}")).await;
+        }
+    }
+    let q = "SELECT d.w, COUNT(*) AS n, SUM(f.v) AS v FROM fact f JOIN dim d ON f.k = d.k \
+             GROUP BY d.w ORDER BY d.w";
+
+    // Default (10 mb): dim is broadcast; fact is scanned in the join's own
+    // stage, and only dim's rows (collected once) are exchanged.
+    let graph = explain(&rows(&s, &format!("EXPLAIN {q}")).await, "stage_graph");
+    assert!(graph.contains("HashJoinExec: mode=CollectLeft"), "{graph}");
+    assert!(!graph.contains("mode=Partitioned"), "{graph}");
+    let join_stage = stage_of(&graph, "HashJoinExec");
+    let probe_scan = graph
+        .lines()
+        .skip_while(|l| !l.starts_with(join_stage))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Stage "))
+        .any(|l| l.contains("DataSourceExec") && l.contains("fact"));
+    assert!(probe_scan, "fact is scanned in the join's stage: {graph}");
+    let broadcast = text(&rows(&s, q).await);
+
+    // -1: no broadcast; both inputs are hash-partitioned on the key.
+    s.set("table.optimizer.join.broadcast-threshold", "-1")
+        .unwrap();
+    let graph = explain(&rows(&s, &format!("EXPLAIN {q}")).await, "stage_graph");
+    assert!(graph.contains("HashJoinExec: mode=Partitioned"), "{graph}");
+    assert!(graph.contains("writes Hash([k@0], 2)"), "{graph}");
+    assert_eq!(text(&rows(&s, q).await), broadcast);
+    // And with compressed exchange files, and pipelined.
+    s.set(
+        "taskmanager.network.blocking-shuffle.compression.enabled",
+        "true",
+    )
+    .unwrap();
+    let graph = explain(&rows(&s, &format!("EXPLAIN {q}")).await, "stage_graph");
+    assert!(graph.contains("format=arrow-ipc(lz4)"), "{graph}");
+    assert_eq!(text(&rows(&s, q).await), broadcast);
+    s.set("execution.batch-shuffle-mode", "ALL_EXCHANGES_PIPELINED")
+        .unwrap();
+    assert_eq!(text(&rows(&s, q).await), broadcast);
+    // A size under the build side's (fixed-width columns: their Parquet
+    // footers give a byte size): partitioned again; reset: broadcast.
+    s.reset(Some("execution.batch-shuffle-mode")).unwrap();
+    s.set("table.optimizer.join.broadcast-threshold", "16")
+        .unwrap();
+    let graph = explain(&rows(&s, &format!("EXPLAIN {q}")).await, "stage_graph");
+    assert!(graph.contains("HashJoinExec: mode=Partitioned"), "{graph}");
+    s.reset(Some("table.optimizer.join.broadcast-threshold"))
+        .unwrap();
+    let graph = explain(&rows(&s, &format!("EXPLAIN {q}")).await, "stage_graph");
+    assert!(graph.contains("HashJoinExec: mode=CollectLeft"), "{graph}");
+    let count = "SELECT COUNT(*) AS n FROM fact f JOIN dim d ON f.k = d.k";
+    assert!(text(&rows(&s, count).await).contains("| 20000 |"));
+    assert!(working_dirs(dir.path()).is_empty());
+}

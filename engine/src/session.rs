@@ -128,6 +128,7 @@ impl Session {
             // STREAMING queries keep their late rows here.
             .with_extension(late_rows.clone());
         tributary_defaults(df.options_mut());
+        apply_broadcast_threshold(df.options_mut(), &config);
         let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
             TributaryExtensionPlanner,
         )]);
@@ -276,7 +277,12 @@ impl Session {
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
         let mut config = self.config.write().expect("config lock");
         if config.set(key, value)? {
-            publish(&mut self.ctx.state_ref().write(), &config);
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            if key == tributary_planner::config::BROADCAST_THRESHOLD {
+                apply_broadcast_threshold(state.config_mut().options_mut(), &config);
+            }
+            publish(&mut state, &config);
             return Ok(());
         }
         if key.starts_with("datafusion.") {
@@ -314,11 +320,17 @@ impl Session {
                     }
                 }
                 tributary_defaults(options);
+                apply_broadcast_threshold(options, &config);
                 options.execution.target_partitions = config.parallelism;
                 options.catalog.information_schema = true;
                 publish(&mut state, &config);
             }
-            Some(k) if config.reset(k) => publish(&mut state, &config),
+            Some(k) if config.reset(k) => {
+                if k == tributary_planner::config::BROADCAST_THRESHOLD {
+                    apply_broadcast_threshold(state.config_mut().options_mut(), &config);
+                }
+                publish(&mut state, &config)
+            }
             Some(k) if k.starts_with("datafusion.") => {
                 let default = ConfigOptions::default()
                     .entries()
@@ -351,6 +363,8 @@ impl Session {
                     | "datafusion.catalog.default_schema"
                     | "datafusion.execution.target_partitions"
                     | "datafusion.execution.skip_physical_aggregate_schema_check"
+                    | "datafusion.optimizer.hash_join_single_partition_threshold"
+                    | "datafusion.optimizer.hash_join_single_partition_threshold_rows"
             );
             if !ours && defaults.get(&e.key) != Some(&e.value) {
                 entries.insert(e.key, e.value.unwrap_or_default());
@@ -755,6 +769,30 @@ fn tributary_defaults(options: &mut ConfigOptions) {
     // DataFusion's own switch for such false alarms (regressions.slt,
     // seventh case).
     options.execution.skip_physical_aggregate_schema_check = true;
+}
+
+/// `table.optimizer.join.broadcast-threshold` as DataFusion's `JoinSelection`
+/// reads it: a hash join whose smaller input is estimated under the
+/// threshold (bytes; rows under DataFusion's row threshold when the byte
+/// size is unknown) collects that input once and becomes a `CollectLeft`
+/// join (a broadcast join: in blocking shuffle mode the other input is not
+/// exchanged at all). `-1` sets both thresholds to 0: no join is collected
+/// for its size.
+fn apply_broadcast_threshold(options: &mut ConfigOptions, config: &TributaryConfig) {
+    let defaults = ConfigOptions::default();
+    let optimizer = &mut options.optimizer;
+    match config.broadcast_threshold {
+        Some(bytes) => {
+            optimizer.hash_join_single_partition_threshold =
+                usize::try_from(bytes).unwrap_or(usize::MAX);
+            optimizer.hash_join_single_partition_threshold_rows =
+                defaults.optimizer.hash_join_single_partition_threshold_rows;
+        }
+        None => {
+            optimizer.hash_join_single_partition_threshold = 0;
+            optimizer.hash_join_single_partition_threshold_rows = 0;
+        }
+    }
 }
 
 fn register_system_tables(ctx: &SessionContext, late_rows: Arc<LateRowLog>) {

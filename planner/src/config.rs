@@ -86,6 +86,27 @@ pub const ADAPTIVE_MAX: &str = "execution.batch.adaptive.auto-parallelism.max-pa
 pub const ADAPTIVE_AVG_BYTES: &str =
     "execution.batch.adaptive.auto-parallelism.avg-data-volume-per-task";
 
+/// `table.optimizer.join.broadcast-threshold` (Flink's key): the largest
+/// estimated size, in bytes, of a join input that BATCH broadcasts — the
+/// input is collected once and becomes the build side of a `CollectLeft`
+/// hash join, and the other input streams through the join in its own
+/// stage, with no exchange — instead of hash-partitioning both inputs.
+/// `-1` disables broadcasting. Default 10 MB (Flink's default). The size is
+/// DataFusion's estimate from the inputs' statistics (Parquet footers,
+/// scaled by filters); it sets DataFusion's
+/// `datafusion.optimizer.hash_join_single_partition_threshold` (and
+/// `..._threshold_rows` to 0 when disabled).
+pub const BROADCAST_THRESHOLD: &str = "table.optimizer.join.broadcast-threshold";
+
+/// `taskmanager.network.blocking-shuffle.compression.enabled` (Flink's
+/// key): whether BATCH exchange files (blocking shuffle mode) are
+/// compressed (LZ4 frames). Default `false` here (Flink's default is
+/// `true`): Tributary's exchange files are local and are read back from
+/// the page cache, where compression costs CPU and saves no I/O; set it
+/// when exchanges are larger than memory and the disk is slow.
+pub const BLOCKING_SHUFFLE_COMPRESSION: &str =
+    "taskmanager.network.blocking-shuffle.compression.enabled";
+
 /// How BATCH exchanges data between stages (`execution.batch-shuffle-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchShuffleMode {
@@ -173,6 +194,14 @@ pub const KEYS: &[ConfigKey] = &[
         description: "ALL_EXCHANGES_BLOCKING (default: BATCH stages exchange through files) | ALL_EXCHANGES_PIPELINED (in-memory streaming exchanges)",
     },
     ConfigKey {
+        key: BROADCAST_THRESHOLD,
+        description: "largest estimated join input (bytes, e.g. '10 mb') that BATCH broadcasts to a CollectLeft hash join instead of hash-partitioning both inputs; -1 disables (default 10 mb)",
+    },
+    ConfigKey {
+        key: BLOCKING_SHUFFLE_COMPRESSION,
+        description: "true | false: BATCH exchange files are LZ4-compressed (default false: they stay local, in the page cache)",
+    },
+    ConfigKey {
         key: TASK_SLOTS,
         description: "BATCH tasks that run at the same time (blocking shuffle mode); default: the number of cores",
     },
@@ -231,6 +260,11 @@ pub struct TributaryConfig {
     pub mini_batch_size: usize,
     /// `execution.batch-shuffle-mode`.
     pub batch_shuffle_mode: BatchShuffleMode,
+    /// `table.optimizer.join.broadcast-threshold` in bytes; `None` = `-1`
+    /// (no broadcast by size).
+    pub broadcast_threshold: Option<u64>,
+    /// `taskmanager.network.blocking-shuffle.compression.enabled`.
+    pub blocking_shuffle_compression: bool,
     /// `taskmanager.numberOfTaskSlots` (tasks, ≥ 1).
     pub task_slots: usize,
     /// `restart-strategy.fixed-delay.attempts` (re-runs of a failed task).
@@ -264,6 +298,8 @@ impl Default for TributaryConfig {
             mini_batch_latency_ms: 1_000,
             mini_batch_size: 50_000,
             batch_shuffle_mode: BatchShuffleMode::AllExchangesBlocking,
+            broadcast_threshold: Some(DEFAULT_BROADCAST_THRESHOLD),
+            blocking_shuffle_compression: false,
             task_slots: default_parallelism(),
             restart_attempts: 1,
             io_tmp_dirs: vec![],
@@ -276,6 +312,9 @@ impl Default for TributaryConfig {
         }
     }
 }
+
+/// Flink's default `table.optimizer.join.broadcast-threshold`: 10 MB.
+pub const DEFAULT_BROADCAST_THRESHOLD: u64 = 10 * 1024 * 1024;
 
 /// The machine's memory in bytes (`MemTotal` in `/proc/meminfo`), where
 /// known.
@@ -463,6 +502,19 @@ impl TributaryConfig {
                     }
                 }
             }
+            BROADCAST_THRESHOLD => {
+                self.broadcast_threshold = match value.trim() {
+                    "-1" => None,
+                    v => Some(parse_memory_size(v).ok_or_else(|| {
+                        Error::config(format!(
+                            "invalid value '{value}' for '{BROADCAST_THRESHOLD}': expected a size in bytes such as '10 mb' or '1048576', or -1 to disable broadcast joins"
+                        ))
+                    })?),
+                }
+            }
+            BLOCKING_SHUFFLE_COMPRESSION => {
+                self.blocking_shuffle_compression = boolean(key, value)?
+            }
             TASK_SLOTS => self.task_slots = whole_number(key, value, 1)?,
             RESTART_ATTEMPTS => self.restart_attempts = whole_number(key, value, 0)?,
             IO_TMP_DIRS => {
@@ -509,6 +561,10 @@ impl TributaryConfig {
             MINI_BATCH_LATENCY => self.mini_batch_latency_ms = default.mini_batch_latency_ms,
             MINI_BATCH_SIZE => self.mini_batch_size = default.mini_batch_size,
             BATCH_SHUFFLE_MODE => self.batch_shuffle_mode = default.batch_shuffle_mode,
+            BROADCAST_THRESHOLD => self.broadcast_threshold = default.broadcast_threshold,
+            BLOCKING_SHUFFLE_COMPRESSION => {
+                self.blocking_shuffle_compression = default.blocking_shuffle_compression
+            }
             TASK_SLOTS => self.task_slots = default.task_slots,
             RESTART_ATTEMPTS => self.restart_attempts = default.restart_attempts,
             IO_TMP_DIRS => self.io_tmp_dirs = default.io_tmp_dirs,
@@ -558,6 +614,16 @@ impl TributaryConfig {
             (
                 BATCH_SHUFFLE_MODE.to_string(),
                 self.batch_shuffle_mode.to_string(),
+            ),
+            (
+                BROADCAST_THRESHOLD.to_string(),
+                self.broadcast_threshold
+                    .map(format_memory_size)
+                    .unwrap_or_else(|| "-1".into()),
+            ),
+            (
+                BLOCKING_SHUFFLE_COMPRESSION.to_string(),
+                self.blocking_shuffle_compression.to_string(),
             ),
             (TASK_SLOTS.to_string(), self.task_slots.to_string()),
             (
@@ -689,6 +755,30 @@ mod tests {
         assert_eq!(c.io_tmp_dirs, ["/a", "/b"]);
         assert!(c.reset(IO_TMP_DIRS));
         assert!(c.io_tmp_dirs.is_empty());
+    }
+
+    #[test]
+    fn broadcast_threshold_and_exchange_compression() {
+        let mut c = TributaryConfig::default();
+        assert_eq!(c.broadcast_threshold, Some(10 << 20));
+        assert_eq!(c.entries()[BROADCAST_THRESHOLD], "10 mb");
+        assert!(c.set(BROADCAST_THRESHOLD, "-1").unwrap());
+        assert_eq!(c.broadcast_threshold, None);
+        assert_eq!(c.entries()[BROADCAST_THRESHOLD], "-1");
+        assert!(c.set(BROADCAST_THRESHOLD, "1048576").unwrap());
+        assert_eq!(c.broadcast_threshold, Some(1 << 20));
+        assert_eq!(c.entries()[BROADCAST_THRESHOLD], "1 mb");
+        let e = c.set(BROADCAST_THRESHOLD, "-2").unwrap_err().to_string();
+        assert!(e.contains("-1 to disable"), "{e}");
+        assert!(c.reset(BROADCAST_THRESHOLD));
+        assert_eq!(c.broadcast_threshold, Some(DEFAULT_BROADCAST_THRESHOLD));
+
+        assert!(!c.blocking_shuffle_compression);
+        assert!(c.set(BLOCKING_SHUFFLE_COMPRESSION, "TRUE").unwrap());
+        assert!(c.blocking_shuffle_compression);
+        assert!(c.set(BLOCKING_SHUFFLE_COMPRESSION, "lz4").is_err());
+        assert!(c.reset(BLOCKING_SHUFFLE_COMPRESSION));
+        assert!(!c.blocking_shuffle_compression);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! (`execution.batch-shuffle-mode = ALL_EXCHANGES_PIPELINED`), and blocking
 //! exchanges on a single slot with adaptive parallelism (3 buckets per
 //! repartition, a task per KiB materialized: stages run 1 to 3 tasks,
-//! reading uneven bucket ranges).
+//! reading uneven bucket ranges), LZ4-compressed exchange files, and no
+//! broadcast joins (every join whose inputs have statistics is
+//! hash-partitioned).
 
 fn main() {
     if std::env::var_os("TRIBUTARY_SLT_VARIANT").is_some() {
@@ -18,6 +20,8 @@ fn main() {
             "execution.batch.adaptive.auto-parallelism.enabled=true",
             "execution.batch.adaptive.auto-parallelism.max-parallelism=3",
             "execution.batch.adaptive.auto-parallelism.avg-data-volume-per-task=1 kb",
+            "taskmanager.network.blocking-shuffle.compression.enabled=true",
+            "table.optimizer.join.broadcast-threshold=-1",
         ],
     ];
     let exe = std::env::current_exe().expect("test binary path");

@@ -17,7 +17,8 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::recovery::FailureInjector;
 
-/// One exchange file: an Arrow IPC stream (LZ4-frame compressed).
+/// One exchange file: an Arrow IPC stream (LZ4-frame compressed under
+/// `taskmanager.network.blocking-shuffle.compression.enabled`).
 #[derive(Debug, Clone)]
 pub struct ExchangeFile {
     /// Where it is.

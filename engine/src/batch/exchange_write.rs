@@ -4,8 +4,16 @@
 //! repartition (DataFusion's `BatchPartitioner`, so both sides of a join
 //! hash alike), or as one file for a coalesce or a sort-preserving merge.
 //!
-//! The files are Arrow IPC streams compressed with LZ4 frames (the codec
-//! DataFusion's own dependency graph already enables in arrow-ipc). A task
+//! The files are Arrow IPC streams, uncompressed by default or compressed
+//! with LZ4 frames when `taskmanager.network.blocking-shuffle.compression.enabled`
+//! is set (the codec DataFusion's own dependency graph already enables in
+//! arrow-ipc): exchange files are local and are read back while they are
+//! still in the page cache, where compressing costs CPU and saves nothing
+//! (LZ4 was 18 % of the CPU time of TPC-H q7/q9/q18/q21 at SF 1). Rows are
+//! coalesced to the session's batch size before they are written — hash
+//! buckets get slices of input batches, and a pass-through output may carry
+//! the whole string buffers of a few selected rows (the coalescer copies
+//! `Utf8View` strings out of sparse buffers). A task
 //! writes into a directory of its own attempt and commits its files to the
 //! [`Exchanges`] registry only once all are written (see
 //! [`exchange_files`](super::exchange_files)); its output stream carries no
@@ -79,17 +87,20 @@ pub struct ExchangeWriteExec {
     input: Arc<dyn ExecutionPlan>,
     stage: usize,
     output: ExchangeOutput,
+    compression: Option<CompressionType>,
     exchanges: Arc<Exchanges>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl ExchangeWriteExec {
-    /// The writer of stage `stage` over `input`.
+    /// The writer of stage `stage` over `input`; `compression`: the IPC
+    /// body compression of its files (`None`: uncompressed).
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
         stage: usize,
         output: ExchangeOutput,
+        compression: Option<CompressionType>,
         exchanges: Arc<Exchanges>,
     ) -> Self {
         let properties = Arc::new(PlanProperties::new(
@@ -102,6 +113,7 @@ impl ExchangeWriteExec {
             input,
             stage,
             output,
+            compression,
             exchanges,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -126,9 +138,14 @@ impl ExchangeWriteExec {
 
 impl DisplayAs for ExchangeWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let format = match self.compression {
+            Some(CompressionType::LZ4_FRAME) => "arrow-ipc(lz4)",
+            Some(CompressionType::ZSTD) => "arrow-ipc(zstd)",
+            _ => "arrow-ipc",
+        };
         write!(
             f,
-            "ExchangeWriteExec: stage={}, output={}, format=arrow-ipc(lz4)",
+            "ExchangeWriteExec: stage={}, output={}, format={format}",
             self.stage, self.output
         )
     }
@@ -179,6 +196,7 @@ impl ExecutionPlan for ExchangeWriteExec {
             input,
             self.stage,
             self.output.clone(),
+            self.compression,
             self.exchanges.clone(),
         )))
     }
@@ -221,6 +239,7 @@ impl ExecutionPlan for ExchangeWriteExec {
             schema: schema.clone(),
             buckets: self.output.buckets(),
             batch_size: context.session_config().batch_size(),
+            compression: self.compression,
             exchanges: self.exchanges.clone(),
         };
         let fut = async move {
@@ -253,6 +272,7 @@ struct TaskWrite {
     schema: SchemaRef,
     buckets: usize,
     batch_size: usize,
+    compression: Option<CompressionType>,
     exchanges: Arc<Exchanges>,
 }
 
@@ -271,8 +291,9 @@ impl TaskWrite {
     ) -> Result<TaskOutput> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_error(e, &self.dir))?;
         let mut files: Vec<Option<BucketFile>> = (0..self.buckets).map(|_| None).collect();
-        // Hash buckets get slices of input batches: coalesce them back to
-        // the batch size before writing (fewer, larger IPC messages).
+        // Hash buckets get slices of input batches, a pass-through output
+        // may get small or sparse batches: coalesce them to the batch size
+        // before writing (fewer, larger IPC messages; string views compacted).
         let mut coalescers: Vec<Option<BatchCoalescer>> = (0..self.buckets).map(|_| None).collect();
         let failures = self.exchanges.failures();
         let mut batches = 0usize;
@@ -282,16 +303,10 @@ impl TaskWrite {
                 Some(p) => {
                     for piece in p.partition_iter(batch)? {
                         let (bucket, piece) = piece?;
-                        let coalescer = coalescers[bucket].get_or_insert_with(|| {
-                            BatchCoalescer::new(self.schema.clone(), self.batch_size)
-                        });
-                        coalescer.push_batch(piece)?;
-                        while let Some(full) = coalescer.next_completed_batch() {
-                            self.write(&mut files, bucket, &full)?;
-                        }
+                        self.push(&mut files, &mut coalescers, bucket, piece)?;
                     }
                 }
-                None => self.write(&mut files, 0, &batch)?,
+                None => self.push(&mut files, &mut coalescers, 0, batch)?,
             }
             batches += 1;
             if let Some(f) = &failures {
@@ -330,6 +345,24 @@ impl TaskWrite {
         Ok(output)
     }
 
+    /// Adds `batch` to `bucket`'s coalescer and writes the batches it
+    /// completes.
+    fn push(
+        &self,
+        files: &mut [Option<BucketFile>],
+        coalescers: &mut [Option<BatchCoalescer>],
+        bucket: usize,
+        batch: RecordBatch,
+    ) -> Result<()> {
+        let coalescer = coalescers[bucket]
+            .get_or_insert_with(|| BatchCoalescer::new(self.schema.clone(), self.batch_size));
+        coalescer.push_batch(batch)?;
+        while let Some(full) = coalescer.next_completed_batch() {
+            self.write(files, bucket, &full)?;
+        }
+        Ok(())
+    }
+
     fn write(
         &self,
         files: &mut [Option<BucketFile>],
@@ -344,8 +377,7 @@ impl TaskWrite {
             slot => {
                 let path = self.dir.join(format!("bucket-{bucket}.arrow"));
                 let f = File::create(&path).map_err(|e| io_error(e, &path))?;
-                let options = IpcWriteOptions::default()
-                    .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+                let options = IpcWriteOptions::default().try_with_compression(self.compression)?;
                 let writer = StreamWriter::try_new_with_options(
                     BufWriter::with_capacity(256 * 1024, f),
                     &self.schema,

@@ -3,7 +3,9 @@
 //!
 //! DataFusion's physical plan is cut into stages at its exchanges
 //! ([`stage_graph`]); each stage's tasks write their output partitions to
-//! compressed Arrow IPC files in the query's working directory
+//! Arrow IPC files (LZ4-compressed only under
+//! `taskmanager.network.blocking-shuffle.compression.enabled`) in the
+//! query's working directory
 //! ([`exchange_write`], [`exchange_files`]), and the next stage reads them
 //! ([`exchange_read`]) once they are complete. The [`scheduler`] runs stages
 //! in dependency order on a bounded number of slots, re-runs failed tasks
@@ -53,6 +55,9 @@ pub struct BatchOptions {
     pub shuffle_mode: BatchShuffleMode,
     /// `taskmanager.numberOfTaskSlots`.
     pub slots: usize,
+    /// `taskmanager.network.blocking-shuffle.compression.enabled`: exchange
+    /// files are LZ4-compressed.
+    pub compression: bool,
     /// `restart-strategy.fixed-delay.attempts`.
     pub attempts: usize,
     /// `io.tmp.dirs` (empty: the system temp directory).
@@ -71,6 +76,7 @@ impl BatchOptions {
         Self {
             shuffle_mode: config.batch_shuffle_mode,
             slots: config.task_slots,
+            compression: config.blocking_shuffle_compression,
             attempts: config.restart_attempts,
             tmp_dirs: config.io_tmp_dirs.clone(),
             memory_limit: config.memory_limit(),
@@ -110,7 +116,10 @@ impl BatchPlan {
             },
             BatchShuffleMode::AllExchangesBlocking => {
                 let buckets = options.adaptive.map(|a| a.max_parallelism);
-                match StageGraph::cut(plan.clone(), buckets) {
+                let compression = options
+                    .compression
+                    .then_some(arrow::ipc::CompressionType::LZ4_FRAME);
+                match StageGraph::cut(plan.clone(), buckets, compression) {
                     Ok(graph) => BatchPlan::Staged(graph),
                     Err(why) => BatchPlan::Pipelined {
                         plan,

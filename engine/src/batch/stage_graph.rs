@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use arrow::ipc::CompressionType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -69,7 +70,8 @@ pub struct NotStageable(pub String);
 
 impl StageGraph {
     /// Cuts `plan` into stages. `buckets`: when set (adaptive parallelism),
-    /// a repartition writes this many buckets instead of its own count.
+    /// a repartition writes this many buckets instead of its own count;
+    /// `compression`: how exchange files are compressed (`None`: not).
     ///
     /// # Errors
     /// [`NotStageable`] for a plan with an exchange the stages cannot
@@ -77,11 +79,13 @@ impl StageGraph {
     pub fn cut(
         plan: Arc<dyn ExecutionPlan>,
         buckets: Option<usize>,
+        compression: Option<CompressionType>,
     ) -> std::result::Result<Self, NotStageable> {
         let mut cutter = Cutter {
             stages: vec![],
             exchanges: Arc::new(Exchanges::default()),
             buckets,
+            compression,
         };
         let root = if plan.output_partitioning().partition_count() == 1 {
             plan
@@ -164,6 +168,7 @@ struct Cutter {
     stages: Vec<Stage>,
     exchanges: Arc<Exchanges>,
     buckets: Option<usize>,
+    compression: Option<CompressionType>,
 }
 
 impl Cutter {
@@ -186,7 +191,8 @@ impl Cutter {
     /// A new stage writing `input` as `output`; returns its id.
     fn stage(&mut self, input: Arc<dyn ExecutionPlan>, output: ExchangeOutput) -> usize {
         let id = self.stages.len() + 1;
-        let writer = ExchangeWriteExec::new(input, id, output, self.exchanges.clone());
+        let writer =
+            ExchangeWriteExec::new(input, id, output, self.compression, self.exchanges.clone());
         self.push(Arc::new(writer))
     }
 
