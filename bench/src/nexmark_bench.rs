@@ -259,6 +259,9 @@ struct Args {
     parallelism: usize,
     /// `--set key=value`: Tributary settings for both Tributary runs.
     settings: Vec<(String, String)>,
+    /// `--engines datafusion,batch,streaming`: which engines to run (e.g.
+    /// only `streaming` under `perf record`); the others' columns are `–`.
+    engines: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -267,6 +270,9 @@ fn args() -> Result<Args, String> {
         queries: vec![],
         parallelism: 2,
         settings: vec![],
+        engines: ["datafusion", "batch", "streaming"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -279,6 +285,7 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--parallelism: {e}"))?
             }
+            "--engines" => a.engines = value()?.split(',').map(str::to_string).collect(),
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -288,7 +295,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -478,22 +485,35 @@ async fn run(args: Args) -> Result<(), String> {
         if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
             continue;
         }
+        let runs = |engine: &str| args.engines.iter().any(|e| e == engine);
         let df = match df_sql {
-            Some(s) => {
+            Some(s) if runs("datafusion") => {
                 Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
             }
-            None => None,
+            _ => None,
         };
-        let (b, _) = time_tributary(&batch, sql).await?;
-        let (s, rows) = time_tributary(&streaming, sql).await?;
-        let ratio = df
-            .map(|(d, _)| format!("{:.2}", s / d))
-            .unwrap_or_else(|| "–".into());
+        let b = match runs("batch") {
+            true => Some(time_tributary(&batch, sql).await?.0),
+            false => None,
+        };
+        let s = match runs("streaming") {
+            true => Some(time_tributary(&streaming, sql).await?),
+            false => None,
+        };
+        let secs = |t: Option<f64>| t.map(|t| format!("{t:.3}")).unwrap_or_else(|| "–".into());
+        let ratio = match (df, s) {
+            (Some((d, _)), Some((s, _))) => format!("{:.2}", s / d),
+            _ => "–".into(),
+        };
         println!(
-            "| {name} | {} | {b:.3} | {s:.3} | {:.0} | {ratio} | {rows} |",
-            df.map(|(d, _)| format!("{d:.3}"))
+            "| {name} | {} | {} | {} | {} | {ratio} | {} |",
+            secs(df.map(|d| d.0)),
+            secs(b),
+            secs(s.map(|s| s.0)),
+            s.map(|(s, _)| format!("{:.0}", args.events as f64 / s))
                 .unwrap_or_else(|| "–".into()),
-            args.events as f64 / s,
+            s.map(|(_, rows)| rows.to_string())
+                .unwrap_or_else(|| "–".into()),
         );
     }
     Ok(())
