@@ -5,16 +5,16 @@
 //! Why it is built this way: a regular join has no window to close, so the
 //! final result is only known when both inputs end; to emit as it goes and
 //! still fold to BATCH's answer, every change must be matched against
-//! everything the other side holds *now*. So each side keeps, per join key
-//! (arrow-row encoded, as `group_aggregate.rs` does), the multiset of its
-//! current rows (arrow-row encoded row → count) and, for a side whose rows
-//! are NULL-padded (outer) or kept (semi/anti), how many rows of the other
-//! side each row matches. Both inputs are hash-partitioned by their keys by
-//! the same routing, so equal keys meet in one instance.
+//! everything the other side holds *now*. So each side keeps its current
+//! rows (a multiset: each copy is a row) columnar, in the Arrow batches they
+//! arrived in, indexed by join key (arrow-row encoded), with, per row, how
+//! many rows of the other side it matches (`join_state.rs`). A retraction
+//! finds its row by the hash of the whole row and then by value; an
+//! append-only input keeps no hashes. Both inputs are hash-partitioned by
+//! their keys by the same routing, so equal keys meet in one instance.
 //!
 //! On an insert (`+I`/`+U`) on one side: the row joins its side's state,
-//! probes the other side, and emits a joined `+I` per matching row (times
-//! that row's count). A matched row of a padded side that had no match
+//! probes the other side, and emits a joined `+I` per matching row. A matched row of a padded side that had no match
 //! before first retracts its NULL-padded row (`-D`); an insert that matches
 //! nothing on a padded side emits its NULL-padded row (`+I`). A retraction
 //! (`-U`/`-D`) of a row not in the state is an error; otherwise it leaves the
@@ -25,8 +25,9 @@
 //!
 //! A row with a NULL key matches nothing (SQL `=`), but an outer side still
 //! emits its padded row; `IS NOT DISTINCT FROM` keys match NULLs too. The
-//! non-equi part of `ON` is evaluated on a batch of candidate pairs (built
-//! with `take`), and only pairs that pass it count as matches.
+//! non-equi part of `ON` is evaluated once per input batch on all its
+//! candidate pairs (the other side's rows under the batch's distinct keys,
+//! gathered with `interleave`), and only pairs that pass it count as matches.
 //!
 //! Rows of a batch are applied in order (so a row inserted and retracted in
 //! one batch is handled exactly), but the values are never built row by row:
@@ -34,15 +35,17 @@
 //! The watermark is the minimum over both inputs.
 //!
 //! Without a TTL, state grows with the inputs. With `table.exec.state.ttl`
-//! (see `state_ttl.rs`), a row of a side that has not been written (inserted,
-//! retracted, or its match count changed) for the TTL (processing time) is
+//! (see `state_ttl.rs`), a row of a side that has not been written (inserted
+//! or its match count changed; each copy of a row on its own) for the TTL
+//! (processing time) is
 //! forgotten, silently, as in Flink's join state: later rows of the other
 //! side no longer match it, so the result can differ from BATCH. A
 //! retraction of a row that is no longer held is then ignored, not an
 //! error, and an outer row's NULL padding on retraction follows the
 //! matches it had emitted (its stored count), so every retraction the join
 //! emits is of a row it emitted. `NOT IN` never expires (the planner gives
-//! it no TTL): its emptiness and NULL tests need every right row.
+//! it no TTL): its emptiness and NULL tests need every right row. Without a
+//! TTL no write time is kept at all.
 
 use std::collections::HashSet;
 use std::sync::Arc;
