@@ -25,6 +25,8 @@
 //! are merged as they are appended (a binary-counter merge, at most
 //! [`BATCH_ROWS`] rows) so that the number of stored batches stays small.
 
+use std::hash::BuildHasher;
+
 use arrow::array::{Array, ArrayRef, RecordBatchOptions, new_empty_array};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
@@ -42,11 +44,13 @@ pub(super) const BATCH_ROWS: usize = 8192;
 /// Dead slots below which a side never compacts.
 pub(super) const COMPACT_MIN_DEAD: usize = 4096;
 
-/// A key's entry: its newest slot and how many of its slots are alive.
+/// A key's entry: its newest slot, how many of its slots are alive, and
+/// the next key whose bytes hash to the same value (`NIL`: none).
 #[derive(Debug, Clone, Copy)]
 struct KeyEntry {
     head: u32,
     live: u32,
+    same_hash: u32,
 }
 
 /// The rows of one join input (see the module docs).
@@ -69,9 +73,14 @@ pub(super) struct SideRows {
     key_of: Vec<u32>,
     /// The next older slot of the same key (`NIL`: none).
     next: Vec<u32>,
-    /// arrow-row encoded key → key id.
-    key_ids: HashMap<Box<[u8]>, u32>,
+    /// Hash of an arrow-row encoded key → the newest key id with that hash
+    /// (the others chained through `KeyEntry::same_hash`).
+    key_ids: HashMap<u64, u32>,
     keys: Vec<KeyEntry>,
+    /// The keys' arrow-row bytes, one after another (no allocation per
+    /// key): key `k` is `key_bytes[key_offsets[k]..key_offsets[k + 1]]`.
+    key_bytes: Vec<u8>,
+    key_offsets: Vec<usize>,
     live: usize,
     dead: usize,
     track_time: bool,
@@ -96,6 +105,8 @@ impl SideRows {
             next: Vec::new(),
             key_ids: HashMap::new(),
             keys: Vec::new(),
+            key_bytes: Vec::new(),
+            key_offsets: vec![0],
             live: 0,
             dead: 0,
             track_time,
@@ -109,24 +120,60 @@ impl SideRows {
         self.live
     }
 
+    /// Stored batches.
+    #[cfg(test)]
+    pub fn batches_len(&self) -> usize {
+        self.batches.len()
+    }
+
     /// Whether rows keep their hash (the input can retract).
     pub fn tracks_hash(&self) -> bool {
         self.track_hash
     }
 
+    /// The encoded bytes of key `id`.
+    fn key_bytes(&self, id: u32) -> &[u8] {
+        let k = id as usize;
+        &self.key_bytes[self.key_offsets[k]..self.key_offsets[k + 1]]
+    }
+
+    /// The key id of an encoded key with hash `hash`, if the side has seen it.
+    fn find_key(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let mut id = *self.key_ids.get(&hash)?;
+        while id != NIL {
+            if self.key_bytes(id) == key {
+                return Some(id);
+            }
+            id = self.keys[id as usize].same_hash;
+        }
+        None
+    }
+
+    /// The hash the key index files an encoded key under.
+    fn hash_key(&self, key: &[u8]) -> u64 {
+        self.key_ids.hasher().hash_one(key)
+    }
+
     /// The key id of an encoded key, if the side has seen it.
     pub fn key_id(&self, key: &[u8]) -> Option<u32> {
-        self.key_ids.get(key).copied()
+        self.find_key(key, self.hash_key(key))
     }
 
     /// The key id of an encoded key, made if new.
     pub fn key_id_or_insert(&mut self, key: &[u8]) -> u32 {
-        if let Some(id) = self.key_ids.get(key) {
-            return *id;
+        let hash = self.hash_key(key);
+        if let Some(id) = self.find_key(key, hash) {
+            return id;
         }
         let id = self.keys.len() as u32;
-        self.keys.push(KeyEntry { head: NIL, live: 0 });
-        self.key_ids.insert(key.into(), id);
+        let same_hash = self.key_ids.insert(hash, id).unwrap_or(NIL);
+        self.keys.push(KeyEntry {
+            head: NIL,
+            live: 0,
+            same_hash,
+        });
+        self.key_bytes.extend_from_slice(key);
+        self.key_offsets.push(self.key_bytes.len());
         id
     }
 
@@ -315,10 +362,10 @@ impl SideRows {
     pub fn live_slots_by_key(&self) -> Vec<(&[u8], u32)> {
         let mut out = Vec::with_capacity(self.live);
         let mut slots = Vec::new();
-        for (key, id) in &self.key_ids {
+        for id in 0..self.keys.len() as u32 {
             slots.clear();
-            self.slots_of(*id, &mut slots);
-            out.extend(slots.iter().map(|s| (key.as_ref(), *s)));
+            self.slots_of(id, &mut slots);
+            out.extend(slots.iter().map(|s| (self.key_bytes(id), *s)));
         }
         out
     }
@@ -365,11 +412,7 @@ impl SideRows {
                 &RecordBatchOptions::new().with_row_count(Some(chunk.len())),
             )?);
         }
-        let mut old_keys: Vec<Option<Box<[u8]>>> = vec![None; self.keys.len()];
-        for (key, id) in self.key_ids.drain() {
-            old_keys[id as usize] = Some(key);
-        }
-        let mut new_id = vec![NIL; old_keys.len()];
+        let mut new_id = vec![NIL; self.keys.len()];
         let mut moved = vec![NIL; self.loc.len()];
         let mut fresh = Self::new(self.schema.clone(), self.track_time, self.track_hash);
         fresh.batches = batches;
@@ -378,10 +421,7 @@ impl SideRows {
             let o = old as usize;
             let k = self.key_of[o] as usize;
             if new_id[k] == NIL {
-                let key = old_keys[k].take().unwrap_or_default();
-                new_id[k] = fresh.keys.len() as u32;
-                fresh.keys.push(KeyEntry { head: NIL, live: 0 });
-                fresh.key_ids.insert(key, new_id[k]);
+                new_id[k] = fresh.key_id_or_insert(self.key_bytes(k as u32));
             }
             let new = new as u32;
             moved[o] = new;

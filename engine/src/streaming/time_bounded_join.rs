@@ -45,7 +45,6 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
-use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -438,30 +437,29 @@ impl TimeBoundedJoin {
         // Candidates (interval join): the other side's rows under the live
         // rows' distinct keys, gathered once.
         let mut cand_slots: Vec<u32> = Vec::new();
-        let mut range_of: DfHashMap<&[u8], (usize, usize)> = DfHashMap::new();
+        let mut live_range: Vec<(usize, usize)> = Vec::with_capacity(live.len());
         if !self.on_close {
+            let mut range_of: DfHashMap<&[u8], (usize, usize)> = DfHashMap::new();
             let other = &self.sides[o].held;
             for &i in &live {
                 let key = key_of(i);
-                if range_of.contains_key(key) {
-                    continue;
-                }
-                let start = cand_slots.len();
-                if let Some(id) = other.key_id(key) {
-                    other.slots_of(id, &mut cand_slots);
-                }
-                range_of.insert(key, (start, cand_slots.len()));
+                let range = *range_of.entry(key).or_insert_with(|| {
+                    let start = cand_slots.len();
+                    if let Some(id) = other.key_id(key) {
+                        other.slots_of(id, &mut cand_slots);
+                    }
+                    (start, cand_slots.len())
+                });
+                live_range.push(range);
             }
         }
         let cand_columns = self.sides[o].held.gather(&cand_slots)?;
         let mut pair_probe: Vec<u32> = Vec::new();
         let mut pair_cand: Vec<u32> = Vec::new();
-        for &i in &live {
-            if let Some((a, b)) = range_of.get(key_of(i)) {
-                for j in *a..*b {
-                    pair_probe.push(i as u32);
-                    pair_cand.push(j as u32);
-                }
+        for (&i, &(a, b)) in live.iter().zip(&live_range) {
+            for j in a..b {
+                pair_probe.push(i as u32);
+                pair_cand.push(j as u32);
             }
         }
         let (left_cols, right_cols): (&[ArrayRef], &[ArrayRef]) = if s == 0 {
@@ -508,7 +506,11 @@ impl TimeBoundedJoin {
             change.data.clone()
         } else {
             let indices = UInt32Array::from_iter_values(live.iter().map(|i| *i as u32));
-            take_record_batch(&change.data, &indices)?
+            RecordBatch::try_new_with_options(
+                change.data.schema(),
+                gather(change.data.columns(), &indices)?,
+                &RecordBatchOptions::new().with_row_count(Some(live.len())),
+            )?
         };
         let side = &mut self.sides[s];
         let first = side.held.append(stored)?;
@@ -876,6 +878,31 @@ mod tests {
             .unwrap();
         assert_eq!(show(&out), ["1 11500 1 11000", "1 11500 1 11001"]);
         assert_eq!(late.load(Ordering::Relaxed), 1);
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn expiry_runs_free_rows_in_bulk_and_compaction_keeps_the_rest_joinable() {
+        let (mut op, _) = join(JoinType::Inner, INTERVAL);
+        // 20 batches of 1,000 left rows, times 0..20 s in arrival order,
+        // out of order within each batch; keys 0..9.
+        for b in 0..20 {
+            let batch: Vec<(i64, i64)> = (0..1_000)
+                .map(|i| ((i % 10) as i64, b * 1_000 + (999 - i) as i64))
+                .collect();
+            op.process(0, &rows(&batch), i64::MIN).unwrap();
+        }
+        assert!(op.sides[0].expiries.len() < 20, "runs are merged");
+        assert_eq!(stored(&op), [20_000, 0]);
+        // Left rows expire at ts + 1 s: at 15 s those before 14 s are gone.
+        assert_eq!(op.expire(14_999).unwrap().num_rows(), 0);
+        assert_eq!(stored(&op), [6_000, 0]);
+        // Compacted (14,000 dead > 6,000 live): the rest still match.
+        assert!(op.sides[0].held.batches_len() <= 2);
+        let out = op.process(1, &rows(&[(3, 15_500)]), 14_999).unwrap();
+        // Left rows of key 3 with ts in [14.5 s, 16.5 s]: 2,000 ms × 1/10.
+        assert_eq!(out.num_rows(), 200);
         op.expire(END_OF_INPUT).unwrap();
         assert_eq!(stored(&op), [0, 0]);
     }
