@@ -264,6 +264,9 @@ struct Args {
     parallelism: usize,
     /// `--set key=value`: Tributary settings for both Tributary runs.
     settings: Vec<(String, String)>,
+    /// `--engines datafusion,batch,streaming`: which engines to run (e.g.
+    /// only `streaming` under `perf record`); the others' columns are `–`.
+    engines: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -272,6 +275,9 @@ fn args() -> Result<Args, String> {
         queries: vec![],
         parallelism: 2,
         settings: vec![],
+        engines: ["datafusion", "batch", "streaming"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -284,6 +290,7 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--parallelism: {e}"))?
             }
+            "--engines" => a.engines = value()?.split(',').map(str::to_string).collect(),
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -293,7 +300,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -487,26 +494,40 @@ async fn run(args: Args) -> Result<(), String> {
         if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
             continue;
         }
+        let runs = |engine: &str| args.engines.iter().any(|e| e == engine);
         let df = match df_sql {
-            Some(s) => {
+            Some(s) if runs("datafusion") => {
                 Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
             }
-            None => None,
+            _ => None,
         };
-        let (b, _) = time_tributary(&batch, sql).await?;
+        let b = match runs("batch") {
+            true => Some(time_tributary(&batch, sql).await?.0),
+            false => None,
+        };
         reset_peak();
-        let (s, rows) = time_tributary(&streaming, sql).await?;
+        let s = match runs("streaming") {
+            true => Some(time_tributary(&streaming, sql).await?),
+            false => None,
+        };
         let peak = status_mib("VmHWM") - baseline;
-        let ratio = df
-            .map(|(d, _)| format!("{:.2}", s / d))
-            .unwrap_or_else(|| "–".into());
-        let events_per_second = args.events as f64 / s;
+        let secs = |t: Option<f64>| t.map(|t| format!("{t:.3}")).unwrap_or_else(|| "–".into());
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
+        let ratio = |over: Option<f64>| {
+            or_dash(s.zip(over).map(|((s, _), over)| format!("{:.2}", s / over)))
+        };
+        let events_per_second = s.map(|(s, _)| args.events as f64 / s);
         println!(
-            "| {name} | {} | {b:.3} | {s:.3} | {events_per_second:.0} | {:.0} | {:.2} | {ratio} | {peak:.0} | {rows} |",
-            df.map(|(d, _)| format!("{d:.3}"))
-                .unwrap_or_else(|| "–".into()),
-            events_per_second / args.parallelism as f64,
-            s / b,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            secs(df.map(|d| d.0)),
+            secs(b),
+            secs(s.map(|s| s.0)),
+            or_dash(events_per_second.map(|e| format!("{e:.0}"))),
+            or_dash(events_per_second.map(|e| format!("{:.0}", e / args.parallelism as f64))),
+            ratio(b),
+            ratio(df.map(|d| d.0)),
+            or_dash(s.map(|_| format!("{peak:.0}"))),
+            or_dash(s.map(|(_, rows)| rows.to_string())),
         );
     }
     Ok(())

@@ -5,16 +5,16 @@
 //! Why it is built this way: a regular join has no window to close, so the
 //! final result is only known when both inputs end; to emit as it goes and
 //! still fold to BATCH's answer, every change must be matched against
-//! everything the other side holds *now*. So each side keeps, per join key
-//! (arrow-row encoded, as `group_aggregate.rs` does), the multiset of its
-//! current rows (arrow-row encoded row → count) and, for a side whose rows
-//! are NULL-padded (outer) or kept (semi/anti), how many rows of the other
-//! side each row matches. Both inputs are hash-partitioned by their keys by
-//! the same routing, so equal keys meet in one instance.
+//! everything the other side holds *now*. So each side keeps its current
+//! rows (a multiset: each copy is a row) columnar, in the Arrow batches they
+//! arrived in, indexed by join key (arrow-row encoded), with, per row, how
+//! many rows of the other side it matches (`join_state.rs`). A retraction
+//! finds its row by the hash of the whole row and then by value; an
+//! append-only input keeps no hashes. Both inputs are hash-partitioned by
+//! their keys by the same routing, so equal keys meet in one instance.
 //!
 //! On an insert (`+I`/`+U`) on one side: the row joins its side's state,
-//! probes the other side, and emits a joined `+I` per matching row (times
-//! that row's count). A matched row of a padded side that had no match
+//! probes the other side, and emits a joined `+I` per matching row. A matched row of a padded side that had no match
 //! before first retracts its NULL-padded row (`-D`); an insert that matches
 //! nothing on a padded side emits its NULL-padded row (`+I`). A retraction
 //! (`-U`/`-D`) of a row not in the state is an error; otherwise it leaves the
@@ -25,8 +25,9 @@
 //!
 //! A row with a NULL key matches nothing (SQL `=`), but an outer side still
 //! emits its padded row; `IS NOT DISTINCT FROM` keys match NULLs too. The
-//! non-equi part of `ON` is evaluated on a batch of candidate pairs (built
-//! with `take`), and only pairs that pass it count as matches.
+//! non-equi part of `ON` is evaluated once per input batch on all its
+//! candidate pairs (the other side's rows under the batch's distinct keys,
+//! gathered with `interleave`), and only pairs that pass it count as matches.
 //!
 //! Rows of a batch are applied in order (so a row inserted and retracted in
 //! one batch is handled exactly), but the values are never built row by row:
@@ -34,25 +35,28 @@
 //! The watermark is the minimum over both inputs.
 //!
 //! Without a TTL, state grows with the inputs. With `table.exec.state.ttl`
-//! (see `state_ttl.rs`), a row of a side that has not been written (inserted,
-//! retracted, or its match count changed) for the TTL (processing time) is
+//! (see `state_ttl.rs`), a row of a side that has not been written (inserted
+//! or its match count changed; each copy of a row on its own) for the TTL
+//! (processing time) is
 //! forgotten, silently, as in Flink's join state: later rows of the other
 //! side no longer match it, so the result can differ from BATCH. A
 //! retraction of a row that is no longer held is then ignored, not an
 //! error, and an outer row's NULL padding on retraction follows the
 //! matches it had emitted (its stored count), so every retraction the join
 //! emits is of a row it emitted. `NOT IN` never expires (the planner gives
-//! it no TTL): its emptiness and NULL tests need every right row.
+//! it no TTL): its emptiness and NULL tests need every right row. Without a
+//! TTL no write time is kept at all.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
-use arrow::compute::{cast, take};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
+use arrow::compute::{cast, filter_record_batch, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::JoinType;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::{HashMap as DfHashMap, JoinType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::task::JoinSet;
@@ -60,6 +64,7 @@ use tokio::task::JoinSet;
 use tributary_planner::RowKind;
 
 use super::aggregate_input::boolean;
+use super::join_state::{NIL, SideRows};
 use super::state_ttl::{Clock, StateTtl};
 use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
@@ -82,6 +87,9 @@ pub(super) struct JoinSpec {
     pub null_aware: bool,
     /// `table.exec.state.ttl` in ms (None: rows are kept forever).
     pub state_ttl_ms: Option<u64>,
+    /// Whether the left and the right input are append-only (they never
+    /// retract, so held rows need no hash to be found by a retraction).
+    pub append_only: [bool; 2],
     /// The schemas of the left and right input.
     pub inputs: [SchemaRef; 2],
     /// The output schema (DataFusion's join schema).
@@ -142,27 +150,14 @@ pub(super) fn start(
     Ok(rx)
 }
 
-/// One distinct row of a side, under its key.
-#[derive(Debug, Clone, Copy, Default)]
-struct Entry {
-    /// Copies of the row now in the input (inserted minus retracted).
-    count: u64,
-    /// Rows of the other side (with their copies) that match it and pass the
-    /// filter; kept only where it decides something (padded or semi/anti
-    /// kept side).
-    matches: u64,
-    /// When the entry was last written (processing time, ms), for the TTL.
-    written_ms: u64,
-}
-
 /// One input's state.
 struct Side {
     keys: Vec<Arc<dyn PhysicalExpr>>,
-    schema: SchemaRef,
-    /// Encodes whole rows (the identity of a row in the multiset).
+    /// Encodes whole rows: a retraction's row is compared with the held
+    /// rows of equal hash through it.
     rows: RowConverter,
-    /// Join key → row → entry.
-    state: HashMap<Vec<u8>, HashMap<Vec<u8>, Entry>>,
+    /// The rows held, columnar, with their keys (`join_state.rs`).
+    held: SideRows,
 }
 
 /// `NOT IN (subquery)`: a left row is in the result only if the right side
@@ -242,6 +237,10 @@ impl StreamingJoin {
                 )));
             }
         }
+        let ttl = spec
+            .state_ttl_ms
+            .filter(|_| !spec.null_aware)
+            .map(StateTtl::new);
         let side = |i: usize| -> Result<Side> {
             let fields = spec.inputs[i]
                 .fields()
@@ -250,9 +249,8 @@ impl StreamingJoin {
                 .collect();
             Ok(Side {
                 keys: spec.keys[i].clone(),
-                schema: spec.inputs[i].clone(),
                 rows: RowConverter::new(fields)?,
-                state: HashMap::new(),
+                held: SideRows::new(spec.inputs[i].clone(), ttl.is_some(), !spec.append_only[i]),
             })
         };
         let (padded, semi, output) = join_shape(spec.join_type, "streaming")?;
@@ -268,10 +266,7 @@ impl StreamingJoin {
             output,
             null_aware: (spec.null_aware && spec.join_type == JoinType::LeftAnti)
                 .then(NullAware::default),
-            ttl: spec
-                .state_ttl_ms
-                .filter(|_| !spec.null_aware)
-                .map(StateTtl::new),
+            ttl,
         })
     }
 
@@ -282,6 +277,12 @@ impl StreamingJoin {
 
     /// Applies one batch of changes of input `s` (0 left, 1 right) at
     /// processing time `now_ms`; returns the changes of the join's result.
+    ///
+    /// The batch is probed as a whole: its distinct keys are looked up once,
+    /// the other side's rows under them are gathered with `interleave`, and
+    /// the filter runs once over every candidate pair. Rows are then applied
+    /// in order, so an insert and a retraction of one row in one batch are
+    /// exact.
     ///
     /// # Errors
     /// Without a TTL, a retraction of a row the side does not hold;
@@ -320,71 +321,54 @@ impl StreamingJoin {
                 }
             }
         }
-        let row_bytes = self.sides[s].rows.convert_columns(change.data.columns())?;
+        let kinds: Vec<RowKind> = change.kinds().collect();
+        let any_retraction = kinds.iter().any(|k| k.is_retraction());
         // A side may have no columns at all (the query reads none of them):
-        // arrow-row then has no rows to give, and every row is the empty one.
+        // every row is then the empty one.
         let no_columns = change.data.num_columns() == 0;
-        let row_of = |i: usize| -> &[u8] {
-            if no_columns {
-                &[]
-            } else {
-                row_bytes.row(i).data()
+
+        // The batch's distinct keys, and each row's.
+        let mut distinct: Vec<&[u8]> = Vec::new();
+        let mut distinct_joinable: Vec<bool> = Vec::new();
+        let mut batch_key: Vec<u32> = Vec::with_capacity(n);
+        {
+            let mut ids: DfHashMap<&[u8], u32> = DfHashMap::with_capacity(n.min(1024));
+            for (i, ok) in joinable.iter().enumerate() {
+                let key = key_of(i);
+                let id = *ids.entry(key).or_insert_with(|| {
+                    distinct.push(key);
+                    distinct_joinable.push(*ok);
+                    (distinct.len() - 1) as u32
+                });
+                batch_key.push(id);
             }
-        };
+        }
 
         // Expired rows under the batch's keys leave both sides first, so
         // nothing below reads them.
         if let Some(ttl) = self.ttl {
-            let mut seen: HashSet<&[u8]> = HashSet::new();
-            for i in 0..n {
-                let key = key_of(i);
-                if seen.insert(key) {
-                    for side in &mut self.sides {
-                        if let Some(rows) = side.state.get_mut(key) {
-                            rows.retain(|_, e| !ttl.expired(e.written_ms, now_ms));
-                            if rows.is_empty() {
-                                side.state.remove(key);
-                            }
-                        }
+            for key in &distinct {
+                for side in &mut self.sides {
+                    if let Some(id) = side.held.key_id(key) {
+                        side.held.expire_key(id, |w| ttl.expired(w, now_ms));
                     }
                 }
             }
         }
 
-        // The other side's rows under each key of the batch: the candidates.
-        // The other side does not change while this batch is applied.
-        let mut range_of: HashMap<&[u8], (usize, usize)> = HashMap::new();
-        let mut cand_rows: Vec<Vec<u8>> = Vec::new();
-        let mut cand_key: Vec<usize> = Vec::new();
-        let mut cand_count: Vec<u64> = Vec::new();
-        let mut cand_matches: Vec<u64> = Vec::new();
-        let mut keys: Vec<&[u8]> = Vec::new();
-        for (i, ok) in joinable.iter().enumerate() {
-            let key = key_of(i);
-            if !ok || range_of.contains_key(key) {
-                continue;
+        // The other side's rows under each joinable key of the batch: the
+        // candidates. The other side does not change while this batch is
+        // applied.
+        let mut cand_slots: Vec<u32> = Vec::new();
+        let mut range: Vec<(usize, usize)> = Vec::with_capacity(distinct.len());
+        for (key, ok) in distinct.iter().zip(&distinct_joinable) {
+            let start = cand_slots.len();
+            if *ok && let Some(id) = self.sides[o].held.key_id(key) {
+                self.sides[o].held.slots_of(id, &mut cand_slots);
             }
-            let start = cand_rows.len();
-            if let Some(rows) = self.sides[o].state.get(key) {
-                for (row, entry) in rows {
-                    cand_rows.push(row.clone());
-                    cand_key.push(keys.len());
-                    cand_count.push(entry.count);
-                    cand_matches.push(entry.matches);
-                }
-            }
-            keys.push(key);
-            range_of.insert(key, (start, cand_rows.len()));
+            range.push((start, cand_slots.len()));
         }
-        let cand_columns = {
-            let other = &self.sides[o];
-            let parser = other.rows.parser();
-            let columns = super::aggregate_input::decode_rows(
-                &other.rows,
-                cand_rows.iter().map(|r| parser.parse(r)),
-            )?;
-            conform(columns, &other.schema)?
-        };
+        let cand_columns = self.sides[o].held.gather(&cand_slots)?;
 
         // Every (row of the batch, candidate) pair, and whether it passes the filter.
         let mut pair_offsets = Vec::with_capacity(n + 1);
@@ -392,8 +376,9 @@ impl StreamingJoin {
         let mut pair_cand: Vec<u32> = Vec::new();
         pair_offsets.push(0usize);
         for (i, ok) in joinable.iter().enumerate() {
-            if *ok && let Some((a, b)) = range_of.get(key_of(i)) {
-                for j in *a..*b {
+            if *ok {
+                let (a, b) = range[batch_key[i] as usize];
+                for j in a..b {
                     pair_probe.push(i as u32);
                     pair_cand.push(j as u32);
                 }
@@ -402,41 +387,87 @@ impl StreamingJoin {
         }
         let passes = self.evaluate_filter(s, change, &cand_columns, &pair_probe, &pair_cand)?;
 
+        // The inserted rows' values join the side's state now; each becomes
+        // alive when the loop below reaches it.
+        let hashes: Vec<u64> = if self.sides[s].held.tracks_hash() {
+            let mut hashes = vec![0u64; n];
+            if create_hashes(
+                change.data.columns(),
+                &RandomState::with_seed(0),
+                &mut hashes,
+            )
+            .is_err()
+            {
+                // A type without a hash: every row compares by value.
+                hashes.fill(0);
+            }
+            hashes
+        } else {
+            Vec::new()
+        };
+        let row_bytes = if any_retraction && !no_columns {
+            Some(self.sides[s].rows.convert_columns(change.data.columns())?)
+        } else {
+            None
+        };
+        let inserted = if any_retraction {
+            let mask =
+                BooleanArray::from(kinds.iter().map(|k| !k.is_retraction()).collect::<Vec<_>>());
+            filter_record_batch(&change.data, &mask)?
+        } else {
+            change.data.clone()
+        };
+        let mut next_slot = self.sides[s].held.append(inserted)?;
+        let mut own_key = vec![NIL; distinct.len()];
+
         let mut out = Collected::default();
-        let push = |out: &mut Collected,
-                    kind: RowKind,
-                    mine: Option<u32>,
-                    theirs: Option<u32>,
-                    times: u64| {
+        let push = |out: &mut Collected, kind: RowKind, mine: Option<u32>, theirs: Option<u32>| {
             let (l, r) = if s == 0 {
                 (mine, theirs)
             } else {
                 (theirs, mine)
             };
-            for _ in 0..times {
-                out.left.push(l);
-                out.right.push(r);
-                out.kinds.push(kind.code());
-            }
+            out.left.push(l);
+            out.right.push(r);
+            out.kinds.push(kind.code());
         };
-        let mut changed = vec![false; cand_rows.len()];
+        let mut cand_matches: Vec<u64> = cand_slots
+            .iter()
+            .map(|slot| self.sides[o].held.matches(*slot))
+            .collect();
+        let mut changed = vec![false; cand_slots.len()];
         let flags_before = self.null_aware.as_ref().map(NullAware::flags);
-        let matches_before = cand_matches.clone();
-        for (i, kind) in change.kinds().enumerate() {
+        let matches_before = if self.null_aware.is_some() {
+            cand_matches.clone()
+        } else {
+            Vec::new()
+        };
+        let mut matched: Vec<usize> = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
             let (pa, pb) = (pair_offsets[i], pair_offsets[i + 1]);
-            let matched: Vec<usize> = (pa..pb)
-                .filter(|p| passes.as_ref().is_none_or(|m| m[*p]))
-                .map(|p| pair_cand[p] as usize)
-                .collect();
-            let mut m: u64 = matched.iter().map(|j| cand_count[*j]).sum();
-            let key = key_of(i);
-            let row = row_of(i);
+            matched.clear();
+            matched.extend(
+                (pa..pb)
+                    .filter(|p| passes.as_ref().is_none_or(|m| m[*p]))
+                    .map(|p| pair_cand[p] as usize),
+            );
+            let mut m = matched.len() as u64;
+            let bk = batch_key[i] as usize;
             let retract = kind.is_retraction();
-            let state = &mut self.sides[s].state;
             if retract {
-                let rows = state.get_mut(key);
-                let entry = rows.as_ref().and_then(|rows| rows.get(row)).copied();
-                let (Some(rows), Some(entry)) = (rows, entry) else {
+                let side = &self.sides[s];
+                let hash = hashes.get(i).copied().unwrap_or(0);
+                let found = match side.held.key_id(distinct[bk]) {
+                    None => None,
+                    Some(id) => side.held.find(id, hash, |slot| {
+                        let Some(bytes) = &row_bytes else {
+                            return Ok(true);
+                        };
+                        let held = side.rows.convert_columns(side.held.row(slot).columns())?;
+                        Ok(held.row(0).data() == bytes.row(i).data())
+                    })?,
+                };
+                let Some(slot) = found else {
                     if self.ttl.is_some() {
                         // Its state expired: what it emitted stays.
                         continue;
@@ -450,26 +481,18 @@ impl StreamingJoin {
                     // Matches that expired on the other side still have
                     // their joined rows out: the row's padding follows what
                     // it emitted.
-                    m = entry.matches;
+                    m = side.held.matches(slot);
                 }
-                if entry.count <= 1 {
-                    rows.remove(row);
-                    if rows.is_empty() {
-                        state.remove(key);
-                    }
-                } else if let Some(e) = rows.get_mut(row) {
-                    e.count -= 1;
-                    e.written_ms = now_ms;
-                }
+                self.sides[s].held.kill(slot);
             } else {
-                let entry = state
-                    .entry(key.to_vec())
-                    .or_default()
-                    .entry(row.to_vec())
-                    .or_default();
-                entry.count += 1;
-                entry.matches = m;
-                entry.written_ms = now_ms;
+                if own_key[bk] == NIL {
+                    own_key[bk] = self.sides[s].held.key_id_or_insert(distinct[bk]);
+                }
+                let hash = hashes.get(i).copied().unwrap_or(0);
+                self.sides[s]
+                    .held
+                    .activate(next_slot, own_key[bk], m, now_ms, hash);
+                next_slot += 1;
             }
             if let Some(na) = &mut self.null_aware {
                 let key_null = !joinable[i];
@@ -484,15 +507,14 @@ impl StreamingJoin {
                         na.right_null_rows += u64::from(key_null);
                     }
                 } else if key_null && !retract {
-                    na.null_keys.insert(key.to_vec());
+                    na.null_keys.insert(distinct[bk].to_vec());
                 }
             }
             let mine = Some(i as u32);
             for &j in &matched {
-                let c = cand_count[j];
                 let theirs = Some(j as u32);
                 if self.output == Output::Both && retract {
-                    push(&mut out, RowKind::Delete, mine, theirs, c);
+                    push(&mut out, RowKind::Delete, mine, theirs);
                 }
                 if self.tracks_matches(o) {
                     let before = cand_matches[j];
@@ -522,7 +544,7 @@ impl StreamingJoin {
                         } else {
                             RowKind::Insert
                         };
-                        push(&mut out, kind, None, theirs, c);
+                        push(&mut out, kind, None, theirs);
                     }
                     // (NOT IN decides after the whole batch: below.)
                     if let Some((kept, anti)) = self.semi
@@ -535,11 +557,11 @@ impl StreamingJoin {
                         } else {
                             RowKind::Delete
                         };
-                        push(&mut out, kind, None, theirs, c);
+                        push(&mut out, kind, None, theirs);
                     }
                 }
                 if self.output == Output::Both && !retract {
-                    push(&mut out, RowKind::Insert, mine, theirs, c);
+                    push(&mut out, RowKind::Insert, mine, theirs);
                 }
             }
             let kind = if retract {
@@ -548,7 +570,7 @@ impl StreamingJoin {
                 RowKind::Insert
             };
             if self.padded[s] && m == 0 {
-                push(&mut out, kind, mine, None, 1);
+                push(&mut out, kind, mine, None);
             }
             let kept_row = match &self.null_aware {
                 Some(na) => NullAware::visible(na.flags(), !joinable[i], m),
@@ -558,58 +580,50 @@ impl StreamingJoin {
                 && kept == s
                 && kept_row
             {
-                push(&mut out, kind, mine, None, 1);
+                push(&mut out, kind, mine, None);
             }
         }
 
         // The other side's new match counts.
         for (j, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
-            if let Some(entry) = self.sides[o]
-                .state
-                .get_mut(keys[cand_key[j]])
-                .and_then(|rows| rows.get_mut(&cand_rows[j]))
-            {
-                entry.matches = cand_matches[j];
-                entry.written_ms = now_ms;
-            }
+            self.sides[o]
+                .held
+                .set_matches(cand_slots[j], cand_matches[j], now_ms);
         }
         if let Some(ttl) = &mut self.ttl
             && ttl.sweep_due(now_ms)
         {
             let ttl = *ttl;
             for side in &mut self.sides {
-                side.state.retain(|_, rows| {
-                    rows.retain(|_, e| !ttl.expired(e.written_ms, now_ms));
-                    !rows.is_empty()
-                });
+                side.held.expire_all(|w| ttl.expired(w, now_ms));
             }
         }
-        if let (Some(flags_before), 1) = (flags_before, s) {
-            let changed: Vec<(&[u8], &[u8], u64)> = changed
+        let result = if let (Some(flags_before), 1) = (flags_before, s) {
+            let changed: Vec<(u32, u64)> = changed
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| **c)
-                .map(|(j, _)| {
-                    (
-                        keys[cand_key[j]],
-                        cand_rows[j].as_slice(),
-                        matches_before[j],
-                    )
-                })
+                .map(|(j, _)| (cand_slots[j], matches_before[j]))
                 .collect();
-            return self.null_aware_changes(flags_before, &changed);
+            self.null_aware_changes(flags_before, &changed)
+        } else {
+            self.output_batch(s, change, &cand_columns, out)
+        };
+        // Slots move when a side compacts: only after they were read.
+        for side in &mut self.sides {
+            side.held.maybe_compact()?;
         }
-        self.output_batch(s, change, &cand_columns, out)
+        result
     }
 
     /// After a batch of right rows of a `NOT IN` join: the left rows that
     /// entered or left the result. If the right side became (non-)empty or
     /// gained (lost) its NULL keys, any left row may have; otherwise only
-    /// those whose match count changed (`changed`: key, row, count before).
+    /// those whose match count changed (`changed`: slot, count before).
     fn null_aware_changes(
         &self,
         flags_before: (bool, bool),
-        changed: &[(&[u8], &[u8], u64)],
+        changed: &[(u32, u64)],
     ) -> Result<ChangeBatch> {
         let Some(na) = &self.null_aware else {
             return Err(DataFusionError::Internal(
@@ -617,45 +631,45 @@ impl StreamingJoin {
             ));
         };
         let flags_after = na.flags();
-        let left = &self.sides[0];
-        let mut rows: Vec<&[u8]> = Vec::new();
+        let left = &self.sides[0].held;
+        let mut slots: Vec<u32> = Vec::new();
         let mut kinds: Vec<i8> = Vec::new();
-        let mut indices: Vec<u32> = Vec::new();
-        // (row, its key holds a NULL, its match count before, its entry now)
-        let mut touched: Vec<(&[u8], bool, u64, &Entry)> = Vec::new();
+        // (slot, its key holds a NULL, its match count before)
+        let mut touched: Vec<(u32, bool, u64)> = Vec::new();
         if flags_before != flags_after {
-            let before: HashMap<&[u8], u64> = changed.iter().map(|(_, r, m)| (*r, *m)).collect();
-            for (key, entries) in &left.state {
-                let key_null = na.null_keys.contains(key);
-                for (row, entry) in entries {
-                    let m = before.get(row.as_slice()).copied().unwrap_or(entry.matches);
-                    touched.push((row, key_null, m, entry));
-                }
+            let before: DfHashMap<u32, u64> = changed.iter().copied().collect();
+            for (key, slot) in left.live_slots_by_key() {
+                let m = before
+                    .get(&slot)
+                    .copied()
+                    .unwrap_or_else(|| left.matches(slot));
+                touched.push((slot, na.null_keys.contains(key), m));
             }
         } else {
-            for (key, row, m) in changed {
-                if let Some(entry) = left.state.get(*key).and_then(|rows| rows.get(*row)) {
-                    touched.push((row, na.null_keys.contains(*key), *m, entry));
+            let null_slots: DfHashMap<u32, bool> = if changed.is_empty() {
+                DfHashMap::new()
+            } else {
+                left.live_slots_by_key()
+                    .into_iter()
+                    .map(|(key, slot)| (slot, na.null_keys.contains(key)))
+                    .collect()
+            };
+            for (slot, m) in changed {
+                if let Some(key_null) = null_slots.get(slot) {
+                    touched.push((*slot, *key_null, *m));
                 }
             }
         }
-        for (row, key_null, before, entry) in touched {
+        for (slot, key_null, before) in touched {
             let was = NullAware::visible(flags_before, key_null, before);
-            let is = NullAware::visible(flags_after, key_null, entry.matches);
+            let is = NullAware::visible(flags_after, key_null, left.matches(slot));
             if was != is {
                 let kind = if is { RowKind::Insert } else { RowKind::Delete };
-                for _ in 0..entry.count {
-                    indices.push(rows.len() as u32);
-                    kinds.push(kind.code());
-                }
-                rows.push(row);
+                slots.push(slot);
+                kinds.push(kind.code());
             }
         }
-        let parser = left.rows.parser();
-        let columns =
-            super::aggregate_input::decode_rows(&left.rows, rows.iter().map(|r| parser.parse(r)))?;
-        let columns = conform(columns, &left.schema)?;
-        let columns = gather(&columns, &UInt32Array::from(indices))?;
+        let columns = left.gather(&slots)?;
         let data = RecordBatch::try_new_with_options(
             self.schema.clone(),
             conform(columns, &self.schema)?,
@@ -839,6 +853,14 @@ mod tests {
     }
 
     fn join(join_type: JoinType, filter: Option<Arc<dyn PhysicalExpr>>) -> StreamingJoin {
+        join_with_ttl(join_type, filter, None)
+    }
+
+    fn join_with_ttl(
+        join_type: JoinType,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        state_ttl_ms: Option<u64>,
+    ) -> StreamingJoin {
         let (l, r) = (side_schema("l"), side_schema("r"));
         let schema: SchemaRef = match join_type {
             JoinType::LeftSemi | JoinType::LeftAnti => l.clone(),
@@ -860,7 +882,8 @@ mod tests {
             filter,
             null_equals_null: false,
             null_aware: false,
-            state_ttl_ms: None,
+            state_ttl_ms,
+            append_only: [false, false],
             inputs: [l, r],
             schema,
         })
@@ -1118,6 +1141,7 @@ mod tests {
             null_equals_null: false,
             null_aware: false,
             state_ttl_ms: None,
+            append_only: [false, false],
             inputs: [empty.clone(), r.clone()],
             schema: r.clone(),
         })
@@ -1140,8 +1164,7 @@ mod tests {
 
     #[test]
     fn with_a_ttl_rows_idle_that_long_no_longer_match() {
-        let mut j = join(JoinType::Inner, None);
-        j.ttl = Some(StateTtl::new(100));
+        let mut j = join_with_ttl(JoinType::Inner, None, Some(100));
         assert!(step_at(&mut j, 0, 0, rows(0, &[(I, Some(1), "a")])).is_empty());
         assert_eq!(
             step_at(&mut j, 50, 1, rows(1, &[(I, Some(1), "x")])),
@@ -1160,8 +1183,7 @@ mod tests {
 
     #[test]
     fn with_a_ttl_an_outer_row_pads_by_the_matches_it_emitted() {
-        let mut j = join(JoinType::Left, None);
-        j.ttl = Some(StateTtl::new(100));
+        let mut j = join_with_ttl(JoinType::Left, None, Some(100));
         assert_eq!(
             step_at(&mut j, 0, 0, rows(0, &[(I, Some(1), "a")])),
             vec!["+I|1|a||"]
@@ -1185,8 +1207,8 @@ mod tests {
             vec!["+I|2|c||"]
         );
         // The sweep at 200 freed both sides' expired rows.
-        assert!(j.sides[1].state.is_empty());
-        assert_eq!(j.sides[0].state.len(), 1);
+        assert_eq!(j.sides[1].held.live_rows(), 0);
+        assert_eq!(j.sides[0].held.live_rows(), 1);
     }
 
     #[test]

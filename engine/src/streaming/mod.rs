@@ -19,6 +19,7 @@ mod change_batch;
 mod exchange;
 mod group_aggregate;
 mod join;
+mod join_state;
 pub mod late_rows;
 mod native_state;
 mod over_aggregate;
@@ -501,6 +502,10 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 null_equals_null: *null_equals_null,
                 null_aware: *null_aware,
                 state_ttl_ms: *state_ttl_ms,
+                append_only: [
+                    left.changelog == tributary_planner::changelog::ChangelogMode::AppendOnly,
+                    right.changelog == tributary_planner::changelog::ChangelogMode::AppendOnly,
+                ],
                 inputs: [left.schema.clone(), right.schema.clone()],
                 schema: plan.schema.clone(),
             };

@@ -133,8 +133,10 @@ struct TemporalJoin {
     key_types: Vec<DataType>,
     /// Encodes whole right rows.
     right_rows: RowConverter,
-    /// Left rows waiting for the watermark to pass their time.
-    pending: Vec<RecordBatch>,
+    /// Left rows waiting for the watermark to pass their time, per batch
+    /// with its earliest time (ms): a watermark before it skips the batch
+    /// without reading its rows.
+    pending: Vec<(RecordBatch, i64)>,
     /// Key → version time (ms) → the right row (arrow-row encoded).
     versions: HashMap<Box<[u8]>, BTreeMap<i64, Box<[u8]>>>,
     /// Keys with more than one version: the ones that may have some to free.
@@ -265,7 +267,10 @@ impl TemporalJoin {
         self.late.record(batch, &late, watermark)?;
         let kept = filter_record_batch(batch, &BooleanArray::from(keep))?;
         if kept.num_rows() > 0 {
-            self.pending.push(kept);
+            // Every kept row has a time.
+            let earliest = arrow::compute::min(&event_time_ms(kept.column(self.spec.times[0]))?)
+                .unwrap_or(i64::MIN);
+            self.pending.push((kept, earliest));
         }
         if self.spec.join_type == JoinType::Left && !unmatched.is_empty() {
             let left = gather(batch.columns(), &UInt32Array::from(unmatched))?;
@@ -281,8 +286,12 @@ impl TemporalJoin {
     /// before it, then frees the versions no later row can match.
     fn release(&mut self, watermark: i64) -> Result<ChangeBatch> {
         let mut ready: Vec<RecordBatch> = Vec::new();
-        let mut waiting: Vec<RecordBatch> = Vec::new();
-        for batch in std::mem::take(&mut self.pending) {
+        let mut waiting: Vec<(RecordBatch, i64)> = Vec::new();
+        for (batch, earliest) in std::mem::take(&mut self.pending) {
+            if earliest > watermark {
+                waiting.push((batch, earliest));
+                continue;
+            }
             let times = event_time_ms(batch.column(self.spec.times[0]))?;
             let due: BooleanArray = times
                 .iter()
@@ -295,8 +304,10 @@ impl TemporalJoin {
             if due.true_count() > 0 {
                 ready.push(filter_record_batch(&batch, &due)?);
             }
-            let rest = arrow::compute::not(&due)?;
-            waiting.push(filter_record_batch(&batch, &rest)?);
+            let rest = filter_record_batch(&batch, &arrow::compute::not(&due)?)?;
+            let earliest = arrow::compute::min(&event_time_ms(rest.column(self.spec.times[0]))?)
+                .unwrap_or(i64::MIN);
+            waiting.push((rest, earliest));
         }
         self.pending = waiting;
         let out = if ready.is_empty() {
@@ -411,7 +422,7 @@ impl TemporalJoin {
     #[cfg(test)]
     fn stored(&self) -> (usize, usize) {
         (
-            self.pending.iter().map(|b| b.num_rows()).sum(),
+            self.pending.iter().map(|(b, _)| b.num_rows()).sum(),
             self.versions.values().map(|v| v.len()).sum(),
         )
     }

@@ -6,10 +6,11 @@
 //! Why one operator for both: a window join is an interval join on
 //! `window_end` with bounds `[0, 0]` (a row meets only rows of its window,
 //! and the window's end - 1 ms is when no more can come) whose matches are
-//! held back until the window closes. So each side keeps, per join key
-//! (arrow-row encoded), its rows (arrow-row encoded) with the watermark at
-//! which the row *expires* — after which no row of the other side that is
-//! not late can match it:
+//! held back until the window closes. So each side keeps its rows
+//! columnar (`join_state.rs`: the Arrow batches they arrived in, indexed by
+//! arrow-row encoded join key), each with the watermark at which it
+//! *expires* — after which no row of the other side that is not late can
+//! match it:
 //!
 //! - interval join, `l.t - r.t ∈ [lower, upper]`: a left row expires at
 //!   `l.t - lower`, a right row at `r.t + upper`;
@@ -41,14 +42,13 @@
 //! (Flink delays its interval join's watermark the same way). Expired rows
 //! are emitted before the watermark that expired them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, SortField};
-use datafusion::common::JoinType;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::{HashMap as DfHashMap, JoinType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::task::JoinSet;
@@ -58,6 +58,7 @@ use tributary_planner::time_join::TimeBound;
 
 use super::aggregate_input::{boolean, event_time_ms};
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
+use super::join_state::{NIL, SideRows};
 use super::late_rows::LateRows;
 use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
@@ -144,26 +145,18 @@ pub(super) fn start(
     Ok(rx)
 }
 
-/// One stored row of a side.
-struct Stored {
-    /// The arrow-row encoded row.
-    row: Box<[u8]>,
-    /// The watermark (ms) at which it leaves the state.
-    expiry: i64,
-    /// Whether it has matched (outer, SEMI and ANTI sides decide on it).
-    matched: bool,
-}
-
 /// One input's state and how its rows' times are read.
 struct Side {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
-    /// Encodes whole rows.
-    rows: RowConverter,
-    /// Join key → rows, in arrival order.
-    state: HashMap<Box<[u8]>, Vec<Stored>>,
-    /// Expiry (ms) → keys with a row expiring then (a key may repeat).
-    expiries: BTreeMap<i64, Vec<Box<[u8]>>>,
+    /// The rows held, columnar, by key (`join_state.rs`); a row has matched
+    /// if its match count is not 0.
+    held: SideRows,
+    /// The held rows' (expiry ms, slot), one run per appended batch, each in
+    /// ascending expiry, with how many of it have expired: a watermark
+    /// visits each run's expired prefix only, never the whole state. Runs
+    /// are merged as they come (a binary counter) so that there are few.
+    expiries: Vec<(Vec<(i64, u32)>, usize)>,
     /// The time column (event time, or `window_end`).
     time: usize,
     /// A row is late if `time + late_offset <= watermark`.
@@ -173,44 +166,85 @@ struct Side {
 }
 
 impl Side {
-    /// Removes and returns the rows expired at `watermark`, by key.
-    fn take_expired(&mut self, watermark: i64) -> Vec<(Box<[u8]>, Vec<Stored>)> {
-        let expired = if watermark == i64::MAX {
-            std::mem::take(&mut self.expiries)
-        } else {
-            let rest = self.expiries.split_off(&(watermark + 1));
-            std::mem::replace(&mut self.expiries, rest)
-        };
-        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    /// Adds a run of (expiry, slot), merging runs while the older is not
+    /// more than twice the newer.
+    fn push_run(&mut self, mut run: Vec<(i64, u32)>) {
+        run.sort_unstable();
+        self.expiries.push((run, 0));
+        while self.expiries.len() >= 2 {
+            let k = self.expiries.len();
+            let (older, newer) = (
+                self.expiries[k - 2].0.len() - self.expiries[k - 2].1,
+                self.expiries[k - 1].0.len() - self.expiries[k - 1].1,
+            );
+            if older > 2 * newer {
+                return;
+            }
+            let (b, bp) = self.expiries.pop().unwrap_or_default();
+            let (a, ap) = self.expiries.pop().unwrap_or_default();
+            let (mut x, mut y) = (a[ap..].iter().peekable(), b[bp..].iter().peekable());
+            let mut merged = Vec::with_capacity(older + newer);
+            loop {
+                let next = match (x.peek(), y.peek()) {
+                    (Some(p), Some(q)) => {
+                        if p <= q {
+                            x.next()
+                        } else {
+                            y.next()
+                        }
+                    }
+                    (Some(_), None) => x.next(),
+                    (None, _) => y.next(),
+                };
+                match next {
+                    Some(e) => merged.push(*e),
+                    None => break,
+                }
+            }
+            self.expiries.push((merged, 0));
+        }
+    }
+
+    /// Frees the rows expired at `watermark` (marks them dead) and returns
+    /// their slots; their values stay readable until [`Side::compact`].
+    fn take_expired(&mut self, watermark: i64) -> Vec<u32> {
         let mut out = Vec::new();
-        for key in expired.into_values().flatten() {
-            if !seen.insert(key.clone()) {
-                continue;
+        for (run, pos) in &mut self.expiries {
+            while *pos < run.len() && run[*pos].0 <= watermark {
+                out.push(run[*pos].1);
+                *pos += 1;
             }
-            let Some(rows) = self.state.get_mut(&key) else {
-                continue;
-            };
-            let (gone, kept): (Vec<Stored>, Vec<Stored>) = std::mem::take(rows)
-                .into_iter()
-                .partition(|r| r.expiry <= watermark);
-            if kept.is_empty() {
-                self.state.remove(&key);
-            } else {
-                *rows = kept;
-            }
-            if !gone.is_empty() {
-                out.push((key, gone));
-            }
+        }
+        self.expiries.retain(|(run, pos)| *pos < run.len());
+        for slot in &out {
+            self.held.kill(*slot);
         }
         out
     }
 
-    /// Decodes encoded rows into columns of this side's schema.
-    fn decode<'a>(&self, rows: impl Iterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
-        let parser = self.rows.parser();
-        let columns =
-            super::aggregate_input::decode_rows(&self.rows, rows.map(|r| parser.parse(r)))?;
-        conform(columns, &self.schema)
+    /// Compacts the held rows if enough are dead, renumbering the runs.
+    ///
+    /// # Errors
+    /// Arrow errors copying rows.
+    fn compact(&mut self) -> Result<()> {
+        if let Some(moved) = self.held.maybe_compact()? {
+            for (run, pos) in &mut self.expiries {
+                run.drain(..*pos);
+                *pos = 0;
+                for entry in run.iter_mut() {
+                    entry.1 = moved[entry.1 as usize];
+                }
+                run.retain(|entry| entry.1 != NIL);
+            }
+            self.expiries.retain(|(run, _)| !run.is_empty());
+        }
+        Ok(())
+    }
+
+    /// Live rows held.
+    #[cfg(test)]
+    fn held_rows(&self) -> usize {
+        self.held.live_rows()
     }
 }
 
@@ -282,17 +316,11 @@ impl TimeBoundedJoin {
                     )));
                 }
             }
-            let fields = schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect();
             Ok(Side {
                 keys: spec.keys[i].clone(),
                 schema: schema.clone(),
-                rows: RowConverter::new(fields)?,
-                state: HashMap::new(),
-                expiries: BTreeMap::new(),
+                held: SideRows::new(schema.clone(), false, false),
+                expiries: Vec::new(),
                 time,
                 late_offset: late_offsets[i],
                 expiry_offset: expiry_offsets[i],
@@ -327,6 +355,38 @@ impl TimeBoundedJoin {
             .collect())
     }
 
+    /// The encoded join keys of side `s`'s rows in `batch`, and whether each
+    /// row can match (no NULL key, unless NULLs match).
+    fn keys(&self, s: usize, batch: &RecordBatch) -> Result<(Option<Rows>, Vec<bool>)> {
+        let n = batch.num_rows();
+        let key_columns = self.sides[s]
+            .keys
+            .iter()
+            .map(|e| {
+                e.evaluate(batch)?
+                    .into_array(n)
+                    .and_then(super::aggregate_input::key_column)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut joinable = vec![true; n];
+        if !self.null_equals_null {
+            for column in &key_columns {
+                if column.null_count() > 0 {
+                    for (i, j) in joinable.iter_mut().enumerate() {
+                        *j &= column.is_valid(i);
+                    }
+                }
+            }
+        }
+        // No key: every row has the empty key.
+        let rows = if key_columns.is_empty() {
+            None
+        } else {
+            Some(self.key.convert_columns(&key_columns)?)
+        };
+        Ok((rows, joinable))
+    }
+
     /// Applies a batch of side `s` (inserts only) at `watermark`; returns
     /// the rows it emits now.
     ///
@@ -348,25 +408,11 @@ impl TimeBoundedJoin {
             ));
         }
         let times = self.times(s, &change.data)?;
-        let key_columns = self.sides[s]
-            .keys
-            .iter()
-            .map(|e| {
-                e.evaluate(&change.data)?
-                    .into_array(n)
-                    .and_then(super::aggregate_input::key_column)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let key_rows = self.key.convert_columns(&key_columns)?;
-        let keyless = key_columns.is_empty();
-        let key_of = |i: usize| -> &[u8] { if keyless { &[] } else { key_rows.row(i).data() } };
-        let row_bytes = self.sides[s].rows.convert_columns(change.data.columns())?;
-        let no_columns = change.data.num_columns() == 0;
-        let row_of = |i: usize| -> &[u8] {
-            if no_columns {
-                &[]
-            } else {
-                row_bytes.row(i).data()
+        let (key_rows, joinable) = self.keys(s, &change.data)?;
+        let key_of = |i: usize| -> &[u8] {
+            match &key_rows {
+                Some(rows) => rows.row(i).data(),
+                None => &[],
             }
         };
 
@@ -376,49 +422,44 @@ impl TimeBoundedJoin {
         let mut live: Vec<usize> = Vec::with_capacity(n);
         let side = &self.sides[s];
         for (i, t) in times.iter().enumerate() {
-            let joinable = self.null_equals_null || key_columns.iter().all(|c| c.is_valid(i));
             match t {
                 Some(t) if t.saturating_add(side.late_offset) <= watermark => late.push(i as u32),
-                Some(_) if joinable => live.push(i),
+                Some(_) if joinable[i] => live.push(i),
                 _ => {
                     if self.emits_unmatched(s) {
-                        self.push_alone(&mut out, s, i as u32);
+                        out.push_side(s, i as u32);
                     }
                 }
             }
         }
         self.late.record(&change.data, &late, watermark)?;
 
-        // Candidates: the other side's rows under the live rows' keys.
-        let mut cand_rows: Vec<&[u8]> = Vec::new();
-        let mut range_of: HashMap<&[u8], (usize, usize)> = HashMap::new();
+        // Candidates (interval join): the other side's rows under the live
+        // rows' distinct keys, gathered once.
+        let mut cand_slots: Vec<u32> = Vec::new();
+        let mut live_range: Vec<(usize, usize)> = Vec::with_capacity(live.len());
         if !self.on_close {
+            let mut range_of: DfHashMap<&[u8], (usize, usize)> = DfHashMap::new();
+            let other = &self.sides[o].held;
             for &i in &live {
                 let key = key_of(i);
-                if range_of.contains_key(key) {
-                    continue;
-                }
-                let start = cand_rows.len();
-                if let Some(rows) = self.sides[o].state.get(key) {
-                    for r in rows {
-                        cand_rows.push(&r.row);
+                let range = *range_of.entry(key).or_insert_with(|| {
+                    let start = cand_slots.len();
+                    if let Some(id) = other.key_id(key) {
+                        other.slots_of(id, &mut cand_slots);
                     }
-                }
-                range_of.insert(key, (start, cand_rows.len()));
+                    (start, cand_slots.len())
+                });
+                live_range.push(range);
             }
         }
-        let cand_columns = self.sides[o].decode(cand_rows.iter().copied())?;
-        // A candidate's position in its key's vector is its index minus the
-        // start of the key's range.
-        let n_cand = cand_rows.len();
+        let cand_columns = self.sides[o].held.gather(&cand_slots)?;
         let mut pair_probe: Vec<u32> = Vec::new();
         let mut pair_cand: Vec<u32> = Vec::new();
-        for &i in &live {
-            if let Some((a, b)) = range_of.get(key_of(i)) {
-                for j in *a..*b {
-                    pair_probe.push(i as u32);
-                    pair_cand.push(j as u32);
-                }
+        for (&i, &(a, b)) in live.iter().zip(&live_range) {
+            for j in a..b {
+                pair_probe.push(i as u32);
+                pair_cand.push(j as u32);
             }
         }
         let (left_cols, right_cols): (&[ArrayRef], &[ArrayRef]) = if s == 0 {
@@ -434,7 +475,7 @@ impl TimeBoundedJoin {
         let passes = self.evaluate_filter(left_cols, right_cols, pl, pr)?;
 
         let mut new_matched = vec![false; n];
-        let mut cand_matched_now: Vec<bool> = vec![false; n_cand];
+        let mut cand_matched_now: Vec<bool> = vec![false; cand_slots.len()];
         for (p, (&i, &j)) in pair_probe.iter().zip(&pair_cand).enumerate() {
             if !passes.as_ref().is_none_or(|m| m[p]) {
                 continue;
@@ -446,68 +487,49 @@ impl TimeBoundedJoin {
                 out.push(Some(l), Some(r));
             }
         }
-        // Candidates that matched: SEMI emits the kept row at its first match.
-        let mut cand_out: Vec<u32> = Vec::new();
+        // Candidates that matched for the first time: SEMI emits the kept
+        // row; each is marked matched in the state. (Each candidate is in
+        // the list once: the list is built per distinct key.)
         let semi_kept_o = self.semi == Some((o, false));
-        for &i in &live {
-            let Some((a, b)) = range_of.get(key_of(i)) else {
-                continue;
-            };
-            let Some(rows) = self.sides[o].state.get(key_of(i)) else {
-                continue;
-            };
-            for j in *a..*b {
-                if cand_matched_now[j] && !rows[j - a].matched {
-                    cand_out.push(j as u32);
+        for (j, now) in cand_matched_now.iter().enumerate() {
+            let slot = cand_slots[j];
+            if *now && self.sides[o].held.matches(slot) == 0 {
+                if semi_kept_o {
+                    out.push_side(o, j as u32);
                 }
-            }
-        }
-        // Each key's range is visited once per live row with that key: dedup.
-        cand_out.sort_unstable();
-        cand_out.dedup();
-        let (left_cols, right_cols): (Vec<ArrayRef>, Vec<ArrayRef>) = if s == 0 {
-            (change.data.columns().to_vec(), cand_columns.clone())
-        } else {
-            (cand_columns.clone(), change.data.columns().to_vec())
-        };
-        for &j in &cand_out {
-            if semi_kept_o {
-                out.push_side(o, j);
-            }
-        }
-        // Mark the candidates' matches in the state.
-        for (key, (a, b)) in &range_of {
-            if let Some(rows) = self.sides[o].state.get_mut(*key) {
-                for j in *a..*b {
-                    if cand_matched_now[j] {
-                        rows[j - a].matched = true;
-                    }
-                }
+                self.sides[o].held.set_matches(slot, 1, 0);
             }
         }
         // The new rows: SEMI emits a kept row that matched; all are stored.
+        let semi_kept_s = self.semi == Some((s, false));
+        let stored = if live.len() == n {
+            change.data.clone()
+        } else {
+            let indices = UInt32Array::from_iter_values(live.iter().map(|i| *i as u32));
+            RecordBatch::try_new_with_options(
+                change.data.schema(),
+                gather(change.data.columns(), &indices)?,
+                &RecordBatchOptions::new().with_row_count(Some(live.len())),
+            )?
+        };
         let side = &mut self.sides[s];
-        for &i in &live {
-            if self.semi == Some((s, false)) && new_matched[i] {
+        let first = side.held.append(stored)?;
+        let mut run = Vec::with_capacity(live.len());
+        for (k, &i) in live.iter().enumerate() {
+            if semi_kept_s && new_matched[i] {
                 out.push_side(s, i as u32);
             }
             let Some(t) = times[i] else { continue };
-            let expiry = t.saturating_add(side.expiry_offset);
-            let key: Box<[u8]> = key_of(i).into();
-            side.expiries.entry(expiry).or_default().push(key.clone());
-            side.state.entry(key).or_default().push(Stored {
-                row: row_of(i).into(),
-                expiry,
-                matched: new_matched[i],
-            });
+            let slot = first + k as u32;
+            let key = side.held.key_id_or_insert(key_of(i));
+            side.held
+                .activate(slot, key, u64::from(new_matched[i]), 0, 0);
+            run.push((t.saturating_add(side.expiry_offset), slot));
         }
-        self.gather_output(&left_cols, &right_cols, out)
-    }
-
-    /// An output row of side `s`'s row `i` alone: NULL-padded (outer) or the
-    /// kept row (SEMI / ANTI).
-    fn push_alone(&self, out: &mut Collected, s: usize, i: u32) {
-        out.push_side(s, i);
+        if !run.is_empty() {
+            side.push_run(run);
+        }
+        self.gather_output(left_cols, right_cols, out)
     }
 
     /// Frees the rows expired at `watermark`, emitting what they decide:
@@ -518,61 +540,76 @@ impl TimeBoundedJoin {
             self.sides[0].take_expired(watermark),
             self.sides[1].take_expired(watermark),
         ];
-        if self.on_close {
-            return self.close_windows(expired);
-        }
-        let mut alone: [Vec<&[u8]>; 2] = [Vec::new(), Vec::new()];
-        for s in 0..2 {
-            if !self.emits_unmatched(s) {
-                continue;
+        let out = if self.on_close {
+            self.close_windows(&expired)
+        } else {
+            let alone: [Vec<u32>; 2] = [0, 1].map(|s| {
+                if self.emits_unmatched(s) {
+                    expired[s]
+                        .iter()
+                        .copied()
+                        .filter(|slot| self.sides[s].held.matches(*slot) == 0)
+                        .collect()
+                } else {
+                    Vec::new()
+                }
+            });
+            let left = self.sides[0].held.gather(&alone[0])?;
+            let right = self.sides[1].held.gather(&alone[1])?;
+            let mut out = Collected::default();
+            for (s, rows) in alone.iter().enumerate() {
+                for i in 0..rows.len() {
+                    out.push_side(s, i as u32);
+                }
             }
-            for (_, rows) in &expired[s] {
-                alone[s].extend(rows.iter().filter(|r| !r.matched).map(|r| &*r.row));
-            }
+            self.gather_output(&left, &right, out)
+        };
+        // Slots move when a side compacts: only after they were read.
+        for side in &mut self.sides {
+            side.compact()?;
         }
-        let left = self.sides[0].decode(alone[0].iter().copied())?;
-        let right = self.sides[1].decode(alone[1].iter().copied())?;
-        let mut out = Collected::default();
-        for (s, rows) in alone.iter().enumerate() {
-            for i in 0..rows.len() {
-                out.push_side(s, i as u32);
-            }
-        }
-        self.gather_output(&left, &right, out)
+        out
     }
 
-    /// A window join: joins each closed key's rows of both sides.
-    fn close_windows(&self, expired: [Vec<(Box<[u8]>, Vec<Stored>)>; 2]) -> Result<ChangeBatch> {
-        let [left_expired, right_expired] = expired;
-        let mut right_of: HashMap<&[u8], &Vec<Stored>> = right_expired
-            .iter()
-            .map(|(k, rows)| (k.as_ref(), rows))
-            .collect();
-        let mut rows: [Vec<&[u8]>; 2] = [Vec::new(), Vec::new()];
+    /// A window join: joins the closed rows of both sides by key.
+    fn close_windows(&self, expired: &[Vec<u32>; 2]) -> Result<ChangeBatch> {
+        let columns = [0, 1].map(|s| self.sides[s].held.gather(&expired[s]));
+        let [left, right] = columns;
+        let (left, right) = (left?, right?);
+        let batch = |s: usize, columns: &[ArrayRef]| -> Result<RecordBatch> {
+            Ok(RecordBatch::try_new_with_options(
+                self.sides[s].schema.clone(),
+                columns.to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(expired[s].len())),
+            )?)
+        };
+        let (left_keys, _) = self.keys(0, &batch(0, &left)?)?;
+        let (right_keys, _) = self.keys(1, &batch(1, &right)?)?;
+        let key = |rows: &Option<Rows>, i: usize| -> Vec<u8> {
+            match rows {
+                Some(rows) => rows.row(i).data().to_vec(),
+                None => Vec::new(),
+            }
+        };
+        // (Stored rows never have a NULL key that cannot match.)
+        let mut right_of: DfHashMap<Vec<u8>, Vec<u32>> = DfHashMap::new();
+        for b in 0..expired[1].len() {
+            right_of
+                .entry(key(&right_keys, b))
+                .or_default()
+                .push(b as u32);
+        }
         let (mut pl, mut pr): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
-        for (key, lrows) in &left_expired {
-            let l0 = rows[0].len();
-            rows[0].extend(lrows.iter().map(|r| &*r.row));
-            let Some(rrows) = right_of.remove(key.as_ref()) else {
-                continue;
-            };
-            let r0 = rows[1].len();
-            rows[1].extend(rrows.iter().map(|r| &*r.row));
-            for a in 0..lrows.len() {
-                for b in 0..rrows.len() {
-                    pl.push((l0 + a) as u32);
-                    pr.push((r0 + b) as u32);
+        for a in 0..expired[0].len() {
+            if let Some(rs) = right_of.get(&key(&left_keys, a)) {
+                for b in rs {
+                    pl.push(a as u32);
+                    pr.push(*b);
                 }
             }
         }
-        // Right rows of keys with no left row in the window.
-        for (_, rrows) in right_of {
-            rows[1].extend(rrows.iter().map(|r| &*r.row));
-        }
-        let left = self.sides[0].decode(rows[0].iter().copied())?;
-        let right = self.sides[1].decode(rows[1].iter().copied())?;
         let passes = self.evaluate_filter(&left, &right, &pl, &pr)?;
-        let mut matched = [vec![false; rows[0].len()], vec![false; rows[1].len()]];
+        let mut matched = [vec![false; expired[0].len()], vec![false; expired[1].len()]];
         let mut out = Collected::default();
         for (p, (&l, &r)) in pl.iter().zip(&pr).enumerate() {
             if !passes.as_ref().is_none_or(|m| m[p]) {
@@ -811,7 +848,7 @@ mod tests {
     }
 
     fn stored(op: &TimeBoundedJoin) -> [usize; 2] {
-        [0, 1].map(|s| op.sides[s].state.values().map(Vec::len).sum())
+        [0, 1].map(|s| op.sides[s].held_rows())
     }
 
     #[test]
@@ -841,6 +878,31 @@ mod tests {
             .unwrap();
         assert_eq!(show(&out), ["1 11500 1 11000", "1 11500 1 11001"]);
         assert_eq!(late.load(Ordering::Relaxed), 1);
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn expiry_runs_free_rows_in_bulk_and_compaction_keeps_the_rest_joinable() {
+        let (mut op, _) = join(JoinType::Inner, INTERVAL);
+        // 20 batches of 1,000 left rows, times 0..20 s in arrival order,
+        // out of order within each batch; keys 0..9.
+        for b in 0..20 {
+            let batch: Vec<(i64, i64)> = (0..1_000)
+                .map(|i| ((i % 10) as i64, b * 1_000 + (999 - i) as i64))
+                .collect();
+            op.process(0, &rows(&batch), i64::MIN).unwrap();
+        }
+        assert!(op.sides[0].expiries.len() < 20, "runs are merged");
+        assert_eq!(stored(&op), [20_000, 0]);
+        // Left rows expire at ts + 1 s: at 15 s those before 14 s are gone.
+        assert_eq!(op.expire(14_999).unwrap().num_rows(), 0);
+        assert_eq!(stored(&op), [6_000, 0]);
+        // Compacted (14,000 dead > 6,000 live): the rest still match.
+        assert!(op.sides[0].held.batches_len() <= 2);
+        let out = op.process(1, &rows(&[(3, 15_500)]), 14_999).unwrap();
+        // Left rows of key 3 with ts in [14.5 s, 16.5 s]: 2,000 ms × 1/10.
+        assert_eq!(out.num_rows(), 200);
         op.expire(END_OF_INPUT).unwrap();
         assert_eq!(stored(&op), [0, 0]);
     }

@@ -17,7 +17,7 @@
 //! N rows per partition are kept; over an updating input every row is kept
 //! (a retraction can bring rank N+1 up). State is not expired.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int8Array, UInt64Array};
@@ -25,6 +25,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use datafusion::common::HashMap as DfHashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use tokio::task::JoinSet;
@@ -92,7 +93,7 @@ struct TopN {
     order_keys: Option<RowConverter>,
     /// Encodes whole input rows.
     rows: RowConverter,
-    partitions: HashMap<Box<[u8]>, Partition>,
+    partitions: DfHashMap<Box<[u8]>, Partition>,
 }
 
 impl TopN {
@@ -109,7 +110,7 @@ impl TopN {
             partition_keys: None,
             order_keys: None,
             rows,
-            partitions: HashMap::new(),
+            partitions: DfHashMap::new(),
         })
     }
 
@@ -171,11 +172,9 @@ impl TopN {
             .as_ref()
             .expect("made above")
             .convert_columns(&order_columns)?;
-        let rows = self.rows.convert_columns(data.columns())?;
-
         // Rows per partition, in input order.
         let mut touched: Vec<(Box<[u8]>, Vec<usize>)> = Vec::new();
-        let mut slot_of: HashMap<&[u8], usize> = HashMap::new();
+        let mut slot_of: DfHashMap<&[u8], usize> = DfHashMap::new();
         for i in 0..n {
             let key: &[u8] = match &partition_rows {
                 Some(r) => r.row(i).data(),
@@ -189,6 +188,55 @@ impl TopN {
         }
         drop(slot_of);
 
+        // Over an append-only input, a row can only enter its partition's
+        // top N if its order key is at most the N-th smallest of the kept
+        // rows' and the batch's (ties kept: whole rows break them); the
+        // others are dropped before their whole row is encoded.
+        if self.spec.append_only {
+            let limit = self.spec.limit.max(1);
+            let mut keys: Vec<&[u8]> = Vec::new();
+            for (key, indices) in &mut touched {
+                keys.clear();
+                if let Some(partition) = self.partitions.get(key) {
+                    for ((order, _), copies) in partition {
+                        for _ in 0..*copies {
+                            keys.push(order.as_ref());
+                        }
+                    }
+                }
+                keys.extend(indices.iter().map(|i| order_rows.row(*i).data()));
+                if keys.len() <= limit {
+                    continue;
+                }
+                let (_, threshold, _) = keys.select_nth_unstable(limit - 1);
+                let threshold: &[u8] = threshold;
+                indices.retain(|i| order_rows.row(*i).data() <= threshold);
+            }
+            touched.retain(|(_, indices)| !indices.is_empty());
+        }
+        // Whole rows are encoded only for the rows that remain.
+        let mut kept: Vec<u32> = touched
+            .iter()
+            .flat_map(|(_, indices)| indices.iter().map(|i| *i as u32))
+            .collect();
+        kept.sort_unstable();
+        let mut position = vec![0usize; if kept.len() == n { 0 } else { n }];
+        let rows = if kept.len() == n {
+            self.rows.convert_columns(data.columns())?
+        } else {
+            for (p, i) in kept.iter().enumerate() {
+                position[*i as usize] = p;
+            }
+            let indices = arrow::array::UInt32Array::from(kept);
+            let columns = data
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            self.rows.convert_columns(&columns)?
+        };
+        let row_at = |i: usize| -> usize { if position.is_empty() { i } else { position[i] } };
+
         let kinds: Vec<RowKind> = change.kinds().collect();
         let mut out_rows: Vec<Box<[u8]>> = Vec::new();
         let mut out_ranks: Vec<u64> = Vec::new();
@@ -197,8 +245,10 @@ impl TopN {
             let before = self.top(self.partitions.get(&key));
             let partition = self.partitions.entry(key.clone()).or_default();
             for i in indices {
-                let entry: (Box<[u8]>, Box<[u8]>) =
-                    (order_rows.row(i).data().into(), rows.row(i).data().into());
+                let entry: (Box<[u8]>, Box<[u8]>) = (
+                    order_rows.row(i).data().into(),
+                    rows.row(row_at(i)).data().into(),
+                );
                 if kinds[i].is_retraction() {
                     match partition.get_mut(&entry) {
                         Some(c) if *c > 1 => *c -= 1,
@@ -390,6 +440,37 @@ mod tests {
         assert!(text(t.process(&batch(&[("a", 1)], RowKind::Insert)).unwrap()).is_empty());
         // an append-only input keeps at most N rows per partition
         assert!(t.partitions.values().all(|p| p.values().sum::<u64>() <= 2));
+    }
+
+    #[test]
+    fn append_only_rows_that_cannot_enter_are_dropped_before_encoding() {
+        let mut t = op(1, true);
+        assert_eq!(
+            text(
+                t.process(&batch(
+                    &[("a", 3), ("a", 9), ("a", 9), ("b", 2), ("a", 1)],
+                    RowKind::Insert
+                ))
+                .unwrap()
+            ),
+            ["+I a 9 1", "+I b 2 1"]
+        );
+        // A tie with the kept row and a worse row: nothing changes.
+        assert!(
+            text(
+                t.process(&batch(&[("a", 9), ("a", 2), ("b", 1)], RowKind::Insert))
+                    .unwrap()
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            text(
+                t.process(&batch(&[("a", 4), ("a", 10), ("b", 2)], RowKind::Insert))
+                    .unwrap()
+            ),
+            ["-U a 9 1", "+U a 10 1"]
+        );
+        assert_eq!(t.partitions.values().map(|p| p.len()).sum::<usize>(), 2);
     }
 
     #[test]

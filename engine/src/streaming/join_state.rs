@@ -1,0 +1,630 @@
+//! The rows one input of the regular streaming join (`join.rs`) holds,
+//! kept columnar.
+//!
+//! Why columnar: the join reads its state to build output rows and to feed
+//! its non-equi filter, both of which want Arrow arrays. Keeping the rows as
+//! the Arrow batches they arrived in (only the inserted rows, appended as
+//! they come) lets the join gather candidates with `interleave` instead of
+//! encoding every row with arrow-row on the way in and decoding it on the
+//! way out, and costs no allocation per row. This is the layout of
+//! DataFusion's hash join build side (`JoinHashMap`: a head per key and a
+//! `next` chain through the row positions), kept incrementally.
+//!
+//! Each held row is a *slot* (`u32`, in arrival order) with its values at a
+//! (batch, row) position and per-slot vectors: alive, the number of rows of
+//! the other side it matches, the processing time it was last written (only
+//! with a state TTL), the hash of the whole row (only for an input that can
+//! retract, to find the row a retraction names), its key and the next older
+//! slot of the same key. A key (arrow-row encoded) maps to its newest slot.
+//! Copies of a row are separate slots.
+//!
+//! A retracted or expired row is only marked dead; when dead slots outnumber
+//! live ones (and there are at least [`COMPACT_MIN_DEAD`]), the live rows are
+//! copied into fresh batches and the chains and keys are rebuilt, so memory
+//! follows the live rows at an amortized O(1) per row. Small input batches
+//! are merged as they are appended (a binary-counter merge, at most
+//! [`BATCH_ROWS`] rows) so that the number of stored batches stays small.
+
+use std::hash::BuildHasher;
+
+use arrow::array::{Array, ArrayRef, RecordBatchOptions, new_empty_array};
+use arrow::compute::interleave;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::HashMap;
+use datafusion::error::{DataFusionError, Result};
+
+/// The end of a key's chain.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// Rows per stored batch that small batches are merged up to, and per batch
+/// written by a compaction.
+pub(super) const BATCH_ROWS: usize = 8192;
+
+/// Dead slots below which a side never compacts.
+pub(super) const COMPACT_MIN_DEAD: usize = 4096;
+
+/// A key's entry: its newest slot, how many of its slots are alive, and
+/// the next key whose bytes hash to the same value (`NIL`: none).
+#[derive(Debug, Clone, Copy)]
+struct KeyEntry {
+    head: u32,
+    live: u32,
+    same_hash: u32,
+}
+
+/// The rows of one join input (see the module docs).
+pub(super) struct SideRows {
+    schema: SchemaRef,
+    /// The rows' values; slot `s` is at `batches[loc[s].0]` row `loc[s].1`.
+    batches: Vec<RecordBatch>,
+    /// The first slot of each batch.
+    first_slot: Vec<u32>,
+    loc: Vec<(u32, u32)>,
+    alive: Vec<bool>,
+    /// Rows of the other side the slot matches (outer, semi and anti sides
+    /// decide on it).
+    matches: Vec<u64>,
+    /// Processing time (ms) of the last write, with a TTL only.
+    written_ms: Vec<u64>,
+    /// Hash of the whole row (`create_hashes` over every column), for an
+    /// input that can retract.
+    row_hash: Vec<u64>,
+    key_of: Vec<u32>,
+    /// The next older slot of the same key (`NIL`: none).
+    next: Vec<u32>,
+    /// Hash of an arrow-row encoded key → the newest key id with that hash
+    /// (the others chained through `KeyEntry::same_hash`).
+    key_ids: HashMap<u64, u32>,
+    keys: Vec<KeyEntry>,
+    /// The keys' arrow-row bytes, one after another (no allocation per
+    /// key): key `k` is `key_bytes[key_offsets[k]..key_offsets[k + 1]]`.
+    key_bytes: Vec<u8>,
+    key_offsets: Vec<usize>,
+    live: usize,
+    dead: usize,
+    track_time: bool,
+    track_hash: bool,
+}
+
+impl SideRows {
+    /// An empty side of `schema`; `track_time`: keep each row's write time
+    /// (a TTL is set); `track_hash`: keep each row's hash (the input can
+    /// retract).
+    pub fn new(schema: SchemaRef, track_time: bool, track_hash: bool) -> Self {
+        Self {
+            schema,
+            batches: Vec::new(),
+            first_slot: Vec::new(),
+            loc: Vec::new(),
+            alive: Vec::new(),
+            matches: Vec::new(),
+            written_ms: Vec::new(),
+            row_hash: Vec::new(),
+            key_of: Vec::new(),
+            next: Vec::new(),
+            key_ids: HashMap::new(),
+            keys: Vec::new(),
+            key_bytes: Vec::new(),
+            key_offsets: vec![0],
+            live: 0,
+            dead: 0,
+            track_time,
+            track_hash,
+        }
+    }
+
+    /// Live rows held.
+    #[cfg(test)]
+    pub fn live_rows(&self) -> usize {
+        self.live
+    }
+
+    /// Stored batches.
+    #[cfg(test)]
+    pub fn batches_len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Whether rows keep their hash (the input can retract).
+    pub fn tracks_hash(&self) -> bool {
+        self.track_hash
+    }
+
+    /// The encoded bytes of key `id`.
+    fn key_bytes(&self, id: u32) -> &[u8] {
+        let k = id as usize;
+        &self.key_bytes[self.key_offsets[k]..self.key_offsets[k + 1]]
+    }
+
+    /// The key id of an encoded key with hash `hash`, if the side has seen it.
+    fn find_key(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let mut id = *self.key_ids.get(&hash)?;
+        while id != NIL {
+            if self.key_bytes(id) == key {
+                return Some(id);
+            }
+            id = self.keys[id as usize].same_hash;
+        }
+        None
+    }
+
+    /// The hash the key index files an encoded key under.
+    fn hash_key(&self, key: &[u8]) -> u64 {
+        self.key_ids.hasher().hash_one(key)
+    }
+
+    /// The key id of an encoded key, if the side has seen it.
+    pub fn key_id(&self, key: &[u8]) -> Option<u32> {
+        self.find_key(key, self.hash_key(key))
+    }
+
+    /// The key id of an encoded key, made if new.
+    pub fn key_id_or_insert(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hash_key(key);
+        if let Some(id) = self.find_key(key, hash) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        let same_hash = self.key_ids.insert(hash, id).unwrap_or(NIL);
+        self.keys.push(KeyEntry {
+            head: NIL,
+            live: 0,
+            same_hash,
+        });
+        self.key_bytes.extend_from_slice(key);
+        self.key_offsets.push(self.key_bytes.len());
+        id
+    }
+
+    /// Appends the values of rows about to be inserted (not yet alive: see
+    /// [`SideRows::activate`]); returns the slot of the first. `batch` has
+    /// the side's schema.
+    ///
+    /// # Errors
+    /// More than `u32::MAX - 1` slots; arrow errors merging batches.
+    pub fn append(&mut self, batch: RecordBatch) -> Result<u32> {
+        let n = batch.num_rows();
+        let first = self.loc.len();
+        if first + n >= NIL as usize {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "a join side holds more than {} rows in one instance; raise parallelism.default",
+                NIL - 1
+            )));
+        }
+        if n == 0 {
+            return Ok(first as u32);
+        }
+        let b = self.batches.len() as u32;
+        self.batches.push(batch);
+        self.first_slot.push(first as u32);
+        self.loc.extend((0..n as u32).map(|r| (b, r)));
+        self.alive.resize(first + n, false);
+        self.matches.resize(first + n, 0);
+        if self.track_time {
+            self.written_ms.resize(first + n, 0);
+        }
+        if self.track_hash {
+            self.row_hash.resize(first + n, 0);
+        }
+        self.key_of.resize(first + n, NIL);
+        self.next.resize(first + n, NIL);
+        self.dead += n;
+        self.merge_tail()?;
+        Ok(first as u32)
+    }
+
+    /// Merges the last two batches while the older is small and not more
+    /// than twice the newer (a binary counter: each row is copied O(log)
+    /// times before its batch reaches [`BATCH_ROWS`]).
+    fn merge_tail(&mut self) -> Result<()> {
+        while self.batches.len() >= 2 {
+            let k = self.batches.len();
+            let (older, newer) = (
+                self.batches[k - 2].num_rows(),
+                self.batches[k - 1].num_rows(),
+            );
+            if older >= BATCH_ROWS || older > 2 * newer || older + newer > 2 * BATCH_ROWS {
+                return Ok(());
+            }
+            let merged = concat(&self.schema, &self.batches[k - 2..])?;
+            self.batches.truncate(k - 2);
+            self.batches.push(merged);
+            let moved = self.first_slot.pop().unwrap_or_default() as usize;
+            for (b, r) in &mut self.loc[moved..] {
+                *b = (k - 2) as u32;
+                *r += older as u32;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes appended slot `slot` a live row of key `key` with `matches`
+    /// matches, written at `now_ms`, whose whole row hashes to `hash`.
+    pub fn activate(&mut self, slot: u32, key: u32, matches: u64, now_ms: u64, hash: u64) {
+        let s = slot as usize;
+        if self.alive[s] {
+            return;
+        }
+        self.alive[s] = true;
+        self.matches[s] = matches;
+        if self.track_time {
+            self.written_ms[s] = now_ms;
+        }
+        if self.track_hash {
+            self.row_hash[s] = hash;
+        }
+        self.key_of[s] = key;
+        let entry = &mut self.keys[key as usize];
+        self.next[s] = entry.head;
+        entry.head = slot;
+        entry.live += 1;
+        self.live += 1;
+        self.dead -= 1;
+    }
+
+    /// Marks a live slot dead.
+    pub fn kill(&mut self, slot: u32) {
+        let s = slot as usize;
+        if !self.alive[s] {
+            return;
+        }
+        self.alive[s] = false;
+        if let Some(entry) = self.keys.get_mut(self.key_of[s] as usize) {
+            entry.live -= 1;
+        }
+        self.live -= 1;
+        self.dead += 1;
+    }
+
+    /// The live slots of key `key`, newest first, appended to `out`.
+    pub fn slots_of(&self, key: u32, out: &mut Vec<u32>) {
+        let Some(entry) = self.keys.get(key as usize) else {
+            return;
+        };
+        if entry.live == 0 {
+            return;
+        }
+        let mut s = entry.head;
+        while s != NIL {
+            if self.alive[s as usize] {
+                out.push(s);
+            }
+            s = self.next[s as usize];
+        }
+    }
+
+    /// The first live slot of key `key` whose row hashes to `hash` and for
+    /// which `equal` holds.
+    ///
+    /// # Errors
+    /// What `equal` returns.
+    pub fn find(
+        &self,
+        key: u32,
+        hash: u64,
+        mut equal: impl FnMut(u32) -> Result<bool>,
+    ) -> Result<Option<u32>> {
+        let Some(entry) = self.keys.get(key as usize) else {
+            return Ok(None);
+        };
+        let mut s = entry.head;
+        while s != NIL {
+            let i = s as usize;
+            if self.alive[i] && (!self.track_hash || self.row_hash[i] == hash) && equal(s)? {
+                return Ok(Some(s));
+            }
+            s = self.next[i];
+        }
+        Ok(None)
+    }
+
+    /// A slot's match count.
+    pub fn matches(&self, slot: u32) -> u64 {
+        self.matches[slot as usize]
+    }
+
+    /// Sets a slot's match count (a write, at `now_ms`).
+    pub fn set_matches(&mut self, slot: u32, matches: u64, now_ms: u64) {
+        let s = slot as usize;
+        self.matches[s] = matches;
+        if self.track_time {
+            self.written_ms[s] = now_ms;
+        }
+    }
+
+    /// When a slot was last written (0 without a TTL).
+    pub fn written_ms(&self, slot: u32) -> u64 {
+        self.written_ms.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// Kills the live slots of key `key` for which `expired` holds.
+    pub fn expire_key(&mut self, key: u32, expired: impl Fn(u64) -> bool) {
+        let mut slots = Vec::new();
+        self.slots_of(key, &mut slots);
+        for s in slots {
+            if expired(self.written_ms(s)) {
+                self.kill(s);
+            }
+        }
+    }
+
+    /// Kills every live slot for which `expired` (of its write time) holds.
+    pub fn expire_all(&mut self, expired: impl Fn(u64) -> bool) {
+        for s in 0..self.loc.len() {
+            if self.alive[s] && expired(self.written_ms.get(s).copied().unwrap_or(0)) {
+                self.kill(s as u32);
+            }
+        }
+    }
+
+    /// Every live slot with its encoded key, in no set order.
+    pub fn live_slots_by_key(&self) -> Vec<(&[u8], u32)> {
+        let mut out = Vec::with_capacity(self.live);
+        let mut slots = Vec::new();
+        for id in 0..self.keys.len() as u32 {
+            slots.clear();
+            self.slots_of(id, &mut slots);
+            out.extend(slots.iter().map(|s| (self.key_bytes(id), *s)));
+        }
+        out
+    }
+
+    /// The values of `slots`, in that order, as columns of the side's
+    /// schema.
+    ///
+    /// # Errors
+    /// Arrow errors.
+    pub fn gather(&self, slots: &[u32]) -> Result<Vec<ArrayRef>> {
+        gather_slots(&self.schema, &self.batches, &self.loc, slots)
+    }
+
+    /// The values of one slot as a one-row batch.
+    pub fn row(&self, slot: u32) -> RecordBatch {
+        let (b, r) = self.loc[slot as usize];
+        self.batches[b as usize].slice(r as usize, 1)
+    }
+
+    /// Compacts when dead slots outnumber live ones (and are at least
+    /// [`COMPACT_MIN_DEAD`]): live rows move, in slot order, to fresh
+    /// batches, keys without live rows are forgotten. Returns, if it
+    /// compacted, each old slot's new slot (`NIL`: freed).
+    ///
+    /// # Errors
+    /// Arrow errors copying the rows.
+    pub fn maybe_compact(&mut self) -> Result<Option<Vec<u32>>> {
+        // Appended slots not yet alive are counted dead; the joins activate
+        // them before they compact, so none is pending here.
+        if self.dead < COMPACT_MIN_DEAD || self.dead <= self.live {
+            return Ok(None);
+        }
+        let keep: Vec<u32> = (0..self.loc.len() as u32)
+            .filter(|s| self.alive[*s as usize])
+            .collect();
+        let mut batches = Vec::new();
+        let mut first_slot = Vec::new();
+        for chunk in keep.chunks(BATCH_ROWS) {
+            first_slot.push((batches.len() * BATCH_ROWS) as u32);
+            let columns = self.gather(chunk)?;
+            batches.push(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(chunk.len())),
+            )?);
+        }
+        let mut new_id = vec![NIL; self.keys.len()];
+        let mut moved = vec![NIL; self.loc.len()];
+        let mut fresh = Self::new(self.schema.clone(), self.track_time, self.track_hash);
+        fresh.batches = batches;
+        fresh.first_slot = first_slot;
+        for (new, &old) in keep.iter().enumerate() {
+            let o = old as usize;
+            let k = self.key_of[o] as usize;
+            if new_id[k] == NIL {
+                new_id[k] = fresh.key_id_or_insert(self.key_bytes(k as u32));
+            }
+            let new = new as u32;
+            moved[o] = new;
+            fresh
+                .loc
+                .push((new / BATCH_ROWS as u32, new % BATCH_ROWS as u32));
+            fresh.alive.push(false);
+            fresh.matches.push(0);
+            if self.track_time {
+                fresh.written_ms.push(0);
+            }
+            if self.track_hash {
+                fresh.row_hash.push(0);
+            }
+            fresh.key_of.push(NIL);
+            fresh.next.push(NIL);
+            fresh.dead += 1;
+            fresh.activate(
+                new,
+                new_id[k],
+                self.matches[o],
+                self.written_ms(old),
+                self.row_hash.get(o).copied().unwrap_or(0),
+            );
+        }
+        *self = fresh;
+        Ok(Some(moved))
+    }
+}
+
+/// The values at `slots` of rows stored in `batches` at `loc`, as columns of
+/// `schema` (`interleave` over the batches).
+///
+/// # Errors
+/// Arrow errors.
+pub(super) fn gather_slots(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    loc: &[(u32, u32)],
+    slots: &[u32],
+) -> Result<Vec<ArrayRef>> {
+    if slots.is_empty() || batches.is_empty() {
+        return Ok(schema
+            .fields()
+            .iter()
+            .map(|f| new_empty_array(f.data_type()))
+            .collect());
+    }
+    let indices: Vec<(usize, usize)> = slots
+        .iter()
+        .map(|s| {
+            let (b, r) = loc[*s as usize];
+            (b as usize, r as usize)
+        })
+        .collect();
+    (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            Ok(interleave(&arrays, &indices)?)
+        })
+        .collect()
+}
+
+/// `batches` as one batch of `schema` (row counts kept for batches without
+/// columns).
+fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    if schema.fields().is_empty() {
+        return Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?);
+    }
+    Ok(arrow::compute::concat_batches(schema, batches)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(rows: &[(i64, &str)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Appends and activates rows under key `k` (its decimal bytes).
+    fn insert(side: &mut SideRows, rows: &[(i64, &str)]) -> Vec<u32> {
+        let first = side.append(batch(rows)).unwrap();
+        rows.iter()
+            .enumerate()
+            .map(|(i, (k, _))| {
+                let key = side.key_id_or_insert(k.to_string().as_bytes());
+                let slot = first + i as u32;
+                side.activate(slot, key, 0, 0, *k as u64);
+                slot
+            })
+            .collect()
+    }
+
+    /// The values of `slots` as "k:v".
+    fn show(side: &SideRows, slots: &[u32]) -> Vec<String> {
+        let c = side.gather(slots).unwrap();
+        let (k, v) = (c[0].as_primitive::<Int64Type>(), c[1].as_string::<i32>());
+        (0..k.len())
+            .map(|i| format!("{}:{}", k.value(i), v.value(i)))
+            .collect()
+    }
+
+    fn slots_of(side: &SideRows, k: i64) -> Vec<u32> {
+        let mut out = Vec::new();
+        if let Some(id) = side.key_id(k.to_string().as_bytes()) {
+            side.slots_of(id, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn rows_are_found_by_key_newest_first_and_gathered() {
+        let mut side = SideRows::new(schema(), false, true);
+        insert(&mut side, &[(1, "a"), (2, "b")]);
+        insert(&mut side, &[(1, "c")]);
+        // The two batches were merged (both small).
+        assert_eq!(side.batches.len(), 1);
+        assert_eq!(show(&side, &slots_of(&side, 1)), ["1:c", "1:a"]);
+        assert_eq!(show(&side, &slots_of(&side, 2)), ["2:b"]);
+        assert!(slots_of(&side, 3).is_empty());
+        assert_eq!(side.live_rows(), 3);
+    }
+
+    #[test]
+    fn a_retraction_finds_its_row_by_hash_and_value() {
+        let mut side = SideRows::new(schema(), false, true);
+        let slots = insert(&mut side, &[(1, "a"), (1, "b")]);
+        let key = side.key_id(b"1").unwrap();
+        // Same hash (1) for both: the value decides.
+        let found = side
+            .find(key, 1, |s| Ok(show(&side, &[s]) == ["1:a"]))
+            .unwrap();
+        assert_eq!(found, Some(slots[0]));
+        side.kill(slots[0]);
+        assert_eq!(show(&side, &slots_of(&side, 1)), ["1:b"]);
+        assert_eq!(side.find(key, 1, |_| Ok(false)).unwrap(), None);
+        assert_eq!(side.find(key, 7, |_| Ok(true)).unwrap(), None);
+    }
+
+    #[test]
+    fn compaction_keeps_live_rows_keys_and_counts() {
+        let mut side = SideRows::new(schema(), true, false);
+        let rows: Vec<(i64, String)> = (0..10_000).map(|i| (i % 7, format!("v{i}"))).collect();
+        let refs: Vec<(i64, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let slots = insert(&mut side, &refs);
+        for (i, slot) in slots.iter().enumerate() {
+            side.set_matches(*slot, i as u64, i as u64);
+            if i % 10 != 3 {
+                side.kill(*slot);
+            }
+        }
+        let moved = side.maybe_compact().unwrap().expect("compacted");
+        assert_eq!(side.live_rows(), 1_000);
+        assert_eq!(moved[3], 0);
+        assert_eq!(moved[4], NIL);
+        assert_eq!(moved[13], 1);
+        let first = slots_of(&side, 3);
+        assert_eq!(first.len(), 143);
+        // Newest first, values and per-row state kept.
+        assert_eq!(show(&side, &first[..2]), ["3:v9943", "3:v9873"]);
+        assert_eq!(side.matches(first[0]), 9943);
+        assert_eq!(side.written_ms(first[0]), 9943);
+        // Below the threshold nothing moves.
+        assert!(side.maybe_compact().unwrap().is_none());
+    }
+
+    #[test]
+    fn expiry_by_write_time_frees_rows() {
+        let mut side = SideRows::new(schema(), true, false);
+        let slots = insert(&mut side, &[(1, "a"), (1, "b"), (2, "c")]);
+        side.set_matches(slots[1], 1, 50);
+        let key = side.key_id(b"1").unwrap();
+        side.expire_key(key, |w| w < 10);
+        assert_eq!(show(&side, &slots_of(&side, 1)), ["1:b"]);
+        side.expire_all(|w| w < 100);
+        assert_eq!(side.live_rows(), 0);
+    }
+}
