@@ -248,6 +248,71 @@ async fn a_failed_task_in_the_middle_stage_reruns_alone() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_stage_reruns_when_it_fails_before_returning_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_with_table(dir.path(), 2, 5000, 100).await;
+    let q = "SELECT k, SUM(v) AS v FROM t GROUP BY k";
+    let expected = sorted(text(&rows(&s, q).await));
+
+    // Stage 3, the final one, fails on its first batch: nothing has reached
+    // the caller, so it re-runs from stage 2's files; stages 1 and 2 do not.
+    let injector = s
+        .inject_batch_failures(Some(vec![FailPoint {
+            stage: 3,
+            task: 0,
+            attempt: 0,
+            after_batches: 1,
+        }]))
+        .unwrap();
+    let result = s.sql(q).await.unwrap();
+    let run = result.batch_run().unwrap().clone();
+    let got = sorted(text(&result.collect().await.unwrap()));
+    assert!(injector.pending().is_empty(), "the failure fired");
+    assert_eq!(got, expected);
+    assert_eq!(run.stages[0].attempts.load(Ordering::Relaxed), 2);
+    assert_eq!(run.stages[1].attempts.load(Ordering::Relaxed), 2);
+    let last = &run.stages[2];
+    assert_eq!(
+        last.attempts.load(Ordering::Relaxed),
+        2,
+        "the final stage re-ran"
+    );
+    assert_eq!(last.retries.load(Ordering::Relaxed), 1);
+    let log = last.retry_log.lock().unwrap().clone();
+    assert!(
+        log[0].contains("stage 3 task 0 attempt 0 failed")
+            && log[0].contains("injected failure of task 0 in stage 3"),
+        "{log:?}"
+    );
+
+    // After a row has gone out, a failure fails the query and says why
+    // (small batches, so the final stage returns several).
+    s.set("datafusion.execution.batch_size", "10").unwrap();
+    s.inject_batch_failures(Some(vec![FailPoint {
+        stage: 3,
+        task: 0,
+        attempt: 0,
+        after_batches: 2,
+    }]));
+    let mut result = s.sql(q).await.unwrap();
+    let first = result.next().await.unwrap().unwrap();
+    assert!(first.num_rows() > 0);
+    let mut failure = None;
+    while let Some(next) = result.next().await {
+        if let Err(e) = next {
+            failure = Some(e.to_string());
+        }
+    }
+    s.inject_batch_failures(None);
+    let failure = failure.expect("the query failed");
+    assert!(
+        failure.contains("injected failure") && failure.contains("already returned rows"),
+        "{failure}"
+    );
+    assert!(working_dirs(dir.path()).is_empty());
+}
+
 fn sorted(text: String) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines.sort();

@@ -23,6 +23,7 @@ pub mod adaptive;
 pub mod exchange_files;
 pub mod exchange_read;
 pub mod exchange_write;
+mod final_stage;
 pub mod memory;
 pub mod recovery;
 pub mod run_metrics;

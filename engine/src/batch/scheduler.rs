@@ -7,7 +7,9 @@
 //! query's stream.
 //!
 //! A failed task re-runs ([`recovery`](super::recovery)) with a fresh
-//! instance of its stage's plan, reading the same committed inputs.
+//! instance of its stage's plan, reading the same committed inputs; the
+//! final stage does too, while it has not returned a row
+//! ([`final_stage`](super::final_stage)).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::task::JoinSet;
 
 use super::adaptive::{AdaptiveOptions, adapt, fit_per_task_readers};
 use super::exchange_files::Exchanges;
+use super::final_stage::FinalStage;
 use super::recovery::{TaskPanic, is_retryable};
 use super::run_metrics::BatchRun;
 use super::stage_graph::{StageGraph, reset};
@@ -109,29 +112,15 @@ pub(crate) async fn run(
         return Err(e);
     }
     let plan = prepare(last, &mut plans, &graph.exchanges, &options, &run)?;
-    let stage = &run.stages[last];
-    stage.attempts.fetch_add(1, Ordering::Relaxed);
-    stage.task_running();
-    let stream = plan.execute(0, ctx)?;
-    let schema = stream.schema();
-    let counted_run = run.clone();
-    let counted = stream
-        .map(move |b| {
-            if let Ok(b) = &b {
-                counted_run.stages[last]
-                    .rows
-                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-            }
-            b
-        })
-        .chain(
-            futures::stream::once(async move {
-                run.stage_done(last);
-                None
-            })
-            .filter_map(futures::future::ready),
-        );
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
+    FinalStage {
+        plan,
+        ctx,
+        index: last,
+        attempts: options.attempts,
+        run,
+        failures: graph.exchanges.failures(),
+    }
+    .execute()
 }
 
 /// The plan stage `i` runs with (adaptive parallelism applied), recorded
