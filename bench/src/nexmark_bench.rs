@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tributary-bench --bin nexmark-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2] \
-//!     [--set table.exec.mini-batch.enabled=true ...]
+//!     [--engines datafusion,batch,streaming] [--set table.exec.mini-batch.enabled=true ...]
 //! ```
 //!
 //! The events come from Tributary's `nexmark` connector (the `nexmark`
@@ -259,6 +259,9 @@ struct Args {
     parallelism: usize,
     /// `--set key=value`: Tributary settings for both Tributary runs.
     settings: Vec<(String, String)>,
+    /// `--engines datafusion,batch,streaming`: which engines run (all by
+    /// default; one alone keeps a profile of it clean).
+    engines: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -267,6 +270,7 @@ fn args() -> Result<Args, String> {
         queries: vec![],
         parallelism: 2,
         settings: vec![],
+        engines: vec!["datafusion".into(), "batch".into(), "streaming".into()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -279,6 +283,18 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--parallelism: {e}"))?
             }
+            "--engines" => {
+                a.engines = value()?.split(',').map(str::to_string).collect();
+                if let Some(e) = a
+                    .engines
+                    .iter()
+                    .find(|e| !["datafusion", "batch", "streaming"].contains(&e.as_str()))
+                {
+                    return Err(format!(
+                        "--engines: unknown engine {e} (datafusion, batch, streaming)"
+                    ));
+                }
+            }
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -288,7 +304,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -478,22 +494,36 @@ async fn run(args: Args) -> Result<(), String> {
         if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
             continue;
         }
+        let runs = |engine: &str| args.engines.iter().any(|e| e == engine);
         let df = match df_sql {
-            Some(s) => {
+            Some(s) if runs("datafusion") => {
                 Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
             }
-            None => None,
+            _ => None,
         };
-        let (b, _) = time_tributary(&batch, sql).await?;
-        let (s, rows) = time_tributary(&streaming, sql).await?;
-        let ratio = df
-            .map(|(d, _)| format!("{:.2}", s / d))
-            .unwrap_or_else(|| "–".into());
+        let b = match runs("batch") {
+            true => Some(time_tributary(&batch, sql).await?.0),
+            false => None,
+        };
+        let streamed = match runs("streaming") {
+            true => Some(time_tributary(&streaming, sql).await?),
+            false => None,
+        };
+        let seconds = |t: Option<f64>| t.map_or_else(|| "–".into(), |t| format!("{t:.3}"));
+        let ratio = match (df, streamed) {
+            (Some((d, _)), Some((s, _))) => format!("{:.2}", s / d),
+            _ => "–".into(),
+        };
         println!(
-            "| {name} | {} | {b:.3} | {s:.3} | {:.0} | {ratio} | {rows} |",
-            df.map(|(d, _)| format!("{d:.3}"))
-                .unwrap_or_else(|| "–".into()),
-            args.events as f64 / s,
+            "| {name} | {} | {} | {} | {} | {ratio} | {} |",
+            seconds(df.map(|(d, _)| d)),
+            seconds(b),
+            seconds(streamed.map(|(s, _)| s)),
+            streamed.map_or_else(
+                || "–".into(),
+                |(s, _)| format!("{:.0}", args.events as f64 / s)
+            ),
+            streamed.map_or_else(|| "–".into(), |(_, rows)| rows.to_string()),
         );
     }
     Ok(())

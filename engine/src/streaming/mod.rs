@@ -332,12 +332,13 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             input,
             group,
             aggregates,
+            window_start,
             window_end,
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
             let instances =
-                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks);
             let late = env.metrics.late_rows_recorder(format!(
                 "window aggregate GROUP BY {}",
                 // The output names the group columns (no `@index` suffixes).
@@ -350,16 +351,14 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             instances
                 .into_iter()
                 .map(|rx| {
-                    window_aggregate::start(
-                        rx,
-                        routers,
-                        group.clone(),
-                        aggregates.clone(),
-                        *window_end,
-                        plan.schema.clone(),
-                        late.clone(),
-                        tasks,
-                    )
+                    let spec = window_aggregate::WindowSpec {
+                        group: group.clone(),
+                        aggregates: aggregates.clone(),
+                        window_start: *window_start,
+                        window_end: *window_end,
+                        schema: plan.schema.clone(),
+                    };
+                    window_aggregate::start(rx, routers, spec, late.clone(), tasks)
                 })
                 .collect()
         }
@@ -391,7 +390,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let instances =
-                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks);
             instances
                 .into_iter()
                 .map(|rx| {
