@@ -1107,4 +1107,27 @@ mod tests {
         assert_eq!(op.live_keys(), 2);
         assert_eq!(step(&mut op, 120, &[(I, 2, 1)]), vec!["-U|2|2", "+U|2|3"]);
     }
+
+    #[test]
+    fn deleted_keys_are_compacted_out_of_the_index() {
+        let mut op = sum_by_key(None);
+        let keys = 5000i64;
+        let inserts: Vec<_> = (0..keys).map(|k| (I, k, k)).collect();
+        assert_eq!(step(&mut op, 0, &inserts).len(), keys as usize);
+        // Delete all but the last 10 keys: the dead slots outnumber the
+        // live ones, so the index is rebuilt from the 10 live keys.
+        let deletes: Vec<_> = (0..keys - 10).map(|k| (D, k, k)).collect();
+        let out = step(&mut op, 0, &deletes);
+        assert_eq!(out.len(), (keys - 10) as usize);
+        assert_eq!(out[0], "-D|0|0");
+        assert_eq!(op.live_keys(), 10);
+        assert_eq!(op.index.as_ref().unwrap().len(), 10);
+        assert_eq!(op.rows.len(), 10);
+        // The live keys kept their state; a deleted key starts afresh.
+        assert_eq!(
+            step(&mut op, 0, &[(I, 4995, 5), (I, 3, 1), (D, 4999, 4999)]),
+            vec!["-U|4995|4995", "+U|4995|5000", "+I|3|1", "-D|4999|4999"]
+        );
+        assert_eq!(op.live_keys(), 10);
+    }
 }

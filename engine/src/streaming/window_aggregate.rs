@@ -457,3 +457,189 @@ fn conform(array: ArrayRef, want: &arrow::datatypes::DataType) -> Result<ArrayRe
         Ok(cast(&array, want)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::Column;
+
+    fn ts() -> DataType {
+        DataType::Timestamp(TimeUnit::Millisecond, None)
+    }
+
+    /// Input rows: `window_start, window_end, k, v`.
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("window_start", ts(), false),
+            Field::new("window_end", ts(), false),
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    /// `SELECT window_start, window_end[, k], COUNT(v), SUM(v) ... GROUP BY
+    /// window_start, window_end[, k]`, one router; its late-row counter.
+    fn op(by_key: bool) -> (WindowAggregate, Arc<AtomicU64>) {
+        let input = input_schema();
+        let agg = |f, name: &str| {
+            let e = AggregateExprBuilder::new(f, vec![Arc::new(Column::new("v", 3))])
+                .schema(input.clone())
+                .alias(name)
+                .build()
+                .unwrap();
+            StreamAggregate {
+                expr: Arc::new(e),
+                filter: None,
+                retraction: tributary_planner::streaming::Retraction::NotNeeded,
+            }
+        };
+        let mut group: Vec<Arc<dyn PhysicalExpr>> = vec![
+            Arc::new(Column::new("window_start", 0)),
+            Arc::new(Column::new("window_end", 1)),
+        ];
+        let mut fields = vec![
+            Field::new("window_start", ts(), false),
+            Field::new("window_end", ts(), false),
+        ];
+        if by_key {
+            group.push(Arc::new(Column::new("k", 2)));
+            fields.push(Field::new("k", DataType::Int64, true));
+        }
+        fields.push(Field::new("n", DataType::Int64, false));
+        fields.push(Field::new("total", DataType::Int64, true));
+        let spec = WindowSpec {
+            group,
+            aggregates: vec![agg(count_udaf(), "n"), agg(sum_udaf(), "total")],
+            window_start: 0,
+            window_end: 1,
+            schema: Arc::new(Schema::new(fields)),
+        };
+        let count = Arc::new(AtomicU64::new(0));
+        let late = LateRows::new(
+            "test".into(),
+            count.clone(),
+            Arc::new(AtomicU64::new(0)),
+            1,
+            None,
+        );
+        (WindowAggregate::try_new(spec, 1, late).unwrap(), count)
+    }
+
+    /// Rows `(window_start, window_end, k, v)` as the keyed exchange hands
+    /// them over: the input's columns, then the group columns.
+    fn rows(op: &WindowAggregate, rows: &[(i64, i64, Option<i64>, i64)]) -> ChangeBatch {
+        let start: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.0),
+        ));
+        let end: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter_values(
+            rows.iter().map(|r| r.1),
+        ));
+        let k: ArrayRef = Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2)));
+        let v: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3)));
+        let mut fields = input_schema().fields().to_vec();
+        let mut columns = vec![start.clone(), end.clone(), k.clone(), v];
+        for (i, c) in [start, end, k].into_iter().enumerate() {
+            if i < op.spec.group.len() {
+                fields.push(Arc::new(Field::new(
+                    format!("__key_{i}"),
+                    c.data_type().clone(),
+                    true,
+                )));
+                columns.push(c);
+            }
+        }
+        let data = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        ChangeBatch::inserts(data)
+    }
+
+    /// The rows a watermark at `ts` fires, as sorted `start|end|...` lines.
+    fn fire(op: &mut WindowAggregate, ts: i64) -> Vec<String> {
+        let Some((out, watermark)) = op.advance(0, ts).unwrap() else {
+            return vec![];
+        };
+        assert_eq!(watermark, ts);
+        let mut lines: Vec<String> = (0..out.num_rows())
+            .map(|i| {
+                (0..out.data.num_columns())
+                    .map(|c| {
+                        arrow::util::display::array_value_to_string(out.data.column(c), i).unwrap()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn a_window_fires_its_keys_once_and_frees_them() {
+        let (mut op, late) = op(true);
+        // One batch over two windows, then one inside the second.
+        op.process(&rows(
+            &op,
+            &[
+                (0, 10, Some(1), 5),
+                (10, 20, Some(1), 7),
+                (0, 10, Some(2), 1),
+                (0, 10, Some(1), 2),
+                (0, 10, None, 4),
+            ],
+        ))
+        .unwrap();
+        op.process(&rows(&op, &[(10, 20, Some(3), 1), (10, 20, Some(1), 1)]))
+            .unwrap();
+        assert_eq!(op.windows.len(), 2);
+        // The first window's last instant is 9 ms: a watermark of 8 fires nothing.
+        assert!(fire(&mut op, 8).is_empty());
+        assert_eq!(
+            fire(&mut op, 9),
+            [
+                "1970-01-01T00:00:00|1970-01-01T00:00:00.010|1|2|7",
+                "1970-01-01T00:00:00|1970-01-01T00:00:00.010|2|1|1",
+                "1970-01-01T00:00:00|1970-01-01T00:00:00.010||1|4",
+            ]
+        );
+        assert_eq!(op.windows.len(), 1, "the fired window's state is freed");
+        // A row for the closed window is late: counted, not folded in.
+        op.process(&rows(&op, &[(0, 10, Some(1), 100), (10, 20, Some(1), 1)]))
+            .unwrap();
+        assert_eq!(late.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            fire(&mut op, crate::streaming::END_OF_INPUT),
+            [
+                "1970-01-01T00:00:00.010|1970-01-01T00:00:00.020|1|3|9",
+                "1970-01-01T00:00:00.010|1970-01-01T00:00:00.020|3|1|1",
+            ]
+        );
+        assert!(op.windows.is_empty());
+    }
+
+    #[test]
+    fn without_other_keys_a_window_is_one_group() {
+        let (mut op, late) = op(false);
+        op.process(&rows(&op, &[(0, 10, None, 1), (0, 10, None, 2)]))
+            .unwrap();
+        op.process(&rows(&op, &[(0, 10, None, 3), (5, 15, None, 4)]))
+            .unwrap();
+        assert_eq!(
+            fire(&mut op, 100),
+            [
+                "1970-01-01T00:00:00.005|1970-01-01T00:00:00.015|1|4",
+                "1970-01-01T00:00:00|1970-01-01T00:00:00.010|3|6",
+            ]
+        );
+        // A whole batch behind the watermark is late at once.
+        op.process(&rows(&op, &[(0, 10, None, 1), (0, 10, None, 1)]))
+            .unwrap();
+        assert_eq!(late.load(Ordering::Relaxed), 2);
+        assert!(op.windows.is_empty());
+    }
+}
