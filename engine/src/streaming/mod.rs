@@ -36,7 +36,7 @@ mod window_aggregate;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
@@ -231,11 +231,35 @@ pub(super) fn with_op_column(
     schema: &arrow::datatypes::SchemaRef,
     change: ChangeBatch,
 ) -> Result<RecordBatch> {
-    let ops: ArrayRef = Arc::new(op_strings(&change.ops));
+    let ops: ArrayRef = if change.all_inserts() {
+        Arc::new(insert_strings(change.num_rows()))
+    } else {
+        Arc::new(op_strings(&change.ops))
+    };
     let mut columns = Vec::with_capacity(change.data.num_columns() + 1);
     columns.push(ops);
     columns.extend(change.data.columns().iter().cloned());
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `n` `+I` values: a zero-copy slice of a per-thread `+I` column that
+/// grows to the largest batch seen (doubling), so an append-only result
+/// pays nothing per batch for its `op` column.
+fn insert_strings(n: usize) -> StringArray {
+    thread_local! {
+        static RUN: std::cell::RefCell<StringArray> = std::cell::RefCell::new(StringArray::from(Vec::<&str>::new()));
+    }
+    RUN.with(|run| {
+        let mut run = run.borrow_mut();
+        if run.len() < n {
+            let len = n.max(2 * run.len()).max(8192);
+            *run = op_strings(&arrow::array::Int8Array::from_value(
+                tributary_planner::RowKind::Insert.code(),
+                len,
+            ));
+        }
+        run.slice(0, n)
+    })
 }
 
 /// The `op` column for row-kind codes: every value is two bytes (`+I`,
@@ -676,6 +700,10 @@ mod tests {
         let ops = op_strings(&codes);
         let values: Vec<&str> = ops.iter().map(|v| v.unwrap()).collect();
         assert_eq!(values, ["+I", "-U", "+U", "-D", "+I"]);
+        let inserts = insert_strings(3);
+        assert_eq!(inserts.iter().flatten().collect::<Vec<_>>(), ["+I"; 3]);
+        assert_eq!(insert_strings(20_000).len(), 20_000);
+        assert_eq!(insert_strings(20_000).value(19_999), "+I");
         assert!(arrow::array::Array::is_empty(&op_strings(
             &arrow::array::Int8Array::from(Vec::<i8>::new())
         )));
