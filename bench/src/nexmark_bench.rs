@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tributary-bench --bin nexmark-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2] \
-//!     [--engines datafusion,batch,streaming] [--set table.exec.mini-batch.enabled=true ...]
+//!     [--engines datafusion,batch,streaming] [--repeat N] [--set table.exec.mini-batch.enabled=true ...]
 //! ```
 //!
 //! The events come from Tributary's `nexmark` connector (the `nexmark`
@@ -262,6 +262,9 @@ struct Args {
     /// `--engines datafusion,batch,streaming`: which engines run (all by
     /// default; one alone keeps a profile of it clean).
     engines: Vec<String>,
+    /// `--repeat N`: runs of each query per engine; the median time is
+    /// reported (a profile of N runs also drowns out the data generation).
+    repeat: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -271,6 +274,7 @@ fn args() -> Result<Args, String> {
         parallelism: 2,
         settings: vec![],
         engines: vec!["datafusion".into(), "batch".into(), "streaming".into()],
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -295,6 +299,12 @@ fn args() -> Result<Args, String> {
                     ));
                 }
             }
+            "--repeat" => {
+                a.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?;
+                if a.repeat == 0 {
+                    return Err("--repeat: at least 1".into());
+                }
+            }
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -304,7 +314,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--repeat N] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -312,6 +322,12 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// The run with the median time of `runs` (not empty).
+fn median(mut runs: Vec<(f64, u64)>) -> (f64, u64) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[runs.len() / 2]
 }
 
 /// Runs a query to its end; returns (seconds, rows).
@@ -497,16 +513,33 @@ async fn run(args: Args) -> Result<(), String> {
         let runs = |engine: &str| args.engines.iter().any(|e| e == engine);
         let df = match df_sql {
             Some(s) if runs("datafusion") => {
-                Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
+                let s = if *s == "same" { sql } else { s };
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_datafusion(&datafusion, s).await?);
+                }
+                Some(median(times))
             }
             _ => None,
         };
         let b = match runs("batch") {
-            true => Some(time_tributary(&batch, sql).await?.0),
+            true => {
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_tributary(&batch, sql).await?);
+                }
+                Some(median(times).0)
+            }
             false => None,
         };
         let streamed = match runs("streaming") {
-            true => Some(time_tributary(&streaming, sql).await?),
+            true => {
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_tributary(&streaming, sql).await?);
+                }
+                Some(median(times))
+            }
             false => None,
         };
         let seconds = |t: Option<f64>| t.map_or_else(|| "–".into(), |t| format!("{t:.3}"));

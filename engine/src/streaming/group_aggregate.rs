@@ -75,18 +75,21 @@ enum Next {
     Deadline,
 }
 
-/// Starts one instance of the operator on `input`.
+/// Starts one instance of the operator on `input`, whose rows are of
+/// `input_schema`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn start(
     mut input: Receiver,
     group: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<StreamAggregate>,
+    input_schema: SchemaRef,
     schema: SchemaRef,
     mini_batch: Option<MiniBatch>,
     state_ttl_ms: Option<u64>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
-    let mut op = GroupAggregate::try_new(group, aggregates, schema, state_ttl_ms)?;
+    let mut op = GroupAggregate::try_new(group, aggregates, &input_schema, schema, state_ttl_ms)?;
     tasks.spawn(async move {
         let clock = Clock::start();
         let mut buffer: Vec<ChangeBatch> = Vec::new();
@@ -268,6 +271,7 @@ impl GroupAggregate {
     fn try_new(
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggregates: Vec<StreamAggregate>,
+        input: &arrow::datatypes::Schema,
         schema: SchemaRef,
         state_ttl_ms: Option<u64>,
     ) -> Result<Self> {
@@ -291,7 +295,10 @@ impl GroupAggregate {
         let columns = aggregates
             .iter()
             .map(|a| {
-                match NativeKind::for_aggregate(&a.expr, a.retraction == Retraction::NotNeeded) {
+                let append_only = a.retraction == Retraction::NotNeeded;
+                // Over an append-only input without a TTL no key is ever dropped.
+                let keys_kept = append_only && state_ttl_ms.is_none();
+                match NativeKind::for_aggregate(&a.expr, input, append_only, keys_kept) {
                     Some(kind) => AggColumn::Native(NativeColumn::new(kind)),
                     None => AggColumn::Boxed(Vec::new()),
                 }
@@ -987,6 +994,7 @@ mod tests {
                 filter: None,
                 retraction: Retraction::Accumulator,
             }],
+            &input_schema(),
             Arc::new(out),
             state_ttl_ms,
         )
@@ -1083,6 +1091,7 @@ mod tests {
                 filter: None,
                 retraction: Retraction::MinMax { min: false },
             }],
+            &input_schema(),
             Arc::new(out),
             Some(100),
         )

@@ -422,6 +422,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         rx,
                         group.clone(),
                         aggregates.clone(),
+                        input.schema.clone(),
                         plan.schema.clone(),
                         mini_batch(env.state),
                         *state_ttl_ms,
