@@ -292,6 +292,52 @@ fn mini_batch(state: &SessionState) -> Option<group_aggregate::MiniBatch> {
         })
 }
 
+/// The stateless operators from `plan` down (filter, project, window
+/// assign), composed bottom-up into one function, and the first operator
+/// below them.
+fn stateless_chain(plan: &StreamPlan) -> (&StreamPlan, stateless::Transform) {
+    let mut nodes = Vec::new();
+    let mut below = plan;
+    loop {
+        match &below.node {
+            StreamNode::WindowAssign { input, .. }
+            | StreamNode::Filter { input, .. }
+            | StreamNode::Project { input, .. } => {
+                nodes.push(below);
+                below = input;
+            }
+            _ => break,
+        }
+    }
+    let mut chain: Option<stateless::Transform> = None;
+    for node in nodes.into_iter().rev() {
+        let step = match &node.node {
+            StreamNode::WindowAssign {
+                time_index,
+                kind,
+                offset,
+                ..
+            } => stateless::window_assign(
+                crate::window_assign::WindowAssigner {
+                    time_index: *time_index,
+                    kind: *kind,
+                    offset: *offset,
+                },
+                node.schema.clone(),
+            ),
+            StreamNode::Filter { predicate, .. } => stateless::filter(predicate.clone()),
+            StreamNode::Project { exprs, .. } => {
+                stateless::project(exprs.clone(), node.schema.clone())
+            }
+            _ => continue,
+        };
+        chain = Some(stateless::compose(chain, step));
+    }
+    // `nodes` held `plan` itself, a stateless operator, so the chain is set.
+    let chain = chain.unwrap_or_else(|| Arc::new(|change| Ok(change)));
+    (below, chain)
+}
+
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
     let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
@@ -301,25 +347,22 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
     match &plan.node {
         StreamNode::Source {
             scan, watermark, ..
-        } => source::start(scan.clone(), *watermark, ctx.clone(), tasks),
-        StreamNode::WindowAssign {
-            input,
-            time_index,
-            kind,
-            offset,
-        } => {
-            let inputs = inputs_of(input, tasks).await?;
-            let assigner = crate::window_assign::WindowAssigner {
-                time_index: *time_index,
-                kind: *kind,
-                offset: *offset,
-            };
-            Ok(stateless::start_window_assign(
-                inputs,
-                assigner,
-                plan.schema.clone(),
-                tasks,
-            ))
+        } => source::start(scan.clone(), *watermark, None, ctx.clone(), tasks),
+        StreamNode::WindowAssign { .. }
+        | StreamNode::Filter { .. }
+        | StreamNode::Project { .. } => {
+            // Chained: the run of stateless operators down to the first
+            // other operator becomes one function.
+            let (below, chain) = stateless_chain(plan);
+            match &below.node {
+                StreamNode::Source {
+                    scan, watermark, ..
+                } => source::start(scan.clone(), *watermark, Some(chain), ctx.clone(), tasks),
+                _ => {
+                    let inputs = inputs_of(below, tasks).await?;
+                    Ok(stateless::map_each(inputs, tasks, chain))
+                }
+            }
         }
         StreamNode::SessionAggregate {
             input,
@@ -385,19 +428,6 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                     window_aggregate::start(rx, routers, spec, late.clone(), tasks)
                 })
                 .collect()
-        }
-        StreamNode::Filter { input, predicate } => {
-            let inputs = inputs_of(input, tasks).await?;
-            Ok(stateless::start_filter(inputs, predicate.clone(), tasks))
-        }
-        StreamNode::Project { input, exprs } => {
-            let inputs = inputs_of(input, tasks).await?;
-            Ok(stateless::start_project(
-                inputs,
-                exprs.clone(),
-                plan.schema.clone(),
-                tasks,
-            ))
         }
         StreamNode::Union { inputs } => {
             let mut out = Vec::new();
