@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tributary-bench --bin nexmark-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2] \
-//!     [--set table.exec.mini-batch.enabled=true ...]
+//!     [--engines datafusion,batch,streaming] [--repeat N] [--set table.exec.mini-batch.enabled=true ...]
 //! ```
 //!
 //! The events come from Tributary's `nexmark` connector (the `nexmark`
@@ -13,9 +13,9 @@
 //! the query to its end (STREAMING: draining the whole changelog); STREAMING
 //! throughput is events (all kinds, as in Nexmark) per second, and per core
 //! (divided by `--parallelism`, one task slot a core); STREAMING's peak
-//! memory is the process's peak resident set during the STREAMING run
-//! (`VmHWM`, reset before it) less the resident set before the queries (the
-//! generated events), in MiB. Queries are
+//! memory is the process's peak resident set during the STREAMING runs
+//! (`VmHWM`, reset before them) less the resident set before the queries
+//! (the generated events), in MiB. Queries are
 //! Flink's Nexmark SQL (<https://github.com/nexmark/nexmark>) with DataFusion
 //! spellings: `DATE_FORMAT(ts, 'yyyy-MM-dd')` → `to_char(ts, '%Y-%m-%d')`,
 //! `HOUR(ts)` → `EXTRACT(HOUR FROM ts)`, the `count_char` UDF of q14 → string
@@ -264,9 +264,12 @@ struct Args {
     parallelism: usize,
     /// `--set key=value`: Tributary settings for both Tributary runs.
     settings: Vec<(String, String)>,
-    /// `--engines datafusion,batch,streaming`: which engines to run (e.g.
-    /// only `streaming` under `perf record`); the others' columns are `–`.
+    /// `--engines datafusion,batch,streaming`: which engines run (all by
+    /// default; one alone keeps a profile of it clean).
     engines: Vec<String>,
+    /// `--repeat N`: runs of each query per engine; the median time is
+    /// reported (a profile of N runs also drowns out the data generation).
+    repeat: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -275,9 +278,8 @@ fn args() -> Result<Args, String> {
         queries: vec![],
         parallelism: 2,
         settings: vec![],
-        engines: ["datafusion", "batch", "streaming"]
-            .map(String::from)
-            .to_vec(),
+        engines: vec!["datafusion".into(), "batch".into(), "streaming".into()],
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -290,7 +292,24 @@ fn args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--parallelism: {e}"))?
             }
-            "--engines" => a.engines = value()?.split(',').map(str::to_string).collect(),
+            "--engines" => {
+                a.engines = value()?.split(',').map(str::to_string).collect();
+                if let Some(e) = a
+                    .engines
+                    .iter()
+                    .find(|e| !["datafusion", "batch", "streaming"].contains(&e.as_str()))
+                {
+                    return Err(format!(
+                        "--engines: unknown engine {e} (datafusion, batch, streaming)"
+                    ));
+                }
+            }
+            "--repeat" => {
+                a.repeat = value()?.parse().map_err(|e| format!("--repeat: {e}"))?;
+                if a.repeat == 0 {
+                    return Err("--repeat: at least 1".into());
+                }
+            }
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -300,7 +319,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--repeat N] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -308,6 +327,12 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// The run with the median time of `runs` (not empty).
+fn median(mut runs: Vec<(f64, u64)>) -> (f64, u64) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[runs.len() / 2]
 }
 
 /// Runs a query to its end; returns (seconds, rows).
@@ -497,37 +522,58 @@ async fn run(args: Args) -> Result<(), String> {
         let runs = |engine: &str| args.engines.iter().any(|e| e == engine);
         let df = match df_sql {
             Some(s) if runs("datafusion") => {
-                Some(time_datafusion(&datafusion, if *s == "same" { sql } else { s }).await?)
+                let s = if *s == "same" { sql } else { s };
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_datafusion(&datafusion, s).await?);
+                }
+                Some(median(times))
             }
             _ => None,
         };
         let b = match runs("batch") {
-            true => Some(time_tributary(&batch, sql).await?.0),
+            true => {
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_tributary(&batch, sql).await?);
+                }
+                Some(median(times).0)
+            }
             false => None,
         };
         reset_peak();
-        let s = match runs("streaming") {
-            true => Some(time_tributary(&streaming, sql).await?),
+        let streamed = match runs("streaming") {
+            true => {
+                let mut times = Vec::new();
+                for _ in 0..args.repeat {
+                    times.push(time_tributary(&streaming, sql).await?);
+                }
+                Some(median(times))
+            }
             false => None,
         };
         let peak = status_mib("VmHWM") - baseline;
-        let secs = |t: Option<f64>| t.map(|t| format!("{t:.3}")).unwrap_or_else(|| "–".into());
+        let seconds = |t: Option<f64>| t.map_or_else(|| "–".into(), |t| format!("{t:.3}"));
         let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
         let ratio = |over: Option<f64>| {
-            or_dash(s.zip(over).map(|((s, _), over)| format!("{:.2}", s / over)))
+            or_dash(
+                streamed
+                    .zip(over)
+                    .map(|((s, _), over)| format!("{:.2}", s / over)),
+            )
         };
-        let events_per_second = s.map(|(s, _)| args.events as f64 / s);
+        let events_per_second = streamed.map(|(s, _)| args.events as f64 / s);
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            secs(df.map(|d| d.0)),
-            secs(b),
-            secs(s.map(|s| s.0)),
+            seconds(df.map(|(d, _)| d)),
+            seconds(b),
+            seconds(streamed.map(|(s, _)| s)),
             or_dash(events_per_second.map(|e| format!("{e:.0}"))),
             or_dash(events_per_second.map(|e| format!("{:.0}", e / args.parallelism as f64))),
             ratio(b),
-            ratio(df.map(|d| d.0)),
-            or_dash(s.map(|_| format!("{peak:.0}"))),
-            or_dash(s.map(|(_, rows)| rows.to_string())),
+            ratio(df.map(|(d, _)| d)),
+            or_dash(streamed.map(|_| format!("{peak:.0}"))),
+            or_dash(streamed.map(|(_, rows)| rows.to_string())),
         );
     }
     Ok(())

@@ -985,6 +985,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_window_tvf_reads_only_the_columns_its_query_uses() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE bids (auction BIGINT, url STRING, extra STRING, ts TIMESTAMP(3),
+                   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                 EXPLAIN SELECT auction, window_start, window_end, COUNT(*) AS n
+                 FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+                 GROUP BY auction, window_start, window_end",
+            )
+            .await,
+        );
+        assert!(out.contains("WindowAggregate: "), "{out}");
+        // The scan reads the key and the time column, not the strings.
+        assert!(
+            out.contains("TableScan: bids projection=[auction, ts]"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
     async fn explain_shows_a_streaming_join_with_its_type_keys_and_changelog_mode() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

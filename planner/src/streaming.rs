@@ -81,6 +81,8 @@ pub enum StreamNode {
         input: Box<StreamPlan>,
         group: Vec<Arc<dyn PhysicalExpr>>,
         aggregates: Vec<StreamAggregate>,
+        /// Which group expression is `window_start`.
+        window_start: usize,
         /// Which group expression is `window_end`.
         window_end: usize,
     },
@@ -619,8 +621,8 @@ async fn lower_aggregate(
     };
     let roles: Vec<Option<String>> = aggregate.group_expr.iter().map(window_role).collect();
     let window_end = roles.iter().position(|r| r.as_deref() == Some("end"));
-    let has_start = roles.iter().any(|r| r.as_deref() == Some("start"));
-    if let (Some(window_end), true) = (window_end, has_start) {
+    let window_start = roles.iter().position(|r| r.as_deref() == Some("start"));
+    if let (Some(window_end), Some(window_start)) = (window_end, window_start) {
         if input.changelog == ChangelogMode::Updating {
             return Err(unsupported(
                 "a window aggregate over an updating input",
@@ -632,6 +634,7 @@ async fn lower_aggregate(
                 input: Box::new(input),
                 group,
                 aggregates,
+                window_start,
                 window_end,
             },
             schema,

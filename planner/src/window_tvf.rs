@@ -252,6 +252,25 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         Ok(())
     }
 
+    /// Projection push-down through the TVF: of its input it needs the
+    /// columns asked of its output, the time column and the `PARTITION BY`
+    /// columns (the window columns it computes itself). Without this, every
+    /// column of the table — wide strings included — flows through window
+    /// assignment and the exchange in front of the window aggregate.
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let width = self.input.schema().fields().len();
+        let mut needed: Vec<usize> = output_columns
+            .iter()
+            .copied()
+            .filter(|i| *i < width)
+            .collect();
+        needed.push(self.time_index().ok()?);
+        needed.extend(self.partition_indices().ok()?);
+        needed.sort_unstable();
+        needed.dedup();
+        Some(vec![needed])
+    }
+
     fn with_exprs_and_inputs(
         &self,
         _exprs: Vec<Expr>,

@@ -117,7 +117,7 @@ pub(super) fn decode_rows<'a>(
 }
 
 /// `column` with its fixed-width values under NULLs set to zero bytes.
-fn zero_null_slots(column: ArrayRef) -> Result<ArrayRef> {
+pub(super) fn zero_null_slots(column: ArrayRef) -> Result<ArrayRef> {
     let Some(nulls) = column.logical_nulls().filter(|n| n.null_count() > 0) else {
         return Ok(column);
     };

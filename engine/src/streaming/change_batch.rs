@@ -19,13 +19,18 @@ pub(crate) struct ChangeBatch {
 }
 
 impl ChangeBatch {
-    /// Every row of `data` as `+I`.
+    /// Every row of `data` as `+I`. The codes are a zero-copy slice of a
+    /// shared run of `+I` codes, so an append-only stream pays no
+    /// allocation per batch for them.
     pub fn inserts(data: RecordBatch) -> Self {
-        let ops = Arc::new(Int8Array::from_value(
-            RowKind::Insert.code(),
-            data.num_rows(),
-        ));
+        let ops = Arc::new(insert_codes(data.num_rows()));
         Self { ops, data }
+    }
+
+    /// Whether every row is `+I` (a vectorizable scan of the codes).
+    pub fn all_inserts(&self) -> bool {
+        let insert = RowKind::Insert.code();
+        self.ops.values().iter().all(|c| *c == insert)
     }
 
     /// The kind of each row.
@@ -92,5 +97,48 @@ impl ChangeBatch {
 
     pub fn num_rows(&self) -> usize {
         self.data.num_rows()
+    }
+}
+
+/// `n` `+I` codes: a slice of a per-thread run that grows to the largest
+/// batch seen (doubling), so most calls only bump a reference count.
+fn insert_codes(n: usize) -> Int8Array {
+    thread_local! {
+        static RUN: std::cell::RefCell<Int8Array> = std::cell::RefCell::new(Int8Array::from(Vec::<i8>::new()));
+    }
+    RUN.with(|run| {
+        let mut run = run.borrow_mut();
+        if run.len() < n {
+            *run = Int8Array::from_value(RowKind::Insert.code(), n.max(2 * run.len()).max(8192));
+        }
+        run.slice(0, n)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    #[test]
+    fn inserts_share_one_run_of_codes() {
+        let batch = |n: i64| {
+            RecordBatch::try_from_iter([(
+                "x",
+                Arc::new(Int64Array::from_iter_values(0..n)) as arrow::array::ArrayRef,
+            )])
+            .unwrap()
+        };
+        let small = ChangeBatch::inserts(batch(3));
+        let large = ChangeBatch::inserts(batch(20_000));
+        assert_eq!(small.ops.len(), 3);
+        assert_eq!(large.ops.len(), 20_000);
+        assert!(small.all_inserts() && large.all_inserts());
+        assert!(small.kinds().all(|k| k == RowKind::Insert));
+        let mixed = ChangeBatch {
+            ops: Arc::new(Int8Array::from(vec![0, RowKind::Delete.code()])),
+            data: batch(2),
+        };
+        assert!(!mixed.all_inserts());
     }
 }

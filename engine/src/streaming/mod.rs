@@ -37,7 +37,7 @@ mod window_aggregate;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
@@ -232,11 +232,35 @@ pub(super) fn with_op_column(
     schema: &arrow::datatypes::SchemaRef,
     change: ChangeBatch,
 ) -> Result<RecordBatch> {
-    let ops: ArrayRef = Arc::new(op_strings(&change.ops));
+    let ops: ArrayRef = if change.all_inserts() {
+        Arc::new(insert_strings(change.num_rows()))
+    } else {
+        Arc::new(op_strings(&change.ops))
+    };
     let mut columns = Vec::with_capacity(change.data.num_columns() + 1);
     columns.push(ops);
     columns.extend(change.data.columns().iter().cloned());
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `n` `+I` values: a zero-copy slice of a per-thread `+I` column that
+/// grows to the largest batch seen (doubling), so an append-only result
+/// pays nothing per batch for its `op` column.
+fn insert_strings(n: usize) -> StringArray {
+    thread_local! {
+        static RUN: std::cell::RefCell<StringArray> = std::cell::RefCell::new(StringArray::from(Vec::<&str>::new()));
+    }
+    RUN.with(|run| {
+        let mut run = run.borrow_mut();
+        if run.len() < n {
+            let len = n.max(2 * run.len()).max(8192);
+            *run = op_strings(&arrow::array::Int8Array::from_value(
+                tributary_planner::RowKind::Insert.code(),
+                len,
+            ));
+        }
+        run.slice(0, n)
+    })
 }
 
 /// The `op` column for row-kind codes: every value is two bytes (`+I`,
@@ -269,6 +293,52 @@ fn mini_batch(state: &SessionState) -> Option<group_aggregate::MiniBatch> {
         })
 }
 
+/// The stateless operators from `plan` down (filter, project, window
+/// assign), composed bottom-up into one function, and the first operator
+/// below them.
+fn stateless_chain(plan: &StreamPlan) -> (&StreamPlan, stateless::Transform) {
+    let mut nodes = Vec::new();
+    let mut below = plan;
+    loop {
+        match &below.node {
+            StreamNode::WindowAssign { input, .. }
+            | StreamNode::Filter { input, .. }
+            | StreamNode::Project { input, .. } => {
+                nodes.push(below);
+                below = input;
+            }
+            _ => break,
+        }
+    }
+    let mut chain: Option<stateless::Transform> = None;
+    for node in nodes.into_iter().rev() {
+        let step = match &node.node {
+            StreamNode::WindowAssign {
+                time_index,
+                kind,
+                offset,
+                ..
+            } => stateless::window_assign(
+                crate::window_assign::WindowAssigner {
+                    time_index: *time_index,
+                    kind: *kind,
+                    offset: *offset,
+                },
+                node.schema.clone(),
+            ),
+            StreamNode::Filter { predicate, .. } => stateless::filter(predicate.clone()),
+            StreamNode::Project { exprs, .. } => {
+                stateless::project(exprs.clone(), node.schema.clone())
+            }
+            _ => continue,
+        };
+        chain = Some(stateless::compose(chain, step));
+    }
+    // `nodes` held `plan` itself, a stateless operator, so the chain is set.
+    let chain = chain.unwrap_or_else(|| Arc::new(|change| Ok(change)));
+    (below, chain)
+}
+
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
     let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
@@ -278,25 +348,22 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
     match &plan.node {
         StreamNode::Source {
             scan, watermark, ..
-        } => source::start(scan.clone(), *watermark, ctx.clone(), tasks),
-        StreamNode::WindowAssign {
-            input,
-            time_index,
-            kind,
-            offset,
-        } => {
-            let inputs = inputs_of(input, tasks).await?;
-            let assigner = crate::window_assign::WindowAssigner {
-                time_index: *time_index,
-                kind: *kind,
-                offset: *offset,
-            };
-            Ok(stateless::start_window_assign(
-                inputs,
-                assigner,
-                plan.schema.clone(),
-                tasks,
-            ))
+        } => source::start(scan.clone(), *watermark, None, ctx.clone(), tasks),
+        StreamNode::WindowAssign { .. }
+        | StreamNode::Filter { .. }
+        | StreamNode::Project { .. } => {
+            // Chained: the run of stateless operators down to the first
+            // other operator becomes one function.
+            let (below, chain) = stateless_chain(plan);
+            match &below.node {
+                StreamNode::Source {
+                    scan, watermark, ..
+                } => source::start(scan.clone(), *watermark, Some(chain), ctx.clone(), tasks),
+                _ => {
+                    let inputs = inputs_of(below, tasks).await?;
+                    Ok(stateless::map_each(inputs, tasks, chain))
+                }
+            }
         }
         StreamNode::SessionAggregate {
             input,
@@ -333,12 +400,13 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             input,
             group,
             aggregates,
+            window_start,
             window_end,
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
             let instances =
-                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks);
             let late = env.metrics.late_rows_recorder(format!(
                 "window aggregate GROUP BY {}",
                 // The output names the group columns (no `@index` suffixes).
@@ -351,31 +419,16 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             instances
                 .into_iter()
                 .map(|rx| {
-                    window_aggregate::start(
-                        rx,
-                        routers,
-                        group.clone(),
-                        aggregates.clone(),
-                        *window_end,
-                        plan.schema.clone(),
-                        late.clone(),
-                        tasks,
-                    )
+                    let spec = window_aggregate::WindowSpec {
+                        group: group.clone(),
+                        aggregates: aggregates.clone(),
+                        window_start: *window_start,
+                        window_end: *window_end,
+                        schema: plan.schema.clone(),
+                    };
+                    window_aggregate::start(rx, routers, spec, late.clone(), tasks)
                 })
                 .collect()
-        }
-        StreamNode::Filter { input, predicate } => {
-            let inputs = inputs_of(input, tasks).await?;
-            Ok(stateless::start_filter(inputs, predicate.clone(), tasks))
-        }
-        StreamNode::Project { input, exprs } => {
-            let inputs = inputs_of(input, tasks).await?;
-            Ok(stateless::start_project(
-                inputs,
-                exprs.clone(),
-                plan.schema.clone(),
-                tasks,
-            ))
         }
         StreamNode::Union { inputs } => {
             let mut out = Vec::new();
@@ -392,7 +445,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let instances =
-                exchange::start_hash_exchange(inputs, group.clone(), parallelism, tasks);
+                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks);
             instances
                 .into_iter()
                 .map(|rx| {
@@ -400,6 +453,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                         rx,
                         group.clone(),
                         aggregates.clone(),
+                        input.schema.clone(),
                         plan.schema.clone(),
                         mini_batch(env.state),
                         *state_ttl_ms,
@@ -682,6 +736,10 @@ mod tests {
         let ops = op_strings(&codes);
         let values: Vec<&str> = ops.iter().map(|v| v.unwrap()).collect();
         assert_eq!(values, ["+I", "-U", "+U", "-D", "+I"]);
+        let inserts = insert_strings(3);
+        assert_eq!(inserts.iter().flatten().collect::<Vec<_>>(), ["+I"; 3]);
+        assert_eq!(insert_strings(20_000).len(), 20_000);
+        assert_eq!(insert_strings(20_000).value(19_999), "+I");
         assert!(arrow::array::Array::is_empty(&op_strings(
             &arrow::array::Int8Array::from(Vec::<i8>::new())
         )));

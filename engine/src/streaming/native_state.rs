@@ -1,9 +1,19 @@
-//! Inline per-key state for the most common aggregates — `COUNT`, `SUM`
-//! and `AVG` over `BIGINT` / `DOUBLE`, and `MIN` / `MAX` of `BIGINT` over
-//! an append-only input — so an updating `GROUP BY` over a million keys
-//! does not hold a million boxed DataFusion accumulators per aggregate
-//! (a heap allocation, a vtable and a `DataType` each). The state is a few
-//! machine words stored in the key's own state array.
+//! Columnar state for the most common aggregates of an updating `GROUP BY`
+//! — `COUNT`, `SUM` and `AVG` over `BIGINT` / `DOUBLE`, and `MIN` / `MAX`
+//! of `BIGINT` over an append-only input — indexed by group index, the way
+//! DataFusion's `GroupsAccumulator`s keep theirs: one `Vec` per state field,
+//! so a million keys cost a few machine words each, not a boxed accumulator
+//! (a heap allocation, a vtable and a `DataType`) per key and aggregate.
+//!
+//! Unlike a `GroupsAccumulator`, a [`NativeColumn`] takes retractions (a
+//! row weight of -1) and evaluates any set of groups without consuming
+//! them, which an updating aggregate needs to emit `-U` (the old value)
+//! and `+U` (the new one) for each key a batch changed.
+//!
+//! `COUNT(DISTINCT x)` of an integer `x` over an append-only input without
+//! a state TTL (no key is ever dropped) is columnar too: one hash set of
+//! (group, value) pairs for all groups, and a count per group of the pairs
+//! it added.
 //!
 //! Semantics are DataFusion's (so both modes agree): `COUNT` counts
 //! non-NULL argument values (`COUNT(*)` is `COUNT(1)`), `SUM` is NULL over
@@ -11,131 +21,283 @@
 //! sum divided by the count, NULL over no value. Every other aggregate
 //! keeps DataFusion's accumulator.
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::compute::{cast, max, min, sum};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::common::ScalarValue;
+use datafusion::common::HashSet;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
-/// One aggregate's state for one key.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum NativeState {
-    Count(i64),
-    SumInt { sum: i64, n: i64 },
-    SumFloat { sum: f64, n: i64 },
-    Avg { sum: f64, n: i64 },
-    MinInt(Option<i64>),
-    MaxInt(Option<i64>),
+/// Which aggregate a [`NativeColumn`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NativeKind {
+    Count,
+    /// `COUNT(DISTINCT x)`, `x` an integer.
+    DistinctInt,
+    SumInt,
+    SumFloat,
+    Avg,
+    MinInt,
+    MaxInt,
 }
 
-impl NativeState {
-    /// The inline state for `expr`, if it is one of the aggregates above
-    /// (MIN/MAX only when `append_only`: retracting them needs every value).
-    pub fn for_aggregate(expr: &AggregateFunctionExpr, append_only: bool) -> Option<Self> {
-        if expr.is_distinct() || expr.expressions().len() != 1 {
+impl NativeKind {
+    /// The native kind for `expr` over rows of `input`, if it is one of
+    /// the aggregates above (MIN/MAX only when `append_only`: retracting
+    /// them needs every value; COUNT(DISTINCT) only when `append_only` and
+    /// no key is ever dropped, `keys_kept`).
+    pub fn for_aggregate(
+        expr: &AggregateFunctionExpr,
+        input: &arrow::datatypes::Schema,
+        append_only: bool,
+        keys_kept: bool,
+    ) -> Option<Self> {
+        if expr.expressions().len() != 1 {
             return None;
         }
         let out = expr.field().data_type().clone();
+        if expr.is_distinct() {
+            let integer = expr.expressions()[0].data_type(input).ok()?.is_integer();
+            let count = expr.fun().name().eq_ignore_ascii_case("count");
+            return (count && out == DataType::Int64 && integer && append_only && keys_kept)
+                .then_some(Self::DistinctInt);
+        }
         match (expr.fun().name().to_ascii_lowercase().as_str(), out) {
-            ("count", DataType::Int64) => Some(Self::Count(0)),
-            ("sum", DataType::Int64) => Some(Self::SumInt { sum: 0, n: 0 }),
-            ("sum", DataType::Float64) => Some(Self::SumFloat { sum: 0.0, n: 0 }),
-            ("avg" | "mean", DataType::Float64) => Some(Self::Avg { sum: 0.0, n: 0 }),
-            ("min", DataType::Int64) if append_only => Some(Self::MinInt(None)),
-            ("max", DataType::Int64) if append_only => Some(Self::MaxInt(None)),
+            ("count", DataType::Int64) => Some(Self::Count),
+            ("sum", DataType::Int64) => Some(Self::SumInt),
+            ("sum", DataType::Float64) => Some(Self::SumFloat),
+            ("avg" | "mean", DataType::Float64) => Some(Self::Avg),
+            ("min", DataType::Int64) if append_only => Some(Self::MinInt),
+            ("max", DataType::Int64) if append_only => Some(Self::MaxInt),
             _ => None,
         }
     }
 
-    /// Adds `values` (the aggregate's one argument).
-    pub fn update(&mut self, values: &ArrayRef) -> Result<()> {
-        let present = (values.len() - values.null_count()) as i64;
-        match self {
-            Self::Count(n) => *n += present,
-            Self::SumInt { sum: s, n } => {
-                if let Some(v) = sum(int64(values)?.as_primitive::<Int64Type>()) {
-                    *s = s.wrapping_add(v);
-                }
-                *n += present;
+    fn floats(self) -> bool {
+        matches!(self, Self::SumFloat | Self::Avg)
+    }
+}
+
+/// One aggregate's state for every group: `n[g]` non-NULL values seen
+/// (inserted minus retracted), and the running sum / extreme in `ints` or
+/// `floats` (whichever the kind uses; the other stays empty).
+#[derive(Debug)]
+pub(super) struct NativeColumn {
+    kind: NativeKind,
+    n: Vec<i64>,
+    ints: Vec<i64>,
+    floats: Vec<f64>,
+    /// `DistinctInt`: the (group, value) pairs seen.
+    seen: HashSet<(usize, i64)>,
+}
+
+impl NativeColumn {
+    pub fn new(kind: NativeKind) -> Self {
+        Self {
+            kind,
+            n: Vec::new(),
+            ints: Vec::new(),
+            floats: Vec::new(),
+            seen: HashSet::default(),
+        }
+    }
+
+    /// Makes room for groups `0..groups`, new ones empty.
+    pub fn resize(&mut self, groups: usize) {
+        self.n.resize(groups, 0);
+        match self.kind {
+            NativeKind::Count | NativeKind::DistinctInt => {}
+            k if k.floats() => self.floats.resize(groups, 0.0),
+            _ => self.ints.resize(groups, 0),
+        }
+    }
+
+    /// Empties group `g` (its key was deleted or expired).
+    pub fn reset(&mut self, g: usize) {
+        if self.kind == NativeKind::DistinctInt && self.n[g] > 0 {
+            // Never planned where a key can be dropped; correct, not fast.
+            self.seen.retain(|(group, _)| *group != g);
+        }
+        self.n[g] = 0;
+        if let Some(v) = self.ints.get_mut(g) {
+            *v = 0;
+        }
+        if let Some(v) = self.floats.get_mut(g) {
+            *v = 0.0;
+        }
+    }
+
+    /// Keeps the groups where `keep` is true, in order (after the key
+    /// index was compacted the same way).
+    pub fn retain(&mut self, keep: &[bool]) {
+        if !self.seen.is_empty() {
+            // New group index: the number of kept groups before it.
+            let mut new_index = Vec::with_capacity(keep.len());
+            let mut next = 0usize;
+            for k in keep {
+                new_index.push(next);
+                next += usize::from(*k);
             }
-            Self::SumFloat { sum: s, n } | Self::Avg { sum: s, n } => {
-                if let Some(v) = sum(float64(values)?.as_primitive::<Float64Type>()) {
-                    *s += v;
+            self.seen = self
+                .seen
+                .drain()
+                .filter(|(g, _)| keep[*g])
+                .map(|(g, v)| (new_index[g], v))
+                .collect();
+        }
+        retain(&mut self.n, keep);
+        retain(&mut self.ints, keep);
+        retain(&mut self.floats, keep);
+    }
+
+    /// Folds in row `i` of `values` with weight `weights[i]` (+1 add, -1
+    /// retract, 0 skip) into group `groups[i]`; NULL values are skipped.
+    ///
+    /// # Errors
+    /// A retraction of MIN/MAX (the planner never plans one here).
+    pub fn update(&mut self, values: &ArrayRef, groups: &[usize], weights: &[i8]) -> Result<()> {
+        let nulls = values.logical_nulls();
+        let valid = |i: usize| nulls.as_ref().is_none_or(|b| b.is_valid(i));
+        let rows = groups.iter().zip(weights).enumerate();
+        match self.kind {
+            NativeKind::Count => {
+                for (i, (&g, &w)) in rows {
+                    if w != 0 && valid(i) {
+                        self.n[g] += i64::from(w);
+                    }
                 }
-                *n += present;
             }
-            Self::MinInt(m) => {
-                if let Some(v) = min(int64(values)?.as_primitive::<Int64Type>()) {
-                    *m = Some(m.map_or(v, |m| m.min(v)));
+            NativeKind::DistinctInt => {
+                let values = int64(values)?;
+                let values = values.as_primitive::<Int64Type>().values();
+                for (i, (&g, &w)) in rows {
+                    if w < 0 {
+                        return Err(DataFusionError::Internal(
+                            "COUNT(DISTINCT) with inline state cannot take retractions".into(),
+                        ));
+                    }
+                    if w > 0 && valid(i) && self.seen.insert((g, values[i])) {
+                        self.n[g] += 1;
+                    }
                 }
             }
-            Self::MaxInt(m) => {
-                if let Some(v) = max(int64(values)?.as_primitive::<Int64Type>()) {
-                    *m = Some(m.map_or(v, |m| m.max(v)));
+            NativeKind::SumInt => {
+                let values = int64(values)?;
+                let values = values.as_primitive::<Int64Type>().values();
+                for (i, (&g, &w)) in rows {
+                    if w != 0 && valid(i) {
+                        self.ints[g] = self.ints[g].wrapping_add(values[i].wrapping_mul(w.into()));
+                        self.n[g] += i64::from(w);
+                    }
+                }
+            }
+            NativeKind::SumFloat | NativeKind::Avg => {
+                let values = float64(values)?;
+                let values = values.as_primitive::<Float64Type>().values();
+                for (i, (&g, &w)) in rows {
+                    if w > 0 && valid(i) {
+                        self.floats[g] += values[i];
+                        self.n[g] += 1;
+                    } else if w < 0 && valid(i) {
+                        self.floats[g] -= values[i];
+                        self.n[g] -= 1;
+                    }
+                }
+            }
+            NativeKind::MinInt | NativeKind::MaxInt => {
+                let min = self.kind == NativeKind::MinInt;
+                let values = int64(values)?;
+                let values = values.as_primitive::<Int64Type>().values();
+                for (i, (&g, &w)) in rows {
+                    if w < 0 {
+                        return Err(DataFusionError::Internal(
+                            "MIN/MAX with inline state cannot take retractions".into(),
+                        ));
+                    }
+                    if w > 0 && valid(i) {
+                        let v = values[i];
+                        let cur = &mut self.ints[g];
+                        if self.n[g] == 0 || (min && v < *cur) || (!min && v > *cur) {
+                            *cur = v;
+                        }
+                        self.n[g] += 1;
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Removes `values`.
-    ///
-    /// # Errors
-    /// MIN/MAX (never planned over an updating input), or more values
-    /// retracted than were added.
-    pub fn retract(&mut self, values: &ArrayRef) -> Result<()> {
-        let present = (values.len() - values.null_count()) as i64;
-        match self {
-            Self::Count(n) => *n -= present,
-            Self::SumInt { sum: s, n } => {
-                if let Some(v) = sum(int64(values)?.as_primitive::<Int64Type>()) {
-                    *s = s.wrapping_sub(v);
-                }
-                *n -= present;
+    /// How many non-NULL values of each of `groups` a fold of `values` with
+    /// `weights` would retract, added per group into `out` (indexed like
+    /// `slot_of`): lets a caller under a state TTL skip retractions of
+    /// values a group no longer holds.
+    pub fn count_retracted(values: &ArrayRef, slots: &[u32], weights: &[i8], out: &mut [i64]) {
+        let nulls = values.logical_nulls();
+        for (i, (&s, &w)) in slots.iter().zip(weights).enumerate() {
+            if w < 0 && nulls.as_ref().is_none_or(|b| b.is_valid(i)) {
+                out[s as usize] += 1;
             }
-            Self::SumFloat { sum: s, n } | Self::Avg { sum: s, n } => {
-                if let Some(v) = sum(float64(values)?.as_primitive::<Float64Type>()) {
-                    *s -= v;
-                }
-                *n -= present;
-                if *n == 0 {
-                    // No value left: start again from an exact zero, not
-                    // the rounding left over by the subtractions.
-                    *s = 0.0;
-                }
-            }
-            Self::MinInt(_) | Self::MaxInt(_) => {
-                return Err(DataFusionError::Internal(
-                    "MIN/MAX with inline state cannot take retractions".into(),
-                ));
-            }
-        }
-        match self {
-            Self::Count(n)
-            | Self::SumInt { n, .. }
-            | Self::SumFloat { n, .. }
-            | Self::Avg { n, .. }
-                if *n < 0 =>
-            {
-                Err(DataFusionError::Execution(
-                    "an aggregate retracted more values than it received".into(),
-                ))
-            }
-            _ => Ok(()),
         }
     }
 
-    /// The aggregate's value now.
-    pub fn evaluate(&self) -> ScalarValue {
-        match *self {
-            Self::Count(n) => ScalarValue::Int64(Some(n)),
-            Self::SumInt { sum, n } => ScalarValue::Int64((n > 0).then_some(sum)),
-            Self::SumFloat { sum, n } => ScalarValue::Float64((n > 0).then_some(sum)),
-            Self::Avg { sum, n } => ScalarValue::Float64((n > 0).then(|| sum / n as f64)),
-            Self::MinInt(m) | Self::MaxInt(m) => ScalarValue::Int64(m),
+    /// Non-NULL values group `g` holds.
+    pub fn count(&self, g: usize) -> i64 {
+        self.n[g]
+    }
+
+    /// After retractions: a float sum of no value starts again from an
+    /// exact zero, not the rounding left over by the subtractions.
+    pub fn settle(&mut self, g: usize) {
+        if self.n[g] == 0
+            && let Some(v) = self.floats.get_mut(g)
+        {
+            *v = 0.0;
         }
     }
+
+    /// The aggregate's values for `groups`, in that order (`BIGINT` or
+    /// `DOUBLE`, as the kind's result).
+    pub fn evaluate(&self, groups: &[usize]) -> ArrayRef {
+        let n = &self.n;
+        match self.kind {
+            NativeKind::Count | NativeKind::DistinctInt => {
+                Arc::new(Int64Array::from_iter_values(groups.iter().map(|&g| n[g])))
+            }
+            NativeKind::SumInt | NativeKind::MinInt | NativeKind::MaxInt => Arc::new(
+                Int64Array::from_iter(groups.iter().map(|&g| (n[g] > 0).then(|| self.ints[g]))),
+            ),
+            NativeKind::SumFloat => Arc::new(Float64Array::from_iter(
+                groups.iter().map(|&g| (n[g] > 0).then(|| self.floats[g])),
+            )),
+            NativeKind::Avg => Arc::new(Float64Array::from_iter(
+                groups
+                    .iter()
+                    .map(|&g| (n[g] > 0).then(|| self.floats[g] / n[g] as f64)),
+            )),
+        }
+    }
+
+    /// Bytes held per group (for sizing).
+    #[cfg(test)]
+    fn groups(&self) -> usize {
+        self.n.len()
+    }
+}
+
+/// Keeps `v[i]` where `keep[i]` (an empty `v` stays empty).
+pub(super) fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+    if v.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    v.retain(|_| {
+        let k = keep[i];
+        i += 1;
+        k
+    });
 }
 
 /// `values` as `BIGINT` (DataFusion coerces SUM's and MIN/MAX's integer
@@ -160,50 +322,103 @@ fn float64(values: &ArrayRef) -> Result<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float64Array, Int64Array};
-    use std::sync::Arc;
 
     fn ints(v: &[Option<i64>]) -> ArrayRef {
         Arc::new(Int64Array::from(v.to_vec()))
     }
 
-    #[test]
-    fn count_sum_avg_add_and_retract() {
-        let mut count = NativeState::Count(0);
-        let mut total = NativeState::SumInt { sum: 0, n: 0 };
-        let mut mean = NativeState::Avg { sum: 0.0, n: 0 };
-        let values = ints(&[Some(4), None, Some(2)]);
-        for s in [&mut count, &mut total, &mut mean] {
-            s.update(&values).unwrap();
-        }
-        assert_eq!(count.evaluate(), ScalarValue::Int64(Some(2)));
-        assert_eq!(total.evaluate(), ScalarValue::Int64(Some(6)));
-        assert_eq!(mean.evaluate(), ScalarValue::Float64(Some(3.0)));
-        let gone = ints(&[Some(4), Some(2)]);
-        for s in [&mut count, &mut total, &mut mean] {
-            s.retract(&gone).unwrap();
-        }
-        assert_eq!(count.evaluate(), ScalarValue::Int64(Some(0)));
-        assert_eq!(total.evaluate(), ScalarValue::Int64(None), "SUM of nothing");
-        assert_eq!(mean.evaluate(), ScalarValue::Float64(None));
-        assert!(count.retract(&ints(&[Some(1)])).is_err());
+    fn show(a: &ArrayRef) -> Vec<String> {
+        (0..a.len())
+            .map(|i| arrow::util::display::array_value_to_string(a, i).unwrap())
+            .collect()
     }
 
     #[test]
-    fn float_sums_and_integer_extremes() {
-        let mut s = NativeState::SumFloat { sum: 0.0, n: 0 };
-        s.update(&(Arc::new(Float64Array::from(vec![0.5, 0.25])) as ArrayRef))
-            .unwrap();
-        assert_eq!(s.evaluate(), ScalarValue::Float64(Some(0.75)));
-        let mut lo = NativeState::MinInt(None);
-        let mut hi = NativeState::MaxInt(None);
-        assert_eq!(hi.evaluate(), ScalarValue::Int64(None));
-        for v in [ints(&[Some(3), None]), ints(&[Some(-7), Some(9)])] {
-            lo.update(&v).unwrap();
-            hi.update(&v).unwrap();
+    fn count_sum_avg_add_and_retract_per_group() {
+        let mut cols = [
+            NativeColumn::new(NativeKind::Count),
+            NativeColumn::new(NativeKind::SumInt),
+            NativeColumn::new(NativeKind::Avg),
+        ];
+        for c in &mut cols {
+            c.resize(2);
         }
-        assert_eq!(lo.evaluate(), ScalarValue::Int64(Some(-7)));
-        assert_eq!(hi.evaluate(), ScalarValue::Int64(Some(9)));
-        assert!(hi.retract(&ints(&[Some(9)])).is_err());
+        // Group 0: 4, NULL, 2; group 1: 10.
+        let values = ints(&[Some(4), None, Some(10), Some(2)]);
+        for c in &mut cols {
+            c.update(&values, &[0, 0, 1, 0], &[1, 1, 1, 1]).unwrap();
+        }
+        let shown: Vec<_> = cols.iter().map(|c| show(&c.evaluate(&[0, 1]))).collect();
+        assert_eq!(shown, [["2", "1"], ["6", "10"], ["3.0", "10.0"]]);
+        // Retract 4 and 2 from group 0; weight 0 skips the 10.
+        let gone = ints(&[Some(4), Some(10), Some(2)]);
+        for c in &mut cols {
+            c.update(&gone, &[0, 1, 0], &[-1, 0, -1]).unwrap();
+            c.settle(0);
+        }
+        let shown: Vec<_> = cols.iter().map(|c| show(&c.evaluate(&[1, 0]))).collect();
+        assert_eq!(
+            shown,
+            [["1", "0"], ["10", ""], ["10.0", ""]],
+            "SUM/AVG of nothing is NULL"
+        );
+        assert_eq!(cols[0].count(0), 0);
+    }
+
+    #[test]
+    fn extremes_float_sums_reset_and_retain() {
+        let mut lo = NativeColumn::new(NativeKind::MinInt);
+        let mut hi = NativeColumn::new(NativeKind::MaxInt);
+        let mut fs = NativeColumn::new(NativeKind::SumFloat);
+        for c in [&mut lo, &mut hi, &mut fs] {
+            c.resize(3);
+        }
+        let v = ints(&[Some(3), None, Some(-7), Some(9), Some(5)]);
+        let g = [0, 0, 0, 0, 2];
+        lo.update(&v, &g, &[1; 5]).unwrap();
+        hi.update(&v, &g, &[1; 5]).unwrap();
+        fs.update(
+            &(Arc::new(Float64Array::from(vec![0.5, 0.25, 1.0, 0.0, 2.0])) as ArrayRef),
+            &g,
+            &[1; 5],
+        )
+        .unwrap();
+        assert_eq!(show(&lo.evaluate(&[0, 1, 2])), ["-7", "", "5"]);
+        assert_eq!(show(&hi.evaluate(&[0, 1, 2])), ["9", "", "5"]);
+        assert_eq!(show(&fs.evaluate(&[0, 2])), ["1.75", "2.0"]);
+        assert!(hi.update(&v, &g, &[-1; 5]).is_err(), "MAX cannot retract");
+        // Group 0 deleted, then groups 0 and 1 dropped from the index.
+        hi.reset(0);
+        assert_eq!(show(&hi.evaluate(&[0])), [""]);
+        hi.retain(&[false, false, true]);
+        assert_eq!(hi.groups(), 1);
+        assert_eq!(show(&hi.evaluate(&[0])), ["5"]);
+    }
+
+    #[test]
+    fn retracted_values_are_counted_per_slot() {
+        let mut out = vec![0i64; 2];
+        let v = ints(&[Some(1), None, Some(3), Some(4)]);
+        NativeColumn::count_retracted(&v, &[0, 0, 1, 1], &[-1, -1, 1, -1], &mut out);
+        assert_eq!(out, [1, 1], "NULLs and insertions are not retracted values");
+    }
+
+    #[test]
+    fn distinct_counts_per_group_survive_compaction() {
+        let mut d = NativeColumn::new(NativeKind::DistinctInt);
+        d.resize(3);
+        let v = ints(&[Some(1), Some(1), Some(2), None, Some(1), Some(7)]);
+        d.update(&v, &[0, 0, 0, 0, 1, 2], &[1, 1, 1, 1, 1, 0])
+            .unwrap();
+        assert_eq!(show(&d.evaluate(&[0, 1, 2])), ["2", "1", "0"]);
+        assert!(d.update(&v, &[0; 6], &[-1; 6]).is_err(), "no retractions");
+        // Group 1 dropped: group 2 becomes 1 and keeps its (empty) set.
+        d.retain(&[true, false, true]);
+        d.update(&ints(&[Some(2), Some(9)]), &[0, 1], &[1, 1])
+            .unwrap();
+        assert_eq!(show(&d.evaluate(&[0, 1])), ["2", "1"]);
+        d.reset(0);
+        d.update(&ints(&[Some(2)]), &[0], &[1]).unwrap();
+        assert_eq!(show(&d.evaluate(&[0, 1])), ["1", "1"]);
     }
 }

@@ -26,12 +26,16 @@ use tokio::task::JoinSet;
 
 use tributary_planner::streaming::SourceWatermark;
 
+use super::stateless::Transform;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
 
-/// Starts one task per partition of `scan`.
+/// Starts one task per partition of `scan`; `chained`, the stateless
+/// operators chained to the source, runs on each batch in the same task
+/// (after the watermark is read from the batch as the table has it).
 pub(super) fn start(
     scan: Arc<dyn ExecutionPlan>,
     watermark: Option<SourceWatermark>,
+    chained: Option<Transform>,
     ctx: Arc<TaskContext>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<Receiver>> {
@@ -40,6 +44,7 @@ pub(super) fn start(
     for p in 0..partitions {
         let (tx, rx) = channel();
         let mut stream = scan.execute(p, ctx.clone())?;
+        let chained = chained.clone();
         tasks.spawn(async move {
             let mut current = i64::MIN;
             let idle_timeout = watermark
@@ -81,7 +86,13 @@ pub(super) fn start(
                     },
                     None => None,
                 };
-                if !send_data(&tx, Ok(ChangeBatch::inserts(batch))).await {
+                let change = ChangeBatch::inserts(batch);
+                let out = match &chained {
+                    Some(f) => f(change),
+                    None => Ok(change),
+                };
+                let failed = out.is_err();
+                if !send_data(&tx, out).await || failed {
                     return;
                 }
                 // An idle partition becomes active again by sending its

@@ -1,7 +1,12 @@
 //! Filter and projection over changelog rows: each row keeps its kind, so
-//! they work on append-only and updating streams alike. One task per input
-//! partition; expressions are DataFusion `PhysicalExpr`s evaluated on whole
-//! batches.
+//! they work on append-only and updating streams alike; expressions are
+//! DataFusion `PhysicalExpr`s evaluated on whole batches.
+//!
+//! Consecutive stateless operators are *chained* (Flink's operator
+//! chaining): their functions compose into one [`Transform`] that runs in
+//! the task of the operator below — inside the source task when that is a
+//! source, else in one task per input partition — so a batch crosses no
+//! channel (and no thread wake-up) between them.
 
 use std::sync::Arc;
 
@@ -15,13 +20,20 @@ use tokio::task::JoinSet;
 use super::{ChangeBatch, Message, Receiver, channel, send, send_data};
 use crate::window_assign::WindowAssigner;
 
-/// Starts a filter per input partition.
-pub(super) fn start_filter(
-    inputs: Vec<Receiver>,
-    predicate: Arc<dyn PhysicalExpr>,
-    tasks: &mut JoinSet<()>,
-) -> Vec<Receiver> {
-    map_each(inputs, tasks, move |change| {
+/// What a chain of stateless operators does to one batch.
+pub(crate) type Transform = Arc<dyn Fn(ChangeBatch) -> Result<ChangeBatch> + Send + Sync>;
+
+/// `first`, then `then` (either may be absent).
+pub(super) fn compose(first: Option<Transform>, then: Transform) -> Transform {
+    match first {
+        None => then,
+        Some(first) => Arc::new(move |change| then(first(change)?)),
+    }
+}
+
+/// A filter: the rows where `predicate` is true.
+pub(super) fn filter(predicate: Arc<dyn PhysicalExpr>) -> Transform {
+    Arc::new(move |change: ChangeBatch| {
         let mask = predicate
             .evaluate(&change.data)?
             .into_array(change.num_rows())?;
@@ -38,14 +50,9 @@ pub(super) fn start_filter(
     })
 }
 
-/// Starts a projection per input partition.
-pub(super) fn start_project(
-    inputs: Vec<Receiver>,
-    exprs: Vec<Arc<dyn PhysicalExpr>>,
-    schema: SchemaRef,
-    tasks: &mut JoinSet<()>,
-) -> Vec<Receiver> {
-    map_each(inputs, tasks, move |change| {
+/// A projection onto `exprs`, typed as `schema`.
+pub(super) fn project(exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef) -> Transform {
+    Arc::new(move |change: ChangeBatch| {
         let rows = change.num_rows();
         // DataFusion's physical expressions may type a result other than
         // the logical plan does (a DECIMAL's precision); the plan's type wins.
@@ -73,14 +80,9 @@ pub(super) fn start_project(
     })
 }
 
-/// Starts window assignment (a window TVF) per input partition.
-pub(super) fn start_window_assign(
-    inputs: Vec<Receiver>,
-    assigner: WindowAssigner,
-    schema: SchemaRef,
-    tasks: &mut JoinSet<()>,
-) -> Vec<Receiver> {
-    map_each(inputs, tasks, move |change| {
+/// Window assignment (a window TVF), output typed as `schema`.
+pub(super) fn window_assign(assigner: WindowAssigner, schema: SchemaRef) -> Transform {
+    Arc::new(move |change: ChangeBatch| {
         let data = assigner.assign(&change.data, &schema)?;
         // Rows are only ever +I here (the planner checks the input is append-only).
         Ok(ChangeBatch::inserts(data))
@@ -89,12 +91,11 @@ pub(super) fn start_window_assign(
 
 /// Runs `f` over every batch of every input, one task per input;
 /// watermarks pass through unchanged.
-fn map_each(
+pub(super) fn map_each(
     inputs: Vec<Receiver>,
     tasks: &mut JoinSet<()>,
-    f: impl Fn(ChangeBatch) -> Result<ChangeBatch> + Send + Sync + 'static,
+    f: Transform,
 ) -> Vec<Receiver> {
-    let f = Arc::new(f);
     inputs
         .into_iter()
         .map(|mut input| {
