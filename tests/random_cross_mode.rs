@@ -1172,7 +1172,7 @@ fn scalar(rng: &mut Rng, env: &Env, kind: Kind, depth: u32, need_exact: bool) ->
                 sub(rng, Kind::Ts),
                 rng.range(1, 90)
             ),
-            1 => format!("DATE_TRUNC('minute', {})", sub(rng, Kind::Ts)),
+            1 if rng.chance(0.5) => format!("DATE_TRUNC('minute', {})", sub(rng, Kind::Ts)),
             1 => format!("({} - INTERVAL '1' MINUTE)", sub(rng, Kind::Ts)),
             2 => format!(
                 "COALESCE({}, {})",
