@@ -39,7 +39,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, UInt32Array};
-use arrow::compute::{cast, interleave, take};
+use arrow::compute::{interleave, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::RowConverter;
@@ -57,7 +57,10 @@ use tributary_planner::streaming::{Retraction, StreamAggregate};
 use super::native_state::{self, NativeColumn, NativeKind};
 use super::state_ttl::{Clock, StateTtl};
 use super::value_multiset::{Measure, ValueMultiset};
-use super::{ChangeBatch, Message, Receiver, aggregate_input, channel, exchange, send, send_data};
+use super::{
+    ChangeBatch, Message, Receiver, aggregate_input, channel, conform_column, exchange, send,
+    send_data,
+};
 
 /// How an instance buffers its input (Flink's mini-batch).
 #[derive(Debug, Clone, Copy)]
@@ -415,7 +418,7 @@ impl GroupAggregate {
                 }
             }
         };
-        conform(array, &want)
+        conform_column(array, &want)
     }
 
     /// Applies one input batch at processing time `now_ms`; returns the
@@ -836,7 +839,7 @@ impl GroupAggregate {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (i, k) in keys.iter().enumerate() {
             let k = aggregate_input::zero_null_slots(take(k.as_ref(), &key_rows, None)?)?;
-            columns.push(conform(k, self.key_schema.field(i).data_type())?);
+            columns.push(conform_column(k, self.key_schema.field(i).data_type())?);
         }
         for (o, nw) in old.iter().zip(new) {
             columns.push(interleave(&[o.as_ref(), nw.as_ref()], &values)?);
@@ -947,16 +950,6 @@ fn changed_rows(old: &[ArrayRef], new: &[ArrayRef], pairs: &[(u32, u32)]) -> Res
         }
     }
     Ok(changed)
-}
-
-/// `array` as type `want` (DataFusion may type an aggregate's result other
-/// than the logical plan does).
-fn conform(array: ArrayRef, want: &DataType) -> Result<ArrayRef> {
-    if array.data_type() == want {
-        Ok(array)
-    } else {
-        Ok(cast(&array, want)?)
-    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
-use arrow::compute::{cast, filter_record_batch, take};
+use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
@@ -826,13 +826,7 @@ pub(super) fn conform(columns: Vec<ArrayRef>, schema: &Schema) -> Result<Vec<Arr
     columns
         .into_iter()
         .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                Ok(cast(&c, f.data_type())?)
-            }
-        })
+        .map(|(c, f)| super::conform_column(c, f.data_type()))
         .collect()
 }
 

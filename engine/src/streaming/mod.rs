@@ -688,6 +688,20 @@ pub(crate) async fn send_data(tx: &Sender, result: Result<ChangeBatch>) -> bool 
     }
 }
 
+/// `array` as type `want`, cast where it differs: DataFusion may type an
+/// aggregate's result or a key other than the logical plan does, and
+/// arrow-row may decode a dictionary as its values.
+pub(crate) fn conform_column(
+    array: ArrayRef,
+    want: &arrow::datatypes::DataType,
+) -> Result<ArrayRef> {
+    if array.data_type() == want {
+        Ok(array)
+    } else {
+        Ok(arrow::compute::cast(&array, want)?)
+    }
+}
+
 /// What a window-like operator does after handling a message: nothing
 /// (`Ok(None)`), send the rows the watermark released and then the
 /// watermark (ms) itself, or send the error. Returns whether the operator

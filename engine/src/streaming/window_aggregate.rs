@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::compute::{cast, take};
+use arrow::compute::take;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
@@ -43,7 +43,7 @@ use tributary_planner::streaming::StreamAggregate;
 
 use super::aggregate_input::{self, MinWatermark};
 use super::late_rows::LateRows;
-use super::{ChangeBatch, Message, Receiver, channel, exchange, send_released};
+use super::{ChangeBatch, Message, Receiver, channel, conform_column, exchange, send_released};
 
 /// What one instance computes: the planner's `WindowAggregate` node.
 pub(super) struct WindowSpec {
@@ -433,28 +433,18 @@ impl WindowAggregate {
                     DataFusionError::Internal("a window emitted too few key columns".into())
                 })?
             };
-            columns.push(conform(column, schema.field(i).data_type())?);
+            columns.push(conform_column(column, schema.field(i).data_type())?);
         }
         let offset = columns.len();
         for (j, acc) in accumulators.iter_mut().enumerate() {
             let array = acc.evaluate(EmitTo::All)?;
-            columns.push(conform(array, schema.field(offset + j).data_type())?);
+            columns.push(conform_column(array, schema.field(offset + j).data_type())?);
         }
         Ok(RecordBatch::try_new_with_options(
             schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(groups)),
         )?)
-    }
-}
-
-/// `array` as type `want` (DataFusion may type an aggregate's result or a
-/// key other than the logical plan does).
-fn conform(array: ArrayRef, want: &arrow::datatypes::DataType) -> Result<ArrayRef> {
-    if array.data_type() == want {
-        Ok(array)
-    } else {
-        Ok(cast(&array, want)?)
     }
 }
 
