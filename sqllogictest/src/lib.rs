@@ -198,6 +198,17 @@ pub fn column_type(t: &DataType) -> DefaultColumnType {
 
 /// The rows of `batches` as the suites write them.
 pub fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
+    format_rows_with(batches, |_, col, row, displayed| {
+        format_value(col, row, displayed)
+    })
+}
+
+/// The rows of `batches`, each value written by `value(column index,
+/// column, row, Arrow's display of the value)`.
+fn format_rows_with(
+    batches: &[RecordBatch],
+    value: impl Fn(usize, &ArrayRef, usize, &str) -> String,
+) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in batches {
@@ -208,8 +219,8 @@ pub fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, arrow::e
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
             let mut values = Vec::with_capacity(batch.num_columns());
-            for (col, formatter) in batch.columns().iter().zip(&formatters) {
-                values.push(format_value(col, row, &formatter.value(row).to_string()));
+            for (i, (col, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
+                values.push(value(i, col, row, &formatter.value(row).to_string()));
             }
             rows.push(values);
         }
@@ -247,29 +258,10 @@ pub fn format_rows_sqlite(
     batches: &[RecordBatch],
     declared: &[DefaultColumnType],
 ) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            let mut values = Vec::with_capacity(batch.num_columns());
-            for (i, (col, formatter)) in batch.columns().iter().zip(&formatters).enumerate() {
-                let declared = declared.get(i).unwrap_or(&DefaultColumnType::Text);
-                values.push(sqlite_value(
-                    col,
-                    row,
-                    &formatter.value(row).to_string(),
-                    declared,
-                ));
-            }
-            rows.push(values);
-        }
-    }
-    Ok(rows)
+    format_rows_with(batches, |i, col, row, displayed| {
+        let declared = declared.get(i).unwrap_or(&DefaultColumnType::Text);
+        sqlite_value(col, row, displayed, declared)
+    })
 }
 
 /// One value as SQLite's sqllogictest writes it for a column declared
