@@ -167,11 +167,14 @@ impl TopN {
             (Some(conv), false) => Some(conv.convert_columns(&partition_columns)?),
             _ => None,
         };
-        let order_rows = self
-            .order_keys
-            .as_ref()
-            .expect("made above")
-            .convert_columns(&order_columns)?;
+        let order_rows = match &self.order_keys {
+            Some(conv) => conv.convert_columns(&order_columns)?,
+            None => {
+                return Err(DataFusionError::Internal(
+                    "Top-N: the order-key converter was not made".into(),
+                ));
+            }
+        };
         // Rows per partition, in input order.
         let mut touched: Vec<(Box<[u8]>, Vec<usize>)> = Vec::new();
         let mut slot_of: DfHashMap<&[u8], usize> = DfHashMap::new();
