@@ -205,7 +205,10 @@ impl Session {
 
     /// Tributary's own settings now.
     pub fn tributary_config(&self) -> TributaryConfig {
-        self.config.read().expect("config lock").clone()
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Runs every statement in `sql`, in order, and returns the result of the
@@ -275,7 +278,10 @@ impl Session {
     /// # Errors
     /// An unknown key (with the nearest known key) or an invalid value.
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
-        let mut config = self.config.write().expect("config lock");
+        let mut config = self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if config.set(key, value)? {
             let state = self.ctx.state_ref();
             let mut state = state.write();
@@ -306,7 +312,10 @@ impl Session {
     /// # Errors
     /// An unknown key.
     pub fn reset(&self, key: Option<&str>) -> Result<()> {
-        let mut config = self.config.write().expect("config lock");
+        let mut config = self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let state = self.ctx.state_ref();
         let mut state = state.write();
         match key {

@@ -129,39 +129,29 @@ impl Engine {
     pub async fn run(&mut self, sql: &str) -> Result<Timed, String> {
         let label = self.label().to_string();
         let err = |e: &dyn std::fmt::Display| format!("{label}: {e}");
-        match self {
-            Engine::Tributary { session, .. } => {
-                let start = Instant::now();
-                let batches = session
-                    .sql(sql)
-                    .await
-                    .map_err(|e| err(&e))?
-                    .collect()
-                    .await
-                    .map_err(|e| err(&e))?;
-                let seconds = start.elapsed().as_secs_f64();
-                Ok(Timed {
-                    seconds,
-                    rows: answers::from_batches(&batches)?,
-                })
-            }
-            Engine::DataFusion { ctx } => {
-                let start = Instant::now();
-                let batches = ctx
-                    .sql(sql)
-                    .await
-                    .map_err(|e| err(&e))?
-                    .collect()
-                    .await
-                    .map_err(|e| err(&e))?;
-                let seconds = start.elapsed().as_secs_f64();
-                Ok(Timed {
-                    seconds,
-                    rows: answers::from_batches(&batches)?,
-                })
-            }
-            Engine::DuckDb(worker) => worker.run(sql).map_err(|e| err(&e)),
-        }
+        let start = Instant::now();
+        let batches = match self {
+            Engine::Tributary { session, .. } => session
+                .sql(sql)
+                .await
+                .map_err(|e| err(&e))?
+                .collect()
+                .await
+                .map_err(|e| err(&e))?,
+            Engine::DataFusion { ctx } => ctx
+                .sql(sql)
+                .await
+                .map_err(|e| err(&e))?
+                .collect()
+                .await
+                .map_err(|e| err(&e))?,
+            Engine::DuckDb(worker) => return worker.run(sql).map_err(|e| err(&e)),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(Timed {
+            seconds,
+            rows: answers::from_batches(&batches)?,
+        })
     }
 }
 

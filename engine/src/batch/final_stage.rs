@@ -23,7 +23,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use super::recovery::{FailureInjector, is_retryable};
+use super::recovery::{FailureInjector, failed_for_good, is_retryable, record_rerun};
 use super::run_metrics::BatchRun;
 use super::stage_graph::reset;
 
@@ -140,29 +140,26 @@ impl State {
     fn retry(&mut self, failure: DataFusionError) -> Result<()> {
         let stage = self.stage.index + 1;
         if self.emitted || self.attempt >= self.stage.attempts || !is_retryable(&failure) {
-            let runs = self.attempt + 1;
             let why = if self.emitted {
                 "; it had already returned rows, so it cannot re-run"
             } else {
                 ""
             };
-            return Err(failure.context(format!(
-                "BATCH stage {stage} (final) failed ({runs} run{} of at most {}; '{}'){why}",
-                if runs == 1 { "" } else { "s" },
-                self.stage.attempts + 1,
-                tributary_planner::config::RESTART_ATTEMPTS,
-            )));
+            return Err(failed_for_good(
+                failure,
+                &format!("stage {stage} (final)"),
+                self.attempt + 1,
+                self.stage.attempts,
+                why,
+            ));
         }
-        let line = format!(
-            "stage {stage} task 0 attempt {} failed: {failure}; re-running it from the stage's materialized inputs",
-            self.attempt
+        record_rerun(
+            &self.stage.run.stages[self.stage.index],
+            stage,
+            0,
+            self.attempt,
+            &failure,
         );
-        log::warn!("BATCH {line}");
-        let counters = &self.stage.run.stages[self.stage.index];
-        counters.retries.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = counters.retry_log.lock() {
-            l.push(line);
-        }
         self.attempt += 1;
         self.start()
     }

@@ -110,6 +110,45 @@ pub fn is_retryable(e: &DataFusionError) -> bool {
     }
 }
 
+/// Records that attempt `attempt` of task `task` in stage `stage` (1-based)
+/// failed with `failure` and re-runs: counted in `counters`, logged, and
+/// kept for `EXPLAIN ANALYZE`.
+pub(crate) fn record_rerun(
+    counters: &super::run_metrics::StageRun,
+    stage: usize,
+    task: usize,
+    attempt: usize,
+    failure: &DataFusionError,
+) {
+    let line = format!(
+        "stage {stage} task {task} attempt {attempt} failed: {failure}; re-running it from the stage's materialized inputs"
+    );
+    log::warn!("BATCH {line}");
+    counters
+        .retries
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(mut l) = counters.retry_log.lock() {
+        l.push(line);
+    }
+}
+
+/// `failure` of `task` (e.g. "stage 2 task 1") after `runs` runs of at most
+/// `attempts + 1`, with that (and `why`, if not empty) said in its context.
+pub(crate) fn failed_for_good(
+    failure: DataFusionError,
+    task: &str,
+    runs: usize,
+    attempts: usize,
+    why: &str,
+) -> DataFusionError {
+    failure.context(format!(
+        "BATCH {task} failed ({runs} run{} of at most {}; '{}'){why}",
+        if runs == 1 { "" } else { "s" },
+        attempts + 1,
+        tributary_planner::config::RESTART_ATTEMPTS,
+    ))
+}
+
 /// A task that panicked.
 #[derive(Debug)]
 pub struct TaskPanic(pub String);

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use super::adaptive::{AdaptiveOptions, adapt, fit_per_task_readers};
 use super::exchange_files::Exchanges;
 use super::final_stage::FinalStage;
-use super::recovery::{TaskPanic, is_retryable};
+use super::recovery::{TaskPanic, failed_for_good, is_retryable, record_rerun};
 use super::run_metrics::BatchRun;
 use super::stage_graph::{StageGraph, reset};
 
@@ -234,27 +234,17 @@ impl Task {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < self.attempts && is_retryable(&e) => {
-                    let line = format!(
-                        "stage {} task {} attempt {} failed: {e}; re-running it from the stage's materialized inputs",
-                        self.stage, self.task, attempt
-                    );
-                    log::warn!("BATCH {line}");
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut l) = counters.retry_log.lock() {
-                        l.push(line);
-                    }
+                    record_rerun(counters, self.stage, self.task, attempt, &e);
                     attempt += 1;
                 }
                 Err(e) => {
-                    let runs = attempt + 1;
-                    return Err(e.context(format!(
-                        "BATCH stage {} task {} failed ({runs} run{} of at most {}; '{}')",
-                        self.stage,
-                        self.task,
-                        if runs == 1 { "" } else { "s" },
-                        self.attempts + 1,
-                        tributary_planner::config::RESTART_ATTEMPTS,
-                    )));
+                    return Err(failed_for_good(
+                        e,
+                        &format!("stage {} task {}", self.stage, self.task),
+                        attempt + 1,
+                        self.attempts,
+                        "",
+                    ));
                 }
             }
         }

@@ -49,12 +49,7 @@ impl ChangeBatch {
             mask.clone()
         };
         let ops = filter(self.ops.as_ref(), &mask)?;
-        let ops = Arc::new(
-            ops.as_any()
-                .downcast_ref::<Int8Array>()
-                .expect("Int8 ops")
-                .clone(),
-        );
+        let ops = ops_column(ops.as_ref())?;
         Ok(Self {
             ops,
             data: filter_record_batch(&self.data, &mask)?,
@@ -64,12 +59,7 @@ impl ChangeBatch {
     /// The rows at `indices`, in that order.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
         let ops = take(self.ops.as_ref(), indices, None)?;
-        let ops = Arc::new(
-            ops.as_any()
-                .downcast_ref::<Int8Array>()
-                .expect("Int8 ops")
-                .clone(),
-        );
+        let ops = ops_column(ops.as_ref())?;
         Ok(Self {
             ops,
             data: take_record_batch(&self.data, indices)?,
@@ -85,12 +75,7 @@ impl ChangeBatch {
         let ops = arrow::compute::concat(&ops)?;
         let data = arrow::compute::concat_batches(schema, batches.iter().map(|b| &b.data))?;
         Ok(Self {
-            ops: Arc::new(
-                ops.as_any()
-                    .downcast_ref::<Int8Array>()
-                    .expect("Int8 ops")
-                    .clone(),
-            ),
+            ops: ops_column(ops.as_ref())?,
             data,
         })
     }
@@ -113,6 +98,20 @@ fn insert_codes(n: usize) -> Int8Array {
         }
         run.slice(0, n)
     })
+}
+
+/// `array` (an op column a kernel returned) as the `Int8` op codes it is.
+fn ops_column(array: &dyn Array) -> Result<Arc<Int8Array>> {
+    array
+        .as_any()
+        .downcast_ref::<Int8Array>()
+        .map(|a| Arc::new(a.clone()))
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!(
+                "a changelog's op column is {}, not Int8",
+                array.data_type()
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ impl StreamMetrics {
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
         self.late_rows
             .lock()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((name.clone(), counter.clone()));
         LateRows::new(
             name.into(),
@@ -118,7 +118,10 @@ impl StreamMetrics {
 
     /// Late rows dropped so far, per operator with any: (operator, rows).
     pub fn late_rows(&self) -> Vec<(String, u64)> {
-        let counters = self.late_rows.lock().expect("metrics lock");
+        let counters = self
+            .late_rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<(String, u64)> = Vec::new();
         for (name, c) in counters.iter() {
             let n = c.load(std::sync::atomic::Ordering::Relaxed);

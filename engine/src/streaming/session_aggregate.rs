@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -30,7 +30,7 @@ use tributary_planner::streaming::{SessionColumn, StreamAggregate};
 
 use super::aggregate_input::{self, MinWatermark};
 use super::late_rows::LateRows;
-use super::{ChangeBatch, Message, Receiver, channel, send_released};
+use super::{ChangeBatch, Message, Receiver, channel, conform_column, send_released};
 
 /// What an instance needs to know.
 pub(super) struct SessionSpec {
@@ -120,13 +120,17 @@ impl SessionAggregate {
                     .collect(),
             )?);
         }
-        let converter = self.converter.as_ref().expect("set above");
+        let Some(converter) = self.converter.as_ref() else {
+            return Err(DataFusionError::Internal(
+                "SESSION aggregate: the key converter was not made".into(),
+            ));
+        };
         let key_rows = if keys.is_empty() {
             None
         } else {
             Some(converter.convert_columns(&keys)?)
         };
-        let times = millis(data.column(self.spec.time_index))?;
+        let times = aggregate_input::event_time_ms(data.column(self.spec.time_index))?;
         let args = aggregate_input::arguments(&self.spec.aggregates, data)?;
         let row_mask = self
             .spec
@@ -330,11 +334,7 @@ impl SessionAggregate {
                     fired.iter().map(|(_, s)| s.end - 1),
                 )),
             };
-            columns.push(if array.data_type() == want {
-                array
-            } else {
-                cast(&array, want)?
-            });
+            columns.push(conform_column(array, want)?);
         }
         let offset = columns.len();
         let mut fired = fired;
@@ -349,11 +349,7 @@ impl SessionAggregate {
                     .collect::<Result<Vec<ScalarValue>>>()?;
                 ScalarValue::iter_to_array(values)?
             };
-            columns.push(if array.data_type() == want {
-                array
-            } else {
-                cast(&array, want)?
-            });
+            columns.push(conform_column(array, want)?);
         }
         let data = RecordBatch::try_new_with_options(
             schema.clone(),
@@ -362,21 +358,4 @@ impl SessionAggregate {
         )?;
         Ok(ChangeBatch::inserts(data))
     }
-}
-
-fn millis(column: &ArrayRef) -> Result<TimestampMillisecondArray> {
-    let tz = match column.data_type() {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        other => {
-            return Err(DataFusionError::Internal(format!(
-                "session time column is {other}"
-            )));
-        }
-    };
-    let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
-    Ok(ms
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .expect("ms")
-        .clone())
 }

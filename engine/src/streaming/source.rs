@@ -14,9 +14,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, TimestampMillisecondArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::array::Array;
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
@@ -132,14 +131,10 @@ pub(super) fn start(
 /// The largest event time (ms) in `column` of `batch`, if any is non-NULL.
 fn max_event_time(batch: &RecordBatch, column: usize) -> Result<Option<i64>> {
     let times = batch.column(column);
-    let tz = match times.data_type() {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => return Ok(None),
-    };
-    let ms = cast(times, &DataType::Timestamp(TimeUnit::Millisecond, tz))?;
-    let ms = ms
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .expect("cast to ms");
-    Ok(arrow::compute::max(ms))
+    if !matches!(times.data_type(), DataType::Timestamp(..)) {
+        return Ok(None);
+    }
+    Ok(arrow::compute::max(&super::aggregate_input::event_time_ms(
+        times,
+    )?))
 }
