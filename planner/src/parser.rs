@@ -8,12 +8,16 @@
 //! the same tokens:
 //!
 //! * `CREATE [TEMPORARY] TABLE [IF NOT EXISTS] t [(cols)] WITH ('k' = 'v', ...)`
+//! * DataFusion's `CREATE EXTERNAL TABLE t STORED AS f LOCATION 'p'`, read as
+//!   a `filesystem` table ([`external_table`])
 //! * `SET`, `SET 'key' = 'value'`, `RESET`, `RESET 'key'`
 //! * `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE t` / `DESC t`
 //! * `EXPLAIN [ANALYZE | PLAN FOR] <statement>`
 //!
 //! Every token keeps its line and column in the whole text, so errors point
 //! into the text the user typed, whichever statement they are in.
+
+mod external_table;
 
 use sqlparser::ast::{
     ColumnDef, Expr as SqlExpr, Ident, ObjectName, Statement as SqlStatement, TableConstraint,
@@ -252,6 +256,9 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<Statement> {
             })
         }
         Some(Keyword::CREATE) => {
+            if let Some(create) = external_table::try_parse_external_table(&tokens)? {
+                return Ok(Statement::CreateConnectorTable(create));
+            }
             if let Some(create) = try_parse_connector_table(&tokens)? {
                 return Ok(Statement::CreateConnectorTable(create));
             }
