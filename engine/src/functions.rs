@@ -3,7 +3,7 @@
 //!
 //! | function | meaning (Flink's "System (Built-in) Functions") |
 //! |---|---|
-//! | `MOD(a, b)` | the remainder of `a / b` for integers, as `a % b`; NULL if either is NULL; an error if `b` is 0 |
+//! | `MOD(a, b)` | the remainder of `a / b`, as `a % b`, in the arguments' common numeric type (integers, unsigned, decimals, floats); negative only when `a` is; NULL if either is NULL; an error if `b` is an integer or decimal 0 |
 //! | `SPLIT_INDEX(s, sep, i)` | `s` split by the string `sep`, the `i`-th part (0-based); NULL if `i` is negative or past the last part, or any argument is NULL |
 //! | `REGEXP_EXTRACT(s, regex, i)` | group `i` (0 = the whole match) of the first match of the Java-style `regex` in `s`; NULL if there is no match, no such group, or any argument is NULL; an invalid regex is an error |
 
@@ -12,7 +12,10 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::type_coercion::binary::binary_numeric_coercion;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
 
 /// Every function of this module, to register on a session.
 pub fn flink_functions() -> Vec<ScalarUDF> {
@@ -130,32 +133,76 @@ fn regexp_extract() -> ScalarUDF {
     )
 }
 
-/// `MOD(a BIGINT, b BIGINT) -> BIGINT` (smaller integer types are widened).
+/// `MOD(a, b)` (Flink): the remainder of `a / b`, of the two numeric
+/// arguments' common type (DataFusion's numeric coercion, as for `%`:
+/// `MOD(BIGINT UNSIGNED, BIGINT)` is a `DECIMAL(20, 0)`, `MOD(DECIMAL, INT)` a decimal).
 fn modulo() -> ScalarUDF {
-    create_udf(
-        "mod",
-        vec![DataType::Int64, DataType::Int64],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = args.iter().find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
-            let arrays: Vec<ArrayRef> = args
-                .iter()
-                .map(|a| a.to_array(rows.unwrap_or(1)))
-                .collect::<Result<_>>()?;
-            let result = arrow::compute::kernels::numeric::rem(&arrays[0], &arrays[1])
-                .map_err(|e| DataFusionError::Execution(format!("MOD: {e}")))?;
-            Ok(match rows {
-                Some(_) => ColumnarValue::Array(result),
-                None => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(
-                    &result, 0,
-                )?),
-            })
-        }),
-    )
+    ScalarUDF::new_from_impl(Modulo {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Modulo {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Modulo {
+    fn name(&self) -> &str {
+        "mod"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Both arguments to their common numeric type; an error naming the
+    /// types when either is not a number.
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [a, b] = arg_types else {
+            return Err(DataFusionError::Plan(format!(
+                "MOD takes 2 arguments, got {}",
+                arg_types.len()
+            )));
+        };
+        let common = match (a, b) {
+            (DataType::Null, DataType::Null) => DataType::Int64,
+            (DataType::Null, t) | (t, DataType::Null) => t.clone(),
+            _ => binary_numeric_coercion(a, b).ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "MOD needs two numbers, got MOD({a}, {b}); cast the arguments to a numeric type"
+                ))
+            })?,
+        };
+        Ok(vec![common.clone(), common])
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        arg_types
+            .first()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan("MOD takes 2 arguments, got none".to_string()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.args.iter().find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        });
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows.unwrap_or(1)))
+            .collect::<Result<_>>()?;
+        let result = arrow::compute::kernels::numeric::rem(&arrays[0], &arrays[1])
+            .map_err(|e| DataFusionError::Execution(format!("MOD: {e}")))?;
+        Ok(match rows {
+            Some(_) => ColumnarValue::Array(result),
+            None => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +230,39 @@ mod tests {
             Err(e) => e,
         };
         assert!(e.message.contains("Divide by zero"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn mod_takes_any_two_numbers_in_their_common_type() {
+        let s = Session::new();
+        let batches = s
+            .sql(
+                "SELECT MOD(CAST(17 AS BIGINT UNSIGNED), 5) AS u, MOD(CAST(7.5 AS DECIMAL(4, 1)), 2) AS d,
+                        MOD(CAST(-7.5 AS DOUBLE), 2) AS f, MOD(CAST(9 AS TINYINT), CAST(4 AS SMALLINT)) AS t",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let schema = batches[0].schema();
+        let types: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().to_string())
+            .collect();
+        // As `%` types them: an unsigned and a signed BIGINT meet in
+        // DECIMAL(20, 0), a decimal and a BIGINT in a wider decimal.
+        assert_eq!(
+            types,
+            ["Decimal128(20, 0)", "Decimal128(21, 1)", "Float64", "Int16"]
+        );
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 2 | 1.5 | -1.5 | 1 |"), "{text}");
+        let e = s.sql("SELECT MOD('a', 2)").await.unwrap_err();
+        assert!(e.message.contains("MOD needs two numbers"), "{e}");
     }
 
     #[tokio::test]
