@@ -44,16 +44,6 @@ pub(super) const BATCH_ROWS: usize = 8192;
 /// Dead slots below which a side never compacts.
 pub(super) const COMPACT_MIN_DEAD: usize = 4096;
 
-/// Entries of the recent-key cache (a power of two): 64 KiB per side.
-const RECENT_KEYS: usize = 4096;
-
-/// The recent-key cache entry a key hash maps to.
-fn recent_slot(hash: u64) -> usize {
-    // The low bits pick the key index's bucket too; the high ones are as
-    // good and spread keys that collide there.
-    (hash >> 40) as usize & (RECENT_KEYS - 1)
-}
-
 /// A key's entry: its newest slot, how many of its slots are alive, and
 /// the next key whose bytes hash to the same value (`NIL`: none).
 #[derive(Debug, Clone, Copy)]
@@ -91,14 +81,6 @@ pub(super) struct SideRows {
     /// key): key `k` is `key_bytes[key_offsets[k]..key_offsets[k + 1]]`.
     key_bytes: Vec<u8>,
     key_offsets: Vec<usize>,
-    /// A direct-mapped cache in front of `key_ids`: (key hash, key id) of
-    /// keys recently inserted or found by [`SideRows::key_id_or_insert`]
-    /// (`NIL`: empty). Why: streams meet the same few keys again and again
-    /// (a bid names one of the auctions still open), but the key index
-    /// scatters them over megabytes, so each lookup was two cache misses;
-    /// this small table stays in cache. Key ids never change until a
-    /// compaction, which starts a fresh side, so an entry is never stale.
-    recent: Vec<(u64, u32)>,
     live: usize,
     dead: usize,
     track_time: bool,
@@ -125,7 +107,6 @@ impl SideRows {
             keys: Vec::new(),
             key_bytes: Vec::new(),
             key_offsets: vec![0],
-            recent: vec![(0, NIL); RECENT_KEYS],
             live: 0,
             dead: 0,
             track_time,
@@ -158,10 +139,6 @@ impl SideRows {
 
     /// The key id of an encoded key with hash `hash`, if the side has seen it.
     fn find_key(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let (recent_hash, recent_id) = self.recent[recent_slot(hash)];
-        if recent_id != NIL && recent_hash == hash && self.key_bytes(recent_id) == key {
-            return Some(recent_id);
-        }
         let mut id = *self.key_ids.get(&hash)?;
         while id != NIL {
             if self.key_bytes(id) == key {
@@ -186,11 +163,9 @@ impl SideRows {
     pub fn key_id_or_insert(&mut self, key: &[u8]) -> u32 {
         let hash = self.hash_key(key);
         if let Some(id) = self.find_key(key, hash) {
-            self.recent[recent_slot(hash)] = (hash, id);
             return id;
         }
         let id = self.keys.len() as u32;
-        self.recent[recent_slot(hash)] = (hash, id);
         let same_hash = self.key_ids.insert(hash, id).unwrap_or(NIL);
         self.keys.push(KeyEntry {
             head: NIL,
@@ -596,25 +571,6 @@ mod tests {
         assert_eq!(show(&side, &slots_of(&side, 2)), ["2:b"]);
         assert!(slots_of(&side, 3).is_empty());
         assert_eq!(side.live_rows(), 3);
-    }
-
-    #[test]
-    fn keys_beyond_the_recent_key_cache_keep_their_ids() {
-        // More keys than the cache has entries: entries are overwritten,
-        // and keys that share an entry must not be mistaken for each other.
-        let mut side = SideRows::new(schema(), false, false);
-        let keys = (RECENT_KEYS * 3) as i64;
-        let ids: Vec<u32> = (0..keys)
-            .map(|k| side.key_id_or_insert(k.to_string().as_bytes()))
-            .collect();
-        assert_eq!(ids, (0..keys as u32).collect::<Vec<_>>());
-        for k in (0..keys).rev() {
-            let key = k.to_string();
-            assert_eq!(side.key_id(key.as_bytes()), Some(k as u32), "key {k}");
-            assert_eq!(side.key_id_or_insert(key.as_bytes()), k as u32, "key {k}");
-        }
-        assert_eq!(side.key_id(b"no such key"), None);
-        assert_eq!(side.keys.len(), keys as usize);
     }
 
     #[test]
