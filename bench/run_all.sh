@@ -19,8 +19,8 @@
 #    ('first-event.rate' = '10000000'), every query of nexmark-bench's list in Tributary
 #    in memory (nexmark-bench), Tributary's CLI over the CSV (STREAMING, BATCH) and Flink
 #    over the CSV (STREAMING, BATCH), each job bounded by TIMEOUT s (default 600), every
-#    query's answer compared across the engines -> bench/flink/results/EVENTS/, copied to
-#    $RESULTS/nexmark-EVENTS/ (merged.md: the table; answers.md: the checks).
+#    query's answer compared across the engines -> $RESULTS/nexmark-EVENTS/ (merged.md: the
+#    table; answers.md: the checks; the raw timings, summaries and logs beside them).
 # The exit status is 3 if an engine's answer differed (TPC-H or Nexmark), after every step ran.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,10 +62,8 @@ python3 bench/startup/startup.py --tributary "$BIN/tributary" --duckdb "$DUCKDB_
 
 if [ "${SKIP_NEXMARK:-}" != 1 ]; then
   echo "== Nexmark, $EVENTS events"
-  TRIBUTARY_CLI="$BIN/tributary" NEXMARK_BENCH="$BIN/nexmark-bench" bench/flink/run.sh "$EVENTS" || {
-    echo "Nexmark: answers differed or a step failed (exit $?, see above)"; STATUS=3; }
-  mkdir -p "$RESULTS/nexmark-$EVENTS"
-  cp bench/flink/results/"$EVENTS"/*.md bench/flink/results/"$EVENTS"/*.json "$RESULTS/nexmark-$EVENTS/" 2>/dev/null || true
+  OUT="$RESULTS/nexmark-$EVENTS" TRIBUTARY_CLI="$BIN/tributary" NEXMARK_BENCH="$BIN/nexmark-bench" \
+    bench/flink/run.sh "$EVENTS" || { echo "Nexmark: answers differed or a step failed (see above)"; STATUS=3; }
 fi
 echo "== done: $RESULTS (exit status $STATUS)"
 exit "$STATUS"

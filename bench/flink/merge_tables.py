@@ -47,14 +47,7 @@ def seconds(r):
     return r["seconds"] if r and "seconds" in r else None
 
 
-def cell(r):
-    if r is None:
-        return "–"
-    if "seconds" in r:
-        return f"{r['seconds']:.3f}"
-    if "timeout" in r:
-        return f"timeout ({r['timeout']:.0f} s)"
-    return "not supported by Flink" if "unsupported" in r else "failed"
+cell = nq.time_cell
 
 
 def timings(d, parallelism):

@@ -174,15 +174,7 @@ def main():
         json.dump({"events": args.events, "parallelism": args.parallelism, "modes": res}, f, indent=1)
         f.write("\n")
 
-    def cell(r):
-        if r is None:
-            return "–"
-        if "seconds" in r:
-            return f"{r['seconds']:.3f}"
-        if "timeout" in r:
-            return "timeout"
-        return "not supported by Flink" if "unsupported" in r else "failed"
-
+    cell = nq.time_cell
     print(f"Flink {os.environ.get('FLINK_VERSION', '')} ({args.events} events, parallelism {args.parallelism})")
     print()
     print("| query | Flink STREAMING s | Flink BATCH s | STREAMING events/s |")

@@ -130,6 +130,17 @@ def summary_sql(query, sql, columns, flink):
     return f"SELECT {', '.join(parts)} FROM ({sql}) AS answer"
 
 
+def time_cell(r):
+    """A table cell for one timing record: seconds, or why there are none."""
+    if r is None:
+        return "–"
+    if "seconds" in r:
+        return f"{r['seconds']:.3f}"
+    if "timeout" in r:
+        return f"timeout ({r['timeout']:.0f} s)"
+    return "not supported by Flink" if "unsupported" in r else "failed"
+
+
 def write_summaries(path, rows):
     """rows: {query: {"mode": ..., "summary": {col: value} or None, "error": str?}}."""
     with open(path, "w") as f:

@@ -139,13 +139,7 @@ def main():
         for mode in modes:
             nq.write_summaries(f"{args.summaries}-{mode}.json", sums[mode])
 
-    def cell(r):
-        if r is None:
-            return "–"
-        if "seconds" in r:
-            return f"{r['seconds']:.3f}"
-        return "timeout" if "timeout" in r else "failed"
-
+    cell = nq.time_cell
     print(f"Tributary CLI over the same CSV files ({args.events} events)")
     print()
     print("| query | Tributary STREAMING s | Tributary BATCH s | STREAMING events/s | "
