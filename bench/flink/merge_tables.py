@@ -132,6 +132,8 @@ def answers(d):
                 rows.append("error")
         have = [(side, r["summary"]) for side, r in got if r and "summary" in r]
         for side, r in got:
+            if r and r.get("batch_error"):
+                notes.append(f"{side} BATCH summary failed, STREAMING's used: {r['batch_error'][:120]}")
             if r is not None and "summary" not in r:
                 notes.append(f"{side}: {r.get('error', '')[:160]}")
         diffs = []

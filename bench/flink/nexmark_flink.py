@@ -136,22 +136,34 @@ def summaries(args, selected, timings):
         modes = [m for m in ("batch", "streaming") if "seconds" in timings[m].get(name, {})]
         out[name] = {"error": "Flink ran the query in no mode"}
         for mode in modes:
+            extra = [("table.exec.mini-batch.enabled", "true"),
+                     ("table.exec.mini-batch.allow-latency", "1 s"),
+                     ("table.exec.mini-batch.size", "100000")] if mode == "streaming" else []
             if mode not in envs:
-                extra = [("table.exec.mini-batch.enabled", "true"),
-                         ("table.exec.mini-batch.allow-latency", "1 s"),
-                         ("table.exec.mini-batch.size", "100000")] if mode == "streaming" else []
                 envs[mode] = make_env(mode, args.parallelism, args.path, extra)
             t_env = envs[mode]
             fsql = nq.flink_sql(sql)
-            try:
-                out[name] = {"mode": mode, "summary": collect_summary(
-                    t_env, nq.summary_sql(name, fsql, columns(t_env, fsql), flink=True), args.timeout)}
+            failed = out[name].get("error") if mode == "streaming" and "mode" in out[name] else None
+            # Flink's planner sometimes fails a statement after many jobs in one
+            # TableEnvironment (NullPointerException: metadataHandlerProvider); a fresh
+            # environment plans it again.
+            for attempt in range(2):
+                try:
+                    out[name] = {"mode": mode, "summary": collect_summary(
+                        t_env, nq.summary_sql(name, fsql, columns(t_env, fsql), flink=True), args.timeout)}
+                    if failed:
+                        out[name]["batch_error"] = failed
+                    break
+                except TimeoutError as e:
+                    out[name] = {"mode": mode, "error": f"timeout: {e}"}
+                    break
+                except Exception as e:  # noqa: BLE001 -- recorded; retried, then STREAMING may run it
+                    out[name] = {"mode": mode, "error": first_lines(e)}
+                    print(f"[flink summary] {name} {mode}: {out[name]['error']}", file=sys.stderr, flush=True)
+                    if attempt == 0:
+                        envs[mode] = t_env = make_env(mode, args.parallelism, args.path, extra)
+            if "summary" in out[name] or "timeout" in out[name].get("error", ""):
                 break
-            except TimeoutError as e:
-                out[name] = {"mode": mode, "error": f"timeout: {e}"}
-                break
-            except Exception as e:  # noqa: BLE001 -- recorded; STREAMING may still run it
-                out[name] = {"mode": mode, "error": first_lines(e)}
         print(f"[flink summary] {name}: {out[name]}", file=sys.stderr, flush=True)
     return out
 
