@@ -1,24 +1,28 @@
-"""Nexmark bid queries in Apache Flink (PyFlink Table API), STREAMING and BATCH.
+"""Nexmark queries in Apache Flink (PyFlink Table API), STREAMING and BATCH.
 
-Reads the bids that Tributary's `nexmark` connector generated and wrote once as
-CSV (see run.sh), so both engines see the same events. Each query runs as
-`INSERT INTO` a `blackhole` sink on a local mini-cluster (parallelism 2, all
-servers on 127.0.0.1) and is timed from submission (`execute_sql`, which also
-plans the job) to the job's end (`.wait()`), after one warm-up query.
+Reads the person, auction and bid tables that Tributary's `nexmark` connector
+generated and wrote once as CSV (see run.sh), so both engines see the same
+events. The queries are nexmark-bench's list (nexmark_queries.queries) in
+Flink's spelling (nexmark_queries.flink_sql). Each query runs as `INSERT INTO`
+a `blackhole` sink on a local mini-cluster (parallelism 2, all servers on
+127.0.0.1) and is timed from submission (`execute_sql`, which also plans the
+job) to the job's end (`.wait()`), after one warm-up query per mode. A job
+still running after --timeout seconds is cancelled and recorded as "timeout".
 
-    python nexmark_flink.py --path /var/tmp/nexmark-bids-csv/2000000 --events 2000000 \
-        [--queries q0,q2] [--modes streaming,batch] [--check out.csv]
+With --summaries, each query's answer summary (nexmark_queries.summary_sql)
+is collected from Flink BATCH, or from STREAMING where BATCH cannot run the
+query (the last +I/+U row of the summary's changelog is the summary of the
+folded answer; mini-batch keeps that changelog short).
 
-Queries are Flink's Nexmark SQL (https://github.com/nexmark/nexmark) with the
-column names of our data (`datetime`, not `dateTime`); q14's `count_char` UDF
-is written with built-ins, as in Tributary's bench:
-CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', '')).
+    python nexmark_flink.py --path DIR --events N --json OUT.json [--summaries OUT.json]
+        [--queries q0,q2] [--modes streaming,batch] [--timeout 600]
 """
 
 import argparse
-import re
+import json
 import os
 import sys
+import threading
 import time
 
 os.environ.setdefault("_python_worker_execution_mode", "process")
@@ -26,109 +30,10 @@ os.environ.setdefault("_python_worker_execution_mode", "process")
 from pyflink.common import RowKind  # noqa: E402
 from pyflink.table import EnvironmentSettings, TableEnvironment  # noqa: E402
 
-QUERIES = [
-    ("q0", "SELECT auction, bidder, price, datetime, extra FROM bid"),
-    ("q1", "SELECT auction, bidder, 0.908 * price AS price, datetime, extra FROM bid"),
-    ("q2", "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0"),
-    (
-        "q11",
-        """SELECT bidder, COUNT(*) AS bid_count, window_start, window_end
-           FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
-           GROUP BY bidder, window_start, window_end""",
-    ),
-    (
-        "q14",
-        """SELECT auction, bidder, 0.908 * price AS price,
-             CASE WHEN HOUR(datetime) >= 8 AND HOUR(datetime) <= 18 THEN 'dayTime'
-                  WHEN HOUR(datetime) <= 6 OR HOUR(datetime) >= 20 THEN 'nightTime'
-                  ELSE 'otherTime' END AS bidTimeType,
-             datetime, extra, CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', '')) AS c_counts
-           FROM bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000""",
-    ),
-    (
-        "q15",
-        """SELECT DATE_FORMAT(datetime, 'yyyy-MM-dd') AS `day`,
-             COUNT(*) AS total_bids,
-             COUNT(*) FILTER (WHERE price < 10000) AS rank1_bids,
-             COUNT(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
-             COUNT(*) FILTER (WHERE price >= 1000000) AS rank3_bids,
-             COUNT(DISTINCT bidder) AS total_bidders,
-             COUNT(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders,
-             COUNT(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders,
-             COUNT(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders,
-             COUNT(DISTINCT auction) AS total_auctions,
-             COUNT(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions,
-             COUNT(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions,
-             COUNT(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions
-           FROM bid GROUP BY DATE_FORMAT(datetime, 'yyyy-MM-dd')""",
-    ),
-    (
-        "q17",
-        """SELECT auction, DATE_FORMAT(datetime, 'yyyy-MM-dd') AS `day`,
-             COUNT(*) AS total_bids,
-             COUNT(*) FILTER (WHERE price < 10000) AS rank1_bids,
-             COUNT(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,
-             COUNT(*) FILTER (WHERE price >= 1000000) AS rank3_bids,
-             MIN(price) AS min_price, MAX(price) AS max_price, AVG(price) AS avg_price, SUM(price) AS sum_price
-           FROM bid GROUP BY auction, DATE_FORMAT(datetime, 'yyyy-MM-dd')""",
-    ),
-    (
-        "tumble10s",
-        """SELECT auction, window_start, window_end, COUNT(*) AS bids
-           FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(datetime), INTERVAL '10' SECOND))
-           GROUP BY auction, window_start, window_end""",
-    ),
-]
-
-# q11 with the legacy group window, used where the SESSION window TVF is refused.
-Q11_GROUP_WINDOW = """SELECT bidder, COUNT(*) AS bid_count,
-       SESSION_START(datetime, INTERVAL '10' SECOND) AS window_start,
-       SESSION_END(datetime, INTERVAL '10' SECOND) AS window_end
-     FROM bid GROUP BY bidder, SESSION(datetime, INTERVAL '10' SECOND)"""
-
-# Small-output checks: (name, SQL over bid) -- the same text runs in Tributary BATCH.
-CHECKS = [
-    ("q2", "SELECT COUNT(*) AS n, SUM(price) AS s FROM bid WHERE MOD(auction, 123) = 0"),
-    ("q14", "SELECT COUNT(*) AS n, SUM(CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', ''))) AS s "
-            "FROM bid WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000"),
-    ("q15", "SELECT COUNT(*) AS total_bids, COUNT(DISTINCT bidder) AS total_bidders, "
-            "COUNT(DISTINCT auction) AS total_auctions, "
-            "COUNT(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders FROM bid"),
-    ("q17", "SELECT COUNT(*) AS n, SUM(total_bids) AS s, SUM(sum_price) AS p, MAX(max_price) AS m FROM "
-            "(SELECT auction, CAST(datetime AS DATE) AS d, COUNT(*) AS total_bids, "
-            "SUM(price) AS sum_price, MAX(price) AS max_price FROM bid GROUP BY auction, CAST(datetime AS DATE)) t"),
-    ("tumble10s", "SELECT COUNT(*) AS n, SUM(bids) AS s FROM "
-                  "(SELECT auction, window_start, COUNT(*) AS bids "
-                  "FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(datetime), INTERVAL '10' SECOND)) "
-                  "GROUP BY auction, window_start, window_end) t"),
-    ("q11", "SELECT COUNT(*) AS n, SUM(bid_count) AS s FROM "
-            "(SELECT bidder, COUNT(*) AS bid_count, window_start, window_end "
-            "FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(datetime), INTERVAL '10' SECOND)) "
-            "GROUP BY bidder, window_start, window_end) t"),
-]
-
-def q(sql):
-    """`datetime` is a reserved word in Flink 2.x's parser: quote it."""
-    return re.sub(r"(?<![`\w])datetime(?![`\w])", "`datetime`", sql)
+import nexmark_queries as nq  # noqa: E402
 
 
-BID_DDL = """CREATE TABLE bid (
-  auction BIGINT,
-  bidder BIGINT,
-  price BIGINT,
-  channel STRING,
-  url STRING,
-  datetime TIMESTAMP(3),
-  extra STRING,
-  WATERMARK FOR datetime AS datetime - INTERVAL '4' SECOND
-) WITH (
-  'connector' = 'filesystem',
-  'path' = '{path}',
-  'format' = 'csv'
-)"""
-
-
-def make_env(mode, parallelism):
+def make_env(mode, parallelism, path, extra=()):
     settings = (EnvironmentSettings.in_streaming_mode() if mode == "streaming"
                 else EnvironmentSettings.in_batch_mode())
     t_env = TableEnvironment.create(settings)
@@ -143,126 +48,156 @@ def make_env(mode, parallelism):
         ("jobmanager.rpc.address", "127.0.0.1"),
         ("table.local-time-zone", "UTC"),
         ("pipeline.name", "nexmark"),
+        *extra,
     ]:
         conf.set(k, v)
+    for table in nq.TABLES:
+        t_env.execute_sql(nq.table_ddl(table, path, flink=True))
     return t_env
 
 
-def sink_ddl(t_env, name, sql):
-    """A blackhole table with the columns of the query's result."""
+def columns(t_env, sql):
+    """[(name, type)] of the query's answer; time attributes as plain TIMESTAMP(3)."""
     schema = t_env.sql_query(sql).get_schema()
-    cols = []
-    for n, ty in zip(schema.get_field_names(), schema.get_field_data_types()):
-        ty = str(ty)
-        # Rowtime attributes print as TIMESTAMP(3) *ROWTIME*; a sink column is a plain TIMESTAMP(3).
-        ty = ty.replace(" *ROWTIME*", "").replace(" *PROCTIME*", "")
-        cols.append(f"`{n}` {ty}")
-    return f"CREATE TEMPORARY TABLE {name} ({', '.join(cols)}) WITH ('connector' = 'blackhole')"
+    return [(n, str(ty).replace(" *ROWTIME*", "").replace(" *PROCTIME*", ""))
+            for n, ty in zip(schema.get_field_names(), schema.get_field_data_types())]
 
 
-def run_query(t_env, name, sql):
+def run_query(t_env, name, sql, timeout):
+    """Seconds from submission to the job's end; TimeoutError past `timeout` (job cancelled)."""
     sink = f"sink_{name}_{int(time.time() * 1000)}"
-    t_env.execute_sql(sink_ddl(t_env, sink, sql))
+    cols = ", ".join(f"`{n}` {ty}" for n, ty in columns(t_env, sql))
+    t_env.execute_sql(f"CREATE TEMPORARY TABLE {sink} ({cols}) WITH ('connector' = 'blackhole')")
     start = time.perf_counter()
-    t_env.execute_sql(f"INSERT INTO {sink} {sql}").wait()
+    result = t_env.execute_sql(f"INSERT INTO {sink} {sql}")
+    try:
+        result.wait(int(timeout * 1000))
+    except Exception as e:  # noqa: BLE001 -- py4j wraps Java's TimeoutException
+        if "TimeoutException" in str(e):
+            result.get_job_client().cancel().result()
+            raise TimeoutError(f"cancelled after {timeout} s") from None
+        raise
     return time.perf_counter() - start
 
 
-def time_mode(mode, args, names):
-    t_env = make_env(mode, args.parallelism)
-    t_env.execute_sql(q(BID_DDL.format(path=args.path)))
+def first_lines(e):
+    return " ".join(str(e).strip().splitlines()[:3])[:400]
+
+
+def time_mode(mode, args, selected):
+    t_env = make_env(mode, args.parallelism, args.path)
     # Warm-up: one query, not timed (JIT, class loading, mini-cluster start).
-    run_query(t_env, "warmup", "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0")
+    run_query(t_env, "warmup", "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0", args.timeout)
     out = {}
-    for name, sql in QUERIES:
-        if name not in names:
-            continue
+    for name, sql in selected:
         try:
-            out[name] = run_query(t_env, name, q(sql))
+            out[name] = {"seconds": run_query(t_env, name, nq.flink_sql(sql), args.timeout)}
+        except TimeoutError:
+            out[name] = {"timeout": args.timeout}
         except Exception as e:  # noqa: BLE001 -- report and go on with the next query
-            msg = str(e).strip().splitlines()
-            if name == "q11":
-                try:
-                    out[name] = run_query(t_env, name, q(Q11_GROUP_WINDOW))
-                    out[name + "_note"] = "group window"
-                    print(f"[{mode}] q11: SESSION TVF refused, used SESSION group window", file=sys.stderr)
-                    continue
-                except Exception as e2:  # noqa: BLE001
-                    e = e2
-                    msg = str(e2).strip().splitlines()
-            # None: failed; "unsupported": Flink refuses the query in this mode.
-            out[name] = "unsupported" if "not supported" in str(e) + " ".join(msg) else None
-            print(f"[{mode}] {name} failed: {' '.join(msg[:3])[:400]}", file=sys.stderr)
-        print(f"[{mode}] {name}: {out[name]}", file=sys.stderr, flush=True)
+            # "unsupported": Flink refuses the query in this mode (e.g. SESSION in BATCH).
+            kind = "unsupported" if "not supported" in str(e) else "error"
+            out[name] = {kind: first_lines(e)}
+        print(f"[flink {mode}] {name}: {out[name]}", file=sys.stderr, flush=True)
     return out
 
 
-def run_checks(args):
+def collect_summary(t_env, sql, timeout):
+    """The summary row of `sql`'s answer: the last +I/+U row collected."""
+    result = t_env.execute_sql(sql)
+    client = result.get_job_client()
+    # collect() has no timeout: cancel the job from a timer, which ends the iteration.
+    timer = threading.Timer(timeout, lambda: client.cancel())
+    timer.start()
+    try:
+        names = result.get_table_schema().get_field_names()
+        last = None
+        with result.collect() as rows:
+            for r in rows:
+                if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+                    last = r
+    except Exception:  # noqa: BLE001
+        if not timer.is_alive():
+            raise TimeoutError(f"cancelled after {timeout} s") from None
+        raise
+    finally:
+        timer.cancel()
+    if last is None:
+        raise RuntimeError("no summary row")
+    return {n: (None if v is None else str(v)) for n, v in zip(names, tuple(last))}
+
+
+def summaries(args, selected, timings):
     envs = {}
-    rows = []
-    for name, sql in CHECKS:
-        # Flink 2.3 runs no session window in BATCH ("Unaligned windows like session are not
-        # supported in batch mode yet"); q11's check runs in STREAMING (its output is final rows).
-        mode = "streaming" if name == "q11" else "batch"
-        if mode not in envs:
-            envs[mode] = make_env(mode, args.parallelism)
-            envs[mode].execute_sql(q(BID_DDL.format(path=args.path)))
-        t_env = envs[mode]
-        try:
-            with t_env.execute_sql(q(sql)).collect() as results:
-                # Every check returns one row; in STREAMING the collected changelog's last
-                # +I/+U row is the final one.
-                vals = [tuple(r) for r in results
-                        if r.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER)][-1:]
-            rows.append((name, ";".join(",".join(str(v) for v in r) for r in vals)))
-        except Exception as e:  # noqa: BLE001
-            rows.append((name, "ERROR " + str(e).strip().splitlines()[0][:200]))
-    with open(args.check, "w") as f:
-        for name, v in rows:
-            f.write(f"{name}\t{v}\n")
-    return rows
+    out = {}
+    for name, sql in selected:
+        # BATCH where it ran the query; else (or where BATCH fails on the summary) STREAMING,
+        # e.g. SESSION windows.
+        modes = [m for m in ("batch", "streaming") if "seconds" in timings[m].get(name, {})]
+        out[name] = {"error": "Flink ran the query in no mode"}
+        for mode in modes:
+            extra = [("table.exec.mini-batch.enabled", "true"),
+                     ("table.exec.mini-batch.allow-latency", "1 s"),
+                     ("table.exec.mini-batch.size", "100000")] if mode == "streaming" else []
+            if mode not in envs:
+                envs[mode] = make_env(mode, args.parallelism, args.path, extra)
+            t_env = envs[mode]
+            fsql = nq.flink_sql(sql)
+            failed = out[name].get("error") if mode == "streaming" and "mode" in out[name] else None
+            # Flink's planner sometimes fails a statement after many jobs in one
+            # TableEnvironment (NullPointerException: metadataHandlerProvider); a fresh
+            # environment plans it again.
+            for attempt in range(2):
+                try:
+                    out[name] = {"mode": mode, "summary": collect_summary(
+                        t_env, nq.summary_sql(name, fsql, columns(t_env, fsql), flink=True), args.timeout)}
+                    if failed:
+                        out[name]["batch_error"] = failed
+                    break
+                except TimeoutError as e:
+                    out[name] = {"mode": mode, "error": f"timeout: {e}"}
+                    break
+                except Exception as e:  # noqa: BLE001 -- recorded; retried, then STREAMING may run it
+                    out[name] = {"mode": mode, "error": first_lines(e)}
+                    print(f"[flink summary] {name} {mode}: {out[name]['error']}", file=sys.stderr, flush=True)
+                    if attempt == 0:
+                        envs[mode] = t_env = make_env(mode, args.parallelism, args.path, extra)
+            if "summary" in out[name] or "timeout" in out[name].get("error", ""):
+                break
+        print(f"[flink summary] {name}: {out[name]}", file=sys.stderr, flush=True)
+    return out
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--path", required=True, help="directory of the bids as CSV (no header)")
+    p.add_argument("--path", required=True, help="directory with person/, auction/, bid/ as CSV (no header)")
     p.add_argument("--events", type=int, required=True, help="events generated (for events/s)")
     p.add_argument("--parallelism", type=int, default=2)
-    p.add_argument("--queries", default=",".join(n for n, _ in QUERIES))
+    p.add_argument("--queries", default="")
     p.add_argument("--modes", default="streaming,batch")
-    p.add_argument("--check", help="write small-output check results (Flink BATCH; q11 STREAMING) to this file")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per job")
+    p.add_argument("--json", required=True, help="timings out")
+    p.add_argument("--summaries", help="answer summaries out (BATCH; STREAMING where BATCH cannot)")
     args = p.parse_args()
-    names = args.queries.split(",")
+    selected = nq.select(args.queries)
     modes = args.modes.split(",")
-    res = {m: time_mode(m, args, names) if m in modes else {} for m in ("streaming", "batch")}
+    res = {m: time_mode(m, args, selected) if m in modes else {} for m in ("streaming", "batch")}
+    with open(args.json, "w") as f:
+        json.dump({"events": args.events, "parallelism": args.parallelism, "modes": res}, f, indent=1)
+        f.write("\n")
 
-    def fmt(v):
-        if v is None:
-            return "failed"
-        if v == "unsupported":
-            return "not supported by Flink"
-        return "–" if v == "" else f"{v:.3f}"
-
-    print()
+    cell = nq.time_cell
     print(f"Flink {os.environ.get('FLINK_VERSION', '')} ({args.events} events, parallelism {args.parallelism})")
     print()
     print("| query | Flink STREAMING s | Flink BATCH s | STREAMING events/s |")
     print("|---|---|---|---|")
-    for name, _ in QUERIES:
-        if name not in names:
-            continue
-        s = res["streaming"].get(name, "")
-        b = res["batch"].get(name, "")
-        eps = f"{args.events / s:.0f}" if isinstance(s, float) else "–"
-        note = res["streaming"].get(name + "_note") or res["batch"].get(name + "_note")
-        label = f"{name} ({note})" if note else name
-        print(f"| {label} | {fmt(s)} | {fmt(b)} | {eps} |")
+    for name, _ in selected:
+        s, b = res["streaming"].get(name), res["batch"].get(name)
+        eps = f"{args.events / s['seconds']:.0f}" if s and "seconds" in s else "–"
+        print(f"| {name} | {cell(s)} | {cell(b)} | {eps} |")
     sys.stdout.flush()
-    if args.check:
-        print()
-        print("Flink checks (BATCH; q11 STREAMING):")
-        for name, v in run_checks(args):
-            print(f"  {name}: {v}")
+    if args.summaries:
+        nq.write_summaries(args.summaries, summaries(args, selected, res))
 
 
 if __name__ == "__main__":

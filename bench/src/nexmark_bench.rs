@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p tributary-bench --bin nexmark-bench -- [--events 10000000] [--queries q0,q1,...] [--parallelism 2] \
-//!     [--engines datafusion,batch,streaming] [--repeat N] [--set table.exec.mini-batch.enabled=true ...]
+//!     [--engines datafusion,batch,streaming] [--repeat N] [--no-check] [--set table.exec.mini-batch.enabled=true ...]
 //! ```
 //!
 //! The events come from Tributary's `nexmark` connector (the `nexmark`
@@ -24,16 +24,27 @@
 //! length arithmetic; q11's SESSION window has no DataFusion form, and q21 /
 //! q22 use Flink functions DataFusion lacks (`REGEXP_EXTRACT`,
 //! `SPLIT_INDEX`), so those columns are empty.
+//!
+//! Answers are checked in the same run (unless `--no-check`): after the
+//! timed runs, each engine runs the query once more, untimed, and its rows
+//! — STREAMING's changelog folded into the table it describes — are
+//! compared with Tributary BATCH's, in any order, as row digests
+//! (`tpch::answers::row_digests`; numbers to 9 significant digits).
+//! DataFusion is compared where its form has the same columns. A difference
+//! is printed as `DIFFERENT` in the table and makes the exit status 3.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::StringArray;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tributary_bench::process_memory::{reset_peak, status_mib};
+use tributary_bench::tpch::answers;
+use tributary_engine::changelog;
 use tributary_engine::{RuntimeMode, Session};
 
 /// (name, Tributary SQL, DataFusion SQL if it has a form).
@@ -260,6 +271,53 @@ const QUERIES: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// The columns an answer is checked on, for the queries whose ROW_NUMBER
+/// ORDER BY can tie (bids of the same millisecond, or of the same price): the
+/// engines may keep different rows of a tie, alike in these columns only.
+/// Read by bench/flink/nexmark_queries.py too.
+const TIE_FREE_COLUMNS: &[(&str, &[&str])] = &[
+    // The latest bid per (bidder, auction): several may share the latest datetime.
+    ("q18", &["auction", "bidder", "datetime"]),
+    // The 10 highest bids per auction: which of equal prices is kept, and
+    // which rank each of them gets, may differ; the prices at each rank do not.
+    ("q19", &["auction", "price", "rank_number"]),
+    // The highest bid per auction, earliest first: equal price and time tie.
+    (
+        "q9",
+        &[
+            "id",
+            "itemname",
+            "description",
+            "initialbid",
+            "reserve",
+            "datetime",
+            "expires",
+            "seller",
+            "category",
+            "extra",
+            "price",
+            "bid_datetime",
+        ],
+    ),
+];
+
+/// The columns of an answer that are checked (see [`TIE_FREE_COLUMNS`]).
+fn checked_columns(query: &str, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, String> {
+    let Some((_, columns)) = TIE_FREE_COLUMNS.iter().find(|(q, _)| *q == query) else {
+        return Ok(batches);
+    };
+    batches
+        .iter()
+        .map(|b| {
+            let indices = columns
+                .iter()
+                .map(|c| b.schema().index_of(c).map_err(|e| format!("{query}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            b.project(&indices).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 struct Args {
     events: u64,
     queries: Vec<String>,
@@ -272,6 +330,8 @@ struct Args {
     /// `--repeat N`: runs of each query per engine; the median time is
     /// reported (a profile of N runs also drowns out the data generation).
     repeat: usize,
+    /// Compare the engines' answers (`--no-check` skips it, e.g. for a profile).
+    check: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -282,6 +342,7 @@ fn args() -> Result<Args, String> {
         settings: vec![],
         engines: vec!["datafusion".into(), "batch".into(), "streaming".into()],
         repeat: 1,
+        check: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -312,6 +373,7 @@ fn args() -> Result<Args, String> {
                     return Err("--repeat: at least 1".into());
                 }
             }
+            "--no-check" => a.check = false,
             "--set" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -321,7 +383,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--repeat N] [--set key=value ...]"
+                    "usage: nexmark-bench [--events N] [--queries q0,q1,...] [--parallelism P] [--engines datafusion,batch,streaming] [--repeat N] [--no-check] [--set key=value ...]"
                         .into(),
                 );
             }
@@ -362,6 +424,72 @@ async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(f64, u64), 
         rows += b.map_err(|e| e.to_string())?.num_rows() as u64;
     }
     Ok((start.elapsed().as_secs_f64(), rows))
+}
+
+/// A query's answer in Tributary: its rows (a STREAMING changelog folded
+/// into the table it describes) and its number of columns.
+async fn tributary_answer(
+    session: &Session,
+    sql: &str,
+) -> Result<(Vec<RecordBatch>, usize), String> {
+    let result = session.sql(sql).await.map_err(|e| e.to_string())?;
+    let schema = result.schema();
+    let batches = result.collect().await.map_err(|e| e.to_string())?;
+    let Ok(data_schema) = changelog::data_schema(&schema) else {
+        return Ok((batches, schema.fields().len()));
+    };
+    let columns = data_schema.fields().len();
+    let inserts_only = batches.iter().all(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .is_some_and(|ops| ops.iter().all(|op| op == Some("+I")))
+    });
+    if !inserts_only {
+        let folded = changelog::fold(&schema, &batches).map_err(|e| e.to_string())?;
+        return Ok((vec![folded], columns));
+    }
+    // An append-only changelog is its own table: no need for fold's map of every row.
+    let rows = batches
+        .iter()
+        .map(|b| {
+            RecordBatch::try_new(data_schema.clone(), b.columns()[1..].to_vec())
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((rows, columns))
+}
+
+/// Each engine's answer compared with Tributary BATCH's: "equal", or what
+/// differs. `answers`: (engine, its rows' digests, its column count).
+fn compare_answers(answers: &[(&str, Vec<u64>, usize)]) -> Result<String, String> {
+    let Some((reference, expected, columns)) = answers.iter().find(|(e, _, _)| *e == "BATCH")
+    else {
+        return Ok("–".into());
+    };
+    let mut differences = Vec::new();
+    for (engine, digests, cols) in answers {
+        if engine == reference {
+            continue;
+        }
+        if cols != columns {
+            // DataFusion's tumble10s has no window_end: not the same answer to compare.
+            continue;
+        }
+        let differ = answers::digest_difference(expected, digests);
+        if differ > 0 {
+            differences.push(format!(
+                "{engine} {} rows vs BATCH {}, {differ} rows in one only",
+                digests.len(),
+                expected.len()
+            ));
+        }
+    }
+    if differences.is_empty() {
+        Ok("equal".into())
+    } else {
+        Err(format!("DIFFERENT: {}", differences.join("; ")))
+    }
 }
 
 #[tokio::main]
@@ -514,9 +642,10 @@ async fn run(args: Args) -> Result<(), String> {
     let baseline = status_mib("VmRSS");
     println!("events held in memory: {baseline:.0} MiB resident before the queries");
     println!(
-        "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | events/s per core | STREAMING / BATCH | STREAMING / DataFusion | STREAMING peak RSS growth MiB | changelog rows |"
+        "| query | DataFusion s | Tributary BATCH s | Tributary STREAMING s | STREAMING events/s | events/s per core | STREAMING / BATCH | STREAMING / DataFusion | STREAMING peak RSS growth MiB | changelog rows | answers |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut wrong = Vec::new();
     for (name, sql, df_sql) in QUERIES {
         if !args.queries.is_empty() && !args.queries.iter().any(|q| q == name) {
             continue;
@@ -566,8 +695,36 @@ async fn run(args: Args) -> Result<(), String> {
             )
         };
         let events_per_second = streamed.map(|(s, _)| args.events as f64 / s);
+        let checked = if args.check {
+            let df_sql = df_sql.map(|s| if s == "same" { *sql } else { s });
+            let mut got = Vec::new();
+            if let (Some(s), true) = (df_sql, runs("datafusion")) {
+                let frame = datafusion.sql(s).await.map_err(|e| e.to_string())?;
+                let cols = frame.schema().fields().len();
+                let rows = frame.collect().await.map_err(|e| e.to_string())?;
+                let rows = checked_columns(name, rows)?;
+                got.push(("DataFusion", answers::row_digests(&rows)?, cols));
+            }
+            for (engine, session, on) in [
+                ("BATCH", &batch, runs("batch")),
+                ("STREAMING", &streaming, runs("streaming")),
+            ] {
+                if on {
+                    let (rows, cols) = tributary_answer(session, sql).await?;
+                    let rows = checked_columns(name, rows)?;
+                    got.push((engine, answers::row_digests(&rows)?, cols));
+                }
+            }
+            compare_answers(&got).unwrap_or_else(|e| {
+                eprintln!("ANSWER MISMATCH in {name}: {e}");
+                wrong.push(name.to_string());
+                format!("**{e}**")
+            })
+        } else {
+            "–".into()
+        };
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {checked} |",
             seconds(df.map(|(d, _)| d)),
             seconds(b),
             seconds(streamed.map(|(s, _)| s)),
@@ -578,6 +735,10 @@ async fn run(args: Args) -> Result<(), String> {
             or_dash(streamed.map(|_| format!("{peak:.0}"))),
             or_dash(streamed.map(|(_, rows)| rows.to_string())),
         );
+    }
+    if !wrong.is_empty() {
+        eprintln!("answers differ between engines in: {}", wrong.join(", "));
+        std::process::exit(3);
     }
     Ok(())
 }

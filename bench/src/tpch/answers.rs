@@ -163,6 +163,68 @@ pub fn compare(left: &str, a: &Rows, right: &str, b: &Rows) -> Result<(), String
     Ok(())
 }
 
+/// Each row of an answer as a 64-bit digest of its [`Cell`]s, sorted: two
+/// answers hold the same rows, in any order, iff their digests are equal
+/// (up to hash collisions). For answers of millions of rows, where [`Rows`]
+/// of every engine would not fit in memory side by side: 8 bytes a row,
+/// read one batch at a time. Numbers count as equal when they agree to 9
+/// significant digits (rounded before hashing: a value right on a rounding
+/// boundary may still differ between engines).
+///
+/// # Errors
+/// As [`from_batches`].
+pub fn row_digests(batches: &[RecordBatch]) -> Result<Vec<u64>, String> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut digests = Vec::new();
+    for batch in batches {
+        for row in from_batches(std::slice::from_ref(batch))? {
+            // DefaultHasher::new() has fixed keys: the same row hashes alike in every engine.
+            let mut h = DefaultHasher::new();
+            for cell in &row {
+                match cell {
+                    Cell::Null => 0u8.hash(&mut h),
+                    Cell::Num(x) => {
+                        1u8.hash(&mut h);
+                        // -0.0 and 0.0 are the same number.
+                        let x = if *x == 0.0 { 0.0 } else { *x };
+                        format!("{x:.8e}").hash(&mut h);
+                    }
+                    Cell::Str(s) => {
+                        2u8.hash(&mut h);
+                        s.hash(&mut h);
+                    }
+                }
+            }
+            digests.push(h.finish());
+        }
+    }
+    digests.sort_unstable();
+    Ok(digests)
+}
+
+/// How many rows are in one of two sorted digest lists ([`row_digests`])
+/// and not in the other (0: the same rows).
+pub fn digest_difference(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut differ) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            Ordering::Less => {
+                differ += 1;
+                i += 1;
+            }
+            Ordering::Greater => {
+                differ += 1;
+                j += 1;
+            }
+        }
+    }
+    differ + (a.len() - i) + (b.len() - j)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +293,38 @@ mod tests {
         assert!(e.contains("differ at sorted row 1"), "{e}");
         let e = compare("tributary", &ours, "duckdb", &wrong[..1].to_vec()).unwrap_err();
         assert!(e.contains("2 rows, duckdb 1 rows"), "{e}");
+    }
+
+    #[test]
+    fn digests_ignore_order_and_batching_and_count_differing_rows() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, false),
+        ]));
+        let make = |k: Vec<Option<&str>>, x: Vec<f64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(arrow::array::StringArray::from(k)),
+                    Arc::new(arrow::array::Float64Array::from(x)),
+                ],
+            )
+            .unwrap()
+        };
+        let one =
+            row_digests(&[make(vec![Some("a"), None, Some("c")], vec![1.0, 0.0, 2.5])]).unwrap();
+        // Other order, two batches, -0.0 for 0.0, a float off in the 12th digit.
+        let other = row_digests(&[
+            make(vec![Some("c")], vec![2.500000000001]),
+            make(vec![None, Some("a")], vec![-0.0, 1.0]),
+        ])
+        .unwrap();
+        assert_eq!(one.len(), 3);
+        assert_eq!(one, other);
+        assert_eq!(digest_difference(&one, &other), 0);
+        let wrong =
+            row_digests(&[make(vec![Some("a"), None, Some("c")], vec![1.0, 0.0, 2.6])]).unwrap();
+        assert_eq!(digest_difference(&one, &wrong), 2);
+        assert_eq!(digest_difference(&one, &one[..2]), 1);
     }
 }
