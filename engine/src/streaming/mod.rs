@@ -379,7 +379,8 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
-            let instances = exchange::start_hash_exchange(inputs, keys.clone(), parallelism, tasks);
+            let instances =
+                exchange::start_keyed_exchange(inputs, keys.clone(), parallelism, tasks);
             let late = env
                 .metrics
                 .late_rows_recorder(format!("session window aggregate (gap {gap} ms)"));
