@@ -175,7 +175,7 @@ pub async fn execute(
         parallelism: parallelism.max(1),
         metrics: &metrics,
     };
-    let outputs = build(plan, &env, &mut tasks).await?;
+    let outputs = build_root(plan, &env, &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
     let out_schema = schema.clone();
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
@@ -340,6 +340,33 @@ fn stateless_chain(plan: &StreamPlan) -> (&StreamPlan, stateless::Transform) {
     // `nodes` held `plan` itself, a stateless operator, so the chain is set.
     let chain = chain.unwrap_or_else(|| Arc::new(|change| Ok(change)));
     (below, chain)
+}
+
+/// Starts the operators of `plan`, whose outputs are the result stream,
+/// which reads no watermark: a source feeding it directly (alone or through
+/// stateless operators) sends none, sparing a scan of each batch's event
+/// times and a channel message per batch. Any other plan is [`build`].
+async fn build_root(
+    plan: &StreamPlan,
+    env: &Env<'_>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<Receiver>> {
+    let (below, chain) = match &plan.node {
+        StreamNode::Source { .. } => (plan, None),
+        StreamNode::WindowAssign { .. }
+        | StreamNode::Filter { .. }
+        | StreamNode::Project { .. } => {
+            let (below, chain) = stateless_chain(plan);
+            (below, Some(chain))
+        }
+        _ => return build(plan, env, tasks).await,
+    };
+    match &below.node {
+        StreamNode::Source { scan, .. } => {
+            source::start(scan.clone(), None, chain, env.ctx.clone(), tasks)
+        }
+        _ => build(plan, env, tasks).await,
+    }
 }
 
 /// Starts the operators of `plan` and returns its output partitions.
