@@ -288,6 +288,17 @@ mod tests {
     use super::*;
     use arrow::datatypes::{Field, Schema};
 
+    /// `ts`, then the window columns.
+    fn output_schema() -> SchemaRef {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts.clone(), true),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts.clone(), false),
+            Field::new("window_time", ts, false),
+        ]))
+    }
+
     fn assign(kind: WindowKind, times: &[i64]) -> Vec<(i64, i64, i64)> {
         let input = Arc::new(Schema::new(vec![Field::new(
             "ts",
@@ -299,13 +310,7 @@ mod tests {
             vec![Arc::new(TimestampMillisecondArray::from(times.to_vec()))],
         )
         .unwrap();
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let out = Arc::new(Schema::new(vec![
-            Field::new("ts", ts.clone(), true),
-            Field::new("window_start", ts.clone(), false),
-            Field::new("window_end", ts.clone(), false),
-            Field::new("window_time", ts, false),
-        ]));
+        let out = output_schema();
         let b = WindowAssigner {
             time_index: 0,
             kind,
@@ -335,28 +340,19 @@ mod tests {
 
     #[test]
     fn tumble_leaves_rows_without_a_time_out_and_sets_window_time() {
-        let schema = |nullable| {
-            let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-            Arc::new(Schema::new(vec![
-                Field::new("ts", ts.clone(), nullable),
-                Field::new("window_start", ts.clone(), false),
-                Field::new("window_end", ts.clone(), false),
-                Field::new("window_time", ts, false),
-            ]))
-        };
         let assigner = WindowAssigner {
             time_index: 0,
             kind: WindowKind::Tumble { size: 10 },
             offset: 3,
         };
         for times in [vec![Some(5), None, Some(12)], vec![Some(5), Some(12)]] {
-            let input = Arc::new(Schema::new(vec![schema(true).field(0).clone()]));
+            let input = Arc::new(Schema::new(vec![output_schema().field(0).clone()]));
             let batch = RecordBatch::try_new(
                 input,
                 vec![Arc::new(TimestampMillisecondArray::from(times))],
             )
             .unwrap();
-            let out = assigner.assign(&batch, &schema(true)).unwrap();
+            let out = assigner.assign(&batch, &output_schema()).unwrap();
             let col = |i: usize| {
                 out.column(i)
                     .as_any()

@@ -692,14 +692,7 @@ mod tests {
                 Field::new("distinct_v", DataType::Int64, false),
             ])),
         };
-        let count = Arc::new(AtomicU64::new(0));
-        let late = LateRows::new(
-            "test".into(),
-            count.clone(),
-            Arc::new(AtomicU64::new(0)),
-            1,
-            None,
-        );
+        let (late, count) = LateRows::counting();
         (SessionAggregate::try_new(spec, 1, late).unwrap(), count)
     }
 

@@ -498,14 +498,7 @@ mod tests {
             window_end: 1,
             schema: Arc::new(Schema::new(fields)),
         };
-        let count = Arc::new(AtomicU64::new(0));
-        let late = LateRows::new(
-            "test".into(),
-            count.clone(),
-            Arc::new(AtomicU64::new(0)),
-            1,
-            None,
-        );
+        let (late, count) = LateRows::counting();
         (WindowAggregate::try_new(spec, 1, late).unwrap(), count)
     }
 
