@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -67,8 +67,31 @@ impl WindowAssigner {
         let ms = ms
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
-            .expect("cast to ms");
+            .ok_or_else(|| {
+                DataFusionError::Internal("window time column did not cast to ms".into())
+            })?;
         let n = batch.num_rows();
+        // TUMBLE without NULL times, the common case: every row is in one
+        // window, so the input columns stay as they are (no `take`) and the
+        // window columns are computed a column at a time.
+        if let WindowKind::Tumble { size } = self.kind
+            && ms.null_count() == 0
+        {
+            let offset = self.offset;
+            let starts =
+                ms.unary::<_, TimestampMillisecondType>(|t| t - (t - offset).rem_euclid(size));
+            let ends = starts.unary::<_, TimestampMillisecondType>(|s| s + size);
+            let times = starts.unary::<_, TimestampMillisecondType>(|s| s + size - 1);
+            let mut columns = batch.columns().to_vec();
+            for values in [starts, ends, times] {
+                columns.push(Arc::new(values.with_timezone_opt(tz.clone())));
+            }
+            return Ok(RecordBatch::try_new_with_options(
+                schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?);
+        }
         let mut rows: Vec<u32> = Vec::with_capacity(n);
         let mut starts: Vec<i64> = Vec::with_capacity(n);
         let mut ends: Vec<i64> = Vec::with_capacity(n);
@@ -265,6 +288,17 @@ mod tests {
     use super::*;
     use arrow::datatypes::{Field, Schema};
 
+    /// `ts`, then the window columns.
+    fn output_schema() -> SchemaRef {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        Arc::new(Schema::new(vec![
+            Field::new("ts", ts.clone(), true),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts.clone(), false),
+            Field::new("window_time", ts, false),
+        ]))
+    }
+
     fn assign(kind: WindowKind, times: &[i64]) -> Vec<(i64, i64, i64)> {
         let input = Arc::new(Schema::new(vec![Field::new(
             "ts",
@@ -276,13 +310,7 @@ mod tests {
             vec![Arc::new(TimestampMillisecondArray::from(times.to_vec()))],
         )
         .unwrap();
-        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let out = Arc::new(Schema::new(vec![
-            Field::new("ts", ts.clone(), true),
-            Field::new("window_start", ts.clone(), false),
-            Field::new("window_end", ts.clone(), false),
-            Field::new("window_time", ts, false),
-        ]));
+        let out = output_schema();
         let b = WindowAssigner {
             time_index: 0,
             kind,
@@ -308,6 +336,36 @@ mod tests {
             assign(WindowKind::Tumble { size: 10 }, &[0, 9, 10, -1]),
             vec![(0, 0, 10), (9, 0, 10), (10, 10, 20), (-1, -10, 0)]
         );
+    }
+
+    #[test]
+    fn tumble_leaves_rows_without_a_time_out_and_sets_window_time() {
+        let assigner = WindowAssigner {
+            time_index: 0,
+            kind: WindowKind::Tumble { size: 10 },
+            offset: 3,
+        };
+        for times in [vec![Some(5), None, Some(12)], vec![Some(5), Some(12)]] {
+            let input = Arc::new(Schema::new(vec![output_schema().field(0).clone()]));
+            let batch = RecordBatch::try_new(
+                input,
+                vec![Arc::new(TimestampMillisecondArray::from(times))],
+            )
+            .unwrap();
+            let out = assigner.assign(&batch, &output_schema()).unwrap();
+            let col = |i: usize| {
+                out.column(i)
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            };
+            assert_eq!(col(0), [5, 12]);
+            assert_eq!(col(1), [3, 3]);
+            assert_eq!(col(2), [13, 13]);
+            assert_eq!(col(3), [12, 12]);
+        }
     }
 
     #[test]

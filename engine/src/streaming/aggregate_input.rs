@@ -1,13 +1,33 @@
-//! What the aggregate operators (group, window, session) share: evaluating
-//! each aggregate's arguments and `FILTER` mask over a batch, and tracking
-//! the minimum watermark over the routers that feed an instance.
+//! What the aggregate operators (group, window, session) share: making
+//! each aggregate's groups accumulator, evaluating its arguments and
+//! `FILTER` mask over a batch, and tracking the minimum watermark over the
+//! routers that feed an instance.
 
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::logical_expr::GroupsAccumulator;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use tributary_planner::streaming::StreamAggregate;
+
+/// DataFusion's groups accumulator for `expr`, or its row accumulators
+/// behind DataFusion's adapter when it has none (e.g. DISTINCT aggregates).
+///
+/// # Errors
+/// DataFusion could not make the accumulator.
+pub(super) fn groups_accumulator(
+    expr: &std::sync::Arc<AggregateFunctionExpr>,
+) -> Result<Box<dyn GroupsAccumulator>> {
+    if expr.groups_accumulator_supported() {
+        return expr.create_groups_accumulator();
+    }
+    let expr = expr.clone();
+    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+        expr.create_accumulator()
+    })))
+}
 
 /// Each aggregate's argument columns over `batch`.
 pub(super) fn arguments(

@@ -27,10 +27,16 @@ impl ChangeBatch {
         Self { ops, data }
     }
 
-    /// Whether every row is `+I` (a vectorizable scan of the codes).
+    /// Whether every row is `+I`: one pass OR-ing each code's difference
+    /// from `+I` (no early exit, so the compiler vectorizes it; a
+    /// short-circuiting `all` ran a byte at a time).
     pub fn all_inserts(&self) -> bool {
         let insert = RowKind::Insert.code();
-        self.ops.values().iter().all(|c| *c == insert)
+        self.ops
+            .values()
+            .iter()
+            .fold(0i8, |differs, c| differs | (*c ^ insert))
+            == 0
     }
 
     /// The kind of each row.

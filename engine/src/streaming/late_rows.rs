@@ -109,6 +109,20 @@ impl LateRows {
         }
     }
 
+    /// A recorder that only counts (no log), and its counter (tests).
+    #[cfg(test)]
+    pub(crate) fn counting() -> (Self, Arc<AtomicU64>) {
+        let count = Arc::new(AtomicU64::new(0));
+        let late = Self::new(
+            "test".into(),
+            count.clone(),
+            Arc::new(AtomicU64::new(0)),
+            1,
+            None,
+        );
+        (late, count)
+    }
+
     /// Records rows `indices` of `input` as late at `watermark` (ms).
     ///
     /// # Errors

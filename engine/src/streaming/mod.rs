@@ -175,7 +175,7 @@ pub async fn execute(
         parallelism: parallelism.max(1),
         metrics: &metrics,
     };
-    let outputs = build(plan, &env, &mut tasks).await?;
+    let outputs = build_root(plan, &env, &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
     let out_schema = schema.clone();
     let merged = futures::stream::select_all(outputs.into_iter().map(|rx| {
@@ -342,6 +342,33 @@ fn stateless_chain(plan: &StreamPlan) -> (&StreamPlan, stateless::Transform) {
     (below, chain)
 }
 
+/// Starts the operators of `plan`, whose outputs are the result stream,
+/// which reads no watermark: a source feeding it directly (alone or through
+/// stateless operators) sends none, sparing a scan of each batch's event
+/// times and a channel message per batch. Any other plan is [`build`].
+async fn build_root(
+    plan: &StreamPlan,
+    env: &Env<'_>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<Receiver>> {
+    let (below, chain) = match &plan.node {
+        StreamNode::Source { .. } => (plan, None),
+        StreamNode::WindowAssign { .. }
+        | StreamNode::Filter { .. }
+        | StreamNode::Project { .. } => {
+            let (below, chain) = stateless_chain(plan);
+            (below, Some(chain))
+        }
+        _ => return build(plan, env, tasks).await,
+    };
+    match &below.node {
+        StreamNode::Source { scan, .. } => {
+            source::start(scan.clone(), None, chain, env.ctx.clone(), tasks)
+        }
+        _ => build(plan, env, tasks).await,
+    }
+}
+
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
     let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
@@ -379,7 +406,8 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
         } => {
             let inputs = inputs_of(input, tasks).await?;
             let routers = inputs.len();
-            let instances = exchange::start_hash_exchange(inputs, keys.clone(), parallelism, tasks);
+            let instances =
+                exchange::start_keyed_exchange(inputs, keys.clone(), parallelism, tasks);
             let late = env
                 .metrics
                 .late_rows_recorder(format!("session window aggregate (gap {gap} ms)"));

@@ -33,8 +33,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use tokio::task::JoinSet;
@@ -110,18 +109,6 @@ struct WindowAggregate {
     late: LateRows,
     /// Reused for each window's group indices.
     group_indices: Vec<usize>,
-}
-
-/// DataFusion's groups accumulator for `expr`, or its row accumulators
-/// behind DataFusion's adapter when it has none.
-fn groups_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
-    if expr.groups_accumulator_supported() {
-        return expr.create_groups_accumulator();
-    }
-    let expr = expr.clone();
-    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-        expr.create_accumulator()
-    })))
 }
 
 /// The columns of one batch (or one window's share of it) that the state
@@ -209,7 +196,7 @@ impl WindowAggregate {
             .spec
             .aggregates
             .iter()
-            .map(|a| groups_accumulator(&a.expr))
+            .map(|a| aggregate_input::groups_accumulator(&a.expr))
             .collect::<Result<Vec<_>>>()?;
         Ok(Window {
             keys,
@@ -511,14 +498,7 @@ mod tests {
             window_end: 1,
             schema: Arc::new(Schema::new(fields)),
         };
-        let count = Arc::new(AtomicU64::new(0));
-        let late = LateRows::new(
-            "test".into(),
-            count.clone(),
-            Arc::new(AtomicU64::new(0)),
-            1,
-            None,
-        );
+        let (late, count) = LateRows::counting();
         (WindowAggregate::try_new(spec, 1, late).unwrap(), count)
     }
 
