@@ -38,7 +38,9 @@ mkdir -p "$RESULTS"
 BIN=$CARGO_TARGET_DIR/release
 
 echo "== building release binaries ($CARGO_TARGET_DIR)"
-cargo build --release -q -p tributary-bench --bin tpch-bench --bin latency-bench --bin nexmark-bench -p tributary-cli
+# Every binary by name: with --bin, cargo builds only the named binaries of the selected
+# packages, so the shell needs its own --bin (without it, a stale `tributary` was measured).
+cargo build --release -q -p tributary-bench --bin tpch-bench --bin latency-bench --bin nexmark-bench -p tributary-cli --bin tributary
 
 echo "== DuckDB"
 python3 -m pip install --quiet --disable-pip-version-check duckdb
