@@ -462,14 +462,13 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         return Ok(None);
     }
     let mut parser = parser(tokens[i + 1..].to_vec());
-    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-    let name_location = loc(&parser.peek_token());
-    let name = parser.parse_object_name(false)?;
-    let (columns, constraints) = if parser.peek_token().token == Token::LParen {
-        parser.parse_columns()?
-    } else {
-        (vec![], vec![])
-    };
+    let TableHead {
+        if_not_exists,
+        name_location,
+        name,
+        columns,
+        constraints,
+    } = parse_table_head(&mut parser)?;
     let mut options = Vec::new();
     if !has_with {
         expect_end(&parser)?;
@@ -551,6 +550,35 @@ fn try_parse_connector_table(tokens: &[TokenWithSpan]) -> Result<Option<CreateCo
         watermark,
         computed,
     }))
+}
+
+/// What follows `CREATE [TEMPORARY | EXTERNAL] TABLE`: `[IF NOT EXISTS] name
+/// [(columns, constraints)]`.
+struct TableHead {
+    if_not_exists: bool,
+    name_location: Location,
+    name: ObjectName,
+    columns: Vec<ColumnDef>,
+    constraints: Vec<TableConstraint>,
+}
+
+/// Parses a [`TableHead`]; the parser then stands after the column list.
+fn parse_table_head(parser: &mut Parser<'static>) -> Result<TableHead> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name_location = loc(&parser.peek_token());
+    let name = parser.parse_object_name(false)?;
+    let (columns, constraints) = if parser.peek_token().token == Token::LParen {
+        parser.parse_columns()?
+    } else {
+        (vec![], vec![])
+    };
+    Ok(TableHead {
+        if_not_exists,
+        name_location,
+        name,
+        columns,
+        constraints,
+    })
 }
 
 /// The parts of a CREATE TABLE column list that sqlparser does not know,

@@ -32,8 +32,8 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::{
-    ColumnListExtensions, CreateConnectorTable, expect_end, extract_column_list_extensions,
-    keyword, loc, parser,
+    ColumnListExtensions, CreateConnectorTable, TableHead, expect_end,
+    extract_column_list_extensions, keyword, loc, parse_table_head, parser,
 };
 use crate::error::{Error, Result};
 
@@ -80,14 +80,13 @@ pub(super) fn try_parse_external_table(
         computed,
     } = extensions;
     let mut parser = parser(tokens[i + 1..].to_vec());
-    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-    let name_location = loc(&parser.peek_token());
-    let name = parser.parse_object_name(false)?;
-    let (columns, constraints) = if parser.peek_token().token == Token::LParen {
-        parser.parse_columns()?
-    } else {
-        (vec![], vec![])
-    };
+    let TableHead {
+        if_not_exists,
+        name_location,
+        name,
+        columns,
+        constraints,
+    } = parse_table_head(&mut parser)?;
     let mut format: Option<String> = None;
     let mut path: Option<String> = None;
     let mut options: Vec<(String, String)> = Vec::new();
