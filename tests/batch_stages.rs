@@ -41,8 +41,14 @@ async fn session_with_table(dir: &Path, files: usize, rows: usize, keys: usize) 
     s
 }
 
+/// `sql`'s rows; a query that has not finished in 120 s fails the test
+/// (naming it) rather than hanging the run.
 async fn rows(s: &Session, sql: &str) -> Vec<RecordBatch> {
-    s.sql(sql).await.unwrap().collect().await.unwrap()
+    let query = async { s.sql(sql).await?.collect().await };
+    tokio::time::timeout(std::time::Duration::from_secs(120), query)
+        .await
+        .unwrap_or_else(|_| panic!("did not finish in 120 s: {sql}"))
+        .unwrap()
 }
 
 fn text(batches: &[RecordBatch]) -> String {
@@ -472,6 +478,8 @@ async fn aggregation_and_join_over_four_times_the_memory_limit_spill_and_finish(
     .unwrap();
     // Merging spilled runs holds a batch per run: smaller batches, less memory.
     s.set("datafusion.execution.batch_size", "1024").unwrap();
+    // Two slots of 8 mb each, whatever the machine's cores.
+    s.set("taskmanager.numberOfTaskSlots", "2").unwrap();
     s.set("taskmanager.memory.managed.size", "16 mb").unwrap();
     for mode in ["ALL_EXCHANGES_BLOCKING", "ALL_EXCHANGES_PIPELINED"] {
         s.set("execution.batch-shuffle-mode", mode).unwrap();
@@ -514,6 +522,7 @@ async fn a_query_that_cannot_fit_names_the_setting_to_raise() {
     let s = session_with_table(dir.path(), 1, 10, 1).await;
     big_table(&s, dir.path(), "big", 200_000, 1).await;
     big_table(&s, dir.path(), "big2", 200_000, 1).await;
+    s.set("taskmanager.numberOfTaskSlots", "2").unwrap();
     s.set("taskmanager.memory.managed.size", "2 mb").unwrap();
     // A hash join's build side must fit in memory.
     let e = s
@@ -531,6 +540,17 @@ async fn a_query_that_cannot_fit_names_the_setting_to_raise() {
     assert!(
         e.message
             .contains("SET 'taskmanager.memory.managed.size' = '8 mb'"),
+        "{e}"
+    );
+    // Each of the session's two slots gets half (Flink splits managed
+    // memory among slots), and the message says so.
+    assert!(
+        e.message.contains("(1 mb for each of its 2 task slots)"),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("SET 'taskmanager.numberOfTaskSlots' = '1'"),
         "{e}"
     );
     assert!(working_dirs(dir.path()).is_empty());

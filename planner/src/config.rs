@@ -61,8 +61,9 @@ pub const RESTART_ATTEMPTS: &str = "restart-strategy.fixed-delay.attempts";
 pub const IO_TMP_DIRS: &str = "io.tmp.dirs";
 /// `taskmanager.memory.managed.size` (Flink's key): the memory one BATCH
 /// query may use for sorting, hashing and aggregating (DataFusion's memory
-/// pool); beyond it operators spill to disk or fail with an error naming
-/// this key. Unset (the default): `taskmanager.memory.managed.fraction` of
+/// pool); with blocking exchanges each task gets `size / taskmanager.numberOfTaskSlots`,
+/// as Flink splits managed memory among slots. Beyond it operators spill to
+/// disk or fail with an error naming this key. Unset (the default): `taskmanager.memory.managed.fraction` of
 /// the machine's memory; `0` = no limit.
 pub const MANAGED_MEMORY_SIZE: &str = "taskmanager.memory.managed.size";
 /// `taskmanager.memory.managed.fraction` (Flink's key): the share of the

@@ -1,6 +1,11 @@
-//! The memory limit of a BATCH query (`taskmanager.memory.managed.size`):
-//! each query gets a DataFusion `FairSpillPool` of that size and a
-//! `DiskManager` spilling into the query's working directory, so sorts,
+//! The memory limit of a BATCH query (`taskmanager.memory.managed.size`).
+//! With materialized exchanges it is split evenly among the task slots, as
+//! Flink divides a TaskManager's managed memory among its slots: each task
+//! runs with a DataFusion `FairSpillPool` of `size / taskmanager.numberOfTaskSlots`
+//! ([`SlotContexts`]), so what one task may use does not depend on what the
+//! tasks running beside it happen to hold at the moment. With pipelined
+//! exchanges the whole plan shares one pool of the full size. Spill files go
+//! into the query's working directory, so sorts,
 //! aggregations and sort-merge joins spill to disk instead of growing past
 //! the limit. What cannot spill (a hash join's build side) fails with an
 //! error that names the key to raise, never with the operating system
@@ -19,13 +24,88 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
     UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use tributary_planner::config::{MANAGED_MEMORY_SIZE, format_memory_size};
+use datafusion::prelude::SessionConfig;
+use tributary_planner::config::{MANAGED_MEMORY_SIZE, TASK_SLOTS, format_memory_size};
+
+/// A query's memory limit and how many task slots share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// `taskmanager.memory.managed.size`, bytes.
+    pub limit: u64,
+    /// Slots the limit is split among (1: one pool for the whole plan).
+    pub slots: usize,
+}
+
+impl MemoryBudget {
+    /// The bytes one task (or, with one slot, the whole plan) may hold.
+    pub fn per_task(&self) -> u64 {
+        self.limit / self.slots.max(1) as u64
+    }
+}
+
+/// Makes the task contexts of a staged query: the query's session
+/// configuration, and per task a runtime whose memory pool holds one slot's
+/// share of the limit, spilling into the query's spill directory.
+pub(crate) struct SlotContexts {
+    base: Arc<TaskContext>,
+    config: SessionConfig,
+    budget: Option<MemoryBudget>,
+    spill_dir: PathBuf,
+}
+
+impl SlotContexts {
+    pub fn new(
+        base: Arc<TaskContext>,
+        config: SessionConfig,
+        budget: Option<MemoryBudget>,
+        spill_dir: PathBuf,
+    ) -> Self {
+        Self {
+            base,
+            config,
+            budget,
+            spill_dir,
+        }
+    }
+
+    /// A context for one task, with a fresh pool of one slot's share.
+    ///
+    /// # Errors
+    /// The spill directory cannot be created.
+    pub fn task(&self) -> Result<Arc<TaskContext>> {
+        let runtime = runtime_env(
+            &self.base.runtime_env(),
+            self.budget.map(|b| b.per_task()),
+            self.spill_dir.clone(),
+        )?;
+        Ok(task_context(&self.base, self.config.clone(), runtime))
+    }
+}
+
+/// `base` with another configuration and runtime.
+pub(crate) fn task_context(
+    base: &TaskContext,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+) -> Arc<TaskContext> {
+    Arc::new(TaskContext::new(
+        base.task_id(),
+        base.session_id(),
+        config,
+        base.scalar_functions().clone(),
+        base.higher_order_functions().clone(),
+        base.aggregate_functions().clone(),
+        base.window_functions().clone(),
+        runtime,
+    ))
+}
 
 /// A runtime for one query: `base`'s object stores and caches, a memory
 /// pool of `limit` bytes (`None`: unbounded) and spill files in `spill_dir`.
@@ -129,20 +209,34 @@ impl MemoryPool for QueryMemoryPool {
 pub struct MemoryLimitExceeded {
     /// DataFusion's message (which operator wanted how much).
     pub detail: String,
-    /// The limit in force, bytes.
-    pub limit: u64,
+    /// The limit in force and the slots sharing it.
+    pub budget: MemoryBudget,
 }
 
 impl std::fmt::Display for MemoryLimitExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let MemoryBudget { limit, slots } = self.budget;
+        let share = if slots > 1 {
+            format!(
+                " ({} for each of its {slots} task slots)",
+                format_memory_size(self.budget.per_task())
+            )
+        } else {
+            String::new()
+        };
+        let fewer_slots = if slots > 1 {
+            format!(", or give each task more with fewer slots: SET '{TASK_SLOTS}' = '1'")
+        } else {
+            String::new()
+        };
         write!(
             f,
-            "the query needs more memory than '{MANAGED_MEMORY_SIZE}' = '{}' allows and what it holds cannot spill to disk ({}). \
-             Raise the limit, e.g. SET '{MANAGED_MEMORY_SIZE}' = '{}'; a hash join's build side cannot spill: \
+            "the query needs more memory than '{MANAGED_MEMORY_SIZE}' = '{}' allows{share} and what it holds cannot spill to disk ({}). \
+             Raise the limit, e.g. SET '{MANAGED_MEMORY_SIZE}' = '{}'{fewer_slots}; a hash join's build side cannot spill: \
              SET 'datafusion.optimizer.prefer_hash_join' = 'false' makes joins sort-merge joins, which spill",
-            format_memory_size(self.limit),
+            format_memory_size(limit),
             self.detail.trim(),
-            format_memory_size(self.limit.saturating_mul(4)),
+            format_memory_size(limit.saturating_mul(4)),
         )
     }
 }
@@ -151,14 +245,14 @@ impl std::error::Error for MemoryLimitExceeded {}
 
 /// `e`, or — if it is DataFusion running out of the memory pool — a
 /// [`MemoryLimitExceeded`] naming the setting.
-pub(crate) fn explain(e: DataFusionError, limit: Option<u64>) -> DataFusionError {
+pub(crate) fn explain(e: DataFusionError, budget: Option<MemoryBudget>) -> DataFusionError {
     let exhausted = match e.find_root() {
         DataFusionError::ResourcesExhausted(m) => Some(m.clone()),
         _ => None,
     };
-    match (exhausted, limit) {
-        (Some(detail), Some(limit)) => {
-            DataFusionError::External(Box::new(MemoryLimitExceeded { detail, limit }))
+    match (exhausted, budget) {
+        (Some(detail), Some(budget)) => {
+            DataFusionError::External(Box::new(MemoryLimitExceeded { detail, budget }))
         }
         _ => e,
     }

@@ -44,6 +44,7 @@ use tributary_planner::TributaryConfig;
 use tributary_planner::config::{BATCH_SHUFFLE_MODE, BatchShuffleMode};
 
 use adaptive::AdaptiveOptions;
+use memory::{MemoryBudget, SlotContexts};
 use recovery::FailureInjector;
 use run_metrics::BatchRun;
 use stage_graph::StageGraph;
@@ -163,23 +164,27 @@ pub fn execute(
     options: &BatchOptions,
 ) -> Result<BatchExecution> {
     let working = Arc::new(working_dir(&options.tmp_dirs)?);
-    let runtime = memory::runtime_env(
-        &base.runtime_env(),
-        options.memory_limit,
-        working.path().join("spill"),
-    )?;
-    let limit = options.memory_limit;
+    let spill_dir = working.path().join("spill");
     match plan {
         BatchPlan::Pipelined { plan, .. } => {
-            let ctx = task_context(&base, base.session_config().clone(), runtime);
+            let budget = options
+                .memory_limit
+                .map(|limit| MemoryBudget { limit, slots: 1 });
+            let runtime =
+                memory::runtime_env(&base.runtime_env(), options.memory_limit, spill_dir)?;
+            let ctx = memory::task_context(&base, base.session_config().clone(), runtime);
             let stream =
-                execute_stream(plan.clone(), ctx).map_err(|e| memory::explain(e, limit))?;
+                execute_stream(plan.clone(), ctx).map_err(|e| memory::explain(e, budget))?;
             Ok(BatchExecution {
-                stream: keep_alive(stream, working, limit),
+                stream: keep_alive(stream, working, budget),
                 run: None,
             })
         }
         BatchPlan::Staged(graph) => {
+            let budget = options.memory_limit.map(|limit| MemoryBudget {
+                limit,
+                slots: options.slots.max(1),
+            });
             // A partitioned hash join's dynamic filter waits for the build
             // sides of all its partitions: tasks run one stage partition at
             // a time, so it must not wait.
@@ -188,7 +193,7 @@ pub fn execute(
                 .options_mut()
                 .optimizer
                 .enable_join_dynamic_filter_pushdown = false;
-            let ctx = task_context(&base, config, runtime);
+            let contexts = Arc::new(SlotContexts::new(base, config, budget, spill_dir));
             let graph = graph.clone();
             graph.exchanges.set_dir(working.path().to_path_buf())?;
             graph.exchanges.set_failures(options.failures.clone());
@@ -202,33 +207,15 @@ pub fn execute(
                 adaptive: options.adaptive,
             };
             let schema = graph.final_stage().plan.schema();
-            let started = scheduler::run(graph, ctx, scheduler, run.clone(), working.clone());
+            let started = scheduler::run(graph, contexts, scheduler, run.clone(), working.clone());
             let stream = futures::stream::once(started).try_flatten();
             let stream = Box::pin(RecordBatchStreamAdapter::new(schema, stream));
             Ok(BatchExecution {
-                stream: keep_alive(stream, working, limit),
+                stream: keep_alive(stream, working, budget),
                 run: Some(run),
             })
         }
     }
-}
-
-/// `base` with another configuration and runtime.
-fn task_context(
-    base: &TaskContext,
-    config: datafusion::prelude::SessionConfig,
-    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
-) -> Arc<TaskContext> {
-    Arc::new(TaskContext::new(
-        base.task_id(),
-        base.session_id(),
-        config,
-        base.scalar_functions().clone(),
-        base.higher_order_functions().clone(),
-        base.aggregate_functions().clone(),
-        base.window_functions().clone(),
-        runtime,
-    ))
 }
 
 /// `stream`, holding the working directory until it is dropped, with
@@ -236,12 +223,12 @@ fn task_context(
 fn keep_alive(
     stream: SendableRecordBatchStream,
     working: Arc<tempfile::TempDir>,
-    limit: Option<u64>,
+    budget: Option<MemoryBudget>,
 ) -> SendableRecordBatchStream {
     let schema = stream.schema();
     let stream = stream.map(move |b| {
         let _ = &working;
-        b.map_err(|e| memory::explain(e, limit))
+        b.map_err(|e| memory::explain(e, budget))
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

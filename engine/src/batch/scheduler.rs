@@ -2,7 +2,9 @@
 //! stage whose inputs are complete starts, independent stages side by side —
 //! with at most `taskmanager.numberOfTaskSlots` tasks running at once. A
 //! task holds a slot while it runs and releases it when its exchange files
-//! are committed, so a query runs correctly on one slot. When every other
+//! are committed, so a query runs correctly on one slot; each task gets its
+//! own memory pool of one slot's share of the query's limit
+//! ([`memory`](super::memory)). When every other
 //! stage is done, the final stage's single partition is returned as the
 //! query's stream.
 //!
@@ -25,6 +27,7 @@ use tokio::task::JoinSet;
 use super::adaptive::{AdaptiveOptions, adapt, fit_per_task_readers};
 use super::exchange_files::Exchanges;
 use super::final_stage::FinalStage;
+use super::memory::SlotContexts;
 use super::recovery::{TaskPanic, failed_for_good, is_retryable, record_rerun};
 use super::run_metrics::BatchRun;
 use super::stage_graph::{StageGraph, reset};
@@ -48,7 +51,7 @@ pub(crate) struct SchedulerOptions {
 /// tasks are still being aborted.
 pub(crate) async fn run(
     graph: StageGraph,
-    ctx: Arc<TaskContext>,
+    contexts: Arc<SlotContexts>,
     options: SchedulerOptions,
     run: Arc<BatchRun>,
     working: Arc<tempfile::TempDir>,
@@ -74,7 +77,7 @@ pub(crate) async fn run(
                         stage: i + 1,
                         task,
                         plan: plan.clone(),
-                        ctx: ctx.clone(),
+                        ctx: contexts.task()?,
                         exchanges: graph.exchanges.clone(),
                         slots: slots.clone(),
                         attempts: options.attempts,
@@ -113,7 +116,7 @@ pub(crate) async fn run(
     let plan = prepare(last, &mut plans, &graph.exchanges, &options, &run)?;
     FinalStage {
         plan,
-        ctx,
+        ctx: contexts.task()?,
         index: last,
         attempts: options.attempts,
         run,
