@@ -51,7 +51,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::is_hidden;
 use super::text_decode::{
-    BatchSink, CsvDialect, ParseErrorPolicy, decode_csv_file, decode_json_file,
+    BatchSink, CsvDialect, ParseErrorPolicy, Projection, decode_csv_file, decode_json_file,
 };
 use crate::ConnectorError;
 use crate::options::invalid;
@@ -269,23 +269,21 @@ impl Watcher {
     /// away.
     fn read(&mut self, file: &Path) -> Result<Flow> {
         let tx = &self.tx;
-        let columns = &self.columns;
         let schema = &self.source.schema;
         let mut open = true;
-        // CSV and JSON decode every column (a CSV row is split by position)
-        // and are projected here; Parquet reads only the projected columns.
-        let mut project_and_send = |batch: RecordBatch| {
-            open = tx
-                .blocking_send(batch.project(columns).map_err(DataFusionError::from))
-                .is_ok();
+        // Every format decodes only the projected columns.
+        let mut send = |batch: RecordBatch| {
+            open = tx.blocking_send(Ok(batch)).is_ok();
             open
         };
         let skipped = match &self.source.format {
             MonitoredFormat::Csv(dialect, policy) => {
-                decode_csv_file(file, dialect, schema, *policy, &mut project_and_send)?
+                let projection = Projection::new(schema, Some(&self.columns))?;
+                decode_csv_file(file, dialect, schema, &projection, *policy, &mut send)?
             }
             MonitoredFormat::Json(policy) => {
-                decode_json_file(file, schema, *policy, &mut project_and_send)?
+                let projection = Projection::new(schema, Some(&self.columns))?;
+                decode_json_file(file, &projection, *policy, &mut send)?
             }
             MonitoredFormat::Parquet => {
                 let mut send = |batch: RecordBatch| tx.blocking_send(Ok(batch)).is_ok();

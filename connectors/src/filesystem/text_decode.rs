@@ -17,6 +17,14 @@
 //!   a chunk that fails is decoded again line by line, to find the bad line
 //!   and keep the good ones.
 //!
+//! Only the columns a query reads are decoded (the scan's projection, as
+//! Flink's filesystem source pushes projections into its formats): a CSV
+//! record is still split into all its fields, and its field count checked,
+//! but only the projected fields are built into arrays and cast, so a bad
+//! value in a column the query does not read is neither an error nor a
+//! skipped row. Text columns are built directly in their declared type
+//! (`STRING` is `Utf8View`), with no cast.
+//!
 //! Line numbers are 1-based physical lines of the file (the CSV header counts
 //! as line 1). For CSV they assume no record spans lines inside quotes.
 
@@ -66,8 +74,34 @@ pub struct CsvDialect {
 /// consumer went away).
 pub type BatchSink<'a> = dyn FnMut(RecordBatch) -> bool + 'a;
 
-/// Decodes one CSV file into batches of `schema`, passing each to `sink`.
-/// Returns the number of rows skipped under [`ParseErrorPolicy::Skip`].
+/// Which columns of a file's `schema` to decode: indices into it (`None`:
+/// all), and the schema of the batches produced.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// Indices into the file's schema, in output order.
+    pub columns: Vec<usize>,
+    /// The file's schema projected to `columns`.
+    pub schema: SchemaRef,
+}
+
+impl Projection {
+    /// `columns` of `schema` (`None`: every column).
+    ///
+    /// # Errors
+    /// An index out of range.
+    pub fn new(schema: &SchemaRef, columns: Option<&[usize]>) -> Result<Self, ConnectorError> {
+        let columns: Vec<usize> = match columns {
+            Some(c) => c.to_vec(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(schema.project(&columns)?);
+        Ok(Self { columns, schema })
+    }
+}
+
+/// Decodes one CSV file of `schema` into batches of `projection`'s columns,
+/// passing each to `sink`. Returns the number of rows skipped under
+/// [`ParseErrorPolicy::Skip`].
 ///
 /// # Errors
 /// [`ConnectorError::Malformed`] (file and line) for a bad row under
@@ -76,18 +110,21 @@ pub fn decode_csv_file(
     path: &Path,
     dialect: &CsvDialect,
     schema: &SchemaRef,
+    projection: &Projection,
     policy: ParseErrorPolicy,
     sink: &mut BatchSink<'_>,
 ) -> Result<u64, ConnectorError> {
     match policy {
-        ParseErrorPolicy::Skip => decode_csv_records(path, dialect, schema, policy, sink),
-        ParseErrorPolicy::Fail => match decode_csv_fast(path, dialect, schema, sink) {
+        ParseErrorPolicy::Skip => {
+            decode_csv_records(path, dialect, schema, projection, policy, sink)
+        }
+        ParseErrorPolicy::Fail => match decode_csv_fast(path, dialect, schema, projection, sink) {
             // arrow-csv finds a record with the wrong number of fields while
             // splitting a whole batch, before the values of earlier rows in
             // that batch are checked. Report the first bad row of the file:
             // read it again record by record (the query fails either way).
             Err(structural @ ConnectorError::Malformed { .. }) if is_structural(&structural) => {
-                decode_csv_records(path, dialect, schema, policy, &mut |_| true)?;
+                decode_csv_records(path, dialect, schema, projection, policy, &mut |_| true)?;
                 Err(structural)
             }
             other => other,
@@ -99,16 +136,19 @@ fn is_structural(e: &ConnectorError) -> bool {
     matches!(e, ConnectorError::Malformed { message, .. } if message.starts_with("malformed CSV row"))
 }
 
-/// The vectorized path: arrow-csv decodes whole batches of text columns.
+/// The vectorized path: arrow-csv decodes whole batches of the projected
+/// columns as text.
 fn decode_csv_fast(
     path: &Path,
     dialect: &CsvDialect,
     schema: &SchemaRef,
+    projection: &Projection,
     sink: &mut BatchSink<'_>,
 ) -> Result<u64, ConnectorError> {
     let file = File::open(path).map_err(|source| io_error(path, source))?;
     let header_lines = u64::from(dialect.header);
-    let mut decoder = arrow::csv::ReaderBuilder::new(all_text(schema))
+    let mut decoder = arrow::csv::ReaderBuilder::new(as_text(schema, false))
+        .with_projection(projection.columns.clone())
         .with_header(dialect.header)
         .with_delimiter(dialect.delimiter)
         .with_quote(dialect.quote)
@@ -145,7 +185,13 @@ fn decode_csv_fast(
                 let first = rows_before;
                 rows_before += raw.num_rows() as u64;
                 let lines = |row: usize| first + row as u64 + 1 + header_lines;
-                let typed = cast_checked(&raw, schema, path, &lines, ParseErrorPolicy::Fail)?;
+                let typed = cast_checked(
+                    &raw,
+                    &projection.schema,
+                    path,
+                    &lines,
+                    ParseErrorPolicy::Fail,
+                )?;
                 if typed.batch.num_rows() > 0 && !sink(typed.batch) {
                     return Ok(0);
                 }
@@ -163,6 +209,7 @@ fn decode_csv_records(
     path: &Path,
     dialect: &CsvDialect,
     schema: &SchemaRef,
+    projection: &Projection,
     policy: ParseErrorPolicy,
     sink: &mut BatchSink<'_>,
 ) -> Result<u64, ConnectorError> {
@@ -179,7 +226,12 @@ fn decode_csv_records(
     }
     let mut reader = builder.from_reader(BufReader::with_capacity(1 << 20, file));
     let width = schema.fields().len();
-    let mut columns: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+    let raw_schema = as_text(&projection.schema, true);
+    let mut columns: Vec<StringBuilder> = projection
+        .columns
+        .iter()
+        .map(|_| StringBuilder::new())
+        .collect();
     let mut lines: Vec<u64> = Vec::with_capacity(BATCH_ROWS);
     let mut record = csv::ByteRecord::new();
     let mut skipped = 0;
@@ -193,12 +245,18 @@ fn decode_csv_records(
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
         let raw = RecordBatch::try_new_with_options(
-            all_text(schema),
+            raw_schema.clone(),
             arrays,
             &RecordBatchOptions::new().with_row_count(Some(lines.len())),
         )?;
         let batch_lines = std::mem::take(lines);
-        let typed = cast_checked(&raw, schema, path, &|row| batch_lines[row], policy)?;
+        let typed = cast_checked(
+            &raw,
+            &projection.schema,
+            path,
+            &|row| batch_lines[row],
+            policy,
+        )?;
         *skipped += typed.skipped;
         Ok(typed.batch.num_rows() == 0 || sink(typed.batch))
     };
@@ -223,8 +281,8 @@ fn decode_csv_records(
         let line = record.position().map(|p| p.line()).unwrap_or(line);
         let utf8 = std::str::from_utf8(record.as_slice()).is_ok();
         if utf8 && record.len() == width {
-            for (builder, field) in columns.iter_mut().zip(record.iter()) {
-                let field = std::str::from_utf8(field).unwrap_or_default();
+            for (builder, &column) in columns.iter_mut().zip(&projection.columns) {
+                let field = std::str::from_utf8(&record[column]).unwrap_or_default();
                 if field.is_empty() {
                     builder.append_null()
                 } else {
@@ -264,18 +322,20 @@ fn malformed_csv(path: &Path, line: u64, what: &str) -> ConnectorError {
     }
 }
 
-/// Decodes one newline-delimited JSON file into batches of `schema`.
-/// Returns the number of rows skipped under [`ParseErrorPolicy::Skip`].
+/// Decodes one newline-delimited JSON file into batches of `projection`'s
+/// columns (other keys of an object are not decoded). Returns the number of
+/// rows skipped under [`ParseErrorPolicy::Skip`].
 ///
 /// # Errors
 /// [`ConnectorError::Malformed`] (file and line) for a bad line under
 /// [`ParseErrorPolicy::Fail`]; [`ConnectorError::Io`] if the file cannot be read.
 pub fn decode_json_file(
     path: &Path,
-    schema: &SchemaRef,
+    projection: &Projection,
     policy: ParseErrorPolicy,
     sink: &mut BatchSink<'_>,
 ) -> Result<u64, ConnectorError> {
+    let schema = &projection.schema;
     let file = File::open(path).map_err(|source| io_error(path, source))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut skipped = 0;
@@ -467,13 +527,22 @@ fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-/// `schema` with every column as nullable text, for the raw CSV decode.
-fn all_text(schema: &SchemaRef) -> SchemaRef {
+/// `schema` with every column as nullable text, for the raw CSV decode: a
+/// text column in its own type (built directly, no cast) unless `utf8` asks
+/// for `Utf8` throughout, others as `Utf8` to be cast.
+fn as_text(schema: &SchemaRef, utf8: bool) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .map(|f| {
+                let t = if is_text(f.data_type()) && !utf8 {
+                    f.data_type().clone()
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(f.name(), t, true)
+            })
             .collect::<Vec<_>>(),
     ))
 }
@@ -597,13 +666,87 @@ mod tests {
         content: &str,
         policy: ParseErrorPolicy,
     ) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
+        collect_projected_csv(content, None, policy)
+    }
+
+    fn collect_projected_csv(
+        content: &str,
+        columns: Option<&[usize]>,
+        policy: ParseErrorPolicy,
+    ) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
         let f = write(content);
         let mut out = Vec::new();
-        let skipped = decode_csv_file(f.path(), &dialect(), &schema(), policy, &mut |b| {
-            out.push(b);
-            true
-        })?;
+        let projection = Projection::new(&schema(), columns)?;
+        let skipped = decode_csv_file(
+            f.path(),
+            &dialect(),
+            &schema(),
+            &projection,
+            policy,
+            &mut |b| {
+                out.push(b);
+                true
+            },
+        )?;
         Ok((out, skipped))
+    }
+
+    #[test]
+    fn csv_projection_decodes_only_the_asked_columns_in_their_order() {
+        for policy in [ParseErrorPolicy::Fail, ParseErrorPolicy::Skip] {
+            // 'x' is no BIGINT, but `id` is not read: no error, nothing skipped.
+            let (batches, skipped) =
+                collect_projected_csv("id,name\n1,a\nx,b\n", Some(&[1]), policy).unwrap();
+            assert_eq!(skipped, 0);
+            let b = &batches[0];
+            assert_eq!(b.num_columns(), 1);
+            assert_eq!(b.schema().field(0).name(), "name");
+            let names = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            assert_eq!(names.iter().collect::<Vec<_>>(), vec![Some("a"), Some("b")]);
+            // A record's field count is still checked.
+            let err = collect_projected_csv("id,name\n1,a\n2,b,c\n", Some(&[1]), policy);
+            match policy {
+                ParseErrorPolicy::Fail => {
+                    let err = err.unwrap_err().to_string();
+                    assert!(err.contains(":3: malformed CSV row"), "{err}");
+                }
+                ParseErrorPolicy::Skip => assert_eq!(err.unwrap().1, 1),
+            }
+            // Reordered.
+            let (batches, _) =
+                collect_projected_csv("id,name\n1,a\n", Some(&[1, 0]), policy).unwrap();
+            let ids = batches[0].column(1).as_any().downcast_ref::<Int64Array>();
+            assert_eq!(ids.unwrap().value(0), 1);
+        }
+    }
+
+    #[test]
+    fn csv_string_view_columns_are_built_directly() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8View, true),
+        ]));
+        let f = write("id,name\n1,a\n2,\n");
+        let projection = Projection::new(&schema, None).unwrap();
+        let mut out = Vec::new();
+        decode_csv_file(
+            f.path(),
+            &dialect(),
+            &schema,
+            &projection,
+            ParseErrorPolicy::Fail,
+            &mut |b| {
+                out.push(b);
+                true
+            },
+        )
+        .unwrap();
+        let names = out[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringViewArray>()
+            .unwrap();
+        assert_eq!(names.iter().collect::<Vec<_>>(), vec![Some("a"), None]);
     }
 
     #[test]
@@ -663,16 +806,28 @@ mod tests {
     #[test]
     fn json_bad_line_fails_or_is_skipped() {
         let f = write("{\"id\": 1, \"name\": \"a\"}\n{\"id\": \"oops\"}\n{\"id\": 3}\nnot json\n");
-        let err = decode_json_file(f.path(), &schema(), ParseErrorPolicy::Fail, &mut |_| true)
+        let all = Projection::new(&schema(), None).unwrap();
+        let err = decode_json_file(f.path(), &all, ParseErrorPolicy::Fail, &mut |_| true)
             .unwrap_err()
             .to_string();
         assert!(err.contains(":2: malformed JSON row"), "{err}");
         let mut rows = 0;
-        let skipped = decode_json_file(f.path(), &schema(), ParseErrorPolicy::Skip, &mut |b| {
+        let skipped = decode_json_file(f.path(), &all, ParseErrorPolicy::Skip, &mut |b| {
             rows += b.num_rows();
             true
         })
         .unwrap();
         assert_eq!((rows, skipped), (2, 2));
+        // Only `name` is decoded: the bad `id` of line 2 is not read, the
+        // line that is no JSON object still fails.
+        let names = Projection::new(&schema(), Some(&[1])).unwrap();
+        let mut rows = 0;
+        let skipped = decode_json_file(f.path(), &names, ParseErrorPolicy::Skip, &mut |b| {
+            assert_eq!(b.num_columns(), 1);
+            rows += b.num_rows();
+            true
+        })
+        .unwrap();
+        assert_eq!((rows, skipped), (3, 1));
     }
 }

@@ -1,8 +1,9 @@
 //! The scan of a CSV or JSON table: files spread over partitions, each
 //! partition decoding its files one after another on a blocking thread.
 //!
-//! Built on DataFusion's `StreamingTableExec`, which applies the projection
-//! and the limit, so this module only produces full-width batches.
+//! Built on DataFusion's `StreamingTableExec`, which applies the limit; the
+//! projection is decoded, not applied after ([`text_decode`](super::text_decode)
+//! builds only the projected columns).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 use super::list_files;
-use super::text_decode::{CsvDialect, ParseErrorPolicy, decode_csv_file, decode_json_file};
+use super::text_decode::{
+    CsvDialect, ParseErrorPolicy, Projection, decode_csv_file, decode_json_file,
+};
 
 /// Which text format a partition decodes.
 #[derive(Debug, Clone)]
@@ -40,6 +43,9 @@ pub fn scan(
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let files = list_files(path).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let projection = Projection::new(&schema, projection.map(Vec::as_slice))
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let projected = projection.schema.clone();
     let mut sized: Vec<(u64, PathBuf)> = files
         .into_iter()
         .map(|f| (std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0), f))
@@ -61,6 +67,7 @@ pub fn scan(
             files.sort();
             Arc::new(TextFilePartition {
                 schema: schema.clone(),
+                projection: projection.clone(),
                 files,
                 format: format.clone(),
                 policy,
@@ -69,9 +76,9 @@ pub fn scan(
         })
         .collect();
     Ok(Arc::new(StreamingTableExec::try_new(
-        schema,
+        projected,
         streams,
-        projection,
+        None,
         vec![],
         false,
         limit,
@@ -81,7 +88,10 @@ pub fn scan(
 /// One partition of a text scan: a list of files read in order.
 #[derive(Debug)]
 struct TextFilePartition {
+    /// The files' schema.
     schema: SchemaRef,
+    /// The columns to decode, and the schema of this partition's batches.
+    projection: Projection,
     files: Vec<PathBuf>,
     format: TextFormat,
     policy: ParseErrorPolicy,
@@ -90,14 +100,15 @@ struct TextFilePartition {
 
 impl PartitionStream for TextFilePartition {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        &self.projection.schema
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.projection.schema.clone(), 2);
         let tx = builder.tx();
-        let (schema, files, format, policy, skipped) = (
+        let (schema, projection, files, format, policy, skipped) = (
             self.schema.clone(),
+            self.projection.clone(),
             self.files.clone(),
             self.format.clone(),
             self.policy,
@@ -108,9 +119,9 @@ impl PartitionStream for TextFilePartition {
             for file in &files {
                 let n = match &format {
                     TextFormat::Csv(dialect) => {
-                        decode_csv_file(file, dialect, &schema, policy, &mut sink)
+                        decode_csv_file(file, dialect, &schema, &projection, policy, &mut sink)
                     }
-                    TextFormat::Json => decode_json_file(file, &schema, policy, &mut sink),
+                    TextFormat::Json => decode_json_file(file, &projection, policy, &mut sink),
                 }?;
                 skipped.fetch_add(n, Ordering::Relaxed);
             }
