@@ -7,9 +7,13 @@
 //! neither the file nor a line in it, and it has no way to skip bad rows.
 //! Here:
 //!
-//! * **CSV** is read by arrow-csv with every column as text, then cast to the
-//!   declared types with Arrow's `cast` kernel; a value that is not empty but
-//!   casts to NULL is malformed. Both steps are vectorized. With
+//! * **CSV** is read by arrow-csv. Integer, floating-point and timestamp
+//!   columns are parsed by arrow-csv itself, with the same parsers Arrow's
+//!   `cast` kernel uses; other columns are read as text and cast to the
+//!   declared types, where a value that is not empty but casts to NULL is
+//!   malformed. Both steps are vectorized. When arrow-csv meets a bad value
+//!   or record, the file is read again record by record to report the first
+//!   bad row (the query fails either way). With
 //!   `csv.ignore-parse-errors` the file is split into records by the `csv`
 //!   crate instead, because arrow-csv cannot step over a record with the
 //!   wrong number of fields; that slower path runs only when asked for.
@@ -121,8 +125,9 @@ pub fn decode_csv_file(
         ParseErrorPolicy::Fail => match decode_csv_fast(path, dialect, schema, projection, sink) {
             // arrow-csv finds a record with the wrong number of fields while
             // splitting a whole batch, before the values of earlier rows in
-            // that batch are checked. Report the first bad row of the file:
-            // read it again record by record (the query fails either way).
+            // that batch are checked, and names a bad value only by its
+            // column's position. Report the first bad row of the file: read
+            // it again record by record (the query fails either way).
             Err(structural @ ConnectorError::Malformed { .. }) if is_structural(&structural) => {
                 decode_csv_records(path, dialect, schema, projection, policy, &mut |_| true)?;
                 Err(structural)
@@ -147,7 +152,7 @@ fn decode_csv_fast(
 ) -> Result<u64, ConnectorError> {
     let file = File::open(path).map_err(|source| io_error(path, source))?;
     let header_lines = u64::from(dialect.header);
-    let mut decoder = arrow::csv::ReaderBuilder::new(as_text(schema, false))
+    let mut decoder = arrow::csv::ReaderBuilder::new(as_parsed(schema))
         .with_projection(projection.columns.clone())
         .with_header(dialect.header)
         .with_delimiter(dialect.delimiter)
@@ -226,7 +231,7 @@ fn decode_csv_records(
     }
     let mut reader = builder.from_reader(BufReader::with_capacity(1 << 20, file));
     let width = schema.fields().len();
-    let raw_schema = as_text(&projection.schema, true);
+    let raw_schema = as_text(&projection.schema);
     let mut columns: Vec<StringBuilder> = projection
         .columns
         .iter()
@@ -470,7 +475,8 @@ fn cast_checked(
     let mut first_bad: Option<(usize, usize)> = None;
     for (col, (field, text)) in schema.fields().iter().zip(raw.columns()).enumerate() {
         let typed = cast_with_options(text, field.data_type(), &options)?;
-        if !is_text(field.data_type()) {
+        // Only text cast to another type can fail (arrow-csv parsed the rest).
+        if is_text(text.data_type()) && !is_text(field.data_type()) {
             let failed = and(&is_not_null(text)?, &is_null(&typed)?)?;
             if failed.true_count() > 0 {
                 if policy == ParseErrorPolicy::Fail {
@@ -527,20 +533,36 @@ fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-/// `schema` with every column as nullable text, for the raw CSV decode: a
-/// text column in its own type (built directly, no cast) unless `utf8` asks
-/// for `Utf8` throughout, others as `Utf8` to be cast.
-fn as_text(schema: &SchemaRef, utf8: bool) -> SchemaRef {
+/// `schema` with every column as nullable `Utf8`, for the record-by-record
+/// decode, whose values are then cast.
+fn as_text(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `schema` as arrow-csv decodes it: text columns in their own type (built
+/// directly, no cast), integers, floats and timestamps parsed by arrow-csv
+/// (its parsers are the `cast` kernel's: `Parser::parse`,
+/// `string_to_datetime`), anything else as `Utf8`, to be cast.
+fn as_parsed(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()
             .iter()
             .map(|f| {
-                let t = if is_text(f.data_type()) && !utf8 {
-                    f.data_type().clone()
-                } else {
-                    DataType::Utf8
-                };
+                let t = f.data_type();
+                let parsed = is_text(t)
+                    || t.is_integer()
+                    || matches!(
+                        t,
+                        DataType::Float32 | DataType::Float64 | DataType::Timestamp(_, _)
+                    );
+                let t = if parsed { t.clone() } else { DataType::Utf8 };
                 Field::new(f.name(), t, true)
             })
             .collect::<Vec<_>>(),
@@ -718,6 +740,62 @@ mod tests {
             let ids = batches[0].column(1).as_any().downcast_ref::<Int64Array>();
             assert_eq!(ids.unwrap().value(0), 1);
         }
+    }
+
+    #[test]
+    fn csv_numbers_and_timestamps_parse_as_the_cast_kernel_does() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("ok", DataType::Boolean, true),
+        ]));
+        let projection = Projection::new(&schema, None).unwrap();
+        let decode = |content: &str| {
+            let f = write(content);
+            let mut out = Vec::new();
+            decode_csv_file(
+                f.path(),
+                &dialect(),
+                &schema,
+                &projection,
+                ParseErrorPolicy::Fail,
+                &mut |b| {
+                    out.push(b);
+                    true
+                },
+            )
+            .map(|_| out)
+        };
+        let batches = decode("x,ts,ok\n1.5,2023-01-01 00:00:00.001,yes\n,,\n").unwrap();
+        let b = &batches[0];
+        let ts = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+            .unwrap();
+        assert_eq!(
+            ts.iter().collect::<Vec<_>>(),
+            vec![Some(1672531200001), None]
+        );
+        let x = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>();
+        assert_eq!(x.unwrap().value(0), 1.5);
+        // Cast, not parsed by arrow-csv: 'yes' is TRUE as in the cast kernel.
+        let ok = b.column(2).as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert_eq!(ok.iter().collect::<Vec<_>>(), vec![Some(true), None]);
+        let err = decode("x,ts,ok\n1,2023-01-01 00:00:00,no\n2,soon,no\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":3: cannot parse 'soon' as TIMESTAMP(3) for column 'ts'"),
+            "{err}"
+        );
     }
 
     #[test]
