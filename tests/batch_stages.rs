@@ -116,6 +116,28 @@ async fn explain_shows_the_stage_graph() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_whose_only_exchange_is_the_final_gather_is_one_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_with_table(dir.path(), 2, 100, 10).await;
+    let sql = "SELECT k, v FROM t WHERE v % 7 = 0 ORDER BY v, k";
+    let expected = text(&rows(&s, sql).await);
+    // Both files' rows with v = 0, 7, ..., 196 (v = n % 1000 over n < 200).
+    assert_eq!(expected.lines().count(), 29 + 4, "{expected}");
+    let graph = explain(&rows(&s, &format!("EXPLAIN {sql}")).await, "stage_graph");
+    assert!(graph.starts_with("Stage 1 (final): 1 task\n"), "{graph}");
+    assert!(!graph.contains("ExchangeWriteExec"), "{graph}");
+    assert!(graph.contains("SortPreservingMergeExec"), "{graph}");
+    let report = explain(
+        &rows(&s, &format!("EXPLAIN ANALYZE {sql}")).await,
+        "stage_graph_analyzed",
+    );
+    assert!(report.contains("bytes_materialized=0"), "{report}");
+    s.set("execution.batch-shuffle-mode", "ALL_EXCHANGES_PIPELINED")
+        .unwrap();
+    assert_eq!(text(&rows(&s, sql).await), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_analyze_reports_rows_bytes_time_and_retries_per_stage() {
     let dir = tempfile::tempdir().unwrap();
     let s = session_with_table(dir.path(), 2, 1000, 10).await;

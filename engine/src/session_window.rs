@@ -72,7 +72,11 @@ pub fn assign_sessions(
     let ms = ms
         .as_any()
         .downcast_ref::<TimestampMillisecondArray>()
-        .expect("ms");
+        .ok_or_else(|| {
+            DataFusionError::Internal(
+                "SESSION: window time is not TIMESTAMP(3) after the cast".into(),
+            )
+        })?;
     let key_columns: Vec<ArrayRef> = keys
         .iter()
         .map(|k| take(batch.column(*k).as_ref(), &order, None))

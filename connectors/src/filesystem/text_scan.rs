@@ -54,12 +54,10 @@ pub fn scan(
     let n = partitions.max(1).min(sized.len().max(1));
     let mut groups: Vec<(u64, Vec<PathBuf>)> = vec![(0, Vec::new()); n];
     for (size, file) in sized {
-        let lightest = groups
-            .iter_mut()
-            .min_by_key(|g| g.0)
-            .expect("at least one group");
-        lightest.0 += size;
-        lightest.1.push(file);
+        if let Some(lightest) = groups.iter_mut().min_by_key(|g| g.0) {
+            lightest.0 += size;
+            lightest.1.push(file);
+        }
     }
     let streams: Vec<Arc<dyn PartitionStream>> = groups
         .into_iter()

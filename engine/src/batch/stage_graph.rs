@@ -9,6 +9,13 @@
 //! stays in the stage above, over a reader of the stage below, whose tasks
 //! each write their partition whole. The result always ends in one
 //! partition (the final stage), which streams to the caller.
+//!
+//! A plan whose only exchange is the final gather (a scan with filters and
+//! projections, perhaps sorted, into a coalesce or merge: `SELECT ... FROM t
+//! WHERE ...`, `INSERT INTO sink SELECT ...`) is one stage. Cutting it would
+//! write every row to exchange files only to read them back in one task,
+//! and would buy no recovery: re-running the scan costs what re-reading its
+//! output does. Flink runs such a job as one chained pipeline too.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -92,6 +99,13 @@ impl StageGraph {
         } else {
             Arc::new(CoalescePartitionsExec::new(plan)) as Arc<dyn ExecutionPlan>
         };
+        if exchanges(&root) <= 1 {
+            cutter.push(root);
+            return Ok(Self {
+                stages: cutter.stages,
+                exchanges: cutter.exchanges,
+            });
+        }
         let root = cutter.rewrite(root)?;
         cutter.push(root);
         Ok(Self {
@@ -282,6 +296,21 @@ impl Cutter {
         }
         Ok(node)
     }
+}
+
+/// The exchanges (repartitions, coalesces, merges) in `plan`.
+fn exchanges(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut n = 0;
+    let _ = plan.apply(|node| {
+        if node.downcast_ref::<RepartitionExec>().is_some()
+            || node.downcast_ref::<CoalescePartitionsExec>().is_some()
+            || node.downcast_ref::<SortPreservingMergeExec>().is_some()
+        {
+            n += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
 }
 
 #[expect(deprecated)]

@@ -72,11 +72,19 @@ impl LateRowLog {
 
     /// Every late row kept so far.
     pub fn rows(&self) -> Vec<RecordBatch> {
-        self.batches.lock().expect("late row log lock").clone()
+        // A panic elsewhere while holding the lock leaves the log as it was:
+        // still readable.
+        self.batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn append(&self, batch: RecordBatch) {
-        self.batches.lock().expect("late row log lock").push(batch);
+        self.batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(batch);
     }
 }
 
