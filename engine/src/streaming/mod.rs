@@ -16,6 +16,7 @@
 
 mod aggregate_input;
 mod change_batch;
+mod deduplicate;
 mod exchange;
 mod group_aggregate;
 mod join;

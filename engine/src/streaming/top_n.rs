@@ -56,7 +56,11 @@ pub(super) fn start(
     tasks: &mut JoinSet<()>,
 ) -> Result<Receiver> {
     let (tx, rx) = channel();
-    let mut op = TopN::try_new(spec)?;
+    let mut op = if super::deduplicate::applies(&spec) {
+        Rank::Deduplicate(super::deduplicate::Deduplicate::try_new(spec)?)
+    } else {
+        Rank::General(TopN::try_new(spec)?)
+    };
     tasks.spawn(async move {
         while let Some(item) = input.recv().await {
             let out = match item {
@@ -82,10 +86,26 @@ pub(super) fn start(
     Ok(rx)
 }
 
+/// The operator an instance runs: the general Top-N, or deduplication
+/// ([`deduplicate`](super::deduplicate)) where it applies.
+enum Rank {
+    General(TopN),
+    Deduplicate(super::deduplicate::Deduplicate),
+}
+
+impl Rank {
+    fn process(&mut self, change: &ChangeBatch) -> Result<Option<ChangeBatch>> {
+        match self {
+            Rank::General(op) => op.process(change),
+            Rank::Deduplicate(op) => op.process(change),
+        }
+    }
+}
+
 /// One partition's rows: (order key, row) → copies.
 type Partition = BTreeMap<(Box<[u8]>, Box<[u8]>), u64>;
 
-struct TopN {
+pub(super) struct TopN {
     spec: TopNSpec,
     /// Encodes the PARTITION BY values (made from the first batch).
     partition_keys: Option<RowConverter>,
@@ -97,7 +117,7 @@ struct TopN {
 }
 
 impl TopN {
-    fn try_new(spec: TopNSpec) -> Result<Self> {
+    pub(super) fn try_new(spec: TopNSpec) -> Result<Self> {
         let rows = RowConverter::new(
             spec.input
                 .fields()
@@ -128,7 +148,7 @@ impl TopN {
         out
     }
 
-    fn process(&mut self, change: &ChangeBatch) -> Result<Option<ChangeBatch>> {
+    pub(super) fn process(&mut self, change: &ChangeBatch) -> Result<Option<ChangeBatch>> {
         let n = change.num_rows();
         if n == 0 {
             return Ok(None);
