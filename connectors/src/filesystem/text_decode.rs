@@ -696,13 +696,23 @@ mod tests {
         columns: Option<&[usize]>,
         policy: ParseErrorPolicy,
     ) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
+        decode_csv_with(&schema(), content, columns, policy)
+    }
+
+    /// `content` decoded as a CSV file of `schema`: the batches, the rows skipped.
+    fn decode_csv_with(
+        schema: &SchemaRef,
+        content: &str,
+        columns: Option<&[usize]>,
+        policy: ParseErrorPolicy,
+    ) -> Result<(Vec<RecordBatch>, u64), ConnectorError> {
         let f = write(content);
         let mut out = Vec::new();
-        let projection = Projection::new(&schema(), columns)?;
+        let projection = Projection::new(schema, columns)?;
         let skipped = decode_csv_file(
             f.path(),
             &dialect(),
-            &schema(),
+            schema,
             &projection,
             policy,
             &mut |b| {
@@ -753,22 +763,8 @@ mod tests {
             ),
             Field::new("ok", DataType::Boolean, true),
         ]));
-        let projection = Projection::new(&schema, None).unwrap();
         let decode = |content: &str| {
-            let f = write(content);
-            let mut out = Vec::new();
-            decode_csv_file(
-                f.path(),
-                &dialect(),
-                &schema,
-                &projection,
-                ParseErrorPolicy::Fail,
-                &mut |b| {
-                    out.push(b);
-                    true
-                },
-            )
-            .map(|_| out)
+            decode_csv_with(&schema, content, None, ParseErrorPolicy::Fail).map(|(out, _)| out)
         };
         let batches = decode("x,ts,ok\n1.5,2023-01-01 00:00:00.001,yes\n,,\n").unwrap();
         let b = &batches[0];
@@ -804,21 +800,8 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8View, true),
         ]));
-        let f = write("id,name\n1,a\n2,\n");
-        let projection = Projection::new(&schema, None).unwrap();
-        let mut out = Vec::new();
-        decode_csv_file(
-            f.path(),
-            &dialect(),
-            &schema,
-            &projection,
-            ParseErrorPolicy::Fail,
-            &mut |b| {
-                out.push(b);
-                true
-            },
-        )
-        .unwrap();
+        let (out, _) =
+            decode_csv_with(&schema, "id,name\n1,a\n2,\n", None, ParseErrorPolicy::Fail).unwrap();
         let names = out[0]
             .column(1)
             .as_any()

@@ -24,7 +24,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{SortOptions, interleave, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::row::{RowConverter, SortField};
@@ -36,7 +36,7 @@ use tributary_planner::RowKind;
 
 use super::ChangeBatch;
 use super::aggregate_input::key_column;
-use super::top_n::TopNSpec;
+use super::top_n::{TopNSpec, rank_output};
 
 /// No row yet / no candidate in this batch.
 const NONE: u32 = u32::MAX;
@@ -263,22 +263,7 @@ impl Deduplicate {
             let arrays: Vec<&dyn Array> = self.kept.iter().map(|b| b.column(c).as_ref()).collect();
             columns.push(interleave(&arrays, sources)?);
         }
-        let rank: ArrayRef = Arc::new(UInt64Array::from(vec![1u64; sources.len()]));
-        columns.push(rank);
-        let columns = columns
-            .into_iter()
-            .zip(self.spec.schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data = RecordBatch::try_new(self.spec.schema.clone(), columns)?;
-        let ops = Arc::new(Int8Array::from_iter_values(kinds.iter().map(|k| k.code())));
-        Ok(ChangeBatch { ops, data })
+        rank_output(&self.spec.schema, columns, vec![1; sources.len()], kinds)
     }
 
     /// Keeps only the winners, in one batch.
@@ -338,6 +323,7 @@ mod tests {
     use super::*;
     use crate::changelog::fold;
     use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::SchemaRef;
     use datafusion::physical_expr::expressions::Column;
 
     fn spec(descending: bool, nulls_first: bool) -> TopNSpec {

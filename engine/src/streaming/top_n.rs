@@ -333,27 +333,39 @@ impl TopN {
             return Ok(None);
         }
         let parser = self.rows.parser();
-        let mut columns: Vec<ArrayRef> =
+        let columns: Vec<ArrayRef> =
             decode_rows(&self.rows, out_rows.iter().map(|r| parser.parse(r)))?;
-        columns.push(Arc::new(UInt64Array::from(out_ranks)));
-        // The output's types (the rank may be declared differently).
-        let columns = columns
-            .into_iter()
-            .zip(self.spec.schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data = RecordBatch::try_new(self.spec.schema.clone(), columns)?;
-        let ops = Arc::new(Int8Array::from_iter_values(
-            out_kinds.iter().map(|k| k.code()),
-        ));
-        Ok(Some(ChangeBatch { ops, data }))
+        rank_output(&self.spec.schema, columns, out_ranks, &out_kinds).map(Some)
     }
+}
+
+/// The output of a rank operator: the input's `columns`, then the rank, as
+/// `schema` declares them (the rank may be declared other than
+/// `BIGINT UNSIGNED`), with `kinds`.
+///
+/// # Errors
+/// A column that cannot be cast to its declared type.
+pub(super) fn rank_output(
+    schema: &SchemaRef,
+    mut columns: Vec<ArrayRef>,
+    ranks: Vec<u64>,
+    kinds: &[RowKind],
+) -> Result<ChangeBatch> {
+    columns.push(Arc::new(UInt64Array::from(ranks)));
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                Ok(arrow::compute::cast(&c, f.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let data = RecordBatch::try_new(schema.clone(), columns)?;
+    let ops = Arc::new(Int8Array::from_iter_values(kinds.iter().map(|k| k.code())));
+    Ok(ChangeBatch { ops, data })
 }
 
 #[cfg(test)]
