@@ -125,7 +125,10 @@ impl Deduplicate {
     }
 
     /// Whether row `a` of `batch_a` comes before row `b` of `batch_b` by
-    /// their whole-row encodings (the general Top-N's tie-break).
+    /// their whole-row encodings (the general Top-N's tie-break): column by
+    /// column in arrow-row's order (ascending, NULLs first), values compared
+    /// in place; a column of a type not compared here falls back to
+    /// encoding both rows.
     fn row_before(
         &self,
         batch_a: &RecordBatch,
@@ -133,12 +136,21 @@ impl Deduplicate {
         batch_b: &RecordBatch,
         b: usize,
     ) -> Result<bool> {
-        let one = |batch: &RecordBatch, i: usize| -> Vec<ArrayRef> {
-            batch.columns().iter().map(|c| c.slice(i, 1)).collect()
-        };
-        let ra = self.rows.convert_columns(&one(batch_a, a))?;
-        let rb = self.rows.convert_columns(&one(batch_b, b))?;
-        Ok(ra.row(0) < rb.row(0))
+        for (x, y) in batch_a.columns().iter().zip(batch_b.columns()) {
+            match compare_values(x.as_ref(), a, y.as_ref(), b) {
+                Some(Ordering::Equal) => continue,
+                Some(order) => return Ok(order == Ordering::Less),
+                None => {
+                    let one = |batch: &RecordBatch, i: usize| -> Vec<ArrayRef> {
+                        batch.columns().iter().map(|c| c.slice(i, 1)).collect()
+                    };
+                    let ra = self.rows.convert_columns(&one(batch_a, a))?;
+                    let rb = self.rows.convert_columns(&one(batch_b, b))?;
+                    return Ok(ra.row(0) < rb.row(0));
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Processes one batch of `+I` rows; returns the changes.
@@ -290,6 +302,65 @@ impl Deduplicate {
         self.kept_rows = batch.num_rows();
         self.kept = vec![batch];
         Ok(())
+    }
+}
+
+/// Value `i` of `a` against value `j` of `b` (same type) as arrow-row
+/// orders them with default options: NULLs first, then ascending (floats by
+/// total order, strings by bytes); `None` for a type not compared here.
+fn compare_values(a: &dyn Array, i: usize, b: &dyn Array, j: usize) -> Option<Ordering> {
+    match (a.is_valid(i), b.is_valid(j)) {
+        (false, false) => return Some(Ordering::Equal),
+        (false, true) => return Some(Ordering::Less),
+        (true, false) => return Some(Ordering::Greater),
+        (true, true) => {}
+    }
+    use arrow::datatypes::TimeUnit;
+    use arrow::datatypes::{
+        Date32Type, Float32Type, Float64Type, Int32Type, TimestampMicrosecondType,
+        TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    };
+    macro_rules! primitive {
+        ($t:ty) => {
+            Some(
+                a.as_primitive::<$t>()
+                    .value(i)
+                    .cmp(&b.as_primitive::<$t>().value(j)),
+            )
+        };
+    }
+    match a.data_type() {
+        DataType::Int64 => primitive!(Int64Type),
+        DataType::Int32 => primitive!(Int32Type),
+        DataType::Date32 => primitive!(Date32Type),
+        DataType::Timestamp(TimeUnit::Second, _) => primitive!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => primitive!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => primitive!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => primitive!(TimestampNanosecondType),
+        DataType::Float64 => Some(
+            a.as_primitive::<Float64Type>()
+                .value(i)
+                .total_cmp(&b.as_primitive::<Float64Type>().value(j)),
+        ),
+        DataType::Float32 => Some(
+            a.as_primitive::<Float32Type>()
+                .value(i)
+                .total_cmp(&b.as_primitive::<Float32Type>().value(j)),
+        ),
+        DataType::Utf8View => Some(
+            a.as_string_view()
+                .value(i)
+                .as_bytes()
+                .cmp(b.as_string_view().value(j).as_bytes()),
+        ),
+        DataType::Utf8 => Some(
+            a.as_string::<i32>()
+                .value(i)
+                .as_bytes()
+                .cmp(b.as_string::<i32>().value(j).as_bytes()),
+        ),
+        DataType::Boolean => Some(a.as_boolean().value(i).cmp(&b.as_boolean().value(j))),
+        _ => None,
     }
 }
 
