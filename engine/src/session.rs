@@ -1141,6 +1141,25 @@ mod tests {
             out.contains("emit=on watermark, state=freed by watermark, changelogMode=[I]"),
             "{out}"
         );
+        // Each time bounded from above by the other side's row (Nexmark
+        // q4's form): a range join, each row freed at its own expiry.
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE a (id INT, ts TIMESTAMP(3), expires TIMESTAMP(3),
+                   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND);
+                 EXPLAIN SELECT a.id FROM a JOIN r ON a.id = r.k AND r.ts BETWEEN a.ts AND a.expires",
+            )
+            .await,
+        );
+        assert!(
+            out.contains("RangeJoin: type=Inner, on=[id@0 = k@0]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("late if left column 1 / right column 1 <= watermark, left rows expire at least([expires@2]), right rows expire at least([ts@1]), emit=on match, watermark=held until end of input, state=freed by watermark, changelogMode=[I]"),
+            "{out}"
+        );
         // A bound on one side only over bounded tables: a regular join.
         let out = text(
             &rows(

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{JoinType, NullEquality, ScalarValue};
+use datafusion::common::{DFSchema, JoinType, NullEquality, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
@@ -215,6 +215,11 @@ pub enum StreamNode {
         null_equals_null: bool,
         /// What frees the state.
         bound: TimeBound,
+        /// A range join's ([`TimeBound::Range`]) per-row expiries: TIMESTAMP
+        /// expressions over the left / the right input; a row leaves the
+        /// state once the watermark reaches the least of its side's (empty
+        /// for interval and window joins, whose bound gives the expiry).
+        expiries: [Vec<Arc<dyn PhysicalExpr>>; 2],
     },
     /// An event-time temporal join (Flink's `TemporalRowTimeJoinOperator`;
     /// see [`crate::temporal_join`]), INNER or LEFT, of two append-only
@@ -752,8 +757,32 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
     let append_only =
         left.changelog == ChangelogMode::AppendOnly && right.changelog == ChangelogMode::AppendOnly;
     if append_only && !join.null_aware {
-        match crate::time_join::classify(join) {
-            JoinTime::Bounded(bound) => {
+        let classified = crate::time_join::classify(join);
+        let ranged = match classified {
+            JoinTime::Bounded(bound) => Some((bound, [Vec::new(), Vec::new()])),
+            JoinTime::Ranged {
+                bound,
+                ref expiries,
+            } => {
+                let [l, r] = expiries;
+                let physical = |exprs: &Vec<Expr>, schema: &DFSchema| {
+                    exprs
+                        .iter()
+                        .map(|e| state.create_physical_expr(e.clone(), schema))
+                        .collect::<datafusion::error::Result<Vec<_>>>()
+                };
+                Some((
+                    bound,
+                    [physical(l, left_schema)?, physical(r, right_schema)?],
+                ))
+            }
+            _ => None,
+        };
+        match classified {
+            JoinTime::Bounded(_) | JoinTime::Ranged { .. } => {
+                let Some((bound, expiries)) = ranged else {
+                    return Err(Error::plan("a time-bounded join lost its bound"));
+                };
                 return Ok(StreamPlan {
                     node: StreamNode::TimeJoin {
                         left: Box::new(left),
@@ -764,6 +793,7 @@ async fn lower_join(state: &SessionState, join: &Join, schema: SchemaRef) -> Res
                         filter,
                         null_equals_null: join.null_equality == NullEquality::NullEqualsNull,
                         bound,
+                        expiries,
                     },
                     schema,
                     changelog: ChangelogMode::AppendOnly,
@@ -1507,6 +1537,7 @@ impl StreamPlan {
                 filter,
                 null_equals_null,
                 bound,
+                expiries,
                 ..
             } => {
                 let eq = if *null_equals_null {
@@ -1536,7 +1567,7 @@ impl StreamPlan {
                         "IntervalJoin",
                         format!(
                             "left column {left_time} - right column {right_time} in [{lower}ms, {upper}ms], emit=on match, watermark delay={}ms",
-                            bound.watermark_delay_ms()
+                            bound.watermark_delay_ms().unwrap_or_default()
                         ),
                     ),
                     TimeBound::Window {
@@ -1548,6 +1579,28 @@ impl StreamPlan {
                             "window_end left column {left_end} = right column {right_end}, emit=on watermark"
                         ),
                     ),
+                    TimeBound::Range {
+                        left_time,
+                        right_time,
+                    } => {
+                        let list = |exprs: &Vec<Arc<dyn PhysicalExpr>>| {
+                            exprs
+                                .iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        (
+                            "RangeJoin",
+                            format!(
+                                "late if left column {left_time} / right column {right_time} <= watermark, \
+                                 left rows expire at least([{}]), right rows expire at least([{}]), \
+                                 emit=on match, watermark=held until end of input",
+                                list(&expiries[0]),
+                                list(&expiries[1])
+                            ),
+                        )
+                    }
                 };
                 writeln!(
                     out,

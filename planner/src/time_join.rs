@@ -22,13 +22,31 @@
 //! OVER window its rows may arrive far behind the watermark, so it is no
 //! longer one (Flink likewise materializes time attributes there).
 //!
-//! A bound on one side only (`b.ts >= a.ts`, Nexmark q4/q9's `B.dateTime
-//! BETWEEN A.dateTime AND A.expires`, whose upper end is no time attribute)
-//! frees nothing: the join is a regular join, which the streaming planner
-//! refuses over unbounded inputs (see [`OneSided`]).
+//! - **Range join** (RisingWave's state cleaning by inequality conditions
+//!   over watermarked columns): the filter bounds each input's event-time
+//!   attribute from above by an expression of the *other* input's row, e.g.
+//!   Nexmark q4/q9's `B.dateTime BETWEEN A.dateTime AND A.expires`, i.e.
+//!   `A.dateTime <= B.dateTime` and `B.dateTime <= A.expires`. A conjunct
+//!   `P.t + c <= f(Q)` (`<` alike; `P.t` an event-time attribute of input
+//!   P, `f(Q)` any deterministic TIMESTAMP expression of the other input
+//!   Q's columns, no watermark needed) says a stored row q of Q can only
+//!   meet rows p with `p.t <= f(q) - c`; a row of P that is not late has
+//!   `p.t > watermark`, so q can leave the state once `f(q) - c <=
+//!   watermark`: its *expiry*. When both inputs get an expiry this way, the
+//!   join is a range join: each row is freed at its own expiry (the least of
+//!   its side's expressions) and rows whose bounded time attribute is at or
+//!   behind the watermark on arrival are late. Its output rows may carry
+//!   times far behind the watermark (a stored auction meets a bid until the
+//!   auction expires), so it forwards no watermark until its inputs end.
+//!
+//! A bound on one side only (`b.ts >= a.ts`, or `B.dateTime BETWEEN
+//! A.dateTime AND A.expires` where `B.dateTime` is no time attribute) frees
+//! nothing: the join is a regular join, which the streaming planner refuses
+//! over unbounded inputs (see [`OneSided`]).
 
+use arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, ExprSchema, ScalarValue};
-use datafusion::logical_expr::{BinaryExpr, Expr, Join, LogicalPlan, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, LogicalPlan, Operator};
 
 use crate::watermark::WATERMARK_DELAY_MS;
 use crate::window_tvf::WINDOW_COLUMN;
@@ -50,6 +68,12 @@ pub enum TimeBound {
     /// A window join: `left_end` / `right_end` index the `window_end`
     /// columns of the two inputs (equal in every matching pair).
     Window { left_end: usize, right_end: usize },
+    /// A range join (see the module doc): `left_time` / `right_time` index
+    /// the event-time attribute of each input that the other input bounds
+    /// from above (a row is late if it is at or behind the watermark on
+    /// arrival). Each row's expiry comes from expressions over its own
+    /// columns, carried beside this bound ([`JoinTime::Ranged`]).
+    Range { left_time: usize, right_time: usize },
 }
 
 impl TimeBound {
@@ -57,13 +81,16 @@ impl TimeBound {
     /// so that the event-time columns of its output rows are never behind
     /// the watermark that follows them (Flink's interval join delays its
     /// watermark the same way). 0 for a window join: it emits a window's rows
-    /// before the watermark that closed it.
-    pub fn watermark_delay_ms(&self) -> i64 {
+    /// before the watermark that closed it. None for a range join: no delay
+    /// is enough (a stored row meets new rows until its own expiry, which no
+    /// constant bounds), so it holds its watermark until its inputs end.
+    pub fn watermark_delay_ms(&self) -> Option<i64> {
         match self {
             TimeBound::Interval { lower, upper, .. } => {
-                0i64.max(lower.saturating_neg()).max(*upper)
+                Some(0i64.max(lower.saturating_neg()).max(*upper))
             }
-            TimeBound::Window { .. } => 0,
+            TimeBound::Window { .. } => Some(0),
+            TimeBound::Range { .. } => None,
         }
     }
 }
@@ -81,6 +108,15 @@ pub struct OneSided {
 pub enum JoinTime {
     /// A window or interval join.
     Bounded(TimeBound),
+    /// A range join: `bound` is a [`TimeBound::Range`]; `expiries[s]` are
+    /// TIMESTAMP expressions over input `s`'s schema (0 left, 1 right), at
+    /// least one per input: a row of `s` can leave the state once the
+    /// watermark (ms) reaches the least of them (NULL: the row never
+    /// matches).
+    Ranged {
+        bound: TimeBound,
+        expiries: [Vec<Expr>; 2],
+    },
     /// Event-time attributes of both inputs bounded on one side only.
     OneSided(OneSided),
     /// No bound between event-time attributes: a regular join.
@@ -92,7 +128,115 @@ pub fn classify(join: &Join) -> JoinTime {
     if let Some(bound) = window_join(join) {
         return JoinTime::Bounded(bound);
     }
-    interval_join(join)
+    match interval_join(join) {
+        JoinTime::Bounded(bound) => JoinTime::Bounded(bound),
+        other => range_join(join).unwrap_or(other),
+    }
+}
+
+/// The conjuncts of the join's filter, `BETWEEN` split into `>=` and `<=`.
+fn filter_conjuncts(filter: &Expr) -> Vec<Expr> {
+    let mut conjuncts: Vec<Expr> = Vec::new();
+    for c in datafusion::logical_expr::utils::split_conjunction(filter) {
+        match c {
+            Expr::Between(b) if !b.negated => {
+                conjuncts.push(Expr::BinaryExpr(BinaryExpr::new(
+                    b.expr.clone(),
+                    Operator::GtEq,
+                    b.low.clone(),
+                )));
+                conjuncts.push(Expr::BinaryExpr(BinaryExpr::new(
+                    b.expr.clone(),
+                    Operator::LtEq,
+                    b.high.clone(),
+                )));
+            }
+            other => conjuncts.push(other.clone()),
+        }
+    }
+    conjuncts
+}
+
+/// A range join (see the module doc): every conjunct `P.t + c <= f(Q)` (or
+/// `<`, or written the other way round) gives input Q the expiry `f(Q) -
+/// c`, `c` rounded down to whole ms so that a row is kept at most 1 ms
+/// longer. None unless both inputs get one and both keep their time
+/// attributes ([`rowtime_safe`]).
+fn range_join(join: &Join) -> Option<JoinTime> {
+    let filter = join.filter.as_ref()?;
+    let schemas = [join.left.schema().as_ref(), join.right.schema().as_ref()];
+    let mut late_time: [Option<usize>; 2] = [None, None];
+    let mut expiries: [Vec<Expr>; 2] = [Vec::new(), Vec::new()];
+    for conjunct in filter_conjuncts(filter) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &conjunct else {
+            continue;
+        };
+        // `lo <= hi` (or `<`)
+        let (lo, hi) = match op {
+            Operator::Lt | Operator::LtEq => (left.as_ref(), right.as_ref()),
+            Operator::Gt | Operator::GtEq => (right.as_ref(), left.as_ref()),
+            _ => continue,
+        };
+        let Some((t, c)) = time_term(lo) else {
+            continue;
+        };
+        let Some(p) = (0..2).find(|&s| schemas[s].has_column(t)) else {
+            continue;
+        };
+        let q = 1 - p;
+        if schemas[q].has_column(t) || !is_time_attribute(schemas[p], t) {
+            continue;
+        }
+        // `f(Q)`: deterministic, over Q's columns only, a TIMESTAMP.
+        let columns = hi.column_refs();
+        if columns.is_empty()
+            || hi.is_volatile()
+            || !columns
+                .iter()
+                .all(|c| schemas[q].has_column(c) && !schemas[p].has_column(c))
+            || !matches!(hi.get_type(schemas[q]), Ok(DataType::Timestamp(..)))
+        {
+            continue;
+        }
+        let Ok(t_index) = schemas[p].index_of_column(t) else {
+            continue;
+        };
+        match late_time[p] {
+            Some(i) if i != t_index => continue,
+            _ => late_time[p] = Some(t_index),
+        }
+        let c_ms = i64::try_from(c.div_euclid(1_000_000)).ok()?;
+        let expiry = if c_ms == 0 {
+            hi.clone()
+        } else {
+            Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(hi.clone()),
+                Operator::Minus,
+                Box::new(Expr::Literal(
+                    ScalarValue::new_interval_mdn(0, 0, c_ms.checked_mul(1_000_000)?),
+                    None,
+                )),
+            ))
+        };
+        if !expiries[q].contains(&expiry) {
+            expiries[q].push(expiry);
+        }
+    }
+    let (Some(left_time), Some(right_time)) = (late_time[0], late_time[1]) else {
+        return None;
+    };
+    if expiries.iter().any(Vec::is_empty)
+        || !(rowtime_safe(&join.left) && rowtime_safe(&join.right))
+    {
+        return None;
+    }
+    Some(JoinTime::Ranged {
+        bound: TimeBound::Range {
+            left_time,
+            right_time,
+        },
+        expiries,
+    })
 }
 
 /// `window_start = window_start AND window_end = window_end` among the
@@ -222,24 +366,7 @@ fn interval_join(join: &Join) -> JoinTime {
     let (ls, rs) = (join.left.schema(), join.right.schema());
     // (left column, right column) → (lower ns, upper ns, a conjunct)
     let mut pairs: Vec<((usize, usize), Option<i128>, Option<i128>, String)> = Vec::new();
-    let mut conjuncts: Vec<Expr> = Vec::new();
-    for c in datafusion::logical_expr::utils::split_conjunction(filter) {
-        match c {
-            Expr::Between(b) if !b.negated => {
-                conjuncts.push(Expr::BinaryExpr(BinaryExpr::new(
-                    b.expr.clone(),
-                    Operator::GtEq,
-                    b.low.clone(),
-                )));
-                conjuncts.push(Expr::BinaryExpr(BinaryExpr::new(
-                    b.expr.clone(),
-                    Operator::LtEq,
-                    b.high.clone(),
-                )));
-            }
-            other => conjuncts.push(other.clone()),
-        }
-    }
+    let conjuncts = filter_conjuncts(filter);
     for conjunct in &conjuncts {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conjunct else {
             continue;
@@ -336,16 +463,16 @@ mod tests {
             lower,
             upper,
         };
-        assert_eq!(b(-5_000, 10_000).watermark_delay_ms(), 10_000);
-        assert_eq!(b(-5_000, -1_000).watermark_delay_ms(), 5_000);
-        assert_eq!(b(1_000, 2_000).watermark_delay_ms(), 2_000);
+        assert_eq!(b(-5_000, 10_000).watermark_delay_ms(), Some(10_000));
+        assert_eq!(b(-5_000, -1_000).watermark_delay_ms(), Some(5_000));
+        assert_eq!(b(1_000, 2_000).watermark_delay_ms(), Some(2_000));
         assert_eq!(
             TimeBound::Window {
                 left_end: 0,
                 right_end: 0
             }
             .watermark_delay_ms(),
-            0
+            Some(0)
         );
     }
 }

@@ -85,6 +85,8 @@ pub(super) struct SideRows {
     dead: usize,
     track_time: bool,
     track_hash: bool,
+    /// Whether `matches` is kept (see [`SideRows::without_matches`]).
+    track_matches: bool,
 }
 
 impl SideRows {
@@ -111,7 +113,17 @@ impl SideRows {
             dead: 0,
             track_time,
             track_hash,
+            track_matches: true,
         }
+    }
+
+    /// The same side keeping no match count per row (8 bytes a row), for a
+    /// side whose join type never reads it (an inner side): then
+    /// [`SideRows::matches`] is always 0 and [`SideRows::set_matches`] keeps
+    /// only the write time.
+    pub fn without_matches(mut self) -> Self {
+        self.track_matches = false;
+        self
     }
 
     /// Live rows held.
@@ -200,7 +212,9 @@ impl SideRows {
         self.first_slot.push(first as u32);
         self.loc.extend((0..n as u32).map(|r| (b, r)));
         self.alive.resize(first + n, false);
-        self.matches.resize(first + n, 0);
+        if self.track_matches {
+            self.matches.resize(first + n, 0);
+        }
         if self.track_time {
             self.written_ms.resize(first + n, 0);
         }
@@ -247,7 +261,9 @@ impl SideRows {
             return;
         }
         self.alive[s] = true;
-        self.matches[s] = matches;
+        if self.track_matches {
+            self.matches[s] = matches;
+        }
         if self.track_time {
             self.written_ms[s] = now_ms;
         }
@@ -321,13 +337,15 @@ impl SideRows {
 
     /// A slot's match count.
     pub fn matches(&self, slot: u32) -> u64 {
-        self.matches[slot as usize]
+        self.matches.get(slot as usize).copied().unwrap_or(0)
     }
 
     /// Sets a slot's match count (a write, at `now_ms`).
     pub fn set_matches(&mut self, slot: u32, matches: u64, now_ms: u64) {
         let s = slot as usize;
-        self.matches[s] = matches;
+        if self.track_matches {
+            self.matches[s] = matches;
+        }
         if self.track_time {
             self.written_ms[s] = now_ms;
         }
@@ -415,6 +433,7 @@ impl SideRows {
         let mut new_id = vec![NIL; self.keys.len()];
         let mut moved = vec![NIL; self.loc.len()];
         let mut fresh = Self::new(self.schema.clone(), self.track_time, self.track_hash);
+        fresh.track_matches = self.track_matches;
         fresh.batches = batches;
         fresh.first_slot = first_slot;
         for (new, &old) in keep.iter().enumerate() {
@@ -429,7 +448,9 @@ impl SideRows {
                 .loc
                 .push((new / BATCH_ROWS as u32, new % BATCH_ROWS as u32));
             fresh.alive.push(false);
-            fresh.matches.push(0);
+            if self.track_matches {
+                fresh.matches.push(0);
+            }
             if self.track_time {
                 fresh.written_ms.push(0);
             }
@@ -442,7 +463,7 @@ impl SideRows {
             fresh.activate(
                 new,
                 new_id[k],
-                self.matches[o],
+                self.matches(old),
                 self.written_ms(old),
                 self.row_hash.get(o).copied().unwrap_or(0),
             );

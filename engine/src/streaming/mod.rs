@@ -610,6 +610,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             filter,
             null_equals_null,
             bound,
+            expiries,
         } => {
             // Same routing on both sides, as for the regular join.
             let left_inputs = inputs_of(left, tasks).await?;
@@ -622,6 +623,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             let name = match bound {
                 tributary_planner::time_join::TimeBound::Interval { .. } => "interval join",
                 tributary_planner::time_join::TimeBound::Window { .. } => "window join",
+                tributary_planner::time_join::TimeBound::Range { .. } => "range join",
             };
             let late = env.metrics.late_rows_recorder(name.to_string());
             let spec = time_bounded_join::TimeJoinSpec {
@@ -630,6 +632,7 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                 filter: filter.clone(),
                 null_equals_null: *null_equals_null,
                 bound: *bound,
+                expiries: expiries.clone(),
                 inputs: [left.schema.clone(), right.schema.clone()],
                 schema: plan.schema.clone(),
             };

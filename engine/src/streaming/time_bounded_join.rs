@@ -14,7 +14,11 @@
 //!
 //! - interval join, `l.t - r.t ∈ [lower, upper]`: a left row expires at
 //!   `l.t - lower`, a right row at `r.t + upper`;
-//! - window join: every row expires at `window_end - 1`.
+//! - window join: every row expires at `window_end - 1`;
+//! - range join (`TimeBound::Range`, e.g. Nexmark q4's `B.t BETWEEN A.t
+//!   AND A.expires`): a row expires at the least of its side's expiry
+//!   expressions, evaluated over its own columns (`A.expires` for an
+//!   auction, `B.t` for a bid; a NULL one means the row never matches).
 //!
 //! A row at or behind the watermark on arrival (`t <= watermark`; for a
 //! window join `window_end - 1 <= watermark`) is late: it may have missed
@@ -39,13 +43,15 @@
 //! The output watermark is the minimum over both inputs, held back by
 //! `TimeBound::watermark_delay_ms` (the largest bound of an interval join),
 //! so both inputs' event-time columns stay time attributes of the output
-//! (Flink delays its interval join's watermark the same way). Expired rows
-//! are emitted before the watermark that expired them.
+//! (Flink delays its interval join's watermark the same way); a range join,
+//! whose output rows can be arbitrarily far behind, forwards only the
+//! end-of-input watermark. Expired rows are emitted before the watermark
+//! that expired them.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{HashMap as DfHashMap, JoinType};
@@ -78,6 +84,10 @@ pub(super) struct TimeJoinSpec {
     pub null_equals_null: bool,
     /// What frees the state.
     pub bound: TimeBound,
+    /// A range join's expiry expressions over the left / the right input
+    /// (TIMESTAMP; a row expires at the least of its side's), empty for an
+    /// interval or window join.
+    pub expiries: [Vec<Arc<dyn PhysicalExpr>>; 2],
     /// The schemas of the left and the right input.
     pub inputs: [SchemaRef; 2],
     /// The output schema (DataFusion's join schema).
@@ -126,10 +136,11 @@ pub(super) fn start(
                     if !send_data(&tx, out).await || failed {
                         return;
                     }
-                    let held = if ts == END_OF_INPUT {
-                        ts
-                    } else {
-                        ts.saturating_sub(delay)
+                    let held = match delay {
+                        _ if ts == END_OF_INPUT => ts,
+                        Some(delay) => ts.saturating_sub(delay),
+                        // A range join forwards only the end of input.
+                        None => continue,
                     };
                     if !send(&tx, Ok(Message::Watermark { from: 0, ts: held })).await {
                         return;
@@ -161,8 +172,15 @@ struct Side {
     time: usize,
     /// A row is late if `time + late_offset <= watermark`.
     late_offset: i64,
-    /// A row expires at `time + expiry_offset`.
+    /// A row expires at `time + expiry_offset`, unless `expiry_exprs` is
+    /// not empty:
     expiry_offset: i64,
+    /// A range join's expiry expressions: a row expires at the least of
+    /// them (ms).
+    expiry_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Whether the join type reads this side's match flags (outer, SEMI or
+    /// ANTI side); an inner side keeps none.
+    reads_matches: bool,
 }
 
 impl Side {
@@ -304,7 +322,12 @@ impl TimeBoundedJoin {
                 left_end,
                 right_end,
             } => ([left_end, right_end], [-1, -1], [-1, -1], true),
+            TimeBound::Range {
+                left_time,
+                right_time,
+            } => ([left_time, right_time], [0, 0], [0, 0], false),
         };
+        let (padded, semi, output) = join_shape(spec.join_type, "streaming time-bounded")?;
         let side = |i: usize| -> Result<Side> {
             let schema = &spec.inputs[i];
             let time = times[i];
@@ -316,17 +339,24 @@ impl TimeBoundedJoin {
                     )));
                 }
             }
+            let reads_matches = padded[i] || semi.is_some_and(|(kept, _)| kept == i);
+            let held = SideRows::new(schema.clone(), false, false);
             Ok(Side {
                 keys: spec.keys[i].clone(),
                 schema: schema.clone(),
-                held: SideRows::new(schema.clone(), false, false),
+                held: if reads_matches {
+                    held
+                } else {
+                    held.without_matches()
+                },
                 expiries: Vec::new(),
                 time,
                 late_offset: late_offsets[i],
                 expiry_offset: expiry_offsets[i],
+                expiry_exprs: spec.expiries[i].clone(),
+                reads_matches,
             })
         };
-        let (padded, semi, output) = join_shape(spec.join_type, "streaming time-bounded")?;
         Ok(Self {
             sides: [side(0)?, side(1)?],
             key: RowConverter::new(key_fields)?,
@@ -353,6 +383,42 @@ impl TimeBoundedJoin {
         Ok(event_time_ms(batch.column(self.sides[s].time))?
             .iter()
             .collect())
+    }
+
+    /// The expiries (ms) of side `s`'s rows in `batch`, whose times are
+    /// `times` (None: the row can never match).
+    fn expiries(
+        &self,
+        s: usize,
+        batch: &RecordBatch,
+        times: &[Option<i64>],
+    ) -> Result<Vec<Option<i64>>> {
+        let side = &self.sides[s];
+        if side.expiry_exprs.is_empty() {
+            return Ok(times
+                .iter()
+                .map(|t| t.map(|t| t.saturating_add(side.expiry_offset)))
+                .collect());
+        }
+        let n = batch.num_rows();
+        let mut out: Vec<Option<i64>> = vec![Some(i64::MAX); n];
+        for e in &side.expiry_exprs {
+            let column = e.evaluate(batch)?.into_array(n)?;
+            // Finer than ms: the cast to ms truncates, so keep the row 1 ms
+            // longer rather than free it before its time.
+            let round_up = i64::from(matches!(
+                column.data_type(),
+                DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
+            ));
+            let ms = event_time_ms(&column)?;
+            for (o, v) in out.iter_mut().zip(ms.iter()) {
+                *o = match (*o, v) {
+                    (Some(a), Some(b)) => Some(a.min(b.saturating_add(round_up))),
+                    _ => None,
+                };
+            }
+        }
+        Ok(out)
     }
 
     /// The encoded join keys of side `s`'s rows in `batch`, and whether each
@@ -408,6 +474,7 @@ impl TimeBoundedJoin {
             ));
         }
         let times = self.times(s, &change.data)?;
+        let expiries = self.expiries(s, &change.data, &times)?;
         let (key_rows, joinable) = self.keys(s, &change.data)?;
         let key_of = |i: usize| -> &[u8] {
             match &key_rows {
@@ -424,7 +491,7 @@ impl TimeBoundedJoin {
         for (i, t) in times.iter().enumerate() {
             match t {
                 Some(t) if t.saturating_add(side.late_offset) <= watermark => late.push(i as u32),
-                Some(_) if joinable[i] => live.push(i),
+                Some(_) if joinable[i] && expiries[i].is_some() => live.push(i),
                 _ => {
                     if self.emits_unmatched(s) {
                         out.push_side(s, i as u32);
@@ -434,29 +501,40 @@ impl TimeBoundedJoin {
         }
         self.late.record(&change.data, &late, watermark)?;
 
-        // Candidates (interval join): the other side's rows under the live
-        // rows' distinct keys, gathered once.
+        // The live rows' distinct keys (one hash per row, here only): each
+        // live row's index among them, and each one's first row. Candidates
+        // (interval join): the other side's rows under each distinct key,
+        // gathered once.
         let mut cand_slots: Vec<u32> = Vec::new();
-        let mut live_range: Vec<(usize, usize)> = Vec::with_capacity(live.len());
-        if !self.on_close {
-            let mut range_of: DfHashMap<&[u8], (usize, usize)> = DfHashMap::new();
+        let mut distinct_of: Vec<u32> = Vec::with_capacity(live.len());
+        let mut distinct_first: Vec<usize> = Vec::new();
+        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
+        {
+            let mut index_of: DfHashMap<&[u8], u32> = DfHashMap::new();
             let other = &self.sides[o].held;
             for &i in &live {
                 let key = key_of(i);
-                let range = *range_of.entry(key).or_insert_with(|| {
-                    let start = cand_slots.len();
-                    if let Some(id) = other.key_id(key) {
-                        other.slots_of(id, &mut cand_slots);
+                let d = *index_of.entry(key).or_insert_with(|| {
+                    distinct_first.push(i);
+                    if !self.on_close {
+                        let start = cand_slots.len();
+                        if let Some(id) = other.key_id(key) {
+                            other.slots_of(id, &mut cand_slots);
+                        }
+                        distinct_range.push((start, cand_slots.len()));
                     }
-                    (start, cand_slots.len())
+                    (distinct_first.len() - 1) as u32
                 });
-                live_range.push(range);
+                distinct_of.push(d);
             }
         }
         let cand_columns = self.sides[o].held.gather(&cand_slots)?;
         let mut pair_probe: Vec<u32> = Vec::new();
         let mut pair_cand: Vec<u32> = Vec::new();
-        for (&i, &(a, b)) in live.iter().zip(&live_range) {
+        for (&i, &d) in live.iter().zip(&distinct_of) {
+            let Some(&(a, b)) = distinct_range.get(d as usize) else {
+                continue;
+            };
             for j in a..b {
                 pair_probe.push(i as u32);
                 pair_cand.push(j as u32);
@@ -491,13 +569,15 @@ impl TimeBoundedJoin {
         // row; each is marked matched in the state. (Each candidate is in
         // the list once: the list is built per distinct key.)
         let semi_kept_o = self.semi == Some((o, false));
-        for (j, now) in cand_matched_now.iter().enumerate() {
-            let slot = cand_slots[j];
-            if *now && self.sides[o].held.matches(slot) == 0 {
-                if semi_kept_o {
-                    out.push_side(o, j as u32);
+        if self.sides[o].reads_matches {
+            for (j, now) in cand_matched_now.iter().enumerate() {
+                let slot = cand_slots[j];
+                if *now && self.sides[o].held.matches(slot) == 0 {
+                    if semi_kept_o {
+                        out.push_side(o, j as u32);
+                    }
+                    self.sides[o].held.set_matches(slot, 1, 0);
                 }
-                self.sides[o].held.set_matches(slot, 1, 0);
             }
         }
         // The new rows: SEMI emits a kept row that matched; all are stored.
@@ -514,17 +594,21 @@ impl TimeBoundedJoin {
         };
         let side = &mut self.sides[s];
         let first = side.held.append(stored)?;
+        // One key-index lookup per distinct key, not per row.
+        let key_ids: Vec<u32> = distinct_first
+            .iter()
+            .map(|&i| side.held.key_id_or_insert(key_of(i)))
+            .collect();
         let mut run = Vec::with_capacity(live.len());
-        for (k, &i) in live.iter().enumerate() {
+        for (k, (&i, &d)) in live.iter().zip(&distinct_of).enumerate() {
             if semi_kept_s && new_matched[i] {
                 out.push_side(s, i as u32);
             }
-            let Some(t) = times[i] else { continue };
+            let Some(expiry) = expiries[i] else { continue };
             let slot = first + k as u32;
-            let key = side.held.key_id_or_insert(key_of(i));
             side.held
-                .activate(slot, key, u64::from(new_matched[i]), 0, 0);
-            run.push((t.saturating_add(side.expiry_offset), slot));
+                .activate(slot, key_ids[d as usize], u64::from(new_matched[i]), 0, 0);
+            run.push((expiry, slot));
         }
         if !run.is_empty() {
             side.push_run(run);
@@ -764,7 +848,7 @@ mod tests {
         let late = Arc::new(AtomicU64::new(0));
         let filter = match bound {
             TimeBound::Interval { .. } => Some(within_a_second()),
-            TimeBound::Window { .. } => None,
+            TimeBound::Window { .. } | TimeBound::Range { .. } => None,
         };
         let op = TimeBoundedJoin::try_new(
             TimeJoinSpec {
@@ -776,6 +860,7 @@ mod tests {
                 filter,
                 null_equals_null: false,
                 bound,
+                expiries: [Vec::new(), Vec::new()],
                 inputs: [side_schema(), side_schema()],
                 schema: out_schema(join_type),
             },
@@ -956,6 +1041,101 @@ mod tests {
         op.process(1, &rows(&[(2, 10_000)]), 9_999).unwrap();
         assert_eq!(late.load(Ordering::Relaxed), 1);
         assert_eq!(show(&op.expire(END_OF_INPUT).unwrap()), ["1 20000 1 20000"]);
+        assert_eq!(stored(&op), [0, 0]);
+    }
+
+    /// A range join as Nexmark q4's `r.ts BETWEEN l.ts AND l.expires`, with
+    /// `expires` the expression `l.ts + 5 s`: left rows expire at `ts + 5 s`
+    /// (their own expression), right rows at `ts` (the left time's upper
+    /// bound).
+    fn range_join(join_type: JoinType) -> (TimeBoundedJoin, Arc<AtomicU64>) {
+        let late = Arc::new(AtomicU64::new(0));
+        let five: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(
+            datafusion::common::ScalarValue::new_interval_mdn(0, 0, 5_000_000_000),
+        ));
+        let ts = |i: usize| -> Arc<dyn PhysicalExpr> { Arc::new(Column::new("ts", i)) };
+        let expires = |i: usize| -> Arc<dyn PhysicalExpr> {
+            Arc::new(BinaryExpr::new(ts(i), Operator::Plus, five.clone()))
+        };
+        let filter: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(ts(3), Operator::GtEq, ts(1))),
+            Operator::And,
+            Arc::new(BinaryExpr::new(ts(3), Operator::LtEq, expires(1))),
+        ));
+        let op = TimeBoundedJoin::try_new(
+            TimeJoinSpec {
+                join_type,
+                keys: [
+                    vec![Arc::new(Column::new("k", 0))],
+                    vec![Arc::new(Column::new("k", 0))],
+                ],
+                filter: Some(filter),
+                null_equals_null: false,
+                bound: TimeBound::Range {
+                    left_time: 1,
+                    right_time: 1,
+                },
+                expiries: [vec![expires(1)], vec![ts(1)]],
+                inputs: [side_schema(), side_schema()],
+                schema: out_schema(join_type),
+            },
+            LateRows::new(
+                "test".into(),
+                late.clone(),
+                Arc::new(AtomicU64::new(0)),
+                0,
+                None,
+            ),
+        )
+        .unwrap();
+        (op, late)
+    }
+
+    #[test]
+    fn range_join_frees_each_row_at_its_own_expiry() {
+        let (mut op, late) = range_join(JoinType::Inner);
+        // An inner join keeps no match counts.
+        assert!(!op.sides[0].reads_matches && !op.sides[1].reads_matches);
+        op.process(0, &rows(&[(1, 10_000), (2, 10_000)]), i64::MIN)
+            .unwrap();
+        // Before the left row, inside [ts, ts + 5 s], after it.
+        let out = op
+            .process(
+                1,
+                &rows(&[(1, 9_000), (1, 12_000), (1, 12_000), (2, 16_000)]),
+                i64::MIN,
+            )
+            .unwrap();
+        assert_eq!(show(&out), ["1 10000 1 12000", "1 10000 1 12000"]);
+        assert_eq!(stored(&op), [2, 4]);
+        // A right row leaves once the watermark reaches its time (no left
+        // row that is not late can start at or before it any more).
+        op.expire(11_999).unwrap();
+        assert_eq!(stored(&op), [2, 3]);
+        // Left rows leave at ts + 5 s, right rows at ts.
+        op.expire(15_000).unwrap();
+        assert_eq!(stored(&op), [0, 1]);
+        // A left row at the watermark is late; one after it still meets the
+        // right row held until 16 s.
+        let out = op
+            .process(0, &rows(&[(2, 15_000), (2, 15_500)]), 15_000)
+            .unwrap();
+        assert_eq!(show(&out), ["2 15500 2 16000"]);
+        assert_eq!(late.load(Ordering::Relaxed), 1);
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn outer_range_join_pads_a_row_when_its_own_expiry_passes() {
+        let (mut op, _) = range_join(JoinType::Left);
+        assert!(op.sides[0].reads_matches && !op.sides[1].reads_matches);
+        op.process(0, &rows(&[(1, 10_000), (2, 10_000)]), i64::MIN)
+            .unwrap();
+        op.process(1, &rows(&[(1, 11_000)]), i64::MIN).unwrap();
+        // Key 2 could still meet a right row up to 15 s: nothing padded yet.
+        assert_eq!(op.expire(14_999).unwrap().num_rows(), 0);
+        assert_eq!(show(&op.expire(15_000).unwrap()), ["2 10000 - -"]);
         assert_eq!(stored(&op), [0, 0]);
     }
 }
