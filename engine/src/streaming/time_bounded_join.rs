@@ -845,11 +845,22 @@ mod tests {
     }
 
     fn join(join_type: JoinType, bound: TimeBound) -> (TimeBoundedJoin, Arc<AtomicU64>) {
-        let late = Arc::new(AtomicU64::new(0));
         let filter = match bound {
             TimeBound::Interval { .. } => Some(within_a_second()),
             TimeBound::Window { .. } | TimeBound::Range { .. } => None,
         };
+        join_with(join_type, filter, bound, [Vec::new(), Vec::new()])
+    }
+
+    /// A join of two `(k, ts)` sides on `k` with `filter`, `bound` and each
+    /// side's `expiries`; also the late-row counter.
+    fn join_with(
+        join_type: JoinType,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        bound: TimeBound,
+        expiries: [Vec<Arc<dyn PhysicalExpr>>; 2],
+    ) -> (TimeBoundedJoin, Arc<AtomicU64>) {
+        let late = Arc::new(AtomicU64::new(0));
         let op = TimeBoundedJoin::try_new(
             TimeJoinSpec {
                 join_type,
@@ -860,7 +871,7 @@ mod tests {
                 filter,
                 null_equals_null: false,
                 bound,
-                expiries: [Vec::new(), Vec::new()],
+                expiries,
                 inputs: [side_schema(), side_schema()],
                 schema: out_schema(join_type),
             },
@@ -1049,7 +1060,6 @@ mod tests {
     /// (their own expression), right rows at `ts` (the left time's upper
     /// bound).
     fn range_join(join_type: JoinType) -> (TimeBoundedJoin, Arc<AtomicU64>) {
-        let late = Arc::new(AtomicU64::new(0));
         let five: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(
             datafusion::common::ScalarValue::new_interval_mdn(0, 0, 5_000_000_000),
         ));
@@ -1062,33 +1072,15 @@ mod tests {
             Operator::And,
             Arc::new(BinaryExpr::new(ts(3), Operator::LtEq, expires(1))),
         ));
-        let op = TimeBoundedJoin::try_new(
-            TimeJoinSpec {
-                join_type,
-                keys: [
-                    vec![Arc::new(Column::new("k", 0))],
-                    vec![Arc::new(Column::new("k", 0))],
-                ],
-                filter: Some(filter),
-                null_equals_null: false,
-                bound: TimeBound::Range {
-                    left_time: 1,
-                    right_time: 1,
-                },
-                expiries: [vec![expires(1)], vec![ts(1)]],
-                inputs: [side_schema(), side_schema()],
-                schema: out_schema(join_type),
+        join_with(
+            join_type,
+            Some(filter),
+            TimeBound::Range {
+                left_time: 1,
+                right_time: 1,
             },
-            LateRows::new(
-                "test".into(),
-                late.clone(),
-                Arc::new(AtomicU64::new(0)),
-                0,
-                None,
-            ),
+            [vec![expires(1)], vec![ts(1)]],
         )
-        .unwrap();
-        (op, late)
     }
 
     #[test]
