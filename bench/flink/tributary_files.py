@@ -15,10 +15,11 @@ For each query of nexmark-bench's list (nexmark_queries.queries), in each mode:
   summary of the folded table.
 
 Every process gets --timeout seconds; past that it is killed and recorded as
-"timeout".
+"timeout". With --repeat N each timing runs N times and the median run (by
+the CLI's time) is recorded, with every run's time in "runs".
 
     python3 tributary_files.py --cli PATH --path DIR --events N --json OUT.json \
-        [--modes streaming,batch] [--queries q0,q2] [--summaries OUT-PREFIX]
+        [--modes streaming,batch] [--queries q0,q2] [--repeat N] [--summaries OUT-PREFIX]
 """
 
 import argparse
@@ -98,6 +99,7 @@ def main():
     a.add_argument("--modes", default="streaming,batch")
     a.add_argument("--queries", default="")
     a.add_argument("--timeout", type=float, default=600, help="seconds per process")
+    a.add_argument("--repeat", type=int, default=1, help="runs per timing; the median is recorded")
     a.add_argument("--json", required=True, help="timings out")
     a.add_argument("--summaries", help="write answer summaries to PREFIX-batch.json and PREFIX-streaming.json")
     args = a.parse_args()
@@ -118,9 +120,15 @@ def main():
             script = (f"{ddl} CREATE TABLE sink ({sink}) WITH ('connector' = 'blackhole');\n"
                       f"INSERT INTO sink {sql};")
             try:
-                out, wall, rss = run_cli(args.cli, mode, script, args.timeout)
-                m = re.search(r"\(([\d.]+) sec\)", out.strip().splitlines()[-1])
-                res[name][mode] = {"seconds": float(m.group(1)) if m else wall, "wall": wall, "rss_mib": rss}
+                runs = []
+                for _ in range(max(args.repeat, 1)):
+                    out, wall, rss = run_cli(args.cli, mode, script, args.timeout)
+                    m = re.search(r"\(([\d.]+) sec\)", out.strip().splitlines()[-1])
+                    runs.append({"seconds": float(m.group(1)) if m else wall, "wall": wall, "rss_mib": rss})
+                runs.sort(key=lambda r: r["seconds"])
+                res[name][mode] = dict(runs[len(runs) // 2])
+                if len(runs) > 1:
+                    res[name][mode]["runs"] = [r["seconds"] for r in runs]
             except TimeoutError:
                 res[name][mode] = {"timeout": args.timeout}
             except RuntimeError as e:
