@@ -54,7 +54,7 @@ use tokio::task::JoinSet;
 use tributary_planner::RowKind;
 use tributary_planner::streaming::{Retraction, StreamAggregate};
 
-use super::native_state::{self, NativeColumn, NativeKind};
+use super::native_state::{self, DistinctSet, NativeColumn, NativeKind};
 use super::state_ttl::{Clock, StateTtl};
 use super::value_multiset::{Measure, ValueMultiset};
 use super::{
@@ -225,6 +225,42 @@ enum AggColumn {
     Boxed(Vec<Option<BoxedState>>),
 }
 
+/// `weights` with 0 where `filter` (an aggregate's `FILTER (WHERE ...)`) is
+/// not true: such rows weigh nothing for that aggregate.
+fn filtered_weights(weights: &[i8], filter: Option<&BooleanArray>) -> Vec<i8> {
+    match filter {
+        None => weights.to_vec(),
+        Some(mask) => weights
+            .iter()
+            .zip(mask.iter())
+            .map(|(w, keep)| if keep == Some(true) { *w } else { 0 })
+            .collect(),
+    }
+}
+
+/// One [`DistinctSet`] per argument of the `COUNT(DISTINCT)` columns: those
+/// over the same expression share one (in `members` order: bit `k` is the
+/// `k`-th of them).
+fn distinct_sets(aggregates: &[StreamAggregate], columns: &[AggColumn]) -> Vec<DistinctSet> {
+    let argument = |j: usize| aggregates[j].expr.expressions().first().cloned();
+    let mut sets: Vec<DistinctSet> = Vec::new();
+    for (j, column) in columns.iter().enumerate() {
+        if !matches!(column, AggColumn::Native(n) if n.kind() == NativeKind::DistinctInt) {
+            continue;
+        }
+        let shared = sets.iter_mut().find(|s| {
+            s.members().len() < DistinctSet::MAX_MEMBERS && argument(s.members()[0]) == argument(j)
+        });
+        match shared {
+            Some(set) => {
+                set.join(j);
+            }
+            None => sets.push(DistinctSet::new(j)),
+        }
+    }
+    sets
+}
+
 /// Below this many dead group slots the key index is never compacted.
 const COMPACT_MIN_DEAD: usize = 4096;
 
@@ -240,6 +276,9 @@ struct GroupAggregate {
     index: Option<Box<dyn GroupValues>>,
     /// Each aggregate's state over group indices.
     columns: Vec<AggColumn>,
+    /// The value pairs of the `COUNT(DISTINCT)` columns
+    /// ([`NativeKind::DistinctInt`]), one set per argument they share.
+    distinct: Vec<DistinctSet>,
     /// Rows of each group now in the input (inserted minus retracted); a
     /// group with rows holds a key and has emitted its result. A group
     /// with none is a dead slot (deleted or expired key), its state empty.
@@ -306,7 +345,8 @@ impl GroupAggregate {
                     None => AggColumn::Boxed(Vec::new()),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let distinct = distinct_sets(&aggregates, &columns);
         let mut op = Self {
             group,
             aggregates,
@@ -314,6 +354,7 @@ impl GroupAggregate {
             key_schema,
             index,
             columns,
+            distinct,
             rows: Vec::new(),
             written_ms: Vec::new(),
             live: 0,
@@ -385,6 +426,9 @@ impl GroupAggregate {
                 AggColumn::Native(n) => n.reset(g),
                 AggColumn::Boxed(b) => b[g] = None,
             }
+        }
+        for set in &mut self.distinct {
+            set.reset(g);
         }
     }
 
@@ -617,28 +661,38 @@ impl GroupAggregate {
     ) -> Result<()> {
         let any_retraction = weights.iter().any(|w| *w < 0);
         let ttl_set = self.ttl.is_some();
+        for set in &mut self.distinct {
+            let members = set.members();
+            let values = args[members[0]].first().ok_or_else(|| {
+                DataFusionError::Internal("COUNT(DISTINCT) without an argument".into())
+            })?;
+            let member_weights: Vec<Vec<i8>> = members
+                .iter()
+                .map(|&j| filtered_weights(weights, filters[j].as_ref()))
+                .collect();
+            let mut columns: Vec<&mut NativeColumn> = self
+                .columns
+                .iter_mut()
+                .enumerate()
+                .filter(|(j, _)| members.contains(j))
+                .filter_map(|(_, c)| match c {
+                    AggColumn::Native(n) => Some(n),
+                    AggColumn::Boxed(_) => None,
+                })
+                .collect();
+            set.update(values, group_of_row, &member_weights, &mut columns)?;
+        }
         for (j, column) in self.columns.iter_mut().enumerate() {
             let AggColumn::Native(column) = column else {
                 continue;
             };
+            if column.kind() == NativeKind::DistinctInt {
+                continue; // folded by its DistinctSet above
+            }
             let values = args[j].first().ok_or_else(|| {
                 DataFusionError::Internal("an aggregate without an argument".into())
             })?;
-            // FILTER (WHERE ...): rows where it is not true weigh nothing.
-            let weights: Vec<i8> = match &filters[j] {
-                None => weights.to_vec(),
-                Some(mask) => weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| {
-                        if mask.is_valid(i) && mask.value(i) {
-                            *w
-                        } else {
-                            0
-                        }
-                    })
-                    .collect(),
-            };
+            let weights = filtered_weights(weights, filters[j].as_ref());
             if !any_retraction {
                 column.update(values, group_of_row, &weights)?;
                 continue;
@@ -888,6 +942,9 @@ impl GroupAggregate {
                 AggColumn::Native(n) => n.retain(&keep),
                 AggColumn::Boxed(b) => native_state::retain(b, &keep),
             }
+        }
+        for set in &mut self.distinct {
+            set.retain(&keep);
         }
         self.rows.shrink_to_fit();
         Ok(())

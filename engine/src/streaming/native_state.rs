@@ -11,9 +11,13 @@
 //! and `+U` (the new one) for each key a batch changed.
 //!
 //! `COUNT(DISTINCT x)` of an integer `x` over an append-only input without
-//! a state TTL (no key is ever dropped) is columnar too: one hash set of
-//! (group, value) pairs for all groups, and a count per group of the pairs
-//! it added.
+//! a state TTL (no key is ever dropped) is columnar too: a count per group
+//! in its [`NativeColumn`], and one [`DistinctSet`] of (group, value) pairs
+//! for all groups, shared by every such aggregate over the same `x` (e.g.
+//! `COUNT(DISTINCT bidder) FILTER (WHERE price < 10000)` and the same
+//! without the filter), as Flink shares distinct state between distinct
+//! aggregates that differ only in their `FILTER` (Flink's docs,
+//! "Performance Tuning", "Use FILTER Modifier on Distinct Aggregates").
 //!
 //! Semantics are DataFusion's (so both modes agree): `COUNT` counts
 //! non-NULL argument values (`COUNT(*)` is `COUNT(1)`), `SUM` is NULL over
@@ -26,7 +30,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::common::HashSet;
+use datafusion::common::HashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
@@ -89,8 +93,6 @@ pub(super) struct NativeColumn {
     n: Vec<i64>,
     ints: Vec<i64>,
     floats: Vec<f64>,
-    /// `DistinctInt`: the (group, value) pairs seen.
-    seen: HashSet<(usize, i64)>,
 }
 
 impl NativeColumn {
@@ -100,7 +102,6 @@ impl NativeColumn {
             n: Vec::new(),
             ints: Vec::new(),
             floats: Vec::new(),
-            seen: HashSet::default(),
         }
     }
 
@@ -114,12 +115,14 @@ impl NativeColumn {
         }
     }
 
-    /// Empties group `g` (its key was deleted or expired).
+    /// Which aggregate this column computes.
+    pub fn kind(&self) -> NativeKind {
+        self.kind
+    }
+
+    /// Empties group `g` (its key was deleted or expired; a `DistinctInt`
+    /// column's pairs are its [`DistinctSet`]'s to drop).
     pub fn reset(&mut self, g: usize) {
-        if self.kind == NativeKind::DistinctInt && self.n[g] > 0 {
-            // Never planned where a key can be dropped; correct, not fast.
-            self.seen.retain(|(group, _)| *group != g);
-        }
         self.n[g] = 0;
         if let Some(v) = self.ints.get_mut(g) {
             *v = 0;
@@ -132,21 +135,6 @@ impl NativeColumn {
     /// Keeps the groups where `keep` is true, in order (after the key
     /// index was compacted the same way).
     pub fn retain(&mut self, keep: &[bool]) {
-        if !self.seen.is_empty() {
-            // New group index: the number of kept groups before it.
-            let mut new_index = Vec::with_capacity(keep.len());
-            let mut next = 0usize;
-            for k in keep {
-                new_index.push(next);
-                next += usize::from(*k);
-            }
-            self.seen = self
-                .seen
-                .drain()
-                .filter(|(g, _)| keep[*g])
-                .map(|(g, v)| (new_index[g], v))
-                .collect();
-        }
         retain(&mut self.n, keep);
         retain(&mut self.ints, keep);
         retain(&mut self.floats, keep);
@@ -170,18 +158,9 @@ impl NativeColumn {
                 }
             }
             NativeKind::DistinctInt => {
-                let values = int64(values)?;
-                let values = values.as_primitive::<Int64Type>().values();
-                for (i, (&g, &w)) in rows {
-                    if w < 0 {
-                        return Err(DataFusionError::Internal(
-                            "COUNT(DISTINCT) with inline state cannot take retractions".into(),
-                        ));
-                    }
-                    if w > 0 && valid(i) && self.seen.insert((g, values[i])) {
-                        self.n[g] += 1;
-                    }
-                }
+                return Err(DataFusionError::Internal(
+                    "COUNT(DISTINCT) is folded by its DistinctSet".into(),
+                ));
             }
             NativeKind::SumInt => {
                 let values = int64(values)?;
@@ -284,6 +263,113 @@ impl NativeColumn {
     #[cfg(test)]
     fn groups(&self) -> usize {
         self.n.len()
+    }
+}
+
+/// The (group, value) pairs counted by the `COUNT(DISTINCT x)` columns
+/// ([`NativeKind::DistinctInt`]) of one `GROUP BY` that count the same `x`,
+/// each under its own `FILTER`: one hash table for all of them, each pair
+/// with a bit per column that has counted it, so a row costs one probe
+/// however many of them there are (see the module's header).
+#[derive(Debug)]
+pub(super) struct DistinctSet {
+    /// The sharing aggregates (indices into the `GROUP BY`'s aggregates):
+    /// bit `k` of a pair's mask stands for `members[k]`. At most 64.
+    members: Vec<usize>,
+    seen: HashMap<(usize, i64), u64>,
+}
+
+impl DistinctSet {
+    /// Most aggregates one set serves (the bits of its masks).
+    pub const MAX_MEMBERS: usize = 64;
+
+    pub fn new(first: usize) -> Self {
+        Self {
+            members: vec![first],
+            seen: HashMap::default(),
+        }
+    }
+
+    pub fn members(&self) -> &[usize] {
+        &self.members
+    }
+
+    /// Adds aggregate `j`; false if the set is full.
+    pub fn join(&mut self, j: usize) -> bool {
+        let room = self.members.len() < Self::MAX_MEMBERS;
+        if room {
+            self.members.push(j);
+        }
+        room
+    }
+
+    /// Folds in the rows of `values`: row `i` counts for member `k` when
+    /// `weights[k][i]` is +1 (0: skipped, e.g. by its `FILTER`) and the
+    /// value is not NULL; a value new to member `k` in group `groups[i]`
+    /// adds one to `columns[k]`'s count of that group. `weights` and
+    /// `columns` follow [`Self::members`].
+    ///
+    /// # Errors
+    /// A retraction (weight -1): never planned, the state is append-only.
+    pub fn update(
+        &mut self,
+        values: &ArrayRef,
+        groups: &[usize],
+        weights: &[Vec<i8>],
+        columns: &mut [&mut NativeColumn],
+    ) -> Result<()> {
+        if weights.iter().any(|w| w.iter().any(|w| *w < 0)) {
+            return Err(DataFusionError::Internal(
+                "COUNT(DISTINCT) with inline state cannot take retractions".into(),
+            ));
+        }
+        let values = int64(values)?;
+        let nulls = values.logical_nulls();
+        let values = values.as_primitive::<Int64Type>().values();
+        for (i, (&g, &v)) in groups.iter().zip(values.iter()).enumerate() {
+            let mut wanted = 0u64;
+            for (k, w) in weights.iter().enumerate() {
+                wanted |= u64::from(w[i] > 0) << k;
+            }
+            if wanted == 0 || nulls.as_ref().is_some_and(|b| b.is_null(i)) {
+                continue;
+            }
+            let counted = self.seen.entry((g, v)).or_insert(0);
+            let mut new = wanted & !*counted;
+            *counted |= new;
+            while new != 0 {
+                columns[new.trailing_zeros() as usize].n[g] += 1;
+                new &= new - 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops group `g`'s pairs (its key was deleted; never planned where
+    /// a key can be dropped, so correct rather than fast).
+    pub fn reset(&mut self, g: usize) {
+        self.seen.retain(|(group, _), _| *group != g);
+    }
+
+    /// Keeps the pairs of the groups where `keep` is true, renumbered as
+    /// [`NativeColumn::retain`] renumbers groups.
+    pub fn retain(&mut self, keep: &[bool]) {
+        if self.seen.is_empty() {
+            return;
+        }
+        // New group index: the number of kept groups before it.
+        let mut new_index = Vec::with_capacity(keep.len());
+        let mut next = 0usize;
+        for k in keep {
+            new_index.push(next);
+            next += usize::from(*k);
+        }
+        self.seen = self
+            .seen
+            .drain()
+            .filter(|((g, _), _)| keep[*g])
+            .map(|((g, v), mask)| ((new_index[g], v), mask))
+            .collect();
     }
 }
 
@@ -407,18 +493,79 @@ mod tests {
     fn distinct_counts_per_group_survive_compaction() {
         let mut d = NativeColumn::new(NativeKind::DistinctInt);
         d.resize(3);
+        let mut set = DistinctSet::new(0);
         let v = ints(&[Some(1), Some(1), Some(2), None, Some(1), Some(7)]);
-        d.update(&v, &[0, 0, 0, 0, 1, 2], &[1, 1, 1, 1, 1, 0])
-            .unwrap();
+        fn fold(
+            set: &mut DistinctSet,
+            d: &mut NativeColumn,
+            v: &ArrayRef,
+            g: &[usize],
+            w: &[i8],
+        ) -> Result<()> {
+            set.update(v, g, &[w.to_vec()], &mut [d])
+        }
+        fold(
+            &mut set,
+            &mut d,
+            &v,
+            &[0, 0, 0, 0, 1, 2],
+            &[1, 1, 1, 1, 1, 0],
+        )
+        .unwrap();
         assert_eq!(show(&d.evaluate(&[0, 1, 2])), ["2", "1", "0"]);
-        assert!(d.update(&v, &[0; 6], &[-1; 6]).is_err(), "no retractions");
+        assert!(
+            fold(&mut set, &mut d, &v, &[0; 6], &[-1; 6]).is_err(),
+            "no retractions"
+        );
         // Group 1 dropped: group 2 becomes 1 and keeps its (empty) set.
         d.retain(&[true, false, true]);
-        d.update(&ints(&[Some(2), Some(9)]), &[0, 1], &[1, 1])
-            .unwrap();
+        set.retain(&[true, false, true]);
+        fold(
+            &mut set,
+            &mut d,
+            &ints(&[Some(2), Some(9)]),
+            &[0, 1],
+            &[1, 1],
+        )
+        .unwrap();
         assert_eq!(show(&d.evaluate(&[0, 1])), ["2", "1"]);
         d.reset(0);
-        d.update(&ints(&[Some(2)]), &[0], &[1]).unwrap();
+        set.reset(0);
+        fold(&mut set, &mut d, &ints(&[Some(2)]), &[0], &[1]).unwrap();
         assert_eq!(show(&d.evaluate(&[0, 1])), ["1", "1"]);
+    }
+
+    #[test]
+    fn distinct_columns_over_one_value_share_pairs_but_count_their_own() {
+        // COUNT(DISTINCT x), and COUNT(DISTINCT x) FILTER (WHERE x > 1).
+        let mut all = NativeColumn::new(NativeKind::DistinctInt);
+        let mut big = NativeColumn::new(NativeKind::DistinctInt);
+        all.resize(2);
+        big.resize(2);
+        let mut set = DistinctSet::new(0);
+        assert!(set.join(1));
+        assert_eq!(set.members(), [0, 1]);
+        let v = ints(&[Some(1), Some(2), Some(2), Some(3), Some(1)]);
+        let g = [0, 0, 0, 1, 1];
+        let filtered = vec![0, 1, 1, 1, 0];
+        set.update(&v, &g, &[vec![1; 5], filtered], &mut [&mut all, &mut big])
+            .unwrap();
+        assert_eq!(show(&all.evaluate(&[0, 1])), ["2", "2"]);
+        assert_eq!(show(&big.evaluate(&[0, 1])), ["1", "1"]);
+        // A value first counted by one member only is new to the other.
+        set.update(
+            &ints(&[Some(1)]),
+            &[0],
+            &[vec![0], vec![1]],
+            &mut [&mut all, &mut big],
+        )
+        .unwrap();
+        assert_eq!(show(&all.evaluate(&[0])), ["2"]);
+        assert_eq!(show(&big.evaluate(&[0])), ["2"]);
+        assert_eq!(
+            set.seen.len(),
+            4,
+            "one pair per (group, value), not per member"
+        );
     }
 }
