@@ -41,6 +41,7 @@ mod session;
 pub mod session_window;
 pub mod streaming;
 mod table_declaration;
+mod to_char;
 pub mod window_assign;
 
 pub use result::QueryResult;

@@ -162,6 +162,8 @@ impl Session {
         for f in crate::functions::flink_functions() {
             ctx.register_udf(f);
         }
+        // Replaces DataFusion's `to_char` (same results, format parsed once).
+        ctx.register_udf(crate::to_char::to_char());
         register_system_tables(&ctx, late_rows);
         Self {
             ctx,
