@@ -230,11 +230,18 @@ enum AggColumn {
 fn filtered_weights(weights: &[i8], filter: Option<&BooleanArray>) -> Vec<i8> {
     match filter {
         None => weights.to_vec(),
-        Some(mask) => weights
-            .iter()
-            .zip(mask.iter())
-            .map(|(w, keep)| if keep == Some(true) { *w } else { 0 })
-            .collect(),
+        Some(mask) => {
+            // True and not NULL, as one bitmap.
+            let keep = match mask.nulls() {
+                Some(nulls) => mask.values() & nulls.inner(),
+                None => mask.values().clone(),
+            };
+            weights
+                .iter()
+                .zip(keep.iter())
+                .map(|(w, keep)| if keep { *w } else { 0 })
+                .collect()
+        }
     }
 }
 
