@@ -18,6 +18,7 @@ mod aggregate_input;
 mod change_batch;
 mod deduplicate;
 mod exchange;
+mod expiry_queue;
 mod group_aggregate;
 mod join;
 mod join_state;

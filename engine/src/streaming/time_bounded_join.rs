@@ -63,8 +63,9 @@ use tributary_planner::RowKind;
 use tributary_planner::time_join::TimeBound;
 
 use super::aggregate_input::{boolean, event_time_ms};
+use super::expiry_queue::ExpiryQueue;
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
-use super::join_state::{NIL, SideRows};
+use super::join_state::SideRows;
 use super::late_rows::LateRows;
 use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
@@ -163,11 +164,9 @@ struct Side {
     /// The rows held, columnar, by key (`join_state.rs`); a row has matched
     /// if its match count is not 0.
     held: SideRows,
-    /// The held rows' (expiry ms, slot), one run per appended batch, each in
-    /// ascending expiry, with how many of it have expired: a watermark
-    /// visits each run's expired prefix only, never the whole state. Runs
-    /// are merged as they come (a binary counter) so that there are few.
-    expiries: Vec<(Vec<(i64, u32)>, usize)>,
+    /// When each held row expires: a watermark visits only what it
+    /// reaches, never the whole state (`expiry_queue.rs`).
+    expiries: ExpiryQueue,
     /// The time column (event time, or `window_end`).
     time: usize,
     /// A row is late if `time + late_offset <= watermark`.
@@ -184,58 +183,17 @@ struct Side {
 }
 
 impl Side {
-    /// Adds a run of (expiry, slot), merging runs while the older is not
-    /// more than twice the newer.
-    fn push_run(&mut self, mut run: Vec<(i64, u32)>) {
-        run.sort_unstable();
-        self.expiries.push((run, 0));
-        while self.expiries.len() >= 2 {
-            let k = self.expiries.len();
-            let (older, newer) = (
-                self.expiries[k - 2].0.len() - self.expiries[k - 2].1,
-                self.expiries[k - 1].0.len() - self.expiries[k - 1].1,
-            );
-            if older > 2 * newer {
-                return;
-            }
-            let (b, bp) = self.expiries.pop().unwrap_or_default();
-            let (a, ap) = self.expiries.pop().unwrap_or_default();
-            let (mut x, mut y) = (a[ap..].iter().peekable(), b[bp..].iter().peekable());
-            let mut merged = Vec::with_capacity(older + newer);
-            loop {
-                let next = match (x.peek(), y.peek()) {
-                    (Some(p), Some(q)) => {
-                        if p <= q {
-                            x.next()
-                        } else {
-                            y.next()
-                        }
-                    }
-                    (Some(_), None) => x.next(),
-                    (None, _) => y.next(),
-                };
-                match next {
-                    Some(e) => merged.push(*e),
-                    None => break,
-                }
-            }
-            self.expiries.push((merged, 0));
-        }
-    }
-
     /// Frees the rows expired at `watermark` (marks them dead) and returns
     /// their slots; their values stay readable until [`Side::compact`].
     fn take_expired(&mut self, watermark: i64) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (run, pos) in &mut self.expiries {
-            while *pos < run.len() && run[*pos].0 <= watermark {
-                out.push(run[*pos].1);
-                *pos += 1;
+        let out = self.expiries.take_expired(watermark);
+        // The queue holds each live slot once, so this many are all of them.
+        if out.len() == self.held.live_rows() {
+            self.held.kill_all();
+        } else {
+            for slot in &out {
+                self.held.kill(*slot);
             }
-        }
-        self.expiries.retain(|(run, pos)| *pos < run.len());
-        for slot in &out {
-            self.held.kill(*slot);
         }
         out
     }
@@ -246,15 +204,7 @@ impl Side {
     /// Arrow errors copying rows.
     fn compact(&mut self) -> Result<()> {
         if let Some(moved) = self.held.maybe_compact()? {
-            for (run, pos) in &mut self.expiries {
-                run.drain(..*pos);
-                *pos = 0;
-                for entry in run.iter_mut() {
-                    entry.1 = moved[entry.1 as usize];
-                }
-                run.retain(|entry| entry.1 != NIL);
-            }
-            self.expiries.retain(|(run, _)| !run.is_empty());
+            self.expiries.renumber(&moved);
         }
         Ok(())
     }
@@ -349,7 +299,7 @@ impl TimeBoundedJoin {
                 } else {
                     held.without_matches()
                 },
-                expiries: Vec::new(),
+                expiries: ExpiryQueue::default(),
                 time,
                 late_offset: late_offsets[i],
                 expiry_offset: expiry_offsets[i],
@@ -610,9 +560,7 @@ impl TimeBoundedJoin {
                 .activate(slot, key_ids[d as usize], u64::from(new_matched[i]), 0, 0);
             run.push((expiry, slot));
         }
-        if !run.is_empty() {
-            side.push_run(run);
-        }
+        side.expiries.push(&run);
         self.gather_output(left_cols, right_cols, out)
     }
 
@@ -989,7 +937,7 @@ mod tests {
                 .collect();
             op.process(0, &rows(&batch), i64::MIN).unwrap();
         }
-        assert!(op.sides[0].expiries.len() < 20, "runs are merged");
+        assert!(op.sides[0].expiries.runs() < 20, "runs are grouped");
         assert_eq!(stored(&op), [20_000, 0]);
         // Left rows expire at ts + 1 s: at 15 s those before 14 s are gone.
         assert_eq!(op.expire(14_999).unwrap().num_rows(), 0);
