@@ -44,13 +44,104 @@ pub(super) const BATCH_ROWS: usize = 8192;
 /// Dead slots below which a side never compacts.
 pub(super) const COMPACT_MIN_DEAD: usize = 4096;
 
-/// A key's entry: its newest slot, how many of its slots are alive, and
-/// the next key whose bytes hash to the same value (`NIL`: none).
+/// A key's entry in a side: its newest slot and how many of its slots are
+/// alive.
 #[derive(Debug, Clone, Copy)]
 struct KeyEntry {
     head: u32,
     live: u32,
-    same_hash: u32,
+}
+
+impl KeyEntry {
+    const EMPTY: KeyEntry = KeyEntry { head: NIL, live: 0 };
+}
+
+/// Encoded (arrow-row) keys numbered 0, 1, ... in order of first insertion.
+///
+/// A side owns one unless it is given key ids from outside
+/// ([`SideRows::with_shared_keys`]): the time-bounded join keeps one index
+/// for both its sides, so a key costs one lookup per batch instead of one in
+/// the other side's index and another in its own (the lookups are cache
+/// misses on a large state).
+#[derive(Debug, Default)]
+pub(super) struct KeyIndex {
+    /// Hash of an encoded key → the newest key id with that hash (the
+    /// others chained through `same_hash`).
+    ids: HashMap<u64, u32>,
+    /// The next older key whose bytes hash to the same value (`NIL`: none).
+    same_hash: Vec<u32>,
+    /// The keys' bytes, one after another (no allocation per key): key `k`
+    /// is `bytes[offsets[k]..offsets[k + 1]]`.
+    bytes: Vec<u8>,
+    offsets: Vec<usize>,
+}
+
+impl KeyIndex {
+    /// Keys numbered so far.
+    pub fn len(&self) -> usize {
+        self.same_hash.len()
+    }
+
+    /// The encoded bytes of key `id`.
+    pub fn bytes(&self, id: u32) -> &[u8] {
+        let k = id as usize;
+        &self.bytes[self.offsets[k]..self.offsets[k + 1]]
+    }
+
+    /// The id of an encoded key with hash `hash`, if numbered.
+    fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let mut id = *self.ids.get(&hash)?;
+        while id != NIL {
+            if self.bytes(id) == key {
+                return Some(id);
+            }
+            id = self.same_hash[id as usize];
+        }
+        None
+    }
+
+    /// The hash the index files an encoded key under.
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.ids.hasher().hash_one(key)
+    }
+
+    /// The id of an encoded key, if numbered.
+    pub fn get(&self, key: &[u8]) -> Option<u32> {
+        self.find(key, self.hash(key))
+    }
+
+    /// The id of an encoded key, numbered if new.
+    pub fn get_or_insert(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hash(key);
+        if let Some(id) = self.find(key, hash) {
+            return id;
+        }
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let id = self.len() as u32;
+        self.same_hash
+            .push(self.ids.insert(hash, id).unwrap_or(NIL));
+        self.bytes.extend_from_slice(key);
+        self.offsets.push(self.bytes.len());
+        id
+    }
+
+    /// The index of only the keys for which `keep` holds, renumbered in
+    /// order, and each old key's new id (`NIL`: dropped).
+    pub fn retain(&self, keep: impl Fn(u32) -> bool) -> (KeyIndex, Vec<u32>) {
+        let mut fresh = KeyIndex::default();
+        let new_id = (0..self.len() as u32)
+            .map(|k| {
+                if keep(k) {
+                    fresh.get_or_insert(self.bytes(k))
+                } else {
+                    NIL
+                }
+            })
+            .collect();
+        (fresh, new_id)
+    }
 }
 
 /// The rows of one join input (see the module docs).
@@ -73,14 +164,13 @@ pub(super) struct SideRows {
     key_of: Vec<u32>,
     /// The next older slot of the same key (`NIL`: none).
     next: Vec<u32>,
-    /// Hash of an arrow-row encoded key → the newest key id with that hash
-    /// (the others chained through `KeyEntry::same_hash`).
-    key_ids: HashMap<u64, u32>,
+    /// The side's own key index (empty with shared keys).
+    index: KeyIndex,
+    /// By key id (own or shared).
     keys: Vec<KeyEntry>,
-    /// The keys' arrow-row bytes, one after another (no allocation per
-    /// key): key `k` is `key_bytes[key_offsets[k]..key_offsets[k + 1]]`.
-    key_bytes: Vec<u8>,
-    key_offsets: Vec<usize>,
+    /// Key ids come from an index outside (see
+    /// [`SideRows::with_shared_keys`]).
+    shared_keys: bool,
     live: usize,
     dead: usize,
     track_time: bool,
@@ -105,10 +195,9 @@ impl SideRows {
             row_hash: Vec::new(),
             key_of: Vec::new(),
             next: Vec::new(),
-            key_ids: HashMap::new(),
+            index: KeyIndex::default(),
             keys: Vec::new(),
-            key_bytes: Vec::new(),
-            key_offsets: vec![0],
+            shared_keys: false,
             live: 0,
             dead: 0,
             track_time,
@@ -124,6 +213,42 @@ impl SideRows {
     pub fn without_matches(mut self) -> Self {
         self.track_matches = false;
         self
+    }
+
+    /// The same side taking its key ids from a [`KeyIndex`] kept outside
+    /// (shared with the other side of a join): [`SideRows::activate`] takes
+    /// any id, compaction keeps the ids, and [`SideRows::renumber_keys`]
+    /// follows the index when it drops keys. [`SideRows::key_id`] and
+    /// [`SideRows::key_id_or_insert`] are not used then.
+    pub fn with_shared_keys(mut self) -> Self {
+        self.shared_keys = true;
+        self
+    }
+
+    /// Whether key `id` has live rows here.
+    pub fn has_live_key(&self, id: u32) -> bool {
+        self.keys.get(id as usize).is_some_and(|e| e.live > 0)
+    }
+
+    /// Follows a shared key index that dropped keys: key `k` is now
+    /// `new_id[k]`; a dropped key (`NIL`) must have no live rows.
+    pub fn renumber_keys(&mut self, new_id: &[u32]) {
+        let mut keys = Vec::new();
+        for (k, entry) in self.keys.iter().enumerate() {
+            let id = new_id[k];
+            if id != NIL {
+                if id as usize >= keys.len() {
+                    keys.resize(id as usize + 1, KeyEntry::EMPTY);
+                }
+                keys[id as usize] = *entry;
+            }
+        }
+        self.keys = keys;
+        for k in &mut self.key_of {
+            if *k != NIL {
+                *k = new_id[*k as usize];
+            }
+        }
     }
 
     /// Live rows held.
@@ -142,49 +267,22 @@ impl SideRows {
         self.track_hash
     }
 
-    /// The encoded bytes of key `id`.
+    /// The encoded bytes of key `id` (own index).
     fn key_bytes(&self, id: u32) -> &[u8] {
-        let k = id as usize;
-        &self.key_bytes[self.key_offsets[k]..self.key_offsets[k + 1]]
-    }
-
-    /// The key id of an encoded key with hash `hash`, if the side has seen it.
-    fn find_key(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let mut id = *self.key_ids.get(&hash)?;
-        while id != NIL {
-            if self.key_bytes(id) == key {
-                return Some(id);
-            }
-            id = self.keys[id as usize].same_hash;
-        }
-        None
-    }
-
-    /// The hash the key index files an encoded key under.
-    fn hash_key(&self, key: &[u8]) -> u64 {
-        self.key_ids.hasher().hash_one(key)
+        self.index.bytes(id)
     }
 
     /// The key id of an encoded key, if the side has seen it.
     pub fn key_id(&self, key: &[u8]) -> Option<u32> {
-        self.find_key(key, self.hash_key(key))
+        self.index.get(key)
     }
 
     /// The key id of an encoded key, made if new.
     pub fn key_id_or_insert(&mut self, key: &[u8]) -> u32 {
-        let hash = self.hash_key(key);
-        if let Some(id) = self.find_key(key, hash) {
-            return id;
+        let id = self.index.get_or_insert(key);
+        if id as usize == self.keys.len() {
+            self.keys.push(KeyEntry::EMPTY);
         }
-        let id = self.keys.len() as u32;
-        let same_hash = self.key_ids.insert(hash, id).unwrap_or(NIL);
-        self.keys.push(KeyEntry {
-            head: NIL,
-            live: 0,
-            same_hash,
-        });
-        self.key_bytes.extend_from_slice(key);
-        self.key_offsets.push(self.key_bytes.len());
         id
     }
 
@@ -270,6 +368,9 @@ impl SideRows {
             self.row_hash[s] = hash;
         }
         self.key_of[s] = key;
+        if key as usize >= self.keys.len() {
+            self.keys.resize(key as usize + 1, KeyEntry::EMPTY);
+        }
         let entry = &mut self.keys[key as usize];
         self.next[s] = entry.head;
         entry.head = slot;
@@ -445,13 +546,18 @@ impl SideRows {
         let mut moved = vec![NIL; self.loc.len()];
         let mut fresh = Self::new(self.schema.clone(), self.track_time, self.track_hash);
         fresh.track_matches = self.track_matches;
+        fresh.shared_keys = self.shared_keys;
         fresh.batches = batches;
         fresh.first_slot = first_slot;
         for (new, &old) in keep.iter().enumerate() {
             let o = old as usize;
             let k = self.key_of[o] as usize;
             if new_id[k] == NIL {
-                new_id[k] = fresh.key_id_or_insert(self.key_bytes(k as u32));
+                new_id[k] = if self.shared_keys {
+                    k as u32
+                } else {
+                    fresh.key_id_or_insert(self.key_bytes(k as u32))
+                };
             }
             let new = new as u32;
             moved[o] = new;
@@ -646,6 +752,31 @@ mod tests {
         assert_eq!(side.written_ms(first[0]), 9943);
         // Below the threshold nothing moves.
         assert!(side.maybe_compact().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_shared_key_index_numbers_keys_once_and_drops_the_unwanted() {
+        let mut index = KeyIndex::default();
+        let a = index.get_or_insert(b"a");
+        let b = index.get_or_insert(b"bb");
+        assert_eq!((a, b, index.get_or_insert(b"a")), (0, 1, 0));
+        assert_eq!(index.get(b"c"), None);
+        // Two sides filing rows under the shared ids.
+        let mut left = SideRows::new(schema(), false, false).with_shared_keys();
+        let first = left.append(batch(&[(1, "x"), (2, "y")])).unwrap();
+        left.activate(first, b, 0, 0, 0);
+        left.activate(first + 1, a, 0, 0, 0);
+        assert!(left.has_live_key(a) && left.has_live_key(b));
+        left.kill(first + 1);
+        assert!(!left.has_live_key(a));
+        // Dropping `a` renumbers `bb` to 0.
+        let (fresh, new_id) = index.retain(|k| left.has_live_key(k));
+        assert_eq!(new_id, [NIL, 0]);
+        assert_eq!((fresh.len(), fresh.bytes(0)), (1, &b"bb"[..]));
+        left.renumber_keys(&new_id);
+        let mut slots = Vec::new();
+        left.slots_of(0, &mut slots);
+        assert_eq!(show(&left, &slots), ["1:x"]);
     }
 
     #[test]

@@ -50,7 +50,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
+use arrow::compute::filter;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -65,7 +66,7 @@ use tributary_planner::time_join::TimeBound;
 use super::aggregate_input::{boolean, event_time_ms};
 use super::expiry_queue::ExpiryQueue;
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
-use super::join_state::SideRows;
+use super::join_state::{COMPACT_MIN_DEAD, KeyIndex, SideRows};
 use super::late_rows::LateRows;
 use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
@@ -198,15 +199,17 @@ impl Side {
         out
     }
 
-    /// Compacts the held rows if enough are dead, renumbering the runs.
+    /// Compacts the held rows if enough are dead, renumbering the runs;
+    /// returns whether it did.
     ///
     /// # Errors
     /// Arrow errors copying rows.
-    fn compact(&mut self) -> Result<()> {
-        if let Some(moved) = self.held.maybe_compact()? {
-            self.expiries.renumber(&moved);
-        }
-        Ok(())
+    fn compact(&mut self) -> Result<bool> {
+        let Some(moved) = self.held.maybe_compact()? else {
+            return Ok(false);
+        };
+        self.expiries.renumber(&moved);
+        Ok(true)
     }
 
     /// Live rows held.
@@ -233,6 +236,10 @@ impl Collected {
 
 struct TimeBoundedJoin {
     sides: [Side; 2],
+    /// The join keys of both sides' rows, numbered once for both: a batch
+    /// looks each distinct key up once to find the other side's rows and to
+    /// file its own.
+    index: KeyIndex,
     /// Encodes the join key.
     key: RowConverter,
     filter: Option<Arc<dyn PhysicalExpr>>,
@@ -290,7 +297,7 @@ impl TimeBoundedJoin {
                 }
             }
             let reads_matches = padded[i] || semi.is_some_and(|(kept, _)| kept == i);
-            let held = SideRows::new(schema.clone(), false, false);
+            let held = SideRows::new(schema.clone(), false, false).with_shared_keys();
             Ok(Side {
                 keys: spec.keys[i].clone(),
                 schema: schema.clone(),
@@ -309,6 +316,7 @@ impl TimeBoundedJoin {
         };
         Ok(Self {
             sides: [side(0)?, side(1)?],
+            index: KeyIndex::default(),
             key: RowConverter::new(key_fields)?,
             filter: spec.filter,
             pairs_schema: pairs_schema(&spec.inputs),
@@ -455,27 +463,33 @@ impl TimeBoundedJoin {
         // live row's index among them, and each one's first row. Candidates
         // (interval join): the other side's rows under each distinct key,
         // gathered once.
-        let mut cand_slots: Vec<u32> = Vec::new();
         let mut distinct_of: Vec<u32> = Vec::with_capacity(live.len());
         let mut distinct_first: Vec<usize> = Vec::new();
-        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
         {
             let mut index_of: DfHashMap<&[u8], u32> = DfHashMap::new();
-            let other = &self.sides[o].held;
             for &i in &live {
-                let key = key_of(i);
-                let d = *index_of.entry(key).or_insert_with(|| {
+                let d = *index_of.entry(key_of(i)).or_insert_with(|| {
                     distinct_first.push(i);
-                    if !self.on_close {
-                        let start = cand_slots.len();
-                        if let Some(id) = other.key_id(key) {
-                            other.slots_of(id, &mut cand_slots);
-                        }
-                        distinct_range.push((start, cand_slots.len()));
-                    }
                     (distinct_first.len() - 1) as u32
                 });
                 distinct_of.push(d);
+            }
+        }
+        // Every live row is stored below, so each distinct key is numbered
+        // now: one lookup in the shared index, in a loop of its own so that
+        // the lookups' cache misses overlap.
+        let key_ids: Vec<u32> = distinct_first
+            .iter()
+            .map(|&i| self.index.get_or_insert(key_of(i)))
+            .collect();
+        let mut cand_slots: Vec<u32> = Vec::new();
+        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
+        if !self.on_close {
+            let other = &self.sides[o].held;
+            for &id in &key_ids {
+                let start = cand_slots.len();
+                other.slots_of(id, &mut cand_slots);
+                distinct_range.push((start, cand_slots.len()));
             }
         }
         let cand_columns = self.sides[o].held.gather(&cand_slots)?;
@@ -500,7 +514,12 @@ impl TimeBoundedJoin {
         } else {
             (&pair_cand, &pair_probe)
         };
-        let passes = self.evaluate_filter(left_cols, right_cols, pl, pr)?;
+        let filtered = self.filter_pairs(left_cols, right_cols, pl, pr)?;
+        let passes = filtered.as_ref().map(|(passes, _)| passes);
+        // When the output is exactly the passing pairs (both sides' columns,
+        // nothing emitted alone before them), it is the filter's input
+        // filtered: no second gather of every column.
+        let pairs_only = self.output == Output::Both && out.left.is_empty() && filtered.is_some();
 
         let mut new_matched = vec![false; n];
         let mut cand_matched_now: Vec<bool> = vec![false; cand_slots.len()];
@@ -510,7 +529,7 @@ impl TimeBoundedJoin {
             }
             new_matched[i as usize] = true;
             cand_matched_now[j as usize] = true;
-            if self.output == Output::Both {
+            if self.output == Output::Both && !pairs_only {
                 let (l, r) = if s == 0 { (i, j) } else { (j, i) };
                 out.push(Some(l), Some(r));
             }
@@ -544,11 +563,6 @@ impl TimeBoundedJoin {
         };
         let side = &mut self.sides[s];
         let first = side.held.append(stored)?;
-        // One key-index lookup per distinct key, not per row.
-        let key_ids: Vec<u32> = distinct_first
-            .iter()
-            .map(|&i| side.held.key_id_or_insert(key_of(i)))
-            .collect();
         let mut run = Vec::with_capacity(live.len());
         for (k, (&i, &d)) in live.iter().zip(&distinct_of).enumerate() {
             if semi_kept_s && new_matched[i] {
@@ -561,7 +575,34 @@ impl TimeBoundedJoin {
             run.push((expiry, slot));
         }
         side.expiries.push(&run);
-        self.gather_output(left_cols, right_cols, out)
+        match filtered {
+            Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
+            _ => self.gather_output(left_cols, right_cols, out),
+        }
+    }
+
+    /// The output rows of the pairs that pass (all `+I`): `columns` are the
+    /// pairs' left then right columns, `passes` which pass.
+    fn passing_pairs(&self, passes: &[bool], columns: Vec<ArrayRef>) -> Result<ChangeBatch> {
+        let rows = passes.iter().filter(|p| **p).count();
+        let columns = if rows == passes.len() {
+            columns
+        } else {
+            let mask = BooleanArray::from(passes.to_vec());
+            columns
+                .iter()
+                .map(|c| Ok(filter(c.as_ref(), &mask)?))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            conform(columns, &self.schema)?,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        Ok(ChangeBatch {
+            ops: Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows])),
+            data,
+        })
     }
 
     /// Frees the rows expired at `watermark`, emitting what they decide:
@@ -597,8 +638,24 @@ impl TimeBoundedJoin {
             self.gather_output(&left, &right, out)
         };
         // Slots move when a side compacts: only after they were read.
+        let mut compacted = false;
         for side in &mut self.sides {
-            side.compact()?;
+            compacted |= side.compact()?;
+        }
+        // Keys without live rows on either side leave the shared index when
+        // they outnumber the others. Checked only after a compaction: until
+        // then dead rows (at least one per dead key) are at most the live
+        // rows, which bounds the dead keys.
+        if compacted {
+            let live = |k: u32| self.sides.iter().any(|side| side.held.has_live_key(k));
+            let dead = (0..self.index.len() as u32).filter(|k| !live(*k)).count();
+            if dead >= COMPACT_MIN_DEAD && dead > self.index.len() - dead {
+                let (index, new_id) = self.index.retain(live);
+                for side in &mut self.sides {
+                    side.held.renumber_keys(&new_id);
+                }
+                self.index = index;
+            }
         }
         out
     }
@@ -674,25 +731,41 @@ impl TimeBoundedJoin {
         pl: &[u32],
         pr: &[u32],
     ) -> Result<Option<Vec<bool>>> {
+        Ok(self
+            .filter_pairs(left, right, pl, pr)?
+            .map(|(passes, _)| passes))
+    }
+
+    /// [`TimeBoundedJoin::evaluate_filter`], also returning the pairs'
+    /// columns (left then right) it gathered to evaluate the condition.
+    fn filter_pairs(
+        &self,
+        left: &[ArrayRef],
+        right: &[ArrayRef],
+        pl: &[u32],
+        pr: &[u32],
+    ) -> Result<Option<(Vec<bool>, Vec<ArrayRef>)>> {
         let Some(filter) = &self.filter else {
             return Ok(None);
         };
-        if pl.is_empty() {
-            return Ok(Some(vec![]));
-        }
         let mut columns = gather(left, &UInt32Array::from(pl.to_vec()))?;
         columns.extend(gather(right, &UInt32Array::from(pr.to_vec()))?);
+        if pl.is_empty() {
+            return Ok(Some((vec![], columns)));
+        }
         let pairs = RecordBatch::try_new_with_options(
             self.pairs_schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(pl.len())),
         )?;
         let mask = boolean(filter.as_ref(), &pairs)?;
-        Ok(Some(
-            (0..mask.len())
+        let passes = match mask.nulls() {
+            None => mask.values().iter().collect(),
+            Some(_) => (0..mask.len())
                 .map(|p| mask.is_valid(p) && mask.value(p))
                 .collect(),
-        ))
+        };
+        Ok(Some((passes, pairs.columns().to_vec())))
     }
 
     /// Gathers the collected rows (all `+I`) from the left and right columns.
@@ -949,6 +1022,43 @@ mod tests {
         assert_eq!(out.num_rows(), 200);
         op.expire(END_OF_INPUT).unwrap();
         assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn keys_whose_rows_all_expired_leave_the_shared_index() {
+        let (mut op, _) = join(JoinType::Inner, INTERVAL);
+        // 10,000 keys, one left row each, key k at k ms.
+        let batch: Vec<(i64, i64)> = (0..10_000).map(|k| (k, k)).collect();
+        op.process(0, &rows(&batch), i64::MIN).unwrap();
+        // One right row each for keys 9,000.. (matching: within 1 s).
+        let batch: Vec<(i64, i64)> = (9_000..10_000).map(|k| (k, 9_500)).collect();
+        assert_eq!(
+            op.process(1, &rows(&batch), i64::MIN).unwrap().num_rows(),
+            1_000
+        );
+        assert_eq!(op.index.len(), 10_000);
+        // Left rows expire at k + 1 s: keys below 8,000 go on the left, and
+        // have no right rows.
+        op.expire(8_999).unwrap();
+        assert_eq!(stored(&op), [2_000, 1_000]);
+        assert_eq!(op.index.len(), 2_000);
+        // The rest still match under their renumbered ids; a dropped key
+        // matches nothing and is numbered again.
+        let out = op
+            .process(
+                1,
+                &rows(&[(9_999, 9_999), (8_500, 9_000), (5, 9_000)]),
+                8_999,
+            )
+            .unwrap();
+        assert_eq!(show(&out), ["8500 8500 8500 9000", "9999 9999 9999 9999"]);
+        assert_eq!(op.index.len(), 2_001);
+        let out = op.process(0, &rows(&[(5, 9_100)]), 8_999).unwrap();
+        assert_eq!(show(&out), ["5 9100 5 9000"]);
+        // Fewer dead keys than `COMPACT_MIN_DEAD`: the index stays.
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+        assert_eq!(op.index.len(), 2_001);
     }
 
     #[test]
