@@ -158,9 +158,12 @@ impl ExpiryQueue {
 
     /// Moves the open run to the heap.
     fn seal(&mut self) {
+        // The next run is about as large: allocate it once, not by doubling.
+        let capacity = self.open.entries.len();
         let run = std::mem::take(&mut self.open);
         if !run.is_empty() {
             self.sealed.push(run);
+            self.open.entries.reserve_exact(capacity);
         }
     }
 

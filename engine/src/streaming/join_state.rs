@@ -22,8 +22,9 @@
 //! live ones (and there are at least [`COMPACT_MIN_DEAD`]), the live rows are
 //! copied into fresh batches and the chains and keys are rebuilt, so memory
 //! follows the live rows at an amortized O(1) per row. Small input batches
-//! are merged as they are appended (a binary-counter merge, at most
-//! [`BATCH_ROWS`] rows) so that the number of stored batches stays small.
+//! (under [`KEEP_ROWS`]) are merged as they are appended (a binary-counter
+//! merge, at most [`BATCH_ROWS`] rows) so that there are not many tiny
+//! batches; larger ones are kept as they came.
 
 use std::hash::BuildHasher;
 
@@ -40,6 +41,11 @@ pub(super) const NIL: u32 = u32::MAX;
 /// Rows per stored batch that small batches are merged up to, and per batch
 /// written by a compaction.
 pub(super) const BATCH_ROWS: usize = 8192;
+
+/// Appended batches of at least this many rows are kept as they came:
+/// merging them would copy every row for little (a gather reads only the
+/// batches its slots are in, so many batches cost it nothing).
+pub(super) const KEEP_ROWS: usize = 1024;
 
 /// Dead slots below which a side never compacts.
 pub(super) const COMPACT_MIN_DEAD: usize = 4096;
@@ -335,7 +341,11 @@ impl SideRows {
                 self.batches[k - 2].num_rows(),
                 self.batches[k - 1].num_rows(),
             );
-            if older >= BATCH_ROWS || older > 2 * newer || older + newer > 2 * BATCH_ROWS {
+            if older >= BATCH_ROWS
+                || older > 2 * newer
+                || older + newer > 2 * BATCH_ROWS
+                || newer >= KEEP_ROWS
+            {
                 return Ok(());
             }
             let merged = concat(&self.schema, &self.batches[k - 2..])?;
@@ -608,16 +618,24 @@ pub(super) fn gather_slots(
             .map(|f| new_empty_array(f.data_type()))
             .collect());
     }
+    // Only the batches the slots are in, numbered in order of first use.
+    let mut local = vec![NIL; batches.len()];
+    let mut used: Vec<&RecordBatch> = Vec::new();
     let indices: Vec<(usize, usize)> = slots
         .iter()
         .map(|s| {
             let (b, r) = loc[*s as usize];
-            (b as usize, r as usize)
+            let l = &mut local[b as usize];
+            if *l == NIL {
+                *l = used.len() as u32;
+                used.push(&batches[b as usize]);
+            }
+            (*l as usize, r as usize)
         })
         .collect();
     (0..schema.fields().len())
         .map(|c| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            let arrays: Vec<&dyn Array> = used.iter().map(|b| b.column(c).as_ref()).collect();
             Ok(interleave(&arrays, &indices)?)
         })
         .collect()
@@ -709,6 +727,29 @@ mod tests {
         assert_eq!(show(&side, &slots_of(&side, 2)), ["2:b"]);
         assert!(slots_of(&side, 3).is_empty());
         assert_eq!(side.live_rows(), 3);
+    }
+
+    #[test]
+    fn large_batches_are_kept_as_they_came_and_gathered_across() {
+        let mut side = SideRows::new(schema(), false, false);
+        let rows: Vec<(i64, String)> = (0..3 * KEEP_ROWS as i64)
+            .map(|i| (i % 5, format!("v{i}")))
+            .collect();
+        let refs: Vec<(i64, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for chunk in refs.chunks(KEEP_ROWS) {
+            insert(&mut side, chunk);
+        }
+        assert_eq!(side.batches_len(), 3);
+        // Slots of the last and the first batch, in that order.
+        let last = 3 * KEEP_ROWS as u32 - 1;
+        assert_eq!(
+            show(&side, &[last, 0, last - 1]),
+            [
+                format!("{}:v{last}", last % 5),
+                "0:v0".to_string(),
+                format!("{}:v{}", (last - 1) % 5, last - 1)
+            ]
+        );
     }
 
     #[test]

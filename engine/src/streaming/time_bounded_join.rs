@@ -748,8 +748,8 @@ impl TimeBoundedJoin {
         let Some(filter) = &self.filter else {
             return Ok(None);
         };
-        let mut columns = gather(left, &UInt32Array::from(pl.to_vec()))?;
-        columns.extend(gather(right, &UInt32Array::from(pr.to_vec()))?);
+        let mut columns = pick(left, pl)?;
+        columns.extend(pick(right, pr)?);
         if pl.is_empty() {
             return Ok(Some((vec![], columns)));
         }
@@ -797,6 +797,17 @@ impl TimeBoundedJoin {
             data,
         })
     }
+}
+
+/// The rows `indices` of `columns`: the columns themselves when that is
+/// every row once, in order (a probing batch whose rows each have one
+/// candidate), else gathered.
+fn pick(columns: &[ArrayRef], indices: &[u32]) -> Result<Vec<ArrayRef>> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    if indices.len() == rows && indices.iter().enumerate().all(|(k, &i)| i as usize == k) {
+        return Ok(columns.to_vec());
+    }
+    gather(columns, &UInt32Array::from(indices.to_vec()))
 }
 
 impl Collected {
