@@ -32,7 +32,7 @@ use arrow::array::{Array, ArrayRef, RecordBatchOptions, new_empty_array};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::HashMap;
+use datafusion::common::hash_utils::RandomState;
 use datafusion::error::{DataFusionError, Result};
 
 /// The end of a key's chain.
@@ -71,21 +71,25 @@ impl KeyEntry {
 /// misses on a large state).
 #[derive(Debug, Default)]
 pub(super) struct KeyIndex {
-    /// Hash of an encoded key → the newest key id with that hash (the
-    /// others chained through `same_hash`).
-    ids: HashMap<u64, u32>,
-    /// The next older key whose bytes hash to the same value (`NIL`: none).
-    same_hash: Vec<u32>,
+    /// Open addressing with linear probing, at most half full: 0 is an
+    /// empty slot, else the upper 32 bits of the key's hash and its id + 1.
+    /// One flat array (not a map of hash → id) so that a batch can load the
+    /// slots of all its keys first and let their cache misses overlap (see
+    /// [`KeyIndex::get_or_insert_many`]).
+    table: Vec<u64>,
+    /// Each key's hash, to grow the table without hashing the keys again.
+    hashes: Vec<u64>,
     /// The keys' bytes, one after another (no allocation per key): key `k`
     /// is `bytes[offsets[k]..offsets[k + 1]]`.
     bytes: Vec<u8>,
     offsets: Vec<usize>,
+    state: RandomState,
 }
 
 impl KeyIndex {
     /// Keys numbered so far.
     pub fn len(&self) -> usize {
-        self.same_hash.len()
+        self.hashes.len()
     }
 
     /// The encoded bytes of key `id`.
@@ -96,19 +100,66 @@ impl KeyIndex {
 
     /// The id of an encoded key with hash `hash`, if numbered.
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let mut id = *self.ids.get(&hash)?;
-        while id != NIL {
-            if self.bytes(id) == key {
-                return Some(id);
-            }
-            id = self.same_hash[id as usize];
+        if self.table.is_empty() {
+            return None;
         }
-        None
+        let mask = self.table.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let entry = self.table[i];
+            if entry == 0 {
+                return None;
+            }
+            if entry >> 32 == hash >> 32 {
+                let id = (entry as u32).wrapping_sub(1);
+                if self.bytes(id) == key {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// The hash the index files an encoded key under.
     fn hash(&self, key: &[u8]) -> u64 {
-        self.ids.hasher().hash_one(key)
+        self.state.hash_one(key)
+    }
+
+    /// Files key `id` with hash `hash` in the first free slot of its probe
+    /// sequence (the table has one).
+    fn place(&mut self, hash: u64, id: u32) {
+        let mask = self.table.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.table[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.table[i] = (hash >> 32 << 32) | (u64::from(id) + 1);
+    }
+
+    /// Makes room for `more` new keys (the table stays at most half full).
+    fn reserve(&mut self, more: usize) {
+        let need = (self.len() + more).saturating_mul(2);
+        if need <= self.table.len() {
+            return;
+        }
+        self.table = vec![0; need.next_power_of_two().max(64)];
+        for id in 0..self.hashes.len() {
+            self.place(self.hashes[id], id as u32);
+        }
+    }
+
+    /// Numbers a key not in the index.
+    fn insert_new(&mut self, key: &[u8], hash: u64) -> u32 {
+        self.reserve(1);
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let id = self.len() as u32;
+        self.place(hash, id);
+        self.hashes.push(hash);
+        self.bytes.extend_from_slice(key);
+        self.offsets.push(self.bytes.len());
+        id
     }
 
     /// The id of an encoded key, if numbered.
@@ -119,28 +170,45 @@ impl KeyIndex {
     /// The id of an encoded key, numbered if new.
     pub fn get_or_insert(&mut self, key: &[u8]) -> u32 {
         let hash = self.hash(key);
-        if let Some(id) = self.find(key, hash) {
-            return id;
+        match self.find(key, hash) {
+            Some(id) => id,
+            None => self.insert_new(key, hash),
         }
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let id = self.len() as u32;
-        self.same_hash
-            .push(self.ids.insert(hash, id).unwrap_or(NIL));
-        self.bytes.extend_from_slice(key);
-        self.offsets.push(self.bytes.len());
-        id
+    }
+
+    /// [`KeyIndex::get_or_insert`] of each key, in order. On a large index
+    /// nearly every lookup misses the cache; loading every key's first slot
+    /// in a tight loop before probing lets those misses overlap instead of
+    /// waiting for one after another.
+    pub fn get_or_insert_many(&mut self, keys: &[&[u8]]) -> Vec<u32> {
+        self.reserve(keys.len());
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
+        let mask = self.table.len() - 1;
+        let touched = hashes
+            .iter()
+            .fold(0u64, |acc, h| acc ^ self.table[*h as usize & mask]);
+        std::hint::black_box(touched);
+        keys.iter()
+            .zip(hashes)
+            .map(|(key, hash)| match self.find(key, hash) {
+                Some(id) => id,
+                None => self.insert_new(key, hash),
+            })
+            .collect()
     }
 
     /// The index of only the keys for which `keep` holds, renumbered in
     /// order, and each old key's new id (`NIL`: dropped).
     pub fn retain(&self, keep: impl Fn(u32) -> bool) -> (KeyIndex, Vec<u32>) {
-        let mut fresh = KeyIndex::default();
+        // Same hasher: the kept keys' hashes are reused.
+        let mut fresh = KeyIndex {
+            state: self.state.clone(),
+            ..KeyIndex::default()
+        };
         let new_id = (0..self.len() as u32)
             .map(|k| {
                 if keep(k) {
-                    fresh.get_or_insert(self.bytes(k))
+                    fresh.insert_new(self.bytes(k), self.hashes[k as usize])
                 } else {
                     NIL
                 }
@@ -818,6 +886,34 @@ mod tests {
         let mut slots = Vec::new();
         left.slots_of(0, &mut slots);
         assert_eq!(show(&left, &slots), ["1:x"]);
+    }
+
+    #[test]
+    fn the_key_index_grows_and_numbers_batches_of_keys() {
+        let mut index = KeyIndex::default();
+        let keys: Vec<String> = (0..5_000).map(|i| format!("key{i}")).collect();
+        for (i, k) in keys.iter().enumerate().take(3_000) {
+            assert_eq!(index.get_or_insert(k.as_bytes()), i as u32);
+        }
+        // A batch of known and new keys, one repeated.
+        let batch: Vec<&[u8]> = [2_999, 3_000, 17, 3_000, 4_999]
+            .iter()
+            .map(|i| keys[*i].as_bytes())
+            .collect();
+        assert_eq!(
+            index.get_or_insert_many(&batch),
+            [2_999, 3_000, 17, 3_000, 3_001]
+        );
+        assert_eq!(index.len(), 3_002);
+        assert_eq!(index.get(keys[4_999].as_bytes()), Some(3_001));
+        assert_eq!(index.get(keys[4_000].as_bytes()), None);
+        assert_eq!(index.bytes(17), keys[17].as_bytes());
+        // Keeping the even keys renumbers them; the kept ones are found.
+        let (kept, new_id) = index.retain(|k| k % 2 == 0);
+        assert_eq!(kept.len(), 1_501);
+        assert_eq!((new_id[4], new_id[5]), (2, NIL));
+        assert_eq!(kept.get(keys[2_998].as_bytes()), Some(1_499));
+        assert_eq!(kept.get(keys[17].as_bytes()), None);
     }
 
     #[test]

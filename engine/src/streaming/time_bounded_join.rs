@@ -51,7 +51,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
-use arrow::compute::filter;
+use arrow::compute::FilterBuilder;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -476,12 +476,10 @@ impl TimeBoundedJoin {
             }
         }
         // Every live row is stored below, so each distinct key is numbered
-        // now: one lookup in the shared index, in a loop of its own so that
-        // the lookups' cache misses overlap.
-        let key_ids: Vec<u32> = distinct_first
-            .iter()
-            .map(|&i| self.index.get_or_insert(key_of(i)))
-            .collect();
+        // now: one lookup in the shared index, all of the batch's at once so
+        // that their cache misses overlap.
+        let distinct_keys: Vec<&[u8]> = distinct_first.iter().map(|&i| key_of(i)).collect();
+        let key_ids = self.index.get_or_insert_many(&distinct_keys);
         let mut cand_slots: Vec<u32> = Vec::new();
         let mut distinct_range: Vec<(usize, usize)> = Vec::new();
         if !self.on_close {
@@ -588,12 +586,21 @@ impl TimeBoundedJoin {
         let columns = if rows == passes.len() {
             columns
         } else {
-            let mask = BooleanArray::from(passes.to_vec());
+            // One prepared predicate for all the columns.
+            let mask = FilterBuilder::new(&BooleanArray::from(passes.to_vec()))
+                .optimize()
+                .build();
             columns
                 .iter()
-                .map(|c| Ok(filter(c.as_ref(), &mask)?))
+                .map(|c| Ok(mask.filter(c.as_ref())?))
                 .collect::<Result<Vec<_>>>()?
         };
+        self.inserts(columns, rows)
+    }
+
+    /// `rows` output rows of `columns` (the output's, maybe to conform), all
+    /// `+I`.
+    fn inserts(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<ChangeBatch> {
         let data = RecordBatch::try_new_with_options(
             self.schema.clone(),
             conform(columns, &self.schema)?,
@@ -787,15 +794,7 @@ impl TimeBoundedJoin {
             Output::One(0) => gather(left, &left_idx)?,
             Output::One(_) => gather(right, &right_idx)?,
         };
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            conform(columns, &self.schema)?,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        Ok(ChangeBatch {
-            ops: Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows])),
-            data,
-        })
+        self.inserts(columns, rows)
     }
 }
 
