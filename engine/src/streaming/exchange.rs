@@ -67,6 +67,19 @@ pub(super) fn split_keys(batch: &RecordBatch, keys: usize) -> Result<(RecordBatc
     Ok((data, batch.columns()[width..].to_vec()))
 }
 
+/// What a keyed exchange does to a batch, without the routing: appends the
+/// evaluated key columns (see [`split_keys`]). For a keyed operator whose
+/// input partitions already hold whole groups.
+pub(super) fn key_appender(key: Vec<Arc<dyn PhysicalExpr>>) -> super::stateless::Transform {
+    let schema: std::sync::Mutex<Option<(SchemaRef, SchemaRef)>> = std::sync::Mutex::new(None);
+    Arc::new(move |change: ChangeBatch| {
+        let mut schema = schema
+            .lock()
+            .map_err(|_| DataFusionError::Internal("a key appender's lock was poisoned".into()))?;
+        Ok(with_keys(&change, &key, &mut schema)?.0)
+    })
+}
+
 fn start(
     inputs: Vec<Receiver>,
     key: Vec<Arc<dyn PhysicalExpr>>,

@@ -22,8 +22,9 @@
 //! live ones (and there are at least [`COMPACT_MIN_DEAD`]), the live rows are
 //! copied into fresh batches and the chains and keys are rebuilt, so memory
 //! follows the live rows at an amortized O(1) per row. Small input batches
-//! are merged as they are appended (a binary-counter merge, at most
-//! [`BATCH_ROWS`] rows) so that the number of stored batches stays small.
+//! (under [`KEEP_ROWS`]) are merged as they are appended (a binary-counter
+//! merge, at most [`BATCH_ROWS`] rows) so that there are not many tiny
+//! batches; larger ones are kept as they came.
 
 use std::hash::BuildHasher;
 
@@ -31,7 +32,7 @@ use arrow::array::{Array, ArrayRef, RecordBatchOptions, new_empty_array};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::HashMap;
+use datafusion::common::hash_utils::RandomState;
 use datafusion::error::{DataFusionError, Result};
 
 /// The end of a key's chain.
@@ -41,16 +42,180 @@ pub(super) const NIL: u32 = u32::MAX;
 /// written by a compaction.
 pub(super) const BATCH_ROWS: usize = 8192;
 
+/// Appended batches of at least this many rows are kept as they came:
+/// merging them would copy every row for little (a gather reads only the
+/// batches its slots are in, so many batches cost it nothing).
+pub(super) const KEEP_ROWS: usize = 1024;
+
 /// Dead slots below which a side never compacts.
 pub(super) const COMPACT_MIN_DEAD: usize = 4096;
 
-/// A key's entry: its newest slot, how many of its slots are alive, and
-/// the next key whose bytes hash to the same value (`NIL`: none).
+/// A key's entry in a side: its newest slot and how many of its slots are
+/// alive.
 #[derive(Debug, Clone, Copy)]
 struct KeyEntry {
     head: u32,
     live: u32,
-    same_hash: u32,
+}
+
+impl KeyEntry {
+    const EMPTY: KeyEntry = KeyEntry { head: NIL, live: 0 };
+}
+
+/// Encoded (arrow-row) keys numbered 0, 1, ... in order of first insertion.
+///
+/// A side owns one unless it is given key ids from outside
+/// ([`SideRows::with_shared_keys`]): the time-bounded join keeps one index
+/// for both its sides, so a key costs one lookup per batch instead of one in
+/// the other side's index and another in its own (the lookups are cache
+/// misses on a large state).
+#[derive(Debug, Default)]
+pub(super) struct KeyIndex {
+    /// Open addressing with linear probing, at most half full: 0 is an
+    /// empty slot, else the upper 32 bits of the key's hash and its id + 1.
+    /// One flat array (not a map of hash → id) so that a batch can load the
+    /// slots of all its keys first and let their cache misses overlap (see
+    /// [`KeyIndex::get_or_insert_many`]).
+    table: Vec<u64>,
+    /// Each key's hash, to grow the table without hashing the keys again.
+    hashes: Vec<u64>,
+    /// The keys' bytes, one after another (no allocation per key): key `k`
+    /// is `bytes[offsets[k]..offsets[k + 1]]`.
+    bytes: Vec<u8>,
+    offsets: Vec<usize>,
+    state: RandomState,
+}
+
+impl KeyIndex {
+    /// Keys numbered so far.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// The encoded bytes of key `id`.
+    pub fn bytes(&self, id: u32) -> &[u8] {
+        let k = id as usize;
+        &self.bytes[self.offsets[k]..self.offsets[k + 1]]
+    }
+
+    /// The id of an encoded key with hash `hash`, if numbered.
+    fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let entry = self.table[i];
+            if entry == 0 {
+                return None;
+            }
+            if entry >> 32 == hash >> 32 {
+                let id = (entry as u32).wrapping_sub(1);
+                if self.bytes(id) == key {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The hash the index files an encoded key under.
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.state.hash_one(key)
+    }
+
+    /// Files key `id` with hash `hash` in the first free slot of its probe
+    /// sequence (the table has one).
+    fn place(&mut self, hash: u64, id: u32) {
+        let mask = self.table.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.table[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.table[i] = (hash >> 32 << 32) | (u64::from(id) + 1);
+    }
+
+    /// Makes room for `more` new keys (the table stays at most half full).
+    fn reserve(&mut self, more: usize) {
+        let need = (self.len() + more).saturating_mul(2);
+        if need <= self.table.len() {
+            return;
+        }
+        self.table = vec![0; need.next_power_of_two().max(64)];
+        for id in 0..self.hashes.len() {
+            self.place(self.hashes[id], id as u32);
+        }
+    }
+
+    /// Numbers a key not in the index.
+    fn insert_new(&mut self, key: &[u8], hash: u64) -> u32 {
+        self.reserve(1);
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let id = self.len() as u32;
+        self.place(hash, id);
+        self.hashes.push(hash);
+        self.bytes.extend_from_slice(key);
+        self.offsets.push(self.bytes.len());
+        id
+    }
+
+    /// The id of an encoded key, if numbered.
+    pub fn get(&self, key: &[u8]) -> Option<u32> {
+        self.find(key, self.hash(key))
+    }
+
+    /// The id of an encoded key, numbered if new.
+    pub fn get_or_insert(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hash(key);
+        match self.find(key, hash) {
+            Some(id) => id,
+            None => self.insert_new(key, hash),
+        }
+    }
+
+    /// [`KeyIndex::get_or_insert`] of each key, in order. On a large index
+    /// nearly every lookup misses the cache; loading every key's first slot
+    /// in a tight loop before probing lets those misses overlap instead of
+    /// waiting for one after another.
+    pub fn get_or_insert_many(&mut self, keys: &[&[u8]]) -> Vec<u32> {
+        self.reserve(keys.len());
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
+        let mask = self.table.len() - 1;
+        let touched = hashes
+            .iter()
+            .fold(0u64, |acc, h| acc ^ self.table[*h as usize & mask]);
+        std::hint::black_box(touched);
+        keys.iter()
+            .zip(hashes)
+            .map(|(key, hash)| match self.find(key, hash) {
+                Some(id) => id,
+                None => self.insert_new(key, hash),
+            })
+            .collect()
+    }
+
+    /// The index of only the keys for which `keep` holds, renumbered in
+    /// order, and each old key's new id (`NIL`: dropped).
+    pub fn retain(&self, keep: impl Fn(u32) -> bool) -> (KeyIndex, Vec<u32>) {
+        // Same hasher: the kept keys' hashes are reused.
+        let mut fresh = KeyIndex {
+            state: self.state.clone(),
+            ..KeyIndex::default()
+        };
+        let new_id = (0..self.len() as u32)
+            .map(|k| {
+                if keep(k) {
+                    fresh.insert_new(self.bytes(k), self.hashes[k as usize])
+                } else {
+                    NIL
+                }
+            })
+            .collect();
+        (fresh, new_id)
+    }
 }
 
 /// The rows of one join input (see the module docs).
@@ -73,14 +238,13 @@ pub(super) struct SideRows {
     key_of: Vec<u32>,
     /// The next older slot of the same key (`NIL`: none).
     next: Vec<u32>,
-    /// Hash of an arrow-row encoded key → the newest key id with that hash
-    /// (the others chained through `KeyEntry::same_hash`).
-    key_ids: HashMap<u64, u32>,
+    /// The side's own key index (empty with shared keys).
+    index: KeyIndex,
+    /// By key id (own or shared).
     keys: Vec<KeyEntry>,
-    /// The keys' arrow-row bytes, one after another (no allocation per
-    /// key): key `k` is `key_bytes[key_offsets[k]..key_offsets[k + 1]]`.
-    key_bytes: Vec<u8>,
-    key_offsets: Vec<usize>,
+    /// Key ids come from an index outside (see
+    /// [`SideRows::with_shared_keys`]).
+    shared_keys: bool,
     live: usize,
     dead: usize,
     track_time: bool,
@@ -105,10 +269,9 @@ impl SideRows {
             row_hash: Vec::new(),
             key_of: Vec::new(),
             next: Vec::new(),
-            key_ids: HashMap::new(),
+            index: KeyIndex::default(),
             keys: Vec::new(),
-            key_bytes: Vec::new(),
-            key_offsets: vec![0],
+            shared_keys: false,
             live: 0,
             dead: 0,
             track_time,
@@ -126,8 +289,43 @@ impl SideRows {
         self
     }
 
+    /// The same side taking its key ids from a [`KeyIndex`] kept outside
+    /// (shared with the other side of a join): [`SideRows::activate`] takes
+    /// any id, compaction keeps the ids, and [`SideRows::renumber_keys`]
+    /// follows the index when it drops keys. [`SideRows::key_id`] and
+    /// [`SideRows::key_id_or_insert`] are not used then.
+    pub fn with_shared_keys(mut self) -> Self {
+        self.shared_keys = true;
+        self
+    }
+
+    /// Whether key `id` has live rows here.
+    pub fn has_live_key(&self, id: u32) -> bool {
+        self.keys.get(id as usize).is_some_and(|e| e.live > 0)
+    }
+
+    /// Follows a shared key index that dropped keys: key `k` is now
+    /// `new_id[k]`; a dropped key (`NIL`) must have no live rows.
+    pub fn renumber_keys(&mut self, new_id: &[u32]) {
+        let mut keys = Vec::new();
+        for (k, entry) in self.keys.iter().enumerate() {
+            let id = new_id[k];
+            if id != NIL {
+                if id as usize >= keys.len() {
+                    keys.resize(id as usize + 1, KeyEntry::EMPTY);
+                }
+                keys[id as usize] = *entry;
+            }
+        }
+        self.keys = keys;
+        for k in &mut self.key_of {
+            if *k != NIL {
+                *k = new_id[*k as usize];
+            }
+        }
+    }
+
     /// Live rows held.
-    #[cfg(test)]
     pub fn live_rows(&self) -> usize {
         self.live
     }
@@ -143,49 +341,22 @@ impl SideRows {
         self.track_hash
     }
 
-    /// The encoded bytes of key `id`.
+    /// The encoded bytes of key `id` (own index).
     fn key_bytes(&self, id: u32) -> &[u8] {
-        let k = id as usize;
-        &self.key_bytes[self.key_offsets[k]..self.key_offsets[k + 1]]
-    }
-
-    /// The key id of an encoded key with hash `hash`, if the side has seen it.
-    fn find_key(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let mut id = *self.key_ids.get(&hash)?;
-        while id != NIL {
-            if self.key_bytes(id) == key {
-                return Some(id);
-            }
-            id = self.keys[id as usize].same_hash;
-        }
-        None
-    }
-
-    /// The hash the key index files an encoded key under.
-    fn hash_key(&self, key: &[u8]) -> u64 {
-        self.key_ids.hasher().hash_one(key)
+        self.index.bytes(id)
     }
 
     /// The key id of an encoded key, if the side has seen it.
     pub fn key_id(&self, key: &[u8]) -> Option<u32> {
-        self.find_key(key, self.hash_key(key))
+        self.index.get(key)
     }
 
     /// The key id of an encoded key, made if new.
     pub fn key_id_or_insert(&mut self, key: &[u8]) -> u32 {
-        let hash = self.hash_key(key);
-        if let Some(id) = self.find_key(key, hash) {
-            return id;
+        let id = self.index.get_or_insert(key);
+        if id as usize == self.keys.len() {
+            self.keys.push(KeyEntry::EMPTY);
         }
-        let id = self.keys.len() as u32;
-        let same_hash = self.key_ids.insert(hash, id).unwrap_or(NIL);
-        self.keys.push(KeyEntry {
-            head: NIL,
-            live: 0,
-            same_hash,
-        });
-        self.key_bytes.extend_from_slice(key);
-        self.key_offsets.push(self.key_bytes.len());
         id
     }
 
@@ -238,7 +409,11 @@ impl SideRows {
                 self.batches[k - 2].num_rows(),
                 self.batches[k - 1].num_rows(),
             );
-            if older >= BATCH_ROWS || older > 2 * newer || older + newer > 2 * BATCH_ROWS {
+            if older >= BATCH_ROWS
+                || older > 2 * newer
+                || older + newer > 2 * BATCH_ROWS
+                || newer >= KEEP_ROWS
+            {
                 return Ok(());
             }
             let merged = concat(&self.schema, &self.batches[k - 2..])?;
@@ -271,6 +446,9 @@ impl SideRows {
             self.row_hash[s] = hash;
         }
         self.key_of[s] = key;
+        if key as usize >= self.keys.len() {
+            self.keys.resize(key as usize + 1, KeyEntry::EMPTY);
+        }
         let entry = &mut self.keys[key as usize];
         self.next[s] = entry.head;
         entry.head = slot;
@@ -291,6 +469,18 @@ impl SideRows {
         }
         self.live -= 1;
         self.dead += 1;
+    }
+
+    /// Marks every slot dead: when all go at once (e.g. at the end of
+    /// input) this is a few linear passes instead of a key-entry update
+    /// (a cache miss) per row.
+    pub fn kill_all(&mut self) {
+        self.alive.fill(false);
+        for entry in &mut self.keys {
+            entry.live = 0;
+        }
+        self.dead += self.live;
+        self.live = 0;
     }
 
     /// The live slots of key `key`, newest first, appended to `out`.
@@ -434,13 +624,18 @@ impl SideRows {
         let mut moved = vec![NIL; self.loc.len()];
         let mut fresh = Self::new(self.schema.clone(), self.track_time, self.track_hash);
         fresh.track_matches = self.track_matches;
+        fresh.shared_keys = self.shared_keys;
         fresh.batches = batches;
         fresh.first_slot = first_slot;
         for (new, &old) in keep.iter().enumerate() {
             let o = old as usize;
             let k = self.key_of[o] as usize;
             if new_id[k] == NIL {
-                new_id[k] = fresh.key_id_or_insert(self.key_bytes(k as u32));
+                new_id[k] = if self.shared_keys {
+                    k as u32
+                } else {
+                    fresh.key_id_or_insert(self.key_bytes(k as u32))
+                };
             }
             let new = new as u32;
             moved[o] = new;
@@ -491,16 +686,24 @@ pub(super) fn gather_slots(
             .map(|f| new_empty_array(f.data_type()))
             .collect());
     }
+    // Only the batches the slots are in, numbered in order of first use.
+    let mut local = vec![NIL; batches.len()];
+    let mut used: Vec<&RecordBatch> = Vec::new();
     let indices: Vec<(usize, usize)> = slots
         .iter()
         .map(|s| {
             let (b, r) = loc[*s as usize];
-            (b as usize, r as usize)
+            let l = &mut local[b as usize];
+            if *l == NIL {
+                *l = used.len() as u32;
+                used.push(&batches[b as usize]);
+            }
+            (*l as usize, r as usize)
         })
         .collect();
     (0..schema.fields().len())
         .map(|c| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            let arrays: Vec<&dyn Array> = used.iter().map(|b| b.column(c).as_ref()).collect();
             Ok(interleave(&arrays, &indices)?)
         })
         .collect()
@@ -595,6 +798,29 @@ mod tests {
     }
 
     #[test]
+    fn large_batches_are_kept_as_they_came_and_gathered_across() {
+        let mut side = SideRows::new(schema(), false, false);
+        let rows: Vec<(i64, String)> = (0..3 * KEEP_ROWS as i64)
+            .map(|i| (i % 5, format!("v{i}")))
+            .collect();
+        let refs: Vec<(i64, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for chunk in refs.chunks(KEEP_ROWS) {
+            insert(&mut side, chunk);
+        }
+        assert_eq!(side.batches_len(), 3);
+        // Slots of the last and the first batch, in that order.
+        let last = 3 * KEEP_ROWS as u32 - 1;
+        assert_eq!(
+            show(&side, &[last, 0, last - 1]),
+            [
+                format!("{}:v{last}", last % 5),
+                "0:v0".to_string(),
+                format!("{}:v{}", (last - 1) % 5, last - 1)
+            ]
+        );
+    }
+
+    #[test]
     fn a_retraction_finds_its_row_by_hash_and_value() {
         let mut side = SideRows::new(schema(), false, true);
         let slots = insert(&mut side, &[(1, "a"), (1, "b")]);
@@ -638,6 +864,59 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_key_index_numbers_keys_once_and_drops_the_unwanted() {
+        let mut index = KeyIndex::default();
+        let a = index.get_or_insert(b"a");
+        let b = index.get_or_insert(b"bb");
+        assert_eq!((a, b, index.get_or_insert(b"a")), (0, 1, 0));
+        assert_eq!(index.get(b"c"), None);
+        // Two sides filing rows under the shared ids.
+        let mut left = SideRows::new(schema(), false, false).with_shared_keys();
+        let first = left.append(batch(&[(1, "x"), (2, "y")])).unwrap();
+        left.activate(first, b, 0, 0, 0);
+        left.activate(first + 1, a, 0, 0, 0);
+        assert!(left.has_live_key(a) && left.has_live_key(b));
+        left.kill(first + 1);
+        assert!(!left.has_live_key(a));
+        // Dropping `a` renumbers `bb` to 0.
+        let (fresh, new_id) = index.retain(|k| left.has_live_key(k));
+        assert_eq!(new_id, [NIL, 0]);
+        assert_eq!((fresh.len(), fresh.bytes(0)), (1, &b"bb"[..]));
+        left.renumber_keys(&new_id);
+        let mut slots = Vec::new();
+        left.slots_of(0, &mut slots);
+        assert_eq!(show(&left, &slots), ["1:x"]);
+    }
+
+    #[test]
+    fn the_key_index_grows_and_numbers_batches_of_keys() {
+        let mut index = KeyIndex::default();
+        let keys: Vec<String> = (0..5_000).map(|i| format!("key{i}")).collect();
+        for (i, k) in keys.iter().enumerate().take(3_000) {
+            assert_eq!(index.get_or_insert(k.as_bytes()), i as u32);
+        }
+        // A batch of known and new keys, one repeated.
+        let batch: Vec<&[u8]> = [2_999, 3_000, 17, 3_000, 4_999]
+            .iter()
+            .map(|i| keys[*i].as_bytes())
+            .collect();
+        assert_eq!(
+            index.get_or_insert_many(&batch),
+            [2_999, 3_000, 17, 3_000, 3_001]
+        );
+        assert_eq!(index.len(), 3_002);
+        assert_eq!(index.get(keys[4_999].as_bytes()), Some(3_001));
+        assert_eq!(index.get(keys[4_000].as_bytes()), None);
+        assert_eq!(index.bytes(17), keys[17].as_bytes());
+        // Keeping the even keys renumbers them; the kept ones are found.
+        let (kept, new_id) = index.retain(|k| k % 2 == 0);
+        assert_eq!(kept.len(), 1_501);
+        assert_eq!((new_id[4], new_id[5]), (2, NIL));
+        assert_eq!(kept.get(keys[2_998].as_bytes()), Some(1_499));
+        assert_eq!(kept.get(keys[17].as_bytes()), None);
+    }
+
+    #[test]
     fn expiry_by_write_time_frees_rows() {
         let mut side = SideRows::new(schema(), true, false);
         let slots = insert(&mut side, &[(1, "a"), (1, "b"), (2, "c")]);
@@ -647,5 +926,22 @@ mod tests {
         assert_eq!(show(&side, &slots_of(&side, 1)), ["1:b"]);
         side.expire_all(|w| w < 100);
         assert_eq!(side.live_rows(), 0);
+    }
+
+    #[test]
+    fn killing_all_leaves_no_live_row_and_compacts_to_nothing() {
+        let mut side = SideRows::new(schema(), false, false);
+        let rows: Vec<(i64, String)> = (0..5_000).map(|i| (i % 3, format!("v{i}"))).collect();
+        let refs: Vec<(i64, &str)> = rows.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        insert(&mut side, &refs);
+        side.kill_all();
+        assert_eq!(side.live_rows(), 0);
+        assert!(slots_of(&side, 1).is_empty());
+        let moved = side.maybe_compact().unwrap().expect("compacted");
+        assert!(moved.iter().all(|m| *m == NIL));
+        assert_eq!(side.batches_len(), 0);
+        // Still usable afterwards.
+        insert(&mut side, &[(1, "x")]);
+        assert_eq!(show(&side, &slots_of(&side, 1)), ["1:x"]);
     }
 }

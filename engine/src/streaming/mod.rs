@@ -18,6 +18,7 @@ mod aggregate_input;
 mod change_batch;
 mod deduplicate;
 mod exchange;
+mod expiry_queue;
 mod group_aggregate;
 mod join;
 mod join_state;
@@ -42,6 +43,7 @@ use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -370,6 +372,76 @@ async fn build_root(
     }
 }
 
+/// The output columns by which `plan`'s output partitions are split: rows
+/// equal in all of them are always in the same partition (one of the
+/// `parallelism.default` a keyed operator runs). Known for a join on plain
+/// columns (the hash exchange in front routed both sides by the key) on
+/// the side whose key columns are never NULL-padded, through filters and
+/// projections of those columns; None elsewhere.
+fn key_partitioned(plan: &StreamPlan) -> Option<Vec<usize>> {
+    use datafusion::common::JoinType;
+    let column = column_index;
+    let columns = |keys: &[Arc<dyn PhysicalExpr>], offset: usize| {
+        keys.iter()
+            .map(|k| column(k).map(|c| c + offset))
+            .collect::<Option<Vec<usize>>>()
+    };
+    match &plan.node {
+        StreamNode::Join {
+            left,
+            left_keys,
+            right_keys,
+            join_type,
+            null_aware: false,
+            ..
+        }
+        | StreamNode::TimeJoin {
+            left,
+            left_keys,
+            right_keys,
+            join_type,
+            ..
+        } => {
+            if left_keys.is_empty() {
+                return None;
+            }
+            match join_type {
+                JoinType::Inner | JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti => {
+                    columns(left_keys, 0)
+                }
+                JoinType::Right => columns(right_keys, left.schema.fields().len()),
+                JoinType::RightSemi | JoinType::RightAnti => columns(right_keys, 0),
+                _ => None,
+            }
+        }
+        StreamNode::Filter { input, .. } => key_partitioned(input),
+        StreamNode::Project { input, exprs } => key_partitioned(input)?
+            .iter()
+            .map(|p| exprs.iter().position(|e| column(e) == Some(*p)))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Whether `input`'s partitions can feed a keyed operator grouping by
+/// `group` directly: they are split by columns that are all among the
+/// group's plain columns, so equal groups are in one partition.
+fn partitioned_for(input: &StreamPlan, group: &[Arc<dyn PhysicalExpr>]) -> bool {
+    let Some(by) = key_partitioned(input) else {
+        return false;
+    };
+    !by.is_empty()
+        && by
+            .iter()
+            .all(|c| group.iter().any(|g| column_index(g) == Some(*c)))
+}
+
+/// The input column a plain column reference reads.
+fn column_index(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    use datafusion::physical_expr::expressions::Column;
+    e.downcast_ref::<Column>().map(Column::index)
+}
+
 /// Starts the operators of `plan` and returns its output partitions.
 async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Result<Vec<Receiver>> {
     let inputs_of = async |input: &StreamPlan, tasks: &mut JoinSet<()>| {
@@ -475,9 +547,26 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
             aggregates,
             state_ttl_ms,
         } => {
-            let inputs = inputs_of(input, tasks).await?;
-            let instances =
-                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks);
+            let instances = if partitioned_for(input, group) {
+                // Each input partition already holds every row of its
+                // groups (e.g. a join on `A.id` under `GROUP BY A.id, ...`):
+                // no exchange, only the key columns appended, in the task
+                // of the stateless operators in between, if any.
+                let append = exchange::key_appender(group.clone());
+                match &input.node {
+                    StreamNode::WindowAssign { .. }
+                    | StreamNode::Filter { .. }
+                    | StreamNode::Project { .. } => {
+                        let (below, chain) = stateless_chain(input);
+                        let inputs = inputs_of(below, tasks).await?;
+                        stateless::map_each(inputs, tasks, stateless::compose(Some(chain), append))
+                    }
+                    _ => stateless::map_each(inputs_of(input, tasks).await?, tasks, append),
+                }
+            } else {
+                let inputs = inputs_of(input, tasks).await?;
+                exchange::start_keyed_exchange(inputs, group.clone(), parallelism, tasks)
+            };
             instances
                 .into_iter()
                 .map(|rx| {

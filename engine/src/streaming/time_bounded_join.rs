@@ -50,7 +50,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
+use arrow::compute::FilterBuilder;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
@@ -63,8 +64,9 @@ use tributary_planner::RowKind;
 use tributary_planner::time_join::TimeBound;
 
 use super::aggregate_input::{boolean, event_time_ms};
+use super::expiry_queue::ExpiryQueue;
 use super::join::{Output, conform, gather, join_shape, pairs_schema};
-use super::join_state::{NIL, SideRows};
+use super::join_state::{COMPACT_MIN_DEAD, KeyIndex, SideRows};
 use super::late_rows::LateRows;
 use super::two_inputs::TwoInputs;
 use super::{ChangeBatch, END_OF_INPUT, Message, Receiver, channel, send, send_data};
@@ -163,11 +165,9 @@ struct Side {
     /// The rows held, columnar, by key (`join_state.rs`); a row has matched
     /// if its match count is not 0.
     held: SideRows,
-    /// The held rows' (expiry ms, slot), one run per appended batch, each in
-    /// ascending expiry, with how many of it have expired: a watermark
-    /// visits each run's expired prefix only, never the whole state. Runs
-    /// are merged as they come (a binary counter) so that there are few.
-    expiries: Vec<(Vec<(i64, u32)>, usize)>,
+    /// When each held row expires: a watermark visits only what it
+    /// reaches, never the whole state (`expiry_queue.rs`).
+    expiries: ExpiryQueue,
     /// The time column (event time, or `window_end`).
     time: usize,
     /// A row is late if `time + late_offset <= watermark`.
@@ -184,79 +184,32 @@ struct Side {
 }
 
 impl Side {
-    /// Adds a run of (expiry, slot), merging runs while the older is not
-    /// more than twice the newer.
-    fn push_run(&mut self, mut run: Vec<(i64, u32)>) {
-        run.sort_unstable();
-        self.expiries.push((run, 0));
-        while self.expiries.len() >= 2 {
-            let k = self.expiries.len();
-            let (older, newer) = (
-                self.expiries[k - 2].0.len() - self.expiries[k - 2].1,
-                self.expiries[k - 1].0.len() - self.expiries[k - 1].1,
-            );
-            if older > 2 * newer {
-                return;
-            }
-            let (b, bp) = self.expiries.pop().unwrap_or_default();
-            let (a, ap) = self.expiries.pop().unwrap_or_default();
-            let (mut x, mut y) = (a[ap..].iter().peekable(), b[bp..].iter().peekable());
-            let mut merged = Vec::with_capacity(older + newer);
-            loop {
-                let next = match (x.peek(), y.peek()) {
-                    (Some(p), Some(q)) => {
-                        if p <= q {
-                            x.next()
-                        } else {
-                            y.next()
-                        }
-                    }
-                    (Some(_), None) => x.next(),
-                    (None, _) => y.next(),
-                };
-                match next {
-                    Some(e) => merged.push(*e),
-                    None => break,
-                }
-            }
-            self.expiries.push((merged, 0));
-        }
-    }
-
     /// Frees the rows expired at `watermark` (marks them dead) and returns
     /// their slots; their values stay readable until [`Side::compact`].
     fn take_expired(&mut self, watermark: i64) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (run, pos) in &mut self.expiries {
-            while *pos < run.len() && run[*pos].0 <= watermark {
-                out.push(run[*pos].1);
-                *pos += 1;
+        let out = self.expiries.take_expired(watermark);
+        // The queue holds each live slot once, so this many are all of them.
+        if out.len() == self.held.live_rows() {
+            self.held.kill_all();
+        } else {
+            for slot in &out {
+                self.held.kill(*slot);
             }
-        }
-        self.expiries.retain(|(run, pos)| *pos < run.len());
-        for slot in &out {
-            self.held.kill(*slot);
         }
         out
     }
 
-    /// Compacts the held rows if enough are dead, renumbering the runs.
+    /// Compacts the held rows if enough are dead, renumbering the runs;
+    /// returns whether it did.
     ///
     /// # Errors
     /// Arrow errors copying rows.
-    fn compact(&mut self) -> Result<()> {
-        if let Some(moved) = self.held.maybe_compact()? {
-            for (run, pos) in &mut self.expiries {
-                run.drain(..*pos);
-                *pos = 0;
-                for entry in run.iter_mut() {
-                    entry.1 = moved[entry.1 as usize];
-                }
-                run.retain(|entry| entry.1 != NIL);
-            }
-            self.expiries.retain(|(run, _)| !run.is_empty());
-        }
-        Ok(())
+    fn compact(&mut self) -> Result<bool> {
+        let Some(moved) = self.held.maybe_compact()? else {
+            return Ok(false);
+        };
+        self.expiries.renumber(&moved);
+        Ok(true)
     }
 
     /// Live rows held.
@@ -283,6 +236,10 @@ impl Collected {
 
 struct TimeBoundedJoin {
     sides: [Side; 2],
+    /// The join keys of both sides' rows, numbered once for both: a batch
+    /// looks each distinct key up once to find the other side's rows and to
+    /// file its own.
+    index: KeyIndex,
     /// Encodes the join key.
     key: RowConverter,
     filter: Option<Arc<dyn PhysicalExpr>>,
@@ -340,7 +297,7 @@ impl TimeBoundedJoin {
                 }
             }
             let reads_matches = padded[i] || semi.is_some_and(|(kept, _)| kept == i);
-            let held = SideRows::new(schema.clone(), false, false);
+            let held = SideRows::new(schema.clone(), false, false).with_shared_keys();
             Ok(Side {
                 keys: spec.keys[i].clone(),
                 schema: schema.clone(),
@@ -349,7 +306,7 @@ impl TimeBoundedJoin {
                 } else {
                     held.without_matches()
                 },
-                expiries: Vec::new(),
+                expiries: ExpiryQueue::default(),
                 time,
                 late_offset: late_offsets[i],
                 expiry_offset: expiry_offsets[i],
@@ -359,6 +316,7 @@ impl TimeBoundedJoin {
         };
         Ok(Self {
             sides: [side(0)?, side(1)?],
+            index: KeyIndex::default(),
             key: RowConverter::new(key_fields)?,
             filter: spec.filter,
             pairs_schema: pairs_schema(&spec.inputs),
@@ -505,27 +463,31 @@ impl TimeBoundedJoin {
         // live row's index among them, and each one's first row. Candidates
         // (interval join): the other side's rows under each distinct key,
         // gathered once.
-        let mut cand_slots: Vec<u32> = Vec::new();
         let mut distinct_of: Vec<u32> = Vec::with_capacity(live.len());
         let mut distinct_first: Vec<usize> = Vec::new();
-        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
         {
             let mut index_of: DfHashMap<&[u8], u32> = DfHashMap::new();
-            let other = &self.sides[o].held;
             for &i in &live {
-                let key = key_of(i);
-                let d = *index_of.entry(key).or_insert_with(|| {
+                let d = *index_of.entry(key_of(i)).or_insert_with(|| {
                     distinct_first.push(i);
-                    if !self.on_close {
-                        let start = cand_slots.len();
-                        if let Some(id) = other.key_id(key) {
-                            other.slots_of(id, &mut cand_slots);
-                        }
-                        distinct_range.push((start, cand_slots.len()));
-                    }
                     (distinct_first.len() - 1) as u32
                 });
                 distinct_of.push(d);
+            }
+        }
+        // Every live row is stored below, so each distinct key is numbered
+        // now: one lookup in the shared index, all of the batch's at once so
+        // that their cache misses overlap.
+        let distinct_keys: Vec<&[u8]> = distinct_first.iter().map(|&i| key_of(i)).collect();
+        let key_ids = self.index.get_or_insert_many(&distinct_keys);
+        let mut cand_slots: Vec<u32> = Vec::new();
+        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
+        if !self.on_close {
+            let other = &self.sides[o].held;
+            for &id in &key_ids {
+                let start = cand_slots.len();
+                other.slots_of(id, &mut cand_slots);
+                distinct_range.push((start, cand_slots.len()));
             }
         }
         let cand_columns = self.sides[o].held.gather(&cand_slots)?;
@@ -550,7 +512,12 @@ impl TimeBoundedJoin {
         } else {
             (&pair_cand, &pair_probe)
         };
-        let passes = self.evaluate_filter(left_cols, right_cols, pl, pr)?;
+        let filtered = self.filter_pairs(left_cols, right_cols, pl, pr)?;
+        let passes = filtered.as_ref().map(|(passes, _)| passes);
+        // When the output is exactly the passing pairs (both sides' columns,
+        // nothing emitted alone before them), it is the filter's input
+        // filtered: no second gather of every column.
+        let pairs_only = self.output == Output::Both && out.left.is_empty() && filtered.is_some();
 
         let mut new_matched = vec![false; n];
         let mut cand_matched_now: Vec<bool> = vec![false; cand_slots.len()];
@@ -560,7 +527,7 @@ impl TimeBoundedJoin {
             }
             new_matched[i as usize] = true;
             cand_matched_now[j as usize] = true;
-            if self.output == Output::Both {
+            if self.output == Output::Both && !pairs_only {
                 let (l, r) = if s == 0 { (i, j) } else { (j, i) };
                 out.push(Some(l), Some(r));
             }
@@ -594,11 +561,6 @@ impl TimeBoundedJoin {
         };
         let side = &mut self.sides[s];
         let first = side.held.append(stored)?;
-        // One key-index lookup per distinct key, not per row.
-        let key_ids: Vec<u32> = distinct_first
-            .iter()
-            .map(|&i| side.held.key_id_or_insert(key_of(i)))
-            .collect();
         let mut run = Vec::with_capacity(live.len());
         for (k, (&i, &d)) in live.iter().zip(&distinct_of).enumerate() {
             if semi_kept_s && new_matched[i] {
@@ -610,10 +572,44 @@ impl TimeBoundedJoin {
                 .activate(slot, key_ids[d as usize], u64::from(new_matched[i]), 0, 0);
             run.push((expiry, slot));
         }
-        if !run.is_empty() {
-            side.push_run(run);
+        side.expiries.push(&run);
+        match filtered {
+            Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
+            _ => self.gather_output(left_cols, right_cols, out),
         }
-        self.gather_output(left_cols, right_cols, out)
+    }
+
+    /// The output rows of the pairs that pass (all `+I`): `columns` are the
+    /// pairs' left then right columns, `passes` which pass.
+    fn passing_pairs(&self, passes: &[bool], columns: Vec<ArrayRef>) -> Result<ChangeBatch> {
+        let rows = passes.iter().filter(|p| **p).count();
+        let columns = if rows == passes.len() {
+            columns
+        } else {
+            // One prepared predicate for all the columns.
+            let mask = FilterBuilder::new(&BooleanArray::from(passes.to_vec()))
+                .optimize()
+                .build();
+            columns
+                .iter()
+                .map(|c| Ok(mask.filter(c.as_ref())?))
+                .collect::<Result<Vec<_>>>()?
+        };
+        self.inserts(columns, rows)
+    }
+
+    /// `rows` output rows of `columns` (the output's, maybe to conform), all
+    /// `+I`.
+    fn inserts(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<ChangeBatch> {
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            conform(columns, &self.schema)?,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        Ok(ChangeBatch {
+            ops: Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows])),
+            data,
+        })
     }
 
     /// Frees the rows expired at `watermark`, emitting what they decide:
@@ -649,8 +645,24 @@ impl TimeBoundedJoin {
             self.gather_output(&left, &right, out)
         };
         // Slots move when a side compacts: only after they were read.
+        let mut compacted = false;
         for side in &mut self.sides {
-            side.compact()?;
+            compacted |= side.compact()?;
+        }
+        // Keys without live rows on either side leave the shared index when
+        // they outnumber the others. Checked only after a compaction: until
+        // then dead rows (at least one per dead key) are at most the live
+        // rows, which bounds the dead keys.
+        if compacted {
+            let live = |k: u32| self.sides.iter().any(|side| side.held.has_live_key(k));
+            let dead = (0..self.index.len() as u32).filter(|k| !live(*k)).count();
+            if dead >= COMPACT_MIN_DEAD && dead > self.index.len() - dead {
+                let (index, new_id) = self.index.retain(live);
+                for side in &mut self.sides {
+                    side.held.renumber_keys(&new_id);
+                }
+                self.index = index;
+            }
         }
         out
     }
@@ -726,25 +738,41 @@ impl TimeBoundedJoin {
         pl: &[u32],
         pr: &[u32],
     ) -> Result<Option<Vec<bool>>> {
+        Ok(self
+            .filter_pairs(left, right, pl, pr)?
+            .map(|(passes, _)| passes))
+    }
+
+    /// [`TimeBoundedJoin::evaluate_filter`], also returning the pairs'
+    /// columns (left then right) it gathered to evaluate the condition.
+    fn filter_pairs(
+        &self,
+        left: &[ArrayRef],
+        right: &[ArrayRef],
+        pl: &[u32],
+        pr: &[u32],
+    ) -> Result<Option<(Vec<bool>, Vec<ArrayRef>)>> {
         let Some(filter) = &self.filter else {
             return Ok(None);
         };
+        let mut columns = pick(left, pl)?;
+        columns.extend(pick(right, pr)?);
         if pl.is_empty() {
-            return Ok(Some(vec![]));
+            return Ok(Some((vec![], columns)));
         }
-        let mut columns = gather(left, &UInt32Array::from(pl.to_vec()))?;
-        columns.extend(gather(right, &UInt32Array::from(pr.to_vec()))?);
         let pairs = RecordBatch::try_new_with_options(
             self.pairs_schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(pl.len())),
         )?;
         let mask = boolean(filter.as_ref(), &pairs)?;
-        Ok(Some(
-            (0..mask.len())
+        let passes = match mask.nulls() {
+            None => mask.values().iter().collect(),
+            Some(_) => (0..mask.len())
                 .map(|p| mask.is_valid(p) && mask.value(p))
                 .collect(),
-        ))
+        };
+        Ok(Some((passes, pairs.columns().to_vec())))
     }
 
     /// Gathers the collected rows (all `+I`) from the left and right columns.
@@ -766,16 +794,19 @@ impl TimeBoundedJoin {
             Output::One(0) => gather(left, &left_idx)?,
             Output::One(_) => gather(right, &right_idx)?,
         };
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            conform(columns, &self.schema)?,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-        Ok(ChangeBatch {
-            ops: Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows])),
-            data,
-        })
+        self.inserts(columns, rows)
     }
+}
+
+/// The rows `indices` of `columns`: the columns themselves when that is
+/// every row once, in order (a probing batch whose rows each have one
+/// candidate), else gathered.
+fn pick(columns: &[ArrayRef], indices: &[u32]) -> Result<Vec<ArrayRef>> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    if indices.len() == rows && indices.iter().enumerate().all(|(k, &i)| i as usize == k) {
+        return Ok(columns.to_vec());
+    }
+    gather(columns, &UInt32Array::from(indices.to_vec()))
 }
 
 impl Collected {
@@ -989,7 +1020,7 @@ mod tests {
                 .collect();
             op.process(0, &rows(&batch), i64::MIN).unwrap();
         }
-        assert!(op.sides[0].expiries.len() < 20, "runs are merged");
+        assert!(op.sides[0].expiries.runs() < 20, "runs are grouped");
         assert_eq!(stored(&op), [20_000, 0]);
         // Left rows expire at ts + 1 s: at 15 s those before 14 s are gone.
         assert_eq!(op.expire(14_999).unwrap().num_rows(), 0);
@@ -1001,6 +1032,43 @@ mod tests {
         assert_eq!(out.num_rows(), 200);
         op.expire(END_OF_INPUT).unwrap();
         assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn keys_whose_rows_all_expired_leave_the_shared_index() {
+        let (mut op, _) = join(JoinType::Inner, INTERVAL);
+        // 10,000 keys, one left row each, key k at k ms.
+        let batch: Vec<(i64, i64)> = (0..10_000).map(|k| (k, k)).collect();
+        op.process(0, &rows(&batch), i64::MIN).unwrap();
+        // One right row each for keys 9,000.. (matching: within 1 s).
+        let batch: Vec<(i64, i64)> = (9_000..10_000).map(|k| (k, 9_500)).collect();
+        assert_eq!(
+            op.process(1, &rows(&batch), i64::MIN).unwrap().num_rows(),
+            1_000
+        );
+        assert_eq!(op.index.len(), 10_000);
+        // Left rows expire at k + 1 s: keys below 8,000 go on the left, and
+        // have no right rows.
+        op.expire(8_999).unwrap();
+        assert_eq!(stored(&op), [2_000, 1_000]);
+        assert_eq!(op.index.len(), 2_000);
+        // The rest still match under their renumbered ids; a dropped key
+        // matches nothing and is numbered again.
+        let out = op
+            .process(
+                1,
+                &rows(&[(9_999, 9_999), (8_500, 9_000), (5, 9_000)]),
+                8_999,
+            )
+            .unwrap();
+        assert_eq!(show(&out), ["8500 8500 8500 9000", "9999 9999 9999 9999"]);
+        assert_eq!(op.index.len(), 2_001);
+        let out = op.process(0, &rows(&[(5, 9_100)]), 8_999).unwrap();
+        assert_eq!(show(&out), ["5 9100 5 9000"]);
+        // Fewer dead keys than `COMPACT_MIN_DEAD`: the index stays.
+        op.expire(END_OF_INPUT).unwrap();
+        assert_eq!(stored(&op), [0, 0]);
+        assert_eq!(op.index.len(), 2_001);
     }
 
     #[test]
