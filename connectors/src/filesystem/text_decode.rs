@@ -850,8 +850,9 @@ mod tests {
     #[test]
     fn csv_quotes_crlf_and_multibyte_text_decode_alike_on_both_paths() {
         // Quoted delimiters and newlines, doubled quotes, an empty quoted
-        // field (NULL, as an empty one), CRLF line ends, non-ASCII text.
-        let content = "id,name\r\n1,\"a,b\"\r\n\"2\",\"say \"\"hi\"\"\"\r\n3,\"\"\r\n4,\"two\nlines\"\n5,h\u{e9}llo w\u{f6}rld and long enough to be out of line\n";
+        // field (NULL, as an empty one), CRLF line ends, a blank line,
+        // non-ASCII text.
+        let content = "id,name\r\n1,\"a,b\"\r\n\r\n\"2\",\"say \"\"hi\"\"\"\r\n3,\"\"\r\n4,\"two\nlines\"\n5,h\u{e9}llo w\u{f6}rld and long enough to be out of line\n";
         let expected = vec![
             (Some(1), Some("a,b")),
             (Some(2), Some("say \"hi\"")),
