@@ -20,10 +20,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use arrow::datatypes::{
-    DataType, Date32Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use chrono::NaiveDateTime;
 use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
 use datafusion::common::ScalarValue;
@@ -88,52 +86,36 @@ fn format_column(values: &ArrayRef, format: &str) -> Option<ArrayRef> {
         return None;
     }
     let coarsest = granularity(&items)?;
-    // Units of the column per second, and the column as i64 units.
-    let (units_per_second, units): (i64, Vec<Option<i64>>) = match values.data_type() {
-        DataType::Timestamp(unit, None) => match unit {
-            TimeUnit::Second => (1, ints(values.as_primitive::<TimestampSecondType>())),
-            TimeUnit::Millisecond => (
-                1_000,
-                ints(values.as_primitive::<TimestampMillisecondType>()),
-            ),
-            TimeUnit::Microsecond => (
-                1_000_000,
-                ints(values.as_primitive::<TimestampMicrosecondType>()),
-            ),
-            TimeUnit::Nanosecond => (
-                1_000_000_000,
-                ints(values.as_primitive::<TimestampNanosecondType>()),
-            ),
-        },
-        // A date is its day number: one unit per 86,400 seconds.
-        DataType::Date32 if coarsest == Some(86_400) => (0, {
-            let days = values.as_primitive::<Date32Type>();
-            days.iter().map(|d| d.map(i64::from)).collect()
-        }),
+    // Units of the column per second; a date-only format reads a date as
+    // its midnight in milliseconds (`Date64`), so one path formats both.
+    let units_per_second: i64 = match values.data_type() {
+        DataType::Timestamp(TimeUnit::Second, None) => 1,
+        DataType::Timestamp(TimeUnit::Millisecond, None) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, None) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, None) => 1_000_000_000,
+        DataType::Date32 if coarsest == Some(86_400) => 1_000,
         _ => return None,
     };
+    let values = match values.data_type() {
+        DataType::Date32 => cast(values, &DataType::Date64).ok()?,
+        _ => values.clone(),
+    };
+    // A timestamp's (or `Date64`'s) units as plain integers (no copy).
+    let units = cast(&values, &DataType::Int64).ok()?;
+    let units = units.as_primitive::<Int64Type>();
     let mut out = StringBuilder::with_capacity(units.len(), units.len() * (format.len() + 8));
     // The granule (day or minute number) of the last formatted row; `text`
     // is its text.
     let mut last: Option<i64> = None;
     let mut text = String::new();
-    for value in units {
+    for value in units.iter() {
         let Some(value) = value else {
             out.append_null();
             continue;
         };
-        let granule = match (coarsest, units_per_second) {
-            (Some(_), 0) => Some(value),
-            (Some(seconds), ups) => Some(value.div_euclid(seconds * ups)),
-            (None, _) => None,
-        };
+        let granule = coarsest.map(|seconds| value.div_euclid(seconds * units_per_second));
         if granule.is_none() || granule != last {
-            let at = if units_per_second == 0 {
-                chrono::NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()? + 719_163)?
-                    .and_hms_opt(0, 0, 0)?
-            } else {
-                datetime(value, units_per_second)?
-            };
+            let at = datetime(value, units_per_second)?;
             text.clear();
             write!(text, "{}", at.format_with_items(items.iter())).ok()?;
             last = granule;
@@ -141,12 +123,6 @@ fn format_column(values: &ArrayRef, format: &str) -> Option<ArrayRef> {
         out.append_value(&text);
     }
     Some(Arc::new(out.finish()))
-}
-
-fn ints<T: arrow::datatypes::ArrowPrimitiveType<Native = i64>>(
-    a: &arrow::array::PrimitiveArray<T>,
-) -> Vec<Option<i64>> {
-    a.iter().collect()
 }
 
 /// `value` units of `1 / units_per_second` s since the epoch, as a naive

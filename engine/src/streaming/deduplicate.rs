@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{SortOptions, interleave, take};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
@@ -182,12 +182,7 @@ impl Deduplicate {
         let order = arrow::compute::cast(&order, &DataType::Int64)?;
         let order = order.as_primitive::<Int64Type>();
         if self.groups.is_none() {
-            let schema = Arc::new(Schema::new(
-                keys.iter()
-                    .enumerate()
-                    .map(|(i, k)| Field::new(format!("key_{i}"), k.data_type().clone(), true))
-                    .collect::<Vec<_>>(),
-            ));
+            let schema = super::key_columns_schema(&keys);
             self.groups = Some(new_group_values(schema, &GroupOrdering::None)?);
         }
         let Some(groups) = self.groups.as_mut() else {
@@ -385,8 +380,12 @@ fn compact_buffers(batch: &RecordBatch) -> Result<RecordBatch> {
 #[cfg(test)]
 fn output_schema(input: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef {
     let mut fields = input.fields().to_vec();
-    fields.push(Arc::new(Field::new("rn", DataType::UInt64, false)));
-    Arc::new(Schema::new(fields))
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "rn",
+        DataType::UInt64,
+        false,
+    )));
+    Arc::new(arrow::datatypes::Schema::new(fields))
 }
 
 #[cfg(test)]
@@ -395,6 +394,7 @@ mod tests {
     use crate::changelog::fold;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::SchemaRef;
+    use arrow::datatypes::{Field, Schema};
     use datafusion::physical_expr::expressions::Column;
 
     fn spec(descending: bool, nulls_first: bool) -> TopNSpec {

@@ -234,6 +234,19 @@ struct Env<'a> {
     metrics: &'a Arc<StreamMetrics>,
 }
 
+/// The schema of a key index (`GroupValues`) over evaluated key columns:
+/// `key_0`, `key_1`, ... in their types, nullable.
+pub(super) fn key_columns_schema(keys: &[ArrayRef]) -> arrow::datatypes::SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                arrow::datatypes::Field::new(format!("key_{i}"), k.data_type().clone(), true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
 pub(super) fn with_op_column(
     schema: &arrow::datatypes::SchemaRef,
     change: ChangeBatch,

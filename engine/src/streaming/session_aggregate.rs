@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::take;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::error::{DataFusionError, Result};
@@ -282,12 +282,7 @@ impl SessionAggregate {
             return Ok(());
         }
         if self.keys.is_none() {
-            let schema = Arc::new(Schema::new(
-                keys.iter()
-                    .enumerate()
-                    .map(|(i, k)| Field::new(format!("key_{i}"), k.data_type().clone(), true))
-                    .collect::<Vec<_>>(),
-            ));
+            let schema = super::key_columns_schema(keys);
             let converter = RowConverter::new(
                 keys.iter()
                     .map(|k| SortField::new(k.data_type().clone()))
@@ -621,6 +616,7 @@ impl SessionAggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::{Field, Schema};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use arrow::array::Int64Array;
