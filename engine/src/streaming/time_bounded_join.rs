@@ -459,27 +459,28 @@ impl TimeBoundedJoin {
         }
         self.late.record(&change.data, &late, watermark)?;
 
-        // The live rows' distinct keys (one hash per row, here only): each
-        // live row's index among them, and each one's first row. Candidates
-        // (interval join): the other side's rows under each distinct key,
-        // gathered once.
-        let mut distinct_of: Vec<u32> = Vec::with_capacity(live.len());
-        let mut distinct_first: Vec<usize> = Vec::new();
-        {
-            let mut index_of: DfHashMap<&[u8], u32> = DfHashMap::new();
-            for &i in &live {
-                let d = *index_of.entry(key_of(i)).or_insert_with(|| {
-                    distinct_first.push(i);
-                    (distinct_first.len() - 1) as u32
-                });
-                distinct_of.push(d);
-            }
-        }
-        // Every live row is stored below, so each distinct key is numbered
-        // now: one lookup in the shared index, all of the batch's at once so
-        // that their cache misses overlap.
-        let distinct_keys: Vec<&[u8]> = distinct_first.iter().map(|&i| key_of(i)).collect();
-        let key_ids = self.index.get_or_insert_many(&distinct_keys);
+        // Every live row is stored below, so each one's key is numbered now:
+        // one lookup per row in the shared index, all of the batch's at once
+        // so that their cache misses overlap. The batch's distinct keys are
+        // then told apart by id (a small table of `u32`s, no key bytes
+        // hashed or compared again): each live row's index among them.
+        // Candidates (interval join): the other side's rows under each
+        // distinct key, gathered once.
+        let live_keys: Vec<&[u8]> = live.iter().map(|&i| key_of(i)).collect();
+        let row_key_ids = self.index.get_or_insert_many(&live_keys);
+        let mut key_ids: Vec<u32> = Vec::new();
+        let distinct_of: Vec<u32> = {
+            let mut index_of: DfHashMap<u32, u32> = DfHashMap::with_capacity(live.len());
+            row_key_ids
+                .iter()
+                .map(|&id| {
+                    *index_of.entry(id).or_insert_with(|| {
+                        key_ids.push(id);
+                        (key_ids.len() - 1) as u32
+                    })
+                })
+                .collect()
+        };
         let mut cand_slots: Vec<u32> = Vec::new();
         let mut distinct_range: Vec<(usize, usize)> = Vec::new();
         if !self.on_close {
