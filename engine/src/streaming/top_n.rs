@@ -102,8 +102,11 @@ impl Rank {
     }
 }
 
-/// One partition's rows: (order key, row) → copies.
-type Partition = BTreeMap<(Box<[u8]>, Box<[u8]>), u64>;
+/// One partition's rows: (order key, row) → copies. A row's bytes are
+/// shared (`Arc`): the ranks before and after a batch, and the changelog
+/// rows, hold them without copying them (a partition's top N is read twice
+/// per batch that touches it).
+type Partition = BTreeMap<(Box<[u8]>, Arc<[u8]>), u64>;
 
 pub(super) struct TopN {
     spec: TopNSpec,
@@ -135,7 +138,7 @@ impl TopN {
     }
 
     /// The first `limit` rows of a partition, in rank order.
-    fn top(&self, partition: Option<&Partition>) -> Vec<Box<[u8]>> {
+    fn top(&self, partition: Option<&Partition>) -> Vec<Arc<[u8]>> {
         let mut out = Vec::with_capacity(self.spec.limit);
         for ((_, row), copies) in partition.into_iter().flatten() {
             for _ in 0..*copies {
@@ -261,14 +264,14 @@ impl TopN {
         let row_at = |i: usize| -> usize { if position.is_empty() { i } else { position[i] } };
 
         let kinds: Vec<RowKind> = change.kinds().collect();
-        let mut out_rows: Vec<Box<[u8]>> = Vec::new();
+        let mut out_rows: Vec<Arc<[u8]>> = Vec::new();
         let mut out_ranks: Vec<u64> = Vec::new();
         let mut out_kinds: Vec<RowKind> = Vec::new();
         for (key, indices) in touched {
             let before = self.top(self.partitions.get(&key));
             let partition = self.partitions.entry(key.clone()).or_default();
             for i in indices {
-                let entry: (Box<[u8]>, Box<[u8]>) = (
+                let entry: (Box<[u8]>, Arc<[u8]>) = (
                     order_rows.row(i).data().into(),
                     rows.row(row_at(i)).data().into(),
                 );
