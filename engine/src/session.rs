@@ -1053,6 +1053,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn explain_shows_a_repeated_sub_query_run_once() {
+        let s = Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap();
+        let out = text(
+            &rows(
+                &s,
+                "CREATE TABLE t (k INT, v INT);
+                 EXPLAIN SELECT a.k FROM (SELECT k, COUNT(*) AS n FROM t GROUP BY k) a
+                 JOIN (SELECT k, COUNT(*) AS n FROM t GROUP BY k) b ON a.k = b.k AND a.n = b.n",
+            )
+            .await,
+        );
+        assert_eq!(out.matches("GroupAggregate:").count(), 1, "{out}");
+        assert_eq!(
+            out.matches("Reused: id=1, run once, its output copied to each use")
+                .count(),
+            1,
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("Reused: id=1, run once (shown above)").count(),
+            1,
+            "{out}"
+        );
+        // Sub-queries that differ are not shared.
+        let out = text(
+            &rows(
+                &s,
+                "EXPLAIN SELECT a.k, a.n, b.n FROM (SELECT k, COUNT(*) AS n FROM t GROUP BY k) a
+                 JOIN (SELECT k, MAX(v) AS n FROM t GROUP BY k) b ON a.k = b.k",
+            )
+            .await,
+        );
+        assert!(!out.contains("Reused"), "{out}");
+        assert_eq!(out.matches("GroupAggregate:").count(), 2, "{out}");
+    }
+
+    #[tokio::test]
     async fn explain_shows_the_state_ttl_of_joins_and_updating_aggregates() {
         let s = Session::builder()
             .runtime_mode(RuntimeMode::Streaming)

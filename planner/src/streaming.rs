@@ -15,6 +15,7 @@
 //! Expressions are DataFusion `PhysicalExpr`s and aggregates DataFusion
 //! `AggregateFunctionExpr`s, so every scalar function works in both modes.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -254,6 +255,14 @@ pub enum StreamNode {
         table: String,
         target: Arc<dyn TableProvider>,
     },
+    /// A sub-plan that occurs more than once in the query (the same logical
+    /// subtree, e.g. Nexmark q5's two identical HOP counts), run once: every
+    /// occurrence carries the same `id` and the same `input`, and the runtime
+    /// starts `input` at its first occurrence and hands each occurrence a
+    /// copy of every output partition (same rows, same watermarks, same
+    /// partitioning). Flink's sub-plan reuse
+    /// (`table.optimizer.reuse-sub-plan-enabled`, on by default).
+    Reused { id: usize, input: Box<StreamPlan> },
 }
 
 /// Where a source's event time is and how far watermarks trail it.
@@ -332,10 +341,114 @@ fn state_label(ttl_ms: Option<u64>) -> String {
 /// A [`NotSupported`](crate::ErrorKind::NotSupported) error naming the first
 /// construct STREAMING cannot run yet, with a hint to use BATCH.
 pub async fn plan_streaming(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
-    Box::pin(lower(state, plan)).await
+    let reuse = std::sync::Mutex::new(SubPlanReuse::new(plan));
+    REUSE.scope(reuse, Box::pin(lower(state, plan))).await
 }
 
+tokio::task_local! {
+    /// The sub-plans of the query being lowered that occur more than once.
+    static REUSE: std::sync::Mutex<SubPlanReuse>;
+}
+
+/// Which logical subtrees of a query occur more than once, and the
+/// streaming plan each was lowered to (see [`StreamNode::Reused`]).
+struct SubPlanReuse {
+    /// Each repeated subtree's id.
+    ids: HashMap<LogicalPlan, usize>,
+    /// The lowered plan of each id lowered so far.
+    lowered: HashMap<usize, StreamPlan>,
+}
+
+impl SubPlanReuse {
+    /// Numbers the subtrees of `root` that occur at least twice. A scan or
+    /// literal rows alone are not shared (reading them again is as cheap as
+    /// copying them), nor is an insert.
+    fn new(root: &LogicalPlan) -> Self {
+        let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
+        let mut stack = vec![root];
+        while let Some(plan) = stack.pop() {
+            *counts.entry(plan).or_default() += 1;
+            stack.extend(plan.inputs());
+        }
+        // Only the largest repeated subtrees: an input that occurs exactly
+        // as often as its repeated parent occurs only inside it.
+        let inner: std::collections::HashSet<&LogicalPlan> = counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .flat_map(|(plan, n)| {
+                plan.inputs()
+                    .into_iter()
+                    .filter(|input| counts.get(input) == Some(n))
+            })
+            .collect();
+        let mut repeated: Vec<&LogicalPlan> = counts
+            .iter()
+            .filter(|(plan, n)| {
+                **n > 1
+                    && !inner.contains(*plan)
+                    && !matches!(
+                        plan,
+                        LogicalPlan::TableScan(_)
+                            | LogicalPlan::Values(_)
+                            | LogicalPlan::EmptyRelation(_)
+                            | LogicalPlan::Dml(_)
+                    )
+            })
+            .map(|(plan, _)| *plan)
+            .collect();
+        // Ids in a stable order (the display), not the map's.
+        repeated.sort_by_cached_key(|plan| plan.display_indent().to_string());
+        Self {
+            ids: repeated
+                .into_iter()
+                .enumerate()
+                .map(|(id, plan)| (plan.clone(), id + 1))
+                .collect(),
+            lowered: HashMap::new(),
+        }
+    }
+}
+
+/// Lowers `plan`, or hands back the [`StreamNode::Reused`] it was lowered
+/// to if it is a repeated sub-plan already lowered.
 async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
+    // (A poisoned lock only means another lowering panicked; the table
+    // itself is still consistent.)
+    let found = REUSE
+        .try_with(|reuse| {
+            let reuse = reuse.lock().unwrap_or_else(|e| e.into_inner());
+            reuse
+                .ids
+                .get(plan)
+                .map(|id| (*id, reuse.lowered.get(id).cloned()))
+        })
+        .ok()
+        .flatten();
+    let id = match found {
+        None => return lower_node(state, plan).await,
+        Some((_, Some(done))) => return Ok(done),
+        Some((id, None)) => id,
+    };
+    let input = lower_node(state, plan).await?;
+    let reused = StreamPlan {
+        schema: input.schema.clone(),
+        changelog: input.changelog,
+        node: StreamNode::Reused {
+            id,
+            input: Box::new(input),
+        },
+    };
+    let _ = REUSE.try_with(|reuse| {
+        reuse
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lowered
+            .insert(id, reused.clone())
+    });
+    Ok(reused)
+}
+
+async fn lower_node(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     // Subqueries the optimizer could not turn into joins stay expressions
     // that no physical operator evaluates: refuse them here, not at run time.
@@ -1409,11 +1522,18 @@ impl StreamPlan {
     /// changelog mode, for `EXPLAIN`.
     pub fn display_indent(&self) -> String {
         let mut out = String::new();
-        self.fmt_indent(0, &mut out);
+        self.fmt_indent(0, &mut out, &mut std::collections::HashSet::new());
         out.trim_end().to_string()
     }
 
-    fn fmt_indent(&self, depth: usize, out: &mut String) {
+    /// `shown`: the ids of the [`StreamNode::Reused`] sub-plans written so
+    /// far.
+    fn fmt_indent(
+        &self,
+        depth: usize,
+        out: &mut String,
+        shown: &mut std::collections::HashSet<usize>,
+    ) {
         let pad = "  ".repeat(depth);
         let _ = match &self.node {
             StreamNode::Source {
@@ -1640,6 +1760,18 @@ impl StreamPlan {
                 "{pad}Sink: table={table}, changelogMode={}",
                 self.changelog
             ),
+            StreamNode::Reused { id, input } => {
+                // The sub-plan is shown at its first occurrence only.
+                if !shown.insert(*id) {
+                    return writeln!(out, "{pad}Reused: id={id}, run once (shown above)")
+                        .map_or((), |_| ());
+                }
+                let _ = writeln!(
+                    out,
+                    "{pad}Reused: id={id}, run once, its output copied to each use"
+                );
+                return input.fmt_indent(depth + 1, out, shown);
+            }
             StreamNode::TopN {
                 partition_by,
                 order_by,
@@ -1701,8 +1833,15 @@ impl StreamPlan {
                 )
             }
         };
+        for input in self.inputs() {
+            input.fmt_indent(depth + 1, out, shown);
+        }
+    }
+
+    /// The operator's inputs, left to right.
+    pub fn inputs(&self) -> Vec<&StreamPlan> {
         match &self.node {
-            StreamNode::Source { .. } => {}
+            StreamNode::Source { .. } => vec![],
             StreamNode::Filter { input, .. }
             | StreamNode::Project { input, .. }
             | StreamNode::GroupAggregate { input, .. }
@@ -1711,16 +1850,12 @@ impl StreamPlan {
             | StreamNode::WindowAssign { input, .. }
             | StreamNode::WindowAggregate { input, .. }
             | StreamNode::SessionAggregate { input, .. }
-            | StreamNode::Sink { input, .. } => input.fmt_indent(depth + 1, out),
-            StreamNode::Union { inputs } => {
-                inputs.iter().for_each(|i| i.fmt_indent(depth + 1, out))
-            }
+            | StreamNode::Reused { input, .. }
+            | StreamNode::Sink { input, .. } => vec![input.as_ref()],
+            StreamNode::Union { inputs } => inputs.iter().collect(),
             StreamNode::Join { left, right, .. }
             | StreamNode::TimeJoin { left, right, .. }
-            | StreamNode::TemporalJoin { left, right, .. } => {
-                left.fmt_indent(depth + 1, out);
-                right.fmt_indent(depth + 1, out);
-            }
+            | StreamNode::TemporalJoin { left, right, .. } => vec![left.as_ref(), right.as_ref()],
         }
     }
 }

@@ -25,6 +25,7 @@ mod join_state;
 pub mod late_rows;
 mod native_state;
 mod over_aggregate;
+mod reuse;
 mod session_aggregate;
 mod sink;
 mod source;
@@ -37,6 +38,7 @@ mod two_inputs;
 mod value_multiset;
 mod window_aggregate;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray};
@@ -172,11 +174,18 @@ pub async fn execute(
     let metrics = Arc::new(StreamMetrics::for_query(
         state.config().get_extension::<LateRowLog>(),
     ));
+    let mut uses = HashMap::new();
+    count_reused_uses(plan, &mut uses);
+    let reused = std::sync::Mutex::new(ReusedOutputs {
+        uses,
+        copies: HashMap::new(),
+    });
     let env = Env {
         state,
         ctx: &ctx,
         parallelism: parallelism.max(1),
         metrics: &metrics,
+        reused: &reused,
     };
     let outputs = build_root(plan, &env, &mut tasks).await?;
     let schema = changelog_schema(&plan.schema);
@@ -232,6 +241,33 @@ struct Env<'a> {
     ctx: &'a Arc<TaskContext>,
     parallelism: usize,
     metrics: &'a Arc<StreamMetrics>,
+    reused: &'a std::sync::Mutex<ReusedOutputs>,
+}
+
+/// The sub-plans run once for several uses ([`StreamNode::Reused`]).
+struct ReusedOutputs {
+    /// Uses of each id in the plan as it is started (a reused sub-plan
+    /// inside another is counted once per start of the outer one).
+    uses: HashMap<usize, usize>,
+    /// The output partitions of each started id not yet handed to a use.
+    copies: HashMap<usize, Vec<Vec<Receiver>>>,
+}
+
+/// Counts the uses of each [`StreamNode::Reused`] id that starting `plan`
+/// meets: every occurrence, but the input only at the first (the others
+/// are not started).
+fn count_reused_uses(plan: &StreamPlan, uses: &mut HashMap<usize, usize>) {
+    if let StreamNode::Reused { id, input } = &plan.node {
+        let count = uses.entry(*id).or_default();
+        *count += 1;
+        if *count == 1 {
+            count_reused_uses(input, uses);
+        }
+        return;
+    }
+    for input in plan.inputs() {
+        count_reused_uses(input, uses);
+    }
 }
 
 /// The schema of a key index (`GroupValues`) over evaluated key columns:
@@ -427,7 +463,9 @@ fn key_partitioned(plan: &StreamPlan) -> Option<Vec<usize>> {
                 _ => None,
             }
         }
-        StreamNode::Filter { input, .. } => key_partitioned(input),
+        StreamNode::Filter { input, .. } | StreamNode::Reused { input, .. } => {
+            key_partitioned(input)
+        }
         StreamNode::Project { input, exprs } => key_partitioned(input)?
             .iter()
             .map(|p| exprs.iter().position(|e| column(e) == Some(*p)))
@@ -546,6 +584,25 @@ async fn build(plan: &StreamPlan, env: &Env<'_>, tasks: &mut JoinSet<()>) -> Res
                     window_aggregate::start(rx, routers, spec, late.clone(), tasks)
                 })
                 .collect()
+        }
+        StreamNode::Reused { id, input } => {
+            let copy = {
+                let mut reused = env.reused.lock().unwrap_or_else(|e| e.into_inner());
+                reused.copies.get_mut(id).and_then(Vec::pop)
+            };
+            if let Some(partitions) = copy {
+                return Ok(partitions);
+            }
+            let outputs = inputs_of(input, tasks).await?;
+            let mut reused = env.reused.lock().unwrap_or_else(|e| e.into_inner());
+            let uses = reused.uses.get(id).copied().unwrap_or(1);
+            if uses <= 1 {
+                return Ok(outputs);
+            }
+            let mut per_use = reuse::fan_out(outputs, uses, tasks);
+            let mine = per_use.pop().unwrap_or_default();
+            reused.copies.insert(*id, per_use);
+            Ok(mine)
         }
         StreamNode::Union { inputs } => {
             let mut out = Vec::new();
