@@ -14,6 +14,7 @@
 
 pub mod changelog;
 pub mod config;
+pub mod decorrelated_aggregate_prefilter;
 pub mod dialect;
 pub mod error;
 pub mod insert_types;

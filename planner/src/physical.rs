@@ -53,6 +53,10 @@ pub async fn create_physical_plan(
     }
     let logical = &crate::temporal_join::lower_temporal_joins(logical, mode.mode)?;
     let optimized = state.optimize(logical)?;
+    let optimized = match mode.mode {
+        RuntimeMode::Streaming => optimized,
+        _ => crate::decorrelated_aggregate_prefilter::prefilter_decorrelated_aggregates(optimized)?,
+    };
     crate::scalar_subquery_domain_join::check_decorrelated(&optimized)?;
     let plan = match mode.mode {
         RuntimeMode::Streaming => QueryPlan::Streaming(plan_streaming(state, &optimized).await?),
