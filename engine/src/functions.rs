@@ -52,8 +52,9 @@ fn string_result(values: arrow::array::StringArray, scalar: bool) -> Result<Colu
     })
 }
 
-/// `SPLIT_INDEX(s STRING, sep STRING, i INT) -> STRING` (Flink). Splitting
-/// has no Arrow kernel, so it goes row by row.
+/// `SPLIT_INDEX(s STRING, sep STRING, i INT) -> STRING` (Flink): the
+/// `i`-th (from 0) field of `s` split at `sep`; NULL past the last field or
+/// for a negative `i`. Splitting has no Arrow kernel, so it goes row by row.
 fn split_index() -> ScalarUDF {
     create_udf(
         "split_index",
@@ -79,7 +80,14 @@ fn split_index() -> ScalarUDF {
                     if sep.is_empty() {
                         return (index == 0).then(|| s.value(r));
                     }
-                    s.value(r).split(sep).nth(index)
+                    // One character (the usual '/', ',', ...): std's char
+                    // searcher finds it with memchr; a longer separator
+                    // needs the general substring search.
+                    let mut chars = sep.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => s.value(r).split(c).nth(index),
+                        _ => s.value(r).split(sep).nth(index),
+                    }
                 })
                 .collect();
             string_result(out, scalar)
@@ -288,6 +296,18 @@ mod tests {
         for column in [1, 2, 4] {
             assert!(batches[0].column(column).is_null(0), "{text}");
         }
+        // A separator of several characters, and one of several bytes.
+        let batches = s
+            .sql("SELECT SPLIT_INDEX('a::b::c', '::', 1) AS m, SPLIT_INDEX('x→y→z', '→', 2) AS u, SPLIT_INDEX('p/q', '/', 0) AS f")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| b | z | p |"), "{text}");
         let e = s.sql("SELECT REGEXP_EXTRACT('a', '(', 0)").await;
         let e = match e {
             Ok(r) => r.collect().await.unwrap_err(),
