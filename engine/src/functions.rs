@@ -80,12 +80,12 @@ fn split_index() -> ScalarUDF {
                     if sep.is_empty() {
                         return (index == 0).then(|| s.value(r));
                     }
-                    // One character (the usual '/', ',', ...): std's char
-                    // searcher finds it with memchr; a longer separator
-                    // needs the general substring search.
-                    let mut chars = sep.chars();
-                    match (chars.next(), chars.next()) {
-                        (Some(c), None) => s.value(r).split(c).nth(index),
+                    // One ASCII byte (the usual '/', ',', ...): a plain scan
+                    // that stops at the field (fields are short: a memchr
+                    // call per field costs more than it saves); other
+                    // separators need the general substring search.
+                    match sep.as_bytes() {
+                        [byte] => nth_field(s.value(r), *byte, index),
                         _ => s.value(r).split(sep).nth(index),
                     }
                 })
@@ -93,6 +93,24 @@ fn split_index() -> ScalarUDF {
             string_result(out, scalar)
         }),
     )
+}
+
+/// The `index`-th (from 0) field of `s` split at the ASCII byte `sep`
+/// (None past the last field). Any slice at an ASCII byte is on a
+/// character boundary.
+fn nth_field(s: &str, sep: u8, index: usize) -> Option<&str> {
+    let mut start = 0;
+    let mut field = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b == sep {
+            if field == index {
+                return s.get(start..i);
+            }
+            field += 1;
+            start = i + 1;
+        }
+    }
+    if field == index { s.get(start..) } else { None }
 }
 
 /// `REGEXP_EXTRACT(s STRING, regex STRING, i INT) -> STRING` (Flink). The
@@ -308,6 +326,12 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("| b | z | p |"), "{text}");
+        assert_eq!(super::nth_field("/a//b/", b'/', 0), Some(""));
+        assert_eq!(super::nth_field("/a//b/", b'/', 2), Some(""));
+        assert_eq!(super::nth_field("/a//b/", b'/', 3), Some("b"));
+        assert_eq!(super::nth_field("/a//b/", b'/', 4), Some(""));
+        assert_eq!(super::nth_field("/a//b/", b'/', 5), None);
+        assert_eq!(super::nth_field("", b'/', 0), Some(""));
         let e = s.sql("SELECT REGEXP_EXTRACT('a', '(', 0)").await;
         let e = match e {
             Ok(r) => r.collect().await.unwrap_err(),
