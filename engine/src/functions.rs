@@ -234,20 +234,21 @@ impl ScalarUDFImpl for Modulo {
 #[cfg(test)]
 mod tests {
     use crate::Session;
+    use arrow::record_batch::RecordBatch;
+
+    /// The batches of `sql` and their pretty-printed text.
+    async fn run(s: &Session, sql: &str) -> (Vec<RecordBatch>, String) {
+        let batches = s.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        (batches, text)
+    }
 
     #[tokio::test]
     async fn mod_is_the_integer_remainder() {
         let s = Session::new();
-        let batches = s
-            .sql("SELECT MOD(17, 5) AS a, MOD(-7, 3) AS b, MOD(x, 4) AS c FROM (VALUES (10), (NULL)) t(x)")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let (_, text) = run(&s, "SELECT MOD(17, 5) AS a, MOD(-7, 3) AS b, MOD(x, 4) AS c FROM (VALUES (10), (NULL)) t(x)").await;
         assert!(text.contains("| 2 | -1 | 2 |"), "{text}");
         assert!(text.contains("| 2 | -1 |   |"), "{text}");
         let e = s.sql("SELECT MOD(1, 0)").await;
@@ -295,36 +296,16 @@ mod tests {
     async fn split_index_and_regexp_extract_follow_flink() {
         use arrow::array::Array;
         let s = Session::new();
-        let batches = s
-            .sql(
-                "SELECT SPLIT_INDEX(u, '/', 3) AS a, SPLIT_INDEX(u, '/', 9) AS b, SPLIT_INDEX(u, '/', -1) AS c,
+        let (batches, text) = run(&s, "SELECT SPLIT_INDEX(u, '/', 3) AS a, SPLIT_INDEX(u, '/', 9) AS b, SPLIT_INDEX(u, '/', -1) AS c,
                         REGEXP_EXTRACT(u, '(&|^|\\?)channel_id=([^&]*)', 2) AS d, REGEXP_EXTRACT(u, 'x(y)', 1) AS e
-                 FROM (VALUES ('https://www.nexmark.com/abc/def/item.htm?query=1&channel_id=1234')) t(u)",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+                 FROM (VALUES ('https://www.nexmark.com/abc/def/item.htm?query=1&channel_id=1234')) t(u)",).await;
         assert!(text.contains("| abc |   |   | 1234 |   |"), "{text}");
         // b and c (index past the end, negative) and e (no match) are NULL
         for column in [1, 2, 4] {
             assert!(batches[0].column(column).is_null(0), "{text}");
         }
         // A separator of several characters, and one of several bytes.
-        let batches = s
-            .sql("SELECT SPLIT_INDEX('a::b::c', '::', 1) AS m, SPLIT_INDEX('x→y→z', '→', 2) AS u, SPLIT_INDEX('p/q', '/', 0) AS f")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let (_, text) = run(&s, "SELECT SPLIT_INDEX('a::b::c', '::', 1) AS m, SPLIT_INDEX('x→y→z', '→', 2) AS u, SPLIT_INDEX('p/q', '/', 0) AS f").await;
         assert!(text.contains("| b | z | p |"), "{text}");
         assert_eq!(super::nth_field("/a//b/", b'/', 0), Some(""));
         assert_eq!(super::nth_field("/a//b/", b'/', 2), Some(""));
