@@ -942,6 +942,14 @@ mod tests {
             .to_string()
     }
 
+    /// A session in STREAMING mode with the defaults otherwise.
+    fn streaming_session() -> Session {
+        Session::builder()
+            .runtime_mode(RuntimeMode::Streaming)
+            .build()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn statements_run_in_order_and_the_last_result_is_returned() {
         let s = Session::new();
@@ -997,10 +1005,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_window_tvf_reads_only_the_columns_its_query_uses() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let out = text(
             &rows(
                 &s,
@@ -1022,10 +1027,7 @@ mod tests {
 
     #[tokio::test]
     async fn explain_shows_a_streaming_join_with_its_type_keys_and_changelog_mode() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let out = text(
             &rows(
                 &s,
@@ -1054,10 +1056,7 @@ mod tests {
 
     #[tokio::test]
     async fn explain_shows_a_repeated_sub_query_run_once() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let out = text(
             &rows(
                 &s,
@@ -1094,10 +1093,7 @@ mod tests {
 
     #[tokio::test]
     async fn explain_shows_the_state_ttl_of_joins_and_updating_aggregates() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let out = text(
             &rows(
                 &s,
@@ -1147,10 +1143,7 @@ mod tests {
 
     #[tokio::test]
     async fn explain_shows_interval_and_window_joins_freed_by_the_watermark() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let out = text(
             &rows(
                 &s,
@@ -1216,10 +1209,7 @@ mod tests {
 
     #[tokio::test]
     async fn explain_shows_the_temporal_join_in_both_modes() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let query =
             "EXPLAIN SELECT o.id, r.rate FROM o JOIN r FOR SYSTEM_TIME AS OF o.ts ON o.k = r.k";
         let out = text(
@@ -1248,10 +1238,7 @@ mod tests {
 
     #[tokio::test]
     async fn streaming_returns_a_changelog_and_refuses_what_it_cannot_run() {
-        let s = Session::builder()
-            .runtime_mode(RuntimeMode::Streaming)
-            .build()
-            .unwrap();
+        let s = streaming_session();
         let r = s.sql("SELECT 1 AS one").await.unwrap();
         assert_eq!(r.mode().unwrap().mode, RuntimeMode::Streaming);
         assert_eq!(r.schema().field(0).name(), "op");

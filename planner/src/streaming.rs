@@ -414,9 +414,13 @@ impl SubPlanReuse {
 async fn lower(state: &SessionState, plan: &LogicalPlan) -> Result<StreamPlan> {
     // (A poisoned lock only means another lowering panicked; the table
     // itself is still consistent.)
+    // Most queries repeat nothing: then no plan is hashed to look it up.
     let found = REUSE
         .try_with(|reuse| {
             let reuse = reuse.lock().unwrap_or_else(|e| e.into_inner());
+            if reuse.ids.is_empty() {
+                return None;
+            }
             reuse
                 .ids
                 .get(plan)
