@@ -42,7 +42,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
-use tributary_bench::process_memory::{reset_peak, status_mib};
+use tributary_bench::process_memory::{cpu_seconds, reset_peak, status_mib};
 use tributary_bench::tpch::answers;
 use tributary_engine::changelog;
 use tributary_engine::{RuntimeMode, Session};
@@ -400,14 +400,20 @@ fn median(mut runs: Vec<(f64, u64)>) -> (f64, u64) {
 }
 
 /// Runs a query to its end; returns (seconds, rows).
-async fn time_tributary(session: &Session, sql: &str) -> Result<(f64, u64), String> {
+/// Runs `sql` to the end; its wall time (s) and row count. Each run's wall
+/// and CPU time go to stderr (`label`), since the CPU time stays meaningful
+/// on a busy machine.
+async fn time_tributary(session: &Session, sql: &str, label: &str) -> Result<(f64, u64), String> {
+    let cpu = cpu_seconds();
     let start = Instant::now();
     let mut result = session.sql(sql).await.map_err(|e| e.to_string())?;
     let mut rows = 0;
     while let Some(b) = result.next().await {
         rows += b.map_err(|e| e.to_string())?.num_rows() as u64;
     }
-    Ok((start.elapsed().as_secs_f64(), rows))
+    let wall = start.elapsed().as_secs_f64();
+    eprintln!("{label}: {wall:.3} s, {:.2} CPU-s", cpu_seconds() - cpu);
+    Ok((wall, rows))
 }
 
 async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(f64, u64), String> {
@@ -666,7 +672,7 @@ async fn run(args: Args) -> Result<(), String> {
             true => {
                 let mut times = Vec::new();
                 for _ in 0..args.repeat {
-                    times.push(time_tributary(&batch, sql).await?);
+                    times.push(time_tributary(&batch, sql, &format!("{name} BATCH")).await?);
                 }
                 Some(median(times).0)
             }
@@ -678,7 +684,8 @@ async fn run(args: Args) -> Result<(), String> {
             true => {
                 let mut times = Vec::new();
                 for _ in 0..args.repeat {
-                    times.push(time_tributary(&streaming, sql).await?);
+                    times
+                        .push(time_tributary(&streaming, sql, &format!("{name} STREAMING")).await?);
                 }
                 Some(median(times))
             }

@@ -187,6 +187,12 @@ impl MinWatermark {
         self.current
     }
 
+    /// The last watermark router `from` sent (`i64::MIN` before any, or for
+    /// a router that does not exist).
+    pub fn of(&self, from: usize) -> i64 {
+        self.inputs.get(from).copied().unwrap_or(i64::MIN)
+    }
+
     /// Takes watermark `ts` from router `from` (which is active again if it
     /// was idle); returns the new minimum if it advanced.
     ///

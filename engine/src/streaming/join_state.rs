@@ -182,12 +182,7 @@ impl KeyIndex {
     /// waiting for one after another.
     pub fn get_or_insert_many(&mut self, keys: &[&[u8]]) -> Vec<u32> {
         self.reserve(keys.len());
-        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
-        let mask = self.table.len() - 1;
-        let touched = hashes
-            .iter()
-            .fold(0u64, |acc, h| acc ^ self.table[*h as usize & mask]);
-        std::hint::black_box(touched);
+        let hashes = self.hashes_touched(keys);
         keys.iter()
             .zip(hashes)
             .map(|(key, hash)| match self.find(key, hash) {
@@ -195,6 +190,31 @@ impl KeyIndex {
                 None => self.insert_new(key, hash),
             })
             .collect()
+    }
+
+    /// [`KeyIndex::get`] of each key, in order (`NIL`: not numbered), with
+    /// the cache misses overlapped as in [`KeyIndex::get_or_insert_many`].
+    pub fn get_many(&self, keys: &[&[u8]]) -> Vec<u32> {
+        if self.table.is_empty() {
+            return vec![NIL; keys.len()];
+        }
+        let hashes = self.hashes_touched(keys);
+        keys.iter()
+            .zip(hashes)
+            .map(|(key, hash)| self.find(key, hash).unwrap_or(NIL))
+            .collect()
+    }
+
+    /// The keys' hashes, each key's first table slot loaded (the table is
+    /// not empty).
+    fn hashes_touched(&self, keys: &[&[u8]]) -> Vec<u64> {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
+        let mask = self.table.len() - 1;
+        let touched = hashes
+            .iter()
+            .fold(0u64, |acc, h| acc ^ self.table[*h as usize & mask]);
+        std::hint::black_box(touched);
+        hashes
     }
 
     /// The index of only the keys for which `keep` holds, renumbered in

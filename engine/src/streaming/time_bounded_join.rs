@@ -40,6 +40,15 @@
 //! A row with a NULL key (SQL `=`) or a NULL time never matches: an outer or
 //! ANTI side emits it at once, other sides drop it.
 //!
+//! When one input ends (every router has sent the end-of-input
+//! watermark), no row of it can come any more, so the other side's rows
+//! need no keeping: those held are freed at once (an outer or ANTI side's
+//! unmatched rows emitted as on expiry), and later ones probe and are
+//! emitted or dropped without being stored. A bounded join whose smaller
+//! input is read first (Nexmark q4's auctions) then holds only that input,
+//! as BATCH's hash join does. A window join keeps its rows until their
+//! window closes, as before.
+//!
 //! The output watermark is the minimum over both inputs, held back by
 //! `TimeBound::watermark_delay_ms` (the largest bound of an interval join),
 //! so both inputs' event-time columns stay time attributes of the output
@@ -126,7 +135,18 @@ pub(super) fn start(
                     }
                     continue;
                 }
-                Ok(Message::Watermark { from, ts }) => inputs.advance(side, from, ts),
+                Ok(Message::Watermark { from, ts }) => {
+                    let advanced = inputs.advance(side, from, ts);
+                    if inputs.ended(side) {
+                        if let Some(out) = op.end_input(side, inputs.current()) {
+                            let failed = out.is_err();
+                            if !send_data(&tx, out).await || failed {
+                                return;
+                            }
+                        }
+                    }
+                    advanced
+                }
                 Ok(Message::Idle { from }) => inputs.idle(side, from),
                 Err(e) => Err(e),
             };
@@ -254,6 +274,8 @@ struct TimeBoundedJoin {
     output: Output,
     /// A window join: matches wait for the window to close.
     on_close: bool,
+    /// Which inputs have ended (see the module docs).
+    ended: [bool; 2],
     late: LateRows,
 }
 
@@ -326,8 +348,26 @@ impl TimeBoundedJoin {
             semi,
             output,
             on_close,
+            ended: [false; 2],
             late,
         })
+    }
+
+    /// Whether side `s` stores its new rows: not once the other input has
+    /// ended (no row can come to match them), except in a window join.
+    fn stores(&self, s: usize) -> bool {
+        self.on_close || !self.ended[1 - s]
+    }
+
+    /// Input `side` has ended at watermark `watermark`: the other side's
+    /// held rows are freed (emitting what their expiry would), unless that
+    /// was done already or this is a window join. None: nothing to do.
+    fn end_input(&mut self, side: usize, watermark: i64) -> Option<Result<ChangeBatch>> {
+        if self.ended[side] || self.on_close {
+            return None;
+        }
+        self.ended[side] = true;
+        Some(self.expire(watermark))
     }
 
     /// Whether an unmatched row of side `s` is emitted on its own (padded or
@@ -466,8 +506,14 @@ impl TimeBoundedJoin {
         // hashed or compared again): each live row's index among them.
         // Candidates (interval join): the other side's rows under each
         // distinct key, gathered once.
+        // (Rows that are not stored only look their keys up.)
+        let store = self.stores(s);
         let live_keys: Vec<&[u8]> = live.iter().map(|&i| key_of(i)).collect();
-        let row_key_ids = self.index.get_or_insert_many(&live_keys);
+        let row_key_ids = if store {
+            self.index.get_or_insert_many(&live_keys)
+        } else {
+            self.index.get_many(&live_keys)
+        };
         let mut key_ids: Vec<u32> = Vec::new();
         let distinct_of: Vec<u32> = {
             let mut index_of: DfHashMap<u32, u32> = DfHashMap::with_capacity(live.len());
@@ -518,7 +564,11 @@ impl TimeBoundedJoin {
         // When the output is exactly the passing pairs (both sides' columns,
         // nothing emitted alone before them), it is the filter's input
         // filtered: no second gather of every column.
-        let pairs_only = self.output == Output::Both && out.left.is_empty() && filtered.is_some();
+        // (Not when unmatched rows that are not stored go out alone below.)
+        let pairs_only = self.output == Output::Both
+            && out.left.is_empty()
+            && filtered.is_some()
+            && (store || !self.emits_unmatched(s));
 
         let mut new_matched = vec![false; n];
         let mut cand_matched_now: Vec<bool> = vec![false; cand_slots.len()];
@@ -548,8 +598,22 @@ impl TimeBoundedJoin {
                 }
             }
         }
-        // The new rows: SEMI emits a kept row that matched; all are stored.
+        // The new rows: SEMI emits a kept row that matched; all are stored,
+        // or, when the other input has ended, an unmatched outer or ANTI row
+        // goes out now, as it would have on expiry.
         let semi_kept_s = self.semi == Some((s, false));
+        if !store {
+            let alone = self.emits_unmatched(s);
+            for &i in &live {
+                if (semi_kept_s && new_matched[i]) || (alone && !new_matched[i]) {
+                    out.push_side(s, i as u32);
+                }
+            }
+            return match filtered {
+                Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
+                _ => self.gather_output(left_cols, right_cols, out),
+            };
+        }
         let stored = if live.len() == n {
             change.data.clone()
         } else {
@@ -617,10 +681,15 @@ impl TimeBoundedJoin {
     /// a window join's closed windows; an interval join's unmatched outer
     /// or ANTI rows.
     fn expire(&mut self, watermark: i64) -> Result<ChangeBatch> {
-        let expired = [
-            self.sides[0].take_expired(watermark),
-            self.sides[1].take_expired(watermark),
-        ];
+        // A side whose partner input has ended keeps nothing.
+        let expired = [0, 1].map(|s| {
+            let at = if self.stores(s) {
+                watermark
+            } else {
+                END_OF_INPUT
+            };
+            self.sides[s].take_expired(at)
+        });
         let out = if self.on_close {
             self.close_windows(&expired)
         } else {
@@ -1185,6 +1254,60 @@ mod tests {
         assert_eq!(late.load(Ordering::Relaxed), 1);
         op.expire(END_OF_INPUT).unwrap();
         assert_eq!(stored(&op), [0, 0]);
+    }
+
+    #[test]
+    fn once_an_input_ends_the_other_side_keeps_nothing() {
+        // Nexmark q4's shape: the left input (auctions) ends first.
+        let (mut op, _) = range_join(JoinType::Inner);
+        assert_eq!(
+            op.process(1, &rows(&[(1, 12_000)]), i64::MIN)
+                .unwrap()
+                .num_rows(),
+            0
+        );
+        let out = op.process(0, &rows(&[(1, 10_000)]), i64::MIN).unwrap();
+        assert_eq!(show(&out), ["1 10000 1 12000"]);
+        assert_eq!(stored(&op), [1, 1]);
+        // The held right row can meet no left row any more.
+        assert_eq!(op.end_input(0, i64::MIN).unwrap().unwrap().num_rows(), 0);
+        assert_eq!(stored(&op), [1, 0]);
+        assert!(op.end_input(0, i64::MIN).is_none(), "only once");
+        // New right rows probe the left rows and are not kept.
+        let out = op
+            .process(1, &rows(&[(1, 13_000), (2, 13_000)]), i64::MIN)
+            .unwrap();
+        assert_eq!(show(&out), ["1 10000 1 13000"]);
+        assert_eq!(stored(&op), [1, 0]);
+        assert_eq!(op.index.len(), 1, "an unstored key is not numbered");
+
+        // An outer side's unmatched rows go out padded when the other
+        // input ends, and later ones at once.
+        let (mut op, _) = range_join(JoinType::Left);
+        op.process(0, &rows(&[(1, 10_000), (2, 10_000)]), i64::MIN)
+            .unwrap();
+        op.process(1, &rows(&[(1, 11_000)]), i64::MIN).unwrap();
+        let out = op.end_input(1, i64::MIN).unwrap().unwrap();
+        assert_eq!(show(&out), ["2 10000 - -"]);
+        assert_eq!(stored(&op), [0, 1]);
+        let out = op
+            .process(0, &rows(&[(1, 10_500), (3, 10_500)]), i64::MIN)
+            .unwrap();
+        assert_eq!(show(&out), ["1 10500 1 11000", "3 10500 - -"]);
+        assert_eq!(stored(&op), [0, 1]);
+        // ANTI: the kept side's unmatched rows, at once.
+        let (mut anti, _) = join(JoinType::LeftAnti, INTERVAL);
+        anti.process(1, &rows(&[(1, 10_500)]), i64::MIN).unwrap();
+        assert_eq!(anti.end_input(1, i64::MIN).unwrap().unwrap().num_rows(), 0);
+        let out = anti
+            .process(0, &rows(&[(1, 10_000), (3, 10_000)]), i64::MIN)
+            .unwrap();
+        assert_eq!(show(&out), ["3 10000"]);
+        // A window join keeps its rows until their window closes.
+        let (mut window, _) = join(JoinType::Inner, WINDOW);
+        window.process(0, &rows(&[(1, 10_000)]), i64::MIN).unwrap();
+        assert!(window.end_input(1, i64::MIN).is_none());
+        assert_eq!(stored(&window), [1, 0]);
     }
 
     #[test]
