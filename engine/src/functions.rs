@@ -138,15 +138,17 @@ fn regexp_extract() -> ScalarUDF {
                     continue;
                 }
                 let p = pattern.value(r);
-                if compiled.as_ref().is_none_or(|(text, _)| text != p) {
-                    let re = regex::Regex::new(p).map_err(|e| {
-                        DataFusionError::Execution(format!(
-                            "REGEXP_EXTRACT: invalid regular expression '{p}': {e}"
-                        ))
-                    })?;
-                    compiled = Some((p.to_string(), re));
-                }
-                let (_, re) = compiled.as_ref().expect("compiled above");
+                let re = match &mut compiled {
+                    Some((text, re)) if text == p => re,
+                    _ => {
+                        let re = regex::Regex::new(p).map_err(|e| {
+                            DataFusionError::Execution(format!(
+                                "REGEXP_EXTRACT: invalid regular expression '{p}': {e}"
+                            ))
+                        })?;
+                        &mut compiled.insert((p.to_string(), re)).1
+                    }
+                };
                 let group = usize::try_from(i.value(r)).ok();
                 let found = group.and_then(|g| re.captures(s.value(r))?.get(g));
                 match found {

@@ -254,7 +254,7 @@ impl Session {
         let at = Some(statement.location);
         let result = match &statement.statement {
             Statement::CreateConnectorTable(create) => self.create_connector_table(create).await,
-            Statement::Set { key: None, .. } => Ok(self.list_settings()),
+            Statement::Set { key: None, .. } => self.list_settings(),
             Statement::Set {
                 key: Some(k),
                 value,
@@ -357,7 +357,7 @@ impl Session {
         Ok(())
     }
 
-    fn list_settings(&self) -> QueryResult {
+    fn list_settings(&self) -> Result<QueryResult> {
         let mut entries = self.tributary_config().entries();
         let state = self.ctx.state();
         let defaults: std::collections::HashMap<String, Option<String>> = ConfigOptions::default()
@@ -465,7 +465,7 @@ impl Session {
         } else {
             "table_name"
         };
-        Ok(string_batch(&[column], vec![names]))
+        string_batch(&[column], vec![names])
     }
 
     async fn describe(&self, name: &ObjectName) -> Result<QueryResult> {
@@ -531,10 +531,10 @@ impl Session {
             );
             cols[5].push(watermark.cloned().unwrap_or_default());
         }
-        Ok(string_batch(
+        string_batch(
             &["name", "type", "null", "key", "extras", "watermark"],
             cols,
-        ))
+        )
     }
 
     async fn explain(&self, inner: &ParsedStatement, analyze: bool) -> Result<QueryResult> {
@@ -594,7 +594,7 @@ impl Session {
         }
         let (types, plans): (Vec<_>, Vec<_>) =
             rows.into_iter().map(|(a, b)| (a.to_string(), b)).unzip();
-        Ok(string_batch(&["plan_type", "plan"], vec![types, plans]))
+        string_batch(&["plan_type", "plan"], vec![types, plans])
     }
 
     /// Runs `batch` to the end (its rows are dropped) and reports what each
@@ -909,7 +909,7 @@ fn unknown_key(key: &str) -> Error {
 }
 
 /// A batch of string columns.
-fn string_batch(names: &[&str], columns: Vec<Vec<String>>) -> QueryResult {
+fn string_batch(names: &[&str], columns: Vec<Vec<String>>) -> Result<QueryResult> {
     let schema = Arc::new(Schema::new(
         names
             .iter()
@@ -920,8 +920,9 @@ fn string_batch(names: &[&str], columns: Vec<Vec<String>>) -> QueryResult {
         .into_iter()
         .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
         .collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema");
-    QueryResult::batches(schema, vec![batch])
+    let batch = RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    Ok(QueryResult::batches(schema, vec![batch]))
 }
 
 #[allow(dead_code)]

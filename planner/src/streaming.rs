@@ -1102,7 +1102,10 @@ async fn lower_session_aggregate(
     schema: SchemaRef,
 ) -> Result<StreamPlan> {
     let WindowKind::Session { gap } = tvf.kind else {
-        unreachable!("session_tvf only returns SESSION")
+        return Err(datafusion::error::DataFusionError::Internal(
+            "a SESSION aggregate was planned over a window TVF that is not SESSION".into(),
+        )
+        .into());
     };
     let needs = || {
         unsupported(

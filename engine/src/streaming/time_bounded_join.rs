@@ -515,9 +515,14 @@ impl TimeBoundedJoin {
             self.index.get_many(&live_keys)
         };
         let mut key_ids: Vec<u32> = Vec::new();
-        let distinct_of: Vec<u32> = {
+        let mut distinct_of: Vec<u32> = Vec::new();
+        let mut cand_slots: Vec<u32> = Vec::new();
+        let mut pair_probe: Vec<u32> = Vec::new();
+        let mut pair_cand: Vec<u32> = Vec::new();
+        let other = &self.sides[o].held;
+        if store {
             let mut index_of: DfHashMap<u32, u32> = DfHashMap::with_capacity(live.len());
-            row_key_ids
+            distinct_of = row_key_ids
                 .iter()
                 .map(|&id| {
                     *index_of.entry(id).or_insert_with(|| {
@@ -525,30 +530,38 @@ impl TimeBoundedJoin {
                         (key_ids.len() - 1) as u32
                     })
                 })
-                .collect()
-        };
-        let mut cand_slots: Vec<u32> = Vec::new();
-        let mut distinct_range: Vec<(usize, usize)> = Vec::new();
-        if !self.on_close {
-            let other = &self.sides[o].held;
-            for &id in &key_ids {
+                .collect();
+            let mut distinct_range: Vec<(usize, usize)> = Vec::new();
+            if !self.on_close {
+                for &id in &key_ids {
+                    let start = cand_slots.len();
+                    other.slots_of(id, &mut cand_slots);
+                    distinct_range.push((start, cand_slots.len()));
+                }
+            }
+            for (&i, &d) in live.iter().zip(&distinct_of) {
+                let Some(&(a, b)) = distinct_range.get(d as usize) else {
+                    continue;
+                };
+                for j in a..b {
+                    pair_probe.push(i as u32);
+                    pair_cand.push(j as u32);
+                }
+            }
+        } else {
+            // Nothing is filed: each row reads its key's rows directly (a
+            // key repeated in the batch has its rows gathered again, which
+            // costs less than telling the batch's keys apart).
+            for (&i, &id) in live.iter().zip(&row_key_ids) {
                 let start = cand_slots.len();
                 other.slots_of(id, &mut cand_slots);
-                distinct_range.push((start, cand_slots.len()));
+                for j in start..cand_slots.len() {
+                    pair_probe.push(i as u32);
+                    pair_cand.push(j as u32);
+                }
             }
         }
-        let cand_columns = self.sides[o].held.gather(&cand_slots)?;
-        let mut pair_probe: Vec<u32> = Vec::new();
-        let mut pair_cand: Vec<u32> = Vec::new();
-        for (&i, &d) in live.iter().zip(&distinct_of) {
-            let Some(&(a, b)) = distinct_range.get(d as usize) else {
-                continue;
-            };
-            for j in a..b {
-                pair_probe.push(i as u32);
-                pair_cand.push(j as u32);
-            }
-        }
+        let cand_columns = other.gather(&cand_slots)?;
         let (left_cols, right_cols): (&[ArrayRef], &[ArrayRef]) = if s == 0 {
             (change.data.columns(), &cand_columns)
         } else {
@@ -584,8 +597,8 @@ impl TimeBoundedJoin {
             }
         }
         // Candidates that matched for the first time: SEMI emits the kept
-        // row; each is marked matched in the state. (Each candidate is in
-        // the list once: the list is built per distinct key.)
+        // row; each is marked matched in the state. (A held row listed twice,
+        // when nothing is stored, is emitted once: it is marked at once.)
         let semi_kept_o = self.semi == Some((o, false));
         if self.sides[o].reads_matches {
             for (j, now) in cand_matched_now.iter().enumerate() {
@@ -1303,6 +1316,14 @@ mod tests {
             .process(0, &rows(&[(1, 10_000), (3, 10_000)]), i64::MIN)
             .unwrap();
         assert_eq!(show(&out), ["3 10000"]);
+        // SEMI: a held kept row met by two unstored rows goes out once.
+        let (mut semi, _) = join(JoinType::LeftSemi, INTERVAL);
+        semi.process(0, &rows(&[(1, 10_000)]), i64::MIN).unwrap();
+        assert_eq!(semi.end_input(0, i64::MIN).unwrap().unwrap().num_rows(), 0);
+        let out = semi
+            .process(1, &rows(&[(1, 10_100), (1, 10_200)]), i64::MIN)
+            .unwrap();
+        assert_eq!(show(&out), ["1 10000"]);
         // A window join keeps its rows until their window closes.
         let (mut window, _) = join(JoinType::Inner, WINDOW);
         window.process(0, &rows(&[(1, 10_000)]), i64::MIN).unwrap();
