@@ -122,14 +122,25 @@ impl Store {
         Ok(self.compare(a, b)? == Ordering::Equal)
     }
 
-    /// The rows at `sources` ((batch, row)), column by column.
+    /// The rows at `sources` ((batch, row)), column by column. Only the
+    /// batches they are in are passed to `interleave` (it checks every array
+    /// it is given, and string views keep all their buffers).
     fn gather(&self, sources: &[(usize, usize)]) -> Result<Vec<arrow::array::ArrayRef>> {
-        let columns = self.batches.first().map_or(0, |b| b.num_columns());
+        let mut at = vec![NONE; self.batches.len()];
+        let mut used: Vec<&RecordBatch> = Vec::new();
+        let mut local: Vec<(usize, usize)> = Vec::with_capacity(sources.len());
+        for &(b, r) in sources {
+            if at[b] == NONE {
+                at[b] = used.len() as u32;
+                used.push(&self.batches[b]);
+            }
+            local.push((at[b] as usize, r));
+        }
+        let columns = used.first().map_or(0, |b| b.num_columns());
         (0..columns)
             .map(|c| {
-                let arrays: Vec<&dyn Array> =
-                    self.batches.iter().map(|b| b.column(c).as_ref()).collect();
-                Ok(interleave(&arrays, sources)?)
+                let arrays: Vec<&dyn Array> = used.iter().map(|b| b.column(c).as_ref()).collect();
+                Ok(interleave(&arrays, &local)?)
             })
             .collect()
     }
