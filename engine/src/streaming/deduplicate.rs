@@ -27,7 +27,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{SortOptions, interleave, take};
 use arrow::datatypes::{DataType, Int64Type};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -90,13 +90,7 @@ impl Deduplicate {
             .first()
             .map(|(_, o)| *o)
             .ok_or_else(|| DataFusionError::Internal("deduplicate: no ORDER BY".into()))?;
-        let rows = RowConverter::new(
-            spec.input
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let rows = super::top_n::whole_rows(&spec.input)?;
         Ok(Self {
             spec,
             options,
@@ -125,10 +119,7 @@ impl Deduplicate {
     }
 
     /// Whether row `a` of `batch_a` comes before row `b` of `batch_b` by
-    /// their whole-row encodings (the general Top-N's tie-break): column by
-    /// column in arrow-row's order (ascending, NULLs first), values compared
-    /// in place; a column of a type not compared here falls back to
-    /// encoding both rows.
+    /// their whole-row encodings (see [`compare_rows`]).
     fn row_before(
         &self,
         batch_a: &RecordBatch,
@@ -136,21 +127,7 @@ impl Deduplicate {
         batch_b: &RecordBatch,
         b: usize,
     ) -> Result<bool> {
-        for (x, y) in batch_a.columns().iter().zip(batch_b.columns()) {
-            match compare_values(x.as_ref(), a, y.as_ref(), b) {
-                Some(Ordering::Equal) => continue,
-                Some(order) => return Ok(order == Ordering::Less),
-                None => {
-                    let one = |batch: &RecordBatch, i: usize| -> Vec<ArrayRef> {
-                        batch.columns().iter().map(|c| c.slice(i, 1)).collect()
-                    };
-                    let ra = self.rows.convert_columns(&one(batch_a, a))?;
-                    let rb = self.rows.convert_columns(&one(batch_b, b))?;
-                    return Ok(ra.row(0) < rb.row(0));
-                }
-            }
-        }
-        Ok(false)
+        Ok(compare_rows(&self.rows, batch_a, a, batch_b, b)? == Ordering::Less)
     }
 
     /// Processes one batch of `+I` rows; returns the changes.
@@ -163,35 +140,20 @@ impl Deduplicate {
         if n == 0 {
             return Ok(None);
         }
-        if !change.all_inserts() {
-            return Err(DataFusionError::Internal(
-                "deduplicate: a retraction in an append-only input".into(),
-            ));
-        }
+        let partitions = intern_partitions(
+            "deduplicate",
+            &self.spec,
+            change,
+            &mut self.groups,
+            &mut self.group_of_row,
+        )?;
         let data = &change.data;
-        let keys = self
-            .spec
-            .partition_by
-            .iter()
-            .map(|e| e.evaluate(data)?.into_array(n).and_then(key_column))
-            .collect::<Result<Vec<_>>>()?;
         let order = match self.spec.order_by.first() {
             Some((e, _)) => e.evaluate(data)?.into_array(n)?,
             None => return Err(DataFusionError::Internal("deduplicate: no ORDER BY".into())),
         };
         let order = arrow::compute::cast(&order, &DataType::Int64)?;
         let order = order.as_primitive::<Int64Type>();
-        if self.groups.is_none() {
-            let schema = super::key_columns_schema(&keys);
-            self.groups = Some(new_group_values(schema, &GroupOrdering::None)?);
-        }
-        let Some(groups) = self.groups.as_mut() else {
-            return Err(DataFusionError::Internal(
-                "deduplicate: no key index".into(),
-            ));
-        };
-        groups.intern(&keys, &mut self.group_of_row)?;
-        let partitions = groups.len();
         self.best_order.resize(partitions, None);
         self.best_at.resize(partitions, (NONE, NONE));
         self.batch_best.resize(partitions, NONE);
@@ -300,6 +262,71 @@ impl Deduplicate {
     }
 }
 
+/// Interns the PARTITION BY values of an all-`+I` batch: each row's
+/// partition into `group_of_row` (`groups` is made from the first batch);
+/// returns how many partitions there are. `what` names the operator.
+///
+/// # Errors
+/// A retraction in `change` (the operator was chosen for an append-only
+/// input), or an expression that fails.
+pub(super) fn intern_partitions(
+    what: &str,
+    spec: &TopNSpec,
+    change: &ChangeBatch,
+    groups: &mut Option<Box<dyn GroupValues>>,
+    group_of_row: &mut Vec<usize>,
+) -> Result<usize> {
+    if !change.all_inserts() {
+        return Err(DataFusionError::Internal(format!(
+            "{what}: a retraction in an append-only input"
+        )));
+    }
+    let n = change.num_rows();
+    let keys = spec
+        .partition_by
+        .iter()
+        .map(|e| e.evaluate(&change.data)?.into_array(n).and_then(key_column))
+        .collect::<Result<Vec<_>>>()?;
+    let groups = match groups {
+        Some(groups) => groups,
+        None => groups.insert(new_group_values(
+            super::key_columns_schema(&keys),
+            &GroupOrdering::None,
+        )?),
+    };
+    groups.intern(&keys, group_of_row)?;
+    Ok(groups.len())
+}
+
+/// Row `a` of `batch_a` against row `b` of `batch_b` as their whole-row
+/// encodings by `rows` (the general Top-N's tie-break) order them: column
+/// by column in arrow-row's order (ascending, NULLs first), values compared
+/// in place; a column of a type not compared here falls back to encoding
+/// both rows.
+pub(super) fn compare_rows(
+    rows: &RowConverter,
+    batch_a: &RecordBatch,
+    a: usize,
+    batch_b: &RecordBatch,
+    b: usize,
+) -> Result<Ordering> {
+    for (x, y) in batch_a.columns().iter().zip(batch_b.columns()) {
+        match compare_values(x.as_ref(), a, y.as_ref(), b) {
+            Some(Ordering::Equal) => continue,
+            Some(order) => return Ok(order),
+            None => {
+                let one = |batch: &RecordBatch, i: usize| -> Vec<ArrayRef> {
+                    batch.columns().iter().map(|c| c.slice(i, 1)).collect()
+                };
+                let ra = rows.convert_columns(&one(batch_a, a))?;
+                let rb = rows.convert_columns(&one(batch_b, b))?;
+                return Ok(ra.row(0).cmp(&rb.row(0)));
+            }
+        }
+    }
+    Ok(Ordering::Equal)
+}
+
 /// Value `i` of `a` against value `j` of `b` (same type) as arrow-row
 /// orders them with default options: NULLs first, then ascending (floats by
 /// total order, strings by bytes); `None` for a type not compared here.
@@ -361,7 +388,7 @@ fn compare_values(a: &dyn Array, i: usize, b: &dyn Array, j: usize) -> Option<Or
 
 /// `batch` with its variable-length columns' buffers holding only their own
 /// rows (an `interleave` of string views still points into the old buffers).
-fn compact_buffers(batch: &RecordBatch) -> Result<RecordBatch> {
+pub(super) fn compact_buffers(batch: &RecordBatch) -> Result<RecordBatch> {
     let all = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
     let columns = batch
         .columns()

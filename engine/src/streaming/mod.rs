@@ -15,6 +15,7 @@
 //! Dropping the result stream aborts every task.
 
 mod aggregate_input;
+mod append_only_top_n;
 mod change_batch;
 mod deduplicate;
 mod exchange;

@@ -58,6 +58,8 @@ pub(super) fn start(
     let (tx, rx) = channel();
     let mut op = if super::deduplicate::applies(&spec) {
         Rank::Deduplicate(super::deduplicate::Deduplicate::try_new(spec)?)
+    } else if super::append_only_top_n::applies(&spec) {
+        Rank::AppendOnly(super::append_only_top_n::AppendOnlyTopN::try_new(spec)?)
     } else {
         Rank::General(TopN::try_new(spec)?)
     };
@@ -87,10 +89,12 @@ pub(super) fn start(
 }
 
 /// The operator an instance runs: the general Top-N, or deduplication
-/// ([`deduplicate`](super::deduplicate)) where it applies.
+/// ([`deduplicate`](super::deduplicate)) or the append-only Top-N
+/// ([`append_only_top_n`](super::append_only_top_n)) where they apply.
 enum Rank {
     General(TopN),
     Deduplicate(super::deduplicate::Deduplicate),
+    AppendOnly(super::append_only_top_n::AppendOnlyTopN),
 }
 
 impl Rank {
@@ -98,6 +102,7 @@ impl Rank {
         match self {
             Rank::General(op) => op.process(change),
             Rank::Deduplicate(op) => op.process(change),
+            Rank::AppendOnly(op) => op.process(change),
         }
     }
 }
@@ -121,13 +126,7 @@ pub(super) struct TopN {
 
 impl TopN {
     pub(super) fn try_new(spec: TopNSpec) -> Result<Self> {
-        let rows = RowConverter::new(
-            spec.input
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let rows = whole_rows(&spec.input)?;
         Ok(Self {
             spec,
             partition_keys: None,
@@ -340,6 +339,21 @@ impl TopN {
             decode_rows(&self.rows, out_rows.iter().map(|r| parser.parse(r)))?;
         rank_output(&self.spec.schema, columns, out_ranks, &out_kinds).map(Some)
     }
+}
+
+/// Encodes whole rows of `schema` (default sort options): the tie-break
+/// among rows with equal order keys.
+///
+/// # Errors
+/// A type arrow-row cannot encode.
+pub(super) fn whole_rows(schema: &SchemaRef) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )?)
 }
 
 /// The output of a rank operator: the input's `columns`, then the rank, as
