@@ -605,19 +605,16 @@ async fn run(args: Args) -> Result<(), String> {
         }
         let s = builder.build().map_err(|e| e.to_string())?;
         for t in &tables {
-            let parts: Vec<Vec<RecordBatch>> = t
+            let parts = t
                 .partitions
                 .iter()
                 .map(|p| {
                     p.iter()
-                        .map(|b| {
-                            b.clone()
-                                .with_schema(t.with_watermark.clone())
-                                .expect("same columns")
-                        })
-                        .collect()
+                        .map(|b| b.clone().with_schema(t.with_watermark.clone()))
+                        .collect::<Result<Vec<RecordBatch>, _>>()
                 })
-                .collect();
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", t.name))?;
             let table =
                 MemTable::try_new(t.with_watermark.clone(), parts).map_err(|e| e.to_string())?;
             s.context()

@@ -415,19 +415,17 @@ impl AppendOnlyTopN {
         let batch = RecordBatch::try_new(self.spec.input.clone(), columns)?;
         // Copy out of the shared buffers of the batches being dropped.
         let batch = compact_buffers(&batch)?;
-        let mut next = 0u32;
-        for e in self.partitions.iter_mut().flatten() {
+        for (next, e) in (0u32..).zip(self.partitions.iter_mut().flatten()) {
             (e.batch, e.row) = (0, next);
-            next += 1;
         }
         self.kept_rows = batch.num_rows();
         self.store.batches = vec![batch];
         if let Order::Encoded(_) = self.order {
             self.store.order_rows.clear();
-            if let Some(batch) = self.store.batches.first().cloned() {
-                if let Some(rows) = self.order_keys(&batch)? {
-                    self.store.order_rows.push(rows);
-                }
+            if let Some(batch) = self.store.batches.first().cloned()
+                && let Some(rows) = self.order_keys(&batch)?
+            {
+                self.store.order_rows.push(rows);
             }
         }
         Ok(())

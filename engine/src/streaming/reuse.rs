@@ -46,7 +46,7 @@ pub(super) fn fan_out(
         }
         tasks.spawn(async move {
             while let Some(item) = input.recv().await {
-                let item = item.map_err(|e| Arc::new(e));
+                let item = item.map_err(Arc::new);
                 let mut open = Vec::with_capacity(senders.len());
                 for tx in senders {
                     let copy = match &item {

@@ -137,12 +137,12 @@ pub(super) fn start(
                 }
                 Ok(Message::Watermark { from, ts }) => {
                     let advanced = inputs.advance(side, from, ts);
-                    if inputs.ended(side) {
-                        if let Some(out) = op.end_input(side, inputs.current()) {
-                            let failed = out.is_err();
-                            if !send_data(&tx, out).await || failed {
-                                return;
-                            }
+                    if inputs.ended(side)
+                        && let Some(out) = op.end_input(side, inputs.current())
+                    {
+                        let failed = out.is_err();
+                        if !send_data(&tx, out).await || failed {
+                            return;
                         }
                     }
                     advanced
@@ -615,19 +615,47 @@ impl TimeBoundedJoin {
         // or, when the other input has ended, an unmatched outer or ANTI row
         // goes out now, as it would have on expiry.
         let semi_kept_s = self.semi == Some((s, false));
-        if !store {
-            let alone = self.emits_unmatched(s);
-            for &i in &live {
-                if (semi_kept_s && new_matched[i]) || (alone && !new_matched[i]) {
-                    out.push_side(s, i as u32);
-                }
-            }
-            return match filtered {
-                Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
-                _ => self.gather_output(left_cols, right_cols, out),
-            };
+        if store {
+            self.store(
+                s,
+                change,
+                &live,
+                &distinct_of,
+                &key_ids,
+                &expiries,
+                &new_matched,
+            )?;
         }
-        let stored = if live.len() == n {
+        let alone = !store && self.emits_unmatched(s);
+        for &i in &live {
+            if (semi_kept_s && new_matched[i]) || (alone && !new_matched[i]) {
+                out.push_side(s, i as u32);
+            }
+        }
+        match filtered {
+            Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
+            _ => self.gather_output(left_cols, right_cols, out),
+        }
+    }
+
+    /// Files the live rows `live` of side `s`'s `change` (each row's index
+    /// among the batch's distinct keys in `distinct_of`, those keys' ids in
+    /// `key_ids`) with their expiries and whether each matched now.
+    ///
+    /// # Errors
+    /// Arrow errors gathering the rows; a side over `u32::MAX - 1` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        s: usize,
+        change: &ChangeBatch,
+        live: &[usize],
+        distinct_of: &[u32],
+        key_ids: &[u32],
+        expiries: &[Option<i64>],
+        new_matched: &[bool],
+    ) -> Result<()> {
+        let stored = if live.len() == change.num_rows() {
             change.data.clone()
         } else {
             let indices = UInt32Array::from_iter_values(live.iter().map(|i| *i as u32));
@@ -640,10 +668,7 @@ impl TimeBoundedJoin {
         let side = &mut self.sides[s];
         let first = side.held.append(stored)?;
         let mut run = Vec::with_capacity(live.len());
-        for (k, (&i, &d)) in live.iter().zip(&distinct_of).enumerate() {
-            if semi_kept_s && new_matched[i] {
-                out.push_side(s, i as u32);
-            }
+        for (k, (&i, &d)) in live.iter().zip(distinct_of).enumerate() {
             let Some(expiry) = expiries[i] else { continue };
             let slot = first + k as u32;
             side.held
@@ -651,10 +676,7 @@ impl TimeBoundedJoin {
             run.push((expiry, slot));
         }
         side.expiries.push(&run);
-        match filtered {
-            Some((passes, columns)) if pairs_only => self.passing_pairs(&passes, columns),
-            _ => self.gather_output(left_cols, right_cols, out),
-        }
+        Ok(())
     }
 
     /// The output rows of the pairs that pass (all `+I`): `columns` are the
